@@ -1,1 +1,41 @@
+//! fak: a tool-call firewall for AI coding agents.
+//!
+//! A policy, written in the fak language (`.fak`) or as a `fak-policy/v1` JSON manifest, is
+//! checked and compiled into a `Dag` that decides every tool call before it runs and every
+//! tool result before the model reads it:
+//!
+//! ```text
+//! .fak ──syntax::parse──▶ ast ──check::check──▶ ir ──compile::compile──▶ Dag ──eval::decide──▶ Verdict
+//! JSON ──manifest::load────────────────────────┘
+//! ```
+//!
+//! ```
+//! use fak::eval::{Call, TraceState};
+//!
+//! let policy = fak::load::from_source("p.fak", r#"
+//!     allow read on Read;
+//!     deny no-rm on Bash reason POLICY_BLOCK when args.command matches r"\brm\s+-rf\b";
+//!     allow bash on Bash;
+//! "#).into_result().unwrap();
+//! let call = Call { tool: "Bash".into(), args: serde_json::json!({"command": "rm -rf /"}) };
+//! let v = fak::eval::decide(&policy.dag, &call, &TraceState::default());
+//! assert_eq!(&*v.reason, "POLICY_BLOCK");
+//! assert_eq!(&*v.by.rule, "no-rm");
+//! ```
+//!
+//! ARCHITECTURE.md maps the modules; docs/POLICY.md is the language reference.
 
+pub mod ast;
+pub mod diag;
+pub mod syntax;
+pub mod tools;
+pub mod path;
+pub mod ir;
+pub mod check;
+pub mod manifest;
+pub mod stdlib;
+pub mod load;
+pub mod compile;
+pub mod eval;
+pub mod convert;
+pub mod cli;

@@ -1,0 +1,311 @@
+//! The canonical formatter (`fak policy --fmt`).
+//!
+//! One way to write each thing: four-space indents, a rule on one line when it fits in
+//! `WIDTH` columns and one clause per line when it does not, long `when` conditions broken
+//! before their top-level `and` / `or`, JSON written `{"k": v}`. Strings keep their spelling;
+//! comments are kept (a comment written inside an item moves above it). Parsing the output
+//! gives the same tree as parsing the input, and formatting is idempotent.
+
+use std::fmt::Write as _;
+
+use super::*;
+
+pub const WIDTH: usize = 100;
+const INDENT: &str = "    ";
+
+/// Formats a whole file.
+pub fn file(f: &File) -> String {
+    let mut out = String::new();
+    for (i, item) in f.items.iter().enumerate() {
+        if i > 0 && (item.blank_before || needs_blank(f.items.get(i - 1), item)) {
+            out.push('\n');
+        }
+        for c in &item.leading {
+            let _ = writeln!(out, "#{c}");
+        }
+        let body = self::item(&item.kind);
+        out.push_str(&body);
+        if let Some(c) = &item.trailing {
+            let _ = write!(out, " #{c}");
+        }
+        out.push('\n');
+    }
+    if !f.trailing_comments.is_empty() && !f.items.is_empty() {
+        out.push('\n');
+    }
+    for c in &f.trailing_comments {
+        let _ = writeln!(out, "#{c}");
+    }
+    out
+}
+
+/// Tests and multi-line rules stand apart from their neighbours.
+fn needs_blank(prev: Option<&Item>, item: &Item) -> bool {
+    let is_test = |i: &Item| matches!(i.kind, ItemKind::Test(_));
+    prev.is_some_and(|p| is_test(p) || is_test(item))
+}
+
+pub fn item(k: &ItemKind) -> String {
+    match k {
+        ItemKind::Import(i) => {
+            let mut s = String::from("import ");
+            match &i.target {
+                ImportTarget::Std(path, _) => {
+                    s.push_str("std");
+                    for p in path {
+                        s.push('.');
+                        s.push_str(p);
+                    }
+                }
+                ImportTarget::File(f) => s.push_str(&f.raw),
+            }
+            if let Some(a) = &i.alias {
+                let _ = write!(s, " as {}", a.name);
+            }
+            s.push(';');
+            s
+        }
+        ItemKind::Set(d) => {
+            let items: Vec<String> = d.items.iter().map(lit).collect();
+            let head = format!("{} {} = ", d.kind.keyword(), d.name.name);
+            let one = format!("{head}[{}];", items.join(", "));
+            if one.len() <= WIDTH && !one.contains('\n') {
+                one
+            } else {
+                let mut s = format!("{head}[\n");
+                for i in items {
+                    let _ = writeln!(s, "{INDENT}{i},");
+                }
+                s.push_str("];");
+                s
+            }
+        }
+        ItemKind::Reason(r) => format!("reason {} {};", r.name.name, r.disposition.name),
+        ItemKind::Posture(p) => format!("posture {};", p.name),
+        ItemKind::Advisory(names) => {
+            let names: Vec<&str> = names.iter().map(|n| n.name.as_str()).collect();
+            format!("advisory {};", names.join(", "))
+        }
+        ItemKind::Rule(r) => rule(r),
+        ItemKind::Test(t) => test(t),
+    }
+}
+
+pub fn rule(r: &Rule) -> String {
+    let mut head = format!("{} {}", r.verdict.keyword(), r.id.name);
+    if let Some(on) = &r.on {
+        head.push_str(" on");
+        if let Some((side, _)) = on.side {
+            head.push_str(match side {
+                Side::Call => " call",
+                Side::Result => " result",
+            });
+        }
+        let tools: Vec<String> = on
+            .tools
+            .iter()
+            .map(|t| match t {
+                ToolItem::Star(_) => "*".to_string(),
+                ToolItem::Str(s) => s.raw.clone(),
+                ToolItem::Name(n) => n.name.clone(),
+            })
+            .collect();
+        head.push(' ');
+        head.push_str(&tools.join(", "));
+    }
+    let clauses: Vec<String> = r.clauses.iter().map(|c| clause(c, None)).collect();
+    let mut one = head.clone();
+    for c in &clauses {
+        one.push(' ');
+        one.push_str(c);
+    }
+    one.push(';');
+    if one.len() <= WIDTH && !one.contains('\n') {
+        return one;
+    }
+    let mut s = head;
+    for c in &r.clauses {
+        s.push('\n');
+        s.push_str(INDENT);
+        s.push_str(&clause(c, Some(INDENT.len())));
+    }
+    s.push(';');
+    s
+}
+
+fn clause(c: &Clause, broken_at: Option<usize>) -> String {
+    match c {
+        Clause::Reason(r) => format!("reason {}", r.name),
+        Clause::Message(m) => format!("message {}", m.raw),
+        Clause::When(e) => {
+            let flat = format!("when {}", expr(e));
+            match broken_at {
+                Some(indent) if indent + flat.len() > WIDTH => format!("when {}", expr_broken(e, indent + INDENT.len())),
+                _ => flat,
+            }
+        }
+        Clause::Set(p, v) => format!("set {} = {}", path(p), json(&v.value)),
+        Clause::Advisory(_) => "advisory".to_string(),
+    }
+}
+
+/// Breaks a long condition before each operator of its top-level `and` / `or` chain.
+fn expr_broken(e: &Expr, indent: usize) -> String {
+    let ExprKind::Binary(op @ (BinOp::And | BinOp::Or), _, _) = &e.kind else {
+        return expr(e);
+    };
+    let mut operands = Vec::new();
+    flatten(e, *op, &mut operands);
+    let pad = " ".repeat(indent);
+    let mut s = String::new();
+    for (i, o) in operands.iter().enumerate() {
+        if i > 0 {
+            let _ = write!(s, "\n{pad}{} ", op.symbol());
+        }
+        s.push_str(&operand(o, *op, i > 0));
+    }
+    s
+}
+
+fn flatten<'a>(e: &'a Expr, op: BinOp, out: &mut Vec<&'a Expr>) {
+    match &e.kind {
+        ExprKind::Binary(o, l, r) if *o == op => {
+            flatten(l, op, out);
+            out.push(r);
+        }
+        _ => out.push(e),
+    }
+}
+
+pub fn expr(e: &Expr) -> String {
+    match &e.kind {
+        ExprKind::Lit(l) => lit(l),
+        ExprKind::List(items) => {
+            let items: Vec<String> = items.iter().map(expr).collect();
+            format!("[{}]", items.join(", "))
+        }
+        ExprKind::Path(p) => path(p),
+        ExprKind::Call(f, args) => {
+            let args: Vec<String> = args.iter().map(expr).collect();
+            format!("{}({})", f.name, args.join(", "))
+        }
+        ExprKind::Not(inner) => {
+            let needs = matches!(inner.kind, ExprKind::Binary(BinOp::And | BinOp::Or, _, _));
+            if needs {
+                format!("not ({})", expr(inner))
+            } else {
+                format!("not {}", expr(inner))
+            }
+        }
+        ExprKind::Binary(op, l, r) => format!("{} {} {}", operand(l, *op, false), op.symbol(), operand(r, *op, true)),
+        ExprKind::Quant(q, var, list, body) => {
+            let q = match q {
+                Quant::Any => "any",
+                Quant::All => "all",
+            };
+            format!("{q}({} in {}: {})", var.name, expr(list), expr(body))
+        }
+        ExprKind::Paren(inner) => format!("({})", expr(inner)),
+    }
+}
+
+/// An operand of `op`, parenthesised when the tree could not be read back otherwise (only
+/// trees built by a program, such as `--convert`, lack the parentheses).
+fn operand(e: &Expr, op: BinOp, right: bool) -> String {
+    let needs = match &e.kind {
+        ExprKind::Binary(inner, _, _) => {
+            let (pi, po) = (inner.precedence(), op.precedence());
+            pi < po || (right && pi == po && pi == 4)
+        }
+        ExprKind::Not(_) => op.precedence() == 4,
+        _ => false,
+    };
+    if needs {
+        format!("({})", expr(e))
+    } else {
+        expr(e)
+    }
+}
+
+pub fn path(p: &ValuePath) -> String {
+    let mut s = p.root.name.clone();
+    for seg in &p.segs {
+        match seg {
+            Seg::Field(f) => {
+                s.push('.');
+                s.push_str(&f.name);
+            }
+            Seg::Index(i) => {
+                let _ = write!(s, "[{}]", i.raw);
+            }
+        }
+    }
+    s
+}
+
+pub fn lit(l: &Lit) -> String {
+    match l {
+        Lit::Str(s) => s.raw.clone(),
+        Lit::Num(_, text, _) => text.clone(),
+        Lit::Bool(b, _) => b.to_string(),
+        Lit::Name(n) => n.name.clone(),
+    }
+}
+
+/// JSON with a space after `:` and `,`, on one line.
+pub fn json(v: &serde_json::Value) -> String {
+    match v {
+        serde_json::Value::Object(m) => {
+            let members: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{}: {}", serde_json::Value::String(k.clone()), json(v)))
+                .collect();
+            format!("{{{}}}", members.join(", "))
+        }
+        serde_json::Value::Array(a) => {
+            let items: Vec<String> = a.iter().map(json).collect();
+            format!("[{}]", items.join(", "))
+        }
+        other => other.to_string(),
+    }
+}
+
+fn test(t: &Test) -> String {
+    let mut s = format!("test {} {{\n", t.name.raw);
+    for st in &t.stmts {
+        s.push_str(INDENT);
+        match st {
+            TestStmt::Call { tool, args } => {
+                let _ = write!(s, "call {} {}", tool_name(tool), json(&args.value));
+            }
+            TestStmt::Result { tool, text } => {
+                let _ = write!(s, "result {} {}", tool_name(tool), text.raw);
+            }
+            TestStmt::Taint(t) => {
+                let _ = write!(s, "taint {}", t.name);
+            }
+            TestStmt::Expect(e) => {
+                let _ = write!(s, "expect {}", e.verdict.keyword());
+                if let Some(r) = &e.reason {
+                    let _ = write!(s, " {}", r.name);
+                }
+                if let Some(b) = &e.by {
+                    let _ = write!(s, " by {}", b.name);
+                }
+                if let Some(w) = &e.with {
+                    let _ = write!(s, " with {}", json(&w.value));
+                }
+            }
+        }
+        s.push_str(";\n");
+    }
+    s.push('}');
+    s
+}
+
+fn tool_name(t: &ToolName) -> String {
+    match t {
+        ToolName::Name(n) => n.name.clone(),
+        ToolName::Str(s) => s.raw.clone(),
+    }
+}

@@ -1,0 +1,293 @@
+//! `ir::Program` to `Dag`: the immutable decision structure every request shares.
+//!
+//! The Dag is a two-level dispatch. First the side (call or result) and the tool name pick a
+//! `Bucket`: the rules that can apply to that tool, sorted most restrictive first. Then, per
+//! bucket:
+//!
+//! - conditions are hash-consed into one node arena, so a condition several rules share is
+//!   built once and its atoms are evaluated at most once per decision (`lower.rs`);
+//! - per field (`args.command`, `path(args.file_path)`, ...), one aho-corasick pass over the
+//!   literals that every regex, `contains`, `==` and `starts_with` on that field needs, and
+//!   one GlobSet pass over its globs, say which atoms may be true (`prefilter.rs`). An atom
+//!   whose literals are absent is false without running its regex; a rule whose condition
+//!   needs such an atom (its trigger) is not looked at at all, so the cost of a decision does
+//!   not grow with rules that cannot fire.
+//!
+//! INVARIANT: prefilters may say "maybe" but never "no" when the answer is yes. Compiling
+//! with `CompileOptions { prefilter: false }` must give the same verdict on every input;
+//! tests/it/props.rs and the fuzz targets check it against `eval::reference`.
+
+mod lower;
+mod prefilter;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use serde_json::Value as Json;
+
+use crate::eval::{is_advisory, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState, Verdict, V};
+use crate::ir::{self, Side, VerdictKind};
+
+pub use lower::{Bucket, Node, NodeId};
+
+#[derive(Clone, Copy, Debug)]
+pub struct CompileOptions {
+    /// Build the aho-corasick and GlobSet prefilters (off only to test that they change
+    /// nothing, and to measure what they save).
+    pub prefilter: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions { prefilter: true }
+    }
+}
+
+/// The compiled policy. Immutable, `Send + Sync`, shared behind an `Arc`; a reload builds a
+/// new one and swaps it whole.
+#[derive(Debug)]
+pub struct Dag {
+    program: Arc<ir::Program>,
+    call: SideTable,
+    result: SideTable,
+    options: CompileOptions,
+}
+
+#[derive(Debug)]
+struct SideTable {
+    /// Buckets of the tools some rule names exactly or that a prefix rule was resolved for.
+    exact: HashMap<String, Bucket>,
+    /// Every other tool: rules on `*` and on prefixes, each checking the tool name.
+    fallback: Bucket,
+}
+
+pub fn compile(program: ir::Program, options: CompileOptions) -> Dag {
+    let program = Arc::new(program);
+    let call = side_table(&program, Side::Call, options);
+    let result = side_table(&program, Side::Result, options);
+    Dag { program, call, result, options }
+}
+
+fn side_table(p: &ir::Program, side: Side, options: CompileOptions) -> SideTable {
+    let on_side: Vec<usize> = p.rules.iter().enumerate().filter(|(_, r)| r.side == side).map(|(i, _)| i).collect();
+    let mut names: Vec<&str> = on_side
+        .iter()
+        .filter_map(|i| p.rules.get(*i))
+        .flat_map(|r| r.tools.exact.iter().map(String::as_str))
+        .collect();
+    names.sort_unstable();
+    names.dedup();
+    let mut exact = HashMap::with_capacity(names.len());
+    for name in names {
+        let rules: Vec<(usize, bool)> = on_side
+            .iter()
+            .copied()
+            .filter(|i| p.rules.get(*i).is_some_and(|r| r.tools.matches(name)))
+            .map(|i| (i, false))
+            .collect();
+        exact.insert(name.to_string(), lower::bucket(p, &rules, options, name));
+    }
+    let fallback_rules: Vec<(usize, bool)> = on_side
+        .iter()
+        .copied()
+        .filter_map(|i| {
+            let r = p.rules.get(i)?;
+            if r.tools.any {
+                Some((i, false))
+            } else if !r.tools.prefixes.is_empty() {
+                Some((i, true))
+            } else {
+                None
+            }
+        })
+        .collect();
+    let fallback = lower::bucket(p, &fallback_rules, options, "*");
+    SideTable { exact, fallback }
+}
+
+impl Dag {
+    pub fn program(&self) -> &ir::Program {
+        &self.program
+    }
+
+    pub fn options(&self) -> CompileOptions {
+        self.options
+    }
+
+    fn bucket(&self, side: Side, tool: &str) -> &Bucket {
+        let t = match side {
+            Side::Call => &self.call,
+            Side::Result => &self.result,
+        };
+        t.exact.get(tool).unwrap_or(&t.fallback)
+    }
+
+    /// Every bucket, for `--dump --format dag`.
+    pub fn buckets(&self) -> Vec<(Side, &str, &Bucket)> {
+        let mut out = Vec::new();
+        for (side, t) in [(Side::Call, &self.call), (Side::Result, &self.result)] {
+            let mut names: Vec<&String> = t.exact.keys().collect();
+            names.sort();
+            for n in names {
+                if let Some(b) = t.exact.get(n) {
+                    out.push((side, n.as_str(), b));
+                }
+            }
+            out.push((side, "*", &t.fallback));
+        }
+        out
+    }
+}
+
+/// The path a decision took, for `--explain`.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct Explain {
+    /// The bucket the tool name selected.
+    pub bucket: String,
+    /// Prefilter atoms that fired: `field: atom`.
+    pub prefilter_hits: Vec<String>,
+    /// Rules looked at, in order, and whether their condition held.
+    pub rules: Vec<(String, bool)>,
+    /// Rules the prefilters ruled out without evaluating.
+    pub skipped: usize,
+}
+
+/// Decides one call.
+pub fn decide(dag: &Dag, call: &Call, trace: &TraceState) -> Verdict {
+    decide_inner(dag, call, trace, None)
+}
+
+/// Decides one call and says how.
+pub fn decide_explained(dag: &Dag, call: &Call, trace: &TraceState) -> (Verdict, Explain) {
+    let mut ex = Explain::default();
+    let v = decide_inner(dag, call, trace, Some(&mut ex));
+    (v, ex)
+}
+
+fn decide_inner(dag: &Dag, call: &Call, trace: &TraceState, ex: Option<&mut Explain>) -> Verdict {
+    if let Some(v) = precheck(call) {
+        return v;
+    }
+    let input = Input { tool: &call.tool, args: &call.args, result_text: None, trace };
+    run(dag, Side::Call, &input, ex)
+}
+
+/// Decides what of a tool result the model may read.
+pub fn admit(dag: &Dag, result: &ToolResult, trace: &TraceState) -> Verdict {
+    admit_inner(dag, result, trace, None)
+}
+
+pub fn admit_explained(dag: &Dag, result: &ToolResult, trace: &TraceState) -> (Verdict, Explain) {
+    let mut ex = Explain::default();
+    let v = admit_inner(dag, result, trace, Some(&mut ex));
+    (v, ex)
+}
+
+fn admit_inner(dag: &Dag, result: &ToolResult, trace: &TraceState, ex: Option<&mut Explain>) -> Verdict {
+    if let Some(v) = precheck_result(result) {
+        return v;
+    }
+    static EMPTY: std::sync::OnceLock<Json> = std::sync::OnceLock::new();
+    let args = EMPTY.get_or_init(|| Json::Object(serde_json::Map::new()));
+    let input = Input { tool: &result.tool, args, result_text: Some(&result.text), trace };
+    run(dag, Side::Result, &input, ex)
+}
+
+const UNKNOWN: u8 = 0;
+const FALSE: u8 = 1;
+const TRUE: u8 = 2;
+
+/// Per-decision scratch: field values, atom states, prefilter hits.
+pub(crate) struct Run<'a> {
+    pub scope: Scope<'a>,
+    pub fields: Vec<Option<V<'a>>>,
+    pub atoms: Vec<u8>,
+    pub hits: Vec<bool>,
+}
+
+fn run(dag: &Dag, side: Side, input: &Input<'_>, mut ex: Option<&mut Explain>) -> Verdict {
+    let b = dag.bucket(side, input.tool);
+    if let Some(e) = ex.as_deref_mut() {
+        e.bucket = b.name.clone();
+    }
+    let mut st = Run {
+        scope: Scope::new(input),
+        fields: vec![None; b.fields.len()],
+        atoms: vec![UNKNOWN; b.atoms.len()],
+        hits: vec![false; b.atoms.len()],
+    };
+    // Which rules to look at: all of them without prefilters; with them, the rules with no
+    // trigger plus those whose trigger atoms the prefilters could not rule out.
+    let candidates: Vec<u32> = if dag.options.prefilter {
+        b.prefilter.run(b, &mut st);
+        if let Some(e) = ex.as_deref_mut() {
+            for (i, hit) in st.hits.iter().enumerate() {
+                if *hit {
+                    e.prefilter_hits.push(b.describe_atom(i));
+                }
+            }
+        }
+        let mut c = b.always.clone();
+        for (atom, hit) in st.hits.iter().enumerate() {
+            if *hit {
+                if let Some(rs) = b.triggered.get(atom) {
+                    c.extend_from_slice(rs);
+                }
+            }
+        }
+        c.sort_unstable();
+        c.dedup();
+        c
+    } else {
+        (0..u32::try_from(b.rules.len()).unwrap_or(u32::MAX)).collect()
+    };
+    if let Some(e) = ex.as_deref_mut() {
+        e.skipped = b.rules.len().saturating_sub(candidates.len());
+    }
+    let program = &dag.program;
+    let mut out = Outcome::new();
+    let mut transformed = false;
+    for pos in candidates {
+        let Some(br) = b.rules.get(pos as usize) else { continue };
+        let Some(rule) = program.rules.get(br.rule) else { continue };
+        // Past the advisories, the first DENY, QUARANTINE or ALLOW found decides its class and
+        // everything less restrictive; all TRANSFORMs that hold are composed.
+        if !br.advisory {
+            let decided = out.deny.is_some()
+                || out.quarantine.is_some()
+                || (transformed && rule.verdict == VerdictKind::Allow)
+                || out.allow.is_some();
+            if decided {
+                break;
+            }
+        }
+        if br.check_tool && !rule.tools.matches(input.tool) {
+            continue;
+        }
+        match b.eval_node(br.root, &mut st) {
+            Ok(holds) => {
+                if let Some(e) = ex.as_deref_mut() {
+                    e.rules.push((rule.id.to_string(), holds));
+                }
+                if holds {
+                    out.add(rule, br.advisory);
+                    if rule.verdict == VerdictKind::Transform && !br.advisory {
+                        transformed = true;
+                    }
+                }
+            }
+            Err(_) => {
+                out.error = Some(rule);
+                break;
+            }
+        }
+    }
+    out.finish(program, side, input.tool, input.args)
+}
+
+/// The rules in the order a bucket tries them: advisories (all evaluated), then DENY,
+/// QUARANTINE, TRANSFORM, ALLOW; by id within a class.
+pub(crate) fn priority(p: &ir::Program, r: &ir::Rule) -> (u8, u8, Arc<str>) {
+    let advisory = is_advisory(p, r);
+    (u8::from(!advisory), 3 - ir::rank(r.verdict), r.id.clone())
+}

@@ -1,0 +1,256 @@
+//! Rules of one bucket to hash-consed nodes, atoms and fields, and their evaluation.
+
+use std::collections::HashMap;
+
+use super::prefilter::{self, Prefilter};
+use super::{priority, CompileOptions, Run, FALSE, TRUE};
+use crate::eval::EvalError;
+use crate::ir::{self, Atom};
+
+pub type NodeId = u32;
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Node {
+    True,
+    False,
+    And(Vec<NodeId>),
+    Or(Vec<NodeId>),
+    Not(NodeId),
+    /// A leaf: an index into `Bucket::atoms`.
+    Atom(u32),
+    /// A quantifier, walked by the reference semantics (its atoms depend on the variable, so
+    /// there is nothing to share or prefilter inside it).
+    Quant(ir::Expr),
+}
+
+#[derive(Debug)]
+pub struct BucketAtom {
+    pub atom: ir::Atom,
+    /// The left side's value, when it does not depend on a quantifier variable.
+    pub field: Option<u32>,
+}
+
+#[derive(Debug)]
+pub struct BucketRule {
+    /// Index into the program's rules.
+    pub rule: usize,
+    pub root: NodeId,
+    pub advisory: bool,
+    /// The bucket is the fallback and the rule names prefixes: check the tool name.
+    pub check_tool: bool,
+}
+
+/// The rules that can apply to one tool (or, for `*`, to tools no rule names).
+#[derive(Debug)]
+pub struct Bucket {
+    pub name: String,
+    /// In priority order (see `compile::priority`).
+    pub rules: Vec<BucketRule>,
+    pub nodes: Vec<Node>,
+    pub atoms: Vec<BucketAtom>,
+    /// Distinct left-side values, computed at most once per decision.
+    pub fields: Vec<ir::Value>,
+    /// Rule positions to look at whatever the prefilters say.
+    pub always: Vec<u32>,
+    /// For each atom, the rule positions it can trigger.
+    pub triggered: Vec<Vec<u32>>,
+    pub prefilter: Prefilter,
+}
+
+struct Builder<'p> {
+    nodes: Vec<Node>,
+    node_ids: HashMap<Node, NodeId>,
+    atoms: Vec<BucketAtom>,
+    atom_ids: HashMap<&'p ir::Atom, u32>,
+    fields: Vec<ir::Value>,
+    field_ids: HashMap<&'p ir::Value, u32>,
+}
+
+pub fn bucket(p: &ir::Program, rules: &[(usize, bool)], options: CompileOptions, name: &str) -> Bucket {
+    let mut sorted: Vec<(usize, bool)> = rules.to_vec();
+    sorted.sort_by_key(|(i, _)| p.rules.get(*i).map(|r| priority(p, r)));
+    let mut b = Builder {
+        nodes: Vec::new(),
+        node_ids: HashMap::new(),
+        atoms: Vec::new(),
+        atom_ids: HashMap::new(),
+        fields: Vec::new(),
+        field_ids: HashMap::new(),
+    };
+    let mut out_rules = Vec::with_capacity(sorted.len());
+    for (i, check_tool) in &sorted {
+        let Some(r) = p.rules.get(*i) else { continue };
+        let root = b.expr(&r.cond);
+        out_rules.push(BucketRule { rule: *i, root, advisory: crate::eval::is_advisory(p, r), check_tool: *check_tool });
+    }
+    let prefilter = if options.prefilter { prefilter::build(&b.atoms, &b.fields) } else { Prefilter::default() };
+    let mut always = Vec::new();
+    let mut triggered = vec![Vec::new(); b.atoms.len()];
+    for (pos, r) in out_rules.iter().enumerate() {
+        let pos = u32::try_from(pos).unwrap_or(u32::MAX);
+        let trig = if options.prefilter && !r.advisory { trigger(&b.nodes, r.root, &prefilter) } else { None };
+        match trig {
+            None => always.push(pos),
+            Some(atoms) => {
+                for a in atoms {
+                    if let Some(t) = triggered.get_mut(a as usize) {
+                        t.push(pos);
+                    }
+                }
+            }
+        }
+    }
+    Bucket {
+        name: name.to_string(),
+        rules: out_rules,
+        nodes: b.nodes,
+        atoms: b.atoms,
+        fields: b.fields,
+        always,
+        triggered,
+        prefilter,
+    }
+}
+
+/// Atoms one of which the prefilters must report for the node to be true; `None` when no
+/// such set is known.
+fn trigger(nodes: &[Node], id: NodeId, pf: &Prefilter) -> Option<Vec<u32>> {
+    match nodes.get(id as usize)? {
+        Node::False => Some(Vec::new()),
+        Node::Atom(a) if pf.covers(*a) => Some(vec![*a]),
+        Node::And(items) => items.iter().filter_map(|i| trigger(nodes, *i, pf)).min_by_key(Vec::len),
+        Node::Or(items) => {
+            let mut all = Vec::new();
+            for i in items {
+                all.extend(trigger(nodes, *i, pf)?);
+            }
+            all.sort_unstable();
+            all.dedup();
+            Some(all)
+        }
+        _ => None,
+    }
+}
+
+impl<'p> Builder<'p> {
+    fn intern(&mut self, n: Node) -> NodeId {
+        if let Some(id) = self.node_ids.get(&n) {
+            return *id;
+        }
+        let id = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
+        self.nodes.push(n.clone());
+        self.node_ids.insert(n, id);
+        id
+    }
+
+    fn expr(&mut self, e: &'p ir::Expr) -> NodeId {
+        let n = match e {
+            ir::Expr::True => Node::True,
+            ir::Expr::False => Node::False,
+            ir::Expr::And(items) => Node::And(items.iter().map(|i| self.expr(i)).collect()),
+            ir::Expr::Or(items) => Node::Or(items.iter().map(|i| self.expr(i)).collect()),
+            ir::Expr::Not(inner) => Node::Not(self.expr(inner)),
+            ir::Expr::Atom(a) => Node::Atom(self.atom(a)),
+            q @ ir::Expr::Quant { .. } => Node::Quant(q.clone()),
+        };
+        self.intern(n)
+    }
+
+    fn atom(&mut self, a: &'p ir::Atom) -> u32 {
+        if let Some(id) = self.atom_ids.get(a) {
+            return *id;
+        }
+        let left = left(a);
+        let field = if left.uses_var() { None } else { Some(self.field(left)) };
+        let id = u32::try_from(self.atoms.len()).unwrap_or(u32::MAX);
+        self.atoms.push(BucketAtom { atom: a.clone(), field });
+        self.atom_ids.insert(a, id);
+        id
+    }
+
+    fn field(&mut self, v: &'p ir::Value) -> u32 {
+        if let Some(id) = self.field_ids.get(v) {
+            return *id;
+        }
+        let id = u32::try_from(self.fields.len()).unwrap_or(u32::MAX);
+        self.fields.push(v.clone());
+        self.field_ids.insert(v, id);
+        id
+    }
+}
+
+/// The value an atom tests.
+pub fn left(a: &ir::Atom) -> &ir::Value {
+    match a {
+        Atom::Truthy(v)
+        | Atom::Cmp(_, v, _)
+        | Atom::In(v, _)
+        | Atom::Contains(v, _)
+        | Atom::Matches(v, _)
+        | Atom::Glob(v, _)
+        | Atom::StartsWith(v, _)
+        | Atom::EndsWith(v, _) => v,
+    }
+}
+
+impl Bucket {
+    pub(crate) fn field_value<'a>(&'a self, f: u32, st: &mut Run<'a>) -> crate::eval::V<'a> {
+        if let Some(Some(v)) = st.fields.get(f as usize) {
+            return v.clone();
+        }
+        let v = match self.fields.get(f as usize) {
+            Some(value) => st.scope.value(value),
+            None => crate::eval::V::Absent,
+        };
+        if let Some(slot) = st.fields.get_mut(f as usize) {
+            *slot = Some(v.clone());
+        }
+        v
+    }
+
+    fn eval_atom<'a>(&'a self, a: u32, st: &mut Run<'a>) -> Result<bool, EvalError> {
+        match st.atoms.get(a as usize).copied() {
+            Some(TRUE) => return Ok(true),
+            Some(FALSE) => return Ok(false),
+            _ => {}
+        }
+        let Some(ba) = self.atoms.get(a as usize) else { return Ok(false) };
+        let field = ba.field.map(|f| self.field_value(f, st));
+        let r = st.scope.atom(&ba.atom, field.as_ref())?;
+        if let Some(s) = st.atoms.get_mut(a as usize) {
+            *s = if r { TRUE } else { FALSE };
+        }
+        Ok(r)
+    }
+
+    pub(crate) fn eval_node<'a>(&'a self, id: NodeId, st: &mut Run<'a>) -> Result<bool, EvalError> {
+        let Some(n) = self.nodes.get(id as usize) else { return Ok(false) };
+        Ok(match n {
+            Node::True => true,
+            Node::False => false,
+            Node::And(items) => {
+                for i in items {
+                    if !self.eval_node(*i, st)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            Node::Or(items) => {
+                for i in items {
+                    if self.eval_node(*i, st)? {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
+            Node::Not(inner) => !self.eval_node(*inner, st)?,
+            Node::Atom(a) => self.eval_atom(*a, st)?,
+            Node::Quant(e) => st.scope.expr(e)?,
+        })
+    }
+
+    pub fn describe_atom(&self, a: usize) -> String {
+        self.atoms.get(a).map_or_else(String::new, |ba| crate::ir::describe_atom(&ba.atom))
+    }
+}

@@ -1,0 +1,276 @@
+//! Per-field prefilters: which atoms may be true, found in one pass per field.
+//!
+//! For each field (a left-side value such as `args.command`), every atom that needs a literal
+//! to be present contributes its literals to one aho-corasick automaton: the literal of a
+//! `contains`, `==`, `starts_with`, `ends_with` or `in`, and the literals regex-syntax
+//! extracts from a regex (every match of the regex starts, or ends, with one of them). Every
+//! glob on the field goes into one GlobSet, which answers exactly.
+//!
+//! INVARIANT (soundness): when the prefilter marks an atom false, the atom is false. It holds
+//! because: an atom is only marked false when the field's value is a string (or absent, where
+//! every covered atom is false by the value semantics), and every covered atom, when true,
+//! implies its field's text contains one of its literals. A field whose value turns out not
+//! to be a string leaves all its atoms unknown and marks them all as hits.
+
+use std::collections::HashMap;
+
+use aho_corasick::AhoCorasick;
+use globset::{GlobSet, GlobSetBuilder};
+use regex_syntax::hir::literal::{ExtractKind, Extractor};
+
+use super::lower::{Bucket, BucketAtom};
+use super::{Run, FALSE, TRUE};
+use crate::eval::V;
+use crate::ir::{Atom, CmpOp, Value};
+
+/// Most literals one regex may contribute; past this the regex just runs.
+const MAX_LITERALS_PER_REGEX: usize = 64;
+
+#[derive(Debug, Default)]
+pub struct Prefilter {
+    fields: Vec<FieldFilter>,
+    /// Per atom: whether some field filter decides it (false when not hit).
+    covered: Vec<bool>,
+}
+
+#[derive(Debug)]
+struct FieldFilter {
+    field: u32,
+    ac: Option<AhoCorasick>,
+    /// Per automaton pattern: the atoms it hints at and whether a hit proves the atom.
+    pattern_atoms: Vec<Vec<(u32, bool)>>,
+    /// Globs matched against the absolute path, and against the workspace-relative one.
+    abs_globs: Option<(GlobSet, Vec<u32>)>,
+    rel_globs: Option<(GlobSet, Vec<u32>)>,
+    /// Every atom this filter covers.
+    atoms: Vec<u32>,
+}
+
+impl Prefilter {
+    pub fn covers(&self, atom: u32) -> bool {
+        self.covered.get(atom as usize).copied().unwrap_or(false)
+    }
+
+    /// Runs every field's filter, marking atoms false or true and recording hits.
+    pub(crate) fn run<'a>(&'a self, b: &'a Bucket, st: &mut Run<'a>) {
+        for f in &self.fields {
+            let value = b.field_value(f.field, st);
+            match &value {
+                V::Absent | V::J(serde_json::Value::Null) => {
+                    for a in &f.atoms {
+                        set(st, *a, FALSE);
+                    }
+                }
+                v if v.is_str() => {
+                    let text = v.text().unwrap_or_default();
+                    for a in &f.atoms {
+                        set(st, *a, FALSE);
+                    }
+                    if let Some(ac) = &f.ac {
+                        for m in ac.find_overlapping_iter(text.as_ref()) {
+                            for (a, exact) in f.pattern_atoms.get(m.pattern().as_usize()).map_or(&[][..], Vec::as_slice) {
+                                hit(st, *a, if *exact { TRUE } else { super::UNKNOWN });
+                            }
+                        }
+                    }
+                    let workspace = st.scope.input.trace.workspace.as_str();
+                    if let Some((set_abs, atoms)) = &f.abs_globs {
+                        for i in set_abs.matches(text.as_ref()) {
+                            if let Some(a) = atoms.get(i) {
+                                hit(st, *a, TRUE);
+                            }
+                        }
+                    }
+                    if let Some((set_rel, atoms)) = &f.rel_globs {
+                        if let Some(rel) = crate::path::relative(text.as_ref(), workspace) {
+                            for i in set_rel.matches(rel) {
+                                if let Some(a) = atoms.get(i) {
+                                    hit(st, *a, TRUE);
+                                }
+                            }
+                        }
+                    }
+                }
+                _ => {
+                    for a in &f.atoms {
+                        hit(st, *a, super::UNKNOWN);
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn set(st: &mut Run<'_>, a: u32, state: u8) {
+    if let Some(s) = st.atoms.get_mut(a as usize) {
+        *s = state;
+    }
+}
+
+fn hit(st: &mut Run<'_>, a: u32, state: u8) {
+    if let Some(h) = st.hits.get_mut(a as usize) {
+        *h = true;
+    }
+    if let Some(s) = st.atoms.get_mut(a as usize) {
+        // A proof of truth is never weakened by a later "maybe".
+        if *s != TRUE {
+            *s = state;
+        }
+    }
+}
+
+/// What an atom needs of its field's text.
+enum Need {
+    /// One of these literals; `exact` when finding it proves the atom.
+    Literals(Vec<Vec<u8>>, bool),
+    /// A glob match (abs or relative form), which proves the atom.
+    Glob,
+}
+
+fn need(a: &Atom) -> Option<Need> {
+    let lit_str = |v: &Value| match v {
+        Value::Lit(l) => l.0.as_str().filter(|s| !s.is_empty()).map(|s| s.as_bytes().to_vec()),
+        _ => None,
+    };
+    match a {
+        Atom::Contains(_, r) => lit_str(r).map(|l| Need::Literals(vec![l], true)),
+        Atom::StartsWith(l, r) if !matches!(l, Value::Path(_)) => lit_str(r).map(|l| Need::Literals(vec![l], false)),
+        Atom::StartsWith(..) => None,
+        Atom::EndsWith(_, r) => lit_str(r).map(|l| Need::Literals(vec![l], false)),
+        Atom::Cmp(CmpOp::Eq, _, r) => lit_str(r).map(|l| Need::Literals(vec![l], false)),
+        Atom::In(_, r) => {
+            let items: Vec<&serde_json::Value> = match r {
+                Value::Lit(l) => l.0.as_array()?.iter().collect(),
+                Value::List(vs) => vs
+                    .iter()
+                    .map(|v| match v {
+                        Value::Lit(l) => Some(&l.0),
+                        _ => None,
+                    })
+                    .collect::<Option<_>>()?,
+                _ => return None,
+            };
+            let lits: Option<Vec<Vec<u8>>> =
+                items.iter().map(|v| v.as_str().filter(|s| !s.is_empty()).map(|s| s.as_bytes().to_vec())).collect();
+            lits.filter(|l| !l.is_empty()).map(|l| Need::Literals(l, false))
+        }
+        Atom::Matches(_, re) => regex_literals(&re.src).map(|l| Need::Literals(l, false)),
+        Atom::Glob(..) => Some(Need::Glob),
+        _ => None,
+    }
+}
+
+/// Literals one of which every match of the regex contains, or `None`.
+pub fn regex_literals(src: &str) -> Option<Vec<Vec<u8>>> {
+    let hir = regex_syntax::ParserBuilder::new().build().parse(src).ok()?;
+    let mut best: Option<Vec<Vec<u8>>> = None;
+    for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
+        let mut ex = Extractor::new();
+        ex.kind(kind).limit_total(MAX_LITERALS_PER_REGEX);
+        let seq = ex.extract(&hir);
+        let Some(lits) = seq.literals() else { continue };
+        if lits.is_empty() || lits.len() > MAX_LITERALS_PER_REGEX || lits.iter().any(|l| l.is_empty()) {
+            continue;
+        }
+        let mut v: Vec<Vec<u8>> = lits.iter().map(|l| l.as_bytes().to_vec()).collect();
+        v.sort();
+        v.dedup();
+        let min = |x: &Vec<Vec<u8>>| x.iter().map(Vec::len).min().unwrap_or(0);
+        if best.as_ref().is_none_or(|b| min(&v) > min(b)) {
+            best = Some(v);
+        }
+    }
+    best
+}
+
+pub fn build(atoms: &[BucketAtom], _fields: &[Value]) -> Prefilter {
+    let mut covered = vec![false; atoms.len()];
+    // field -> (literal -> atoms), globs
+    let mut by_field: HashMap<u32, FieldParts> = HashMap::new();
+    for (i, ba) in atoms.iter().enumerate() {
+        let Some(field) = ba.field else { continue };
+        let Some(need) = need(&ba.atom) else { continue };
+        let id = u32::try_from(i).unwrap_or(u32::MAX);
+        let parts = by_field.entry(field).or_default();
+        match need {
+            Need::Literals(lits, exact) => {
+                for l in lits {
+                    parts.literals.entry(l).or_default().push((id, exact));
+                }
+            }
+            Need::Glob => {
+                let Atom::Glob(_, g) = &ba.atom else { continue };
+                if g.compiled.absolute {
+                    parts.abs.push((g.compiled.glob.clone(), id));
+                } else {
+                    parts.rel.push((g.compiled.glob.clone(), id));
+                }
+            }
+        }
+        parts.atoms.push(id);
+        if let Some(c) = covered.get_mut(i) {
+            *c = true;
+        }
+    }
+    let mut fields: Vec<FieldFilter> = Vec::new();
+    let mut keys: Vec<u32> = by_field.keys().copied().collect();
+    keys.sort_unstable();
+    for field in keys {
+        let Some(parts) = by_field.remove(&field) else { continue };
+        let mut lits: Vec<(Vec<u8>, Vec<(u32, bool)>)> = parts.literals.into_iter().collect();
+        lits.sort();
+        let ac = if lits.is_empty() {
+            None
+        } else {
+            match AhoCorasick::new(lits.iter().map(|(l, _)| l.as_slice())) {
+                Ok(ac) => Some(ac),
+                Err(_) => {
+                    // The automaton could not be built: leave every atom of this field to run.
+                    for a in &parts.atoms {
+                        if let Some(c) = covered.get_mut(*a as usize) {
+                            *c = false;
+                        }
+                    }
+                    continue;
+                }
+            }
+        };
+        let globset = |globs: Vec<(globset::Glob, u32)>| -> Result<Option<(GlobSet, Vec<u32>)>, ()> {
+            if globs.is_empty() {
+                return Ok(None);
+            }
+            let mut b = GlobSetBuilder::new();
+            let mut ids = Vec::new();
+            for (g, id) in globs {
+                b.add(g);
+                ids.push(id);
+            }
+            b.build().map(|s| Some((s, ids))).map_err(|_| ())
+        };
+        let (Ok(abs_globs), Ok(rel_globs)) = (globset(parts.abs), globset(parts.rel)) else {
+            for a in &parts.atoms {
+                if let Some(c) = covered.get_mut(*a as usize) {
+                    *c = false;
+                }
+            }
+            continue;
+        };
+        fields.push(FieldFilter {
+            field,
+            ac,
+            pattern_atoms: lits.into_iter().map(|(_, a)| a).collect(),
+            abs_globs,
+            rel_globs,
+            atoms: parts.atoms,
+        });
+    }
+    Prefilter { fields, covered }
+}
+
+#[derive(Default)]
+struct FieldParts {
+    literals: HashMap<Vec<u8>, Vec<(u32, bool)>>,
+    abs: Vec<(globset::Glob, u32)>,
+    rel: Vec<(globset::Glob, u32)>,
+    atoms: Vec<u32>,
+}

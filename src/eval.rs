@@ -1,0 +1,619 @@
+//! Deciding calls and admitting results: total, bounded, no IO.
+//!
+//! `decide` and `admit` run a compiled `Dag`; `reference` is a plain tree-walking interpreter
+//! of the `ir::Program` that the tests hold the Dag to. Both share the value semantics in
+//! this module, so they can differ only in which rules they look at, never in what a
+//! condition means.
+//!
+//! Semantics (DESIGN.md): every matching rule contributes and the most restrictive verdict
+//! wins (DENY > QUARANTINE > TRANSFORM > ALLOW), ties broken by the smaller rule id, so rule
+//! order never matters. A call no rule permits is DENY DEFAULT_DENY; a result no rule
+//! catches is admitted. An input over budget or of the wrong shape is a DENY, never an ALLOW.
+
+pub mod reference;
+
+use std::borrow::Cow;
+use std::sync::Arc;
+
+use serde::Serialize;
+use serde_json::Value as Json;
+
+use crate::diag::Loc;
+use crate::ir::{self, Atom, CmpOp, Disposition, Value, VerdictKind};
+
+pub use crate::compile::{decide, decide_explained, admit, admit_explained};
+
+/// A proposed tool call.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Call {
+    pub tool: String,
+    pub args: Json,
+}
+
+/// A tool's result on its way back to the model.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolResult {
+    pub tool: String,
+    pub text: String,
+}
+
+/// What fak knows of the conversation a call belongs to.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TraceState {
+    /// Taint high-water mark: 0 trusted, 1 untrusted, 2 quarantined.
+    pub taint: u8,
+    pub principal: Option<String>,
+    /// The workspace root relative paths are resolved against, normalised.
+    pub workspace: String,
+}
+
+impl Default for TraceState {
+    fn default() -> Self {
+        TraceState { taint: 0, principal: None, workspace: "/".to_string() }
+    }
+}
+
+impl TraceState {
+    pub fn with_workspace(workspace: &str) -> TraceState {
+        TraceState { workspace: crate::path::normalize(workspace, "/"), ..TraceState::default() }
+    }
+}
+
+/// Who decided: a rule and where it is written, or fak itself (`default`, `budget`, ...).
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct By {
+    pub rule: Arc<str>,
+    #[serde(skip)]
+    pub loc: Option<Loc>,
+}
+
+/// The answer for one call or result.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Verdict {
+    #[serde(serialize_with = "ser_kind")]
+    pub verdict: VerdictKind,
+    pub reason: Arc<str>,
+    pub disposition: Disposition,
+    pub by: By,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub message: Option<Arc<str>>,
+    /// TRANSFORM: the arguments to run instead.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub args: Option<Json>,
+    /// Would-be refusals that were only noted (advisory rules, advisory reasons, posture).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub advisories: Vec<Advisory>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Advisory {
+    pub rule: Arc<str>,
+    #[serde(serialize_with = "ser_kind")]
+    pub verdict: VerdictKind,
+    pub reason: Arc<str>,
+}
+
+fn ser_kind<S: serde::Serializer>(k: &VerdictKind, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(kind_str(*k))
+}
+
+pub fn kind_str(k: VerdictKind) -> &'static str {
+    match k {
+        VerdictKind::Allow => "ALLOW",
+        VerdictKind::Transform => "TRANSFORM",
+        VerdictKind::Quarantine => "QUARANTINE",
+        VerdictKind::Deny => "DENY",
+    }
+}
+
+impl Verdict {
+    /// A verdict fak reaches itself, with no rule behind it.
+    pub fn builtin(verdict: VerdictKind, reason: &str, by: &str, message: Option<String>) -> Verdict {
+        Verdict {
+            verdict,
+            reason: Arc::from(reason),
+            disposition: ir::builtin_disposition(reason),
+            by: By { rule: Arc::from(by), loc: None },
+            message: message.map(Arc::from),
+            args: None,
+            advisories: Vec::new(),
+        }
+    }
+
+    pub fn is_allow(&self) -> bool {
+        self.verdict == VerdictKind::Allow
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Budgets
+
+/// Limits on what one decision may cost. Over a limit is a DENY with a reason.
+#[derive(Clone, Copy, Debug)]
+pub struct Budget {
+    /// Total bytes of strings and keys in a call's arguments.
+    pub max_input_bytes: usize,
+    /// Deepest nesting of arrays and objects.
+    pub max_depth: usize,
+    /// Most JSON values in a call's arguments.
+    pub max_nodes: usize,
+    /// Longest tool result text.
+    pub max_result_bytes: usize,
+    /// Most atom evaluations (quantifiers multiply them).
+    pub max_steps: u64,
+}
+
+pub const BUDGET: Budget = Budget {
+    max_input_bytes: 1 << 20,
+    max_depth: 32,
+    max_nodes: 100_000,
+    max_result_bytes: 16 << 20,
+    max_steps: 1_000_000,
+};
+
+/// Checks what every decision checks before any rule runs: size, nesting, shape, the tool
+/// schema. `Some` is the refusal.
+pub(crate) fn precheck(call: &Call) -> Option<Verdict> {
+    if call.tool.is_empty() || call.tool.len() > 256 || call.tool.chars().any(char::is_control) {
+        return Some(Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.input", Some("the tool name is empty, too long or has control characters".into())));
+    }
+    let mut m = Measure::default();
+    if let Err(what) = m.walk(&call.args, 0) {
+        return Some(Verdict::builtin(VerdictKind::Deny, "OVERSIZE", "fak.budget", Some(what)));
+    }
+    if !call.args.is_object() {
+        return Some(Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.input", Some("tool arguments must be a JSON object".into())));
+    }
+    if let Err(what) = crate::tools::validate(&call.tool, &call.args) {
+        return Some(Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.schema", Some(what)));
+    }
+    None
+}
+
+pub(crate) fn precheck_result(r: &ToolResult) -> Option<Verdict> {
+    if r.text.len() > BUDGET.max_result_bytes {
+        let m = format!("result is {} bytes, more than the {} allowed", r.text.len(), BUDGET.max_result_bytes);
+        return Some(Verdict::builtin(VerdictKind::Deny, "OVERSIZE", "fak.budget", Some(m)));
+    }
+    None
+}
+
+#[derive(Default)]
+struct Measure {
+    bytes: usize,
+    nodes: usize,
+}
+
+impl Measure {
+    fn walk(&mut self, v: &Json, depth: usize) -> Result<(), String> {
+        self.nodes += 1;
+        if depth > BUDGET.max_depth {
+            return Err(format!("arguments nest deeper than {} levels", BUDGET.max_depth));
+        }
+        if self.nodes > BUDGET.max_nodes {
+            return Err(format!("arguments have more than {} values", BUDGET.max_nodes));
+        }
+        match v {
+            Json::String(s) => self.bytes += s.len(),
+            Json::Array(a) => {
+                for x in a {
+                    self.walk(x, depth + 1)?;
+                }
+            }
+            Json::Object(o) => {
+                for (k, x) in o {
+                    self.bytes += k.len();
+                    self.walk(x, depth + 1)?;
+                }
+            }
+            _ => self.bytes += 8,
+        }
+        if self.bytes > BUDGET.max_input_bytes {
+            return Err(format!("arguments are larger than {} bytes", BUDGET.max_input_bytes));
+        }
+        Ok(())
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Values
+
+/// What a condition is evaluated against.
+pub(crate) struct Input<'a> {
+    pub tool: &'a str,
+    pub args: &'a Json,
+    pub result_text: Option<&'a str>,
+    pub trace: &'a TraceState,
+}
+
+#[derive(Debug)]
+pub(crate) enum EvalError {
+    Budget,
+}
+
+/// A run-time value: borrowed from the input or the program where it can be.
+#[derive(Clone, Debug)]
+pub(crate) enum V<'a> {
+    Absent,
+    J(&'a Json),
+    S(Cow<'a, str>),
+    N(f64),
+    B(bool),
+    L(Vec<V<'a>>),
+}
+
+impl<'a> V<'a> {
+    /// The text a string operator sees: strings as they are, other scalars and containers as
+    /// compact JSON, nothing when absent.
+    pub(crate) fn text(&self) -> Option<Cow<'_, str>> {
+        match self {
+            V::Absent | V::J(Json::Null) => None,
+            V::J(Json::String(s)) => Some(Cow::Borrowed(s.as_str())),
+            V::J(j) => Some(Cow::Owned(j.to_string())),
+            V::S(s) => Some(Cow::Borrowed(s.as_ref())),
+            V::N(n) => Some(Cow::Owned(num_text(*n))),
+            V::B(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
+            V::L(items) => Some(Cow::Owned(Json::Array(items.iter().map(V::to_json).collect()).to_string())),
+        }
+    }
+
+    /// Whether the value is a string (the only kind prefilters see into).
+    pub(crate) fn is_str(&self) -> bool {
+        matches!(self, V::J(Json::String(_)) | V::S(_))
+    }
+
+    fn num(&self) -> Option<f64> {
+        match self {
+            V::J(Json::Number(n)) => n.as_f64(),
+            V::N(n) => Some(*n),
+            _ => None,
+        }
+    }
+
+    fn to_json(&self) -> Json {
+        match self {
+            V::Absent => Json::Null,
+            V::J(j) => (*j).clone(),
+            V::S(s) => Json::String(s.to_string()),
+            V::N(n) => serde_json::Number::from_f64(*n).map_or(Json::Null, Json::Number),
+            V::B(b) => Json::Bool(*b),
+            V::L(items) => Json::Array(items.iter().map(V::to_json).collect()),
+        }
+    }
+
+    /// Elements when the value is a list.
+    fn items(&self) -> Option<Vec<V<'a>>> {
+        match self {
+            V::J(Json::Array(a)) => Some(a.iter().map(V::J).collect()),
+            V::L(items) => Some(items.clone()),
+            _ => None,
+        }
+    }
+}
+
+fn num_text(n: f64) -> String {
+    serde_json::Number::from_f64(n).map_or_else(|| n.to_string(), |n| n.to_string())
+}
+
+/// JSON equality with numbers compared by value (`1 == 1.0`).
+fn equal(a: &V<'_>, b: &V<'_>) -> bool {
+    if let (Some(x), Some(y)) = (a.num(), b.num()) {
+        return x == y;
+    }
+    match (a, b) {
+        (V::Absent, _) | (_, V::Absent) => false,
+        _ if a.is_str() && b.is_str() => a.text() == b.text(),
+        (V::B(x), V::J(Json::Bool(y))) | (V::J(Json::Bool(y)), V::B(x)) => x == y,
+        (V::B(x), V::B(y)) => x == y,
+        _ => match (a.items(), b.items()) {
+            (Some(x), Some(y)) => x.len() == y.len() && x.iter().zip(&y).all(|(p, q)| equal(p, q)),
+            (None, None) => a.to_json() == b.to_json(),
+            _ => false,
+        },
+    }
+}
+
+/// Evaluates values and atoms for one input; `vars` holds the bound quantifier variables.
+pub(crate) struct Scope<'a> {
+    pub input: &'a Input<'a>,
+    pub vars: Vec<(u32, V<'a>)>,
+    pub steps: u64,
+}
+
+impl<'a> Scope<'a> {
+    pub(crate) fn new(input: &'a Input<'a>) -> Scope<'a> {
+        Scope { input, vars: Vec::new(), steps: 0 }
+    }
+
+    pub(crate) fn step(&mut self) -> Result<(), EvalError> {
+        self.steps += 1;
+        if self.steps > BUDGET.max_steps {
+            Err(EvalError::Budget)
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn value(&self, v: &'a Value) -> V<'a> {
+        match v {
+            Value::Lit(l) => V::J(&l.0),
+            Value::List(items) => V::L(items.iter().map(|i| self.value(i)).collect()),
+            Value::Tool => V::S(Cow::Borrowed(self.input.tool)),
+            Value::Args(path) => lookup(V::J(self.input.args), path),
+            Value::TaintRank => V::N(f64::from(self.input.trace.taint)),
+            Value::Principal => self.input.trace.principal.as_deref().map_or(V::Absent, |p| V::S(Cow::Borrowed(p))),
+            Value::ResultText => self.input.result_text.map_or(V::Absent, |t| V::S(Cow::Borrowed(t))),
+            Value::Var(id, path) => {
+                let bound = self.vars.iter().rev().find(|(v, _)| v == id).map_or(V::Absent, |(_, x)| x.clone());
+                lookup(bound, path)
+            }
+            Value::Len(inner) => {
+                let x = self.value(inner);
+                match &x {
+                    V::Absent | V::J(Json::Null) => V::Absent,
+                    V::J(Json::Object(o)) => V::N(o.len() as f64),
+                    _ => match x.items() {
+                        Some(items) => V::N(items.len() as f64),
+                        None => x.text().map_or(V::Absent, |t| V::N(t.chars().count() as f64)),
+                    },
+                }
+            }
+            Value::Bytes(inner) => self.value(inner).text().map_or(V::Absent, |t| V::N(t.len() as f64)),
+            Value::Lower(inner) => match self.value(inner).text() {
+                Some(t) => V::S(Cow::Owned(t.to_lowercase())),
+                None => V::Absent,
+            },
+            Value::Path(inner) => {
+                let x = self.value(inner);
+                match &x {
+                    V::J(Json::String(s)) => V::S(Cow::Owned(crate::path::normalize(s, &self.input.trace.workspace))),
+                    V::S(s) => V::S(Cow::Owned(crate::path::normalize(s, &self.input.trace.workspace))),
+                    _ => V::Absent,
+                }
+            }
+            Value::Has(inner) => V::B(!matches!(self.value(inner), V::Absent | V::J(Json::Null))),
+        }
+    }
+
+    /// Evaluates an atom; `field` is the left side's value when the caller already has it.
+    pub(crate) fn atom(&mut self, a: &'a Atom, field: Option<&V<'a>>) -> Result<bool, EvalError> {
+        self.step()?;
+        let left_of = |s: &Self, v: &'a Value| field.cloned().unwrap_or_else(|| s.value(v));
+        Ok(match a {
+            Atom::Truthy(v) => matches!(left_of(self, v), V::B(true) | V::J(Json::Bool(true))),
+            Atom::Cmp(op, l, r) => {
+                let (x, y) = (left_of(self, l), self.value(r));
+                match op {
+                    CmpOp::Eq => equal(&x, &y),
+                    CmpOp::Ne => !matches!(x, V::Absent) && !equal(&x, &y),
+                    _ => match (x.num(), y.num()) {
+                        (Some(p), Some(q)) => match op {
+                            CmpOp::Lt => p < q,
+                            CmpOp::Le => p <= q,
+                            CmpOp::Gt => p > q,
+                            _ => p >= q,
+                        },
+                        _ => false,
+                    },
+                }
+            }
+            Atom::In(l, r) => {
+                let x = left_of(self, l);
+                self.value(r).items().is_some_and(|items| items.iter().any(|i| equal(&x, i)))
+            }
+            Atom::Contains(l, r) => {
+                let x = left_of(self, l);
+                let y = self.value(r);
+                match x.items() {
+                    Some(items) => items.iter().any(|i| equal(i, &y)),
+                    None => match (x.text(), y.text()) {
+                        (Some(h), Some(n)) => h.contains(n.as_ref()),
+                        _ => false,
+                    },
+                }
+            }
+            Atom::Matches(l, re) => left_of(self, l).text().is_some_and(|t| re.compiled.is_match(&t)),
+            Atom::Glob(l, g) => match left_of(self, l) {
+                V::S(p) => glob_match(&g.compiled, &p, &self.input.trace.workspace),
+                _ => false,
+            },
+            Atom::StartsWith(l, r) => {
+                let path_mode = matches!(l, Value::Path(_));
+                match (left_of(self, l).text(), self.value(r).text()) {
+                    (Some(h), Some(n)) if path_mode => crate::path::starts_with(&h, &n),
+                    (Some(h), Some(n)) => h.starts_with(n.as_ref()),
+                    _ => false,
+                }
+            }
+            Atom::EndsWith(l, r) => match (left_of(self, l).text(), self.value(r).text()) {
+                (Some(h), Some(n)) => h.ends_with(n.as_ref()),
+                _ => false,
+            },
+        })
+    }
+
+    /// Evaluates a condition by walking it (the reference semantics; the Dag walks its own
+    /// nodes but calls `atom` for every leaf).
+    pub(crate) fn expr(&mut self, e: &'a ir::Expr) -> Result<bool, EvalError> {
+        Ok(match e {
+            ir::Expr::True => true,
+            ir::Expr::False => false,
+            ir::Expr::And(items) => {
+                for i in items {
+                    if !self.expr(i)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            ir::Expr::Or(items) => {
+                for i in items {
+                    if self.expr(i)? {
+                        return Ok(true);
+                    }
+                }
+                false
+            }
+            ir::Expr::Not(inner) => !self.expr(inner)?,
+            ir::Expr::Atom(a) => self.atom(a, None)?,
+            ir::Expr::Quant { all, var, list, body } => {
+                let Some(items) = self.value(list).items() else { return Ok(false) };
+                let mut result = *all;
+                for item in items {
+                    self.step()?;
+                    self.vars.push((*var, item));
+                    let r = self.expr(body);
+                    self.vars.pop();
+                    if r? != *all {
+                        result = !*all;
+                        break;
+                    }
+                }
+                result
+            }
+        })
+    }
+}
+
+/// Matches a normalised absolute path against a glob: absolute patterns see the whole
+/// path, relative ones the path inside the workspace.
+pub(crate) fn glob_match(g: &ir::Glob, abs: &str, workspace: &str) -> bool {
+    if g.absolute {
+        g.matcher.is_match(abs)
+    } else {
+        crate::path::relative(abs, workspace).is_some_and(|rel| g.matcher.is_match(rel))
+    }
+}
+
+fn lookup<'a>(mut v: V<'a>, path: &[String]) -> V<'a> {
+    for key in path {
+        v = match v {
+            V::J(Json::Object(o)) => o.get(key).map_or(V::Absent, V::J),
+            V::J(Json::Array(a)) => key.parse::<usize>().ok().and_then(|i| a.get(i)).map_or(V::Absent, V::J),
+            _ => V::Absent,
+        };
+    }
+    v
+}
+
+/// Applies a TRANSFORM rule's `set` clauses to a copy of the arguments.
+pub(crate) fn apply_set(args: &mut Json, set: &[(Vec<String>, Json)]) {
+    for (path, value) in set {
+        let mut cur: &mut Json = args;
+        let Some((last, init)) = path.split_last() else {
+            *cur = value.clone();
+            continue;
+        };
+        let mut ok = true;
+        for key in init {
+            if !cur.is_object() {
+                ok = false;
+                break;
+            }
+            let Json::Object(o) = cur else { break };
+            cur = o.entry(key.clone()).or_insert_with(|| Json::Object(serde_json::Map::new()));
+        }
+        if let (true, Json::Object(o)) = (ok, cur) {
+            o.insert(last.clone(), value.clone());
+        }
+    }
+}
+
+/// Folds the rules that matched into a verdict; shared by the Dag and the reference.
+pub(crate) struct Outcome<'p> {
+    pub deny: Option<&'p ir::Rule>,
+    pub quarantine: Option<&'p ir::Rule>,
+    pub transforms: Vec<&'p ir::Rule>,
+    pub allow: Option<&'p ir::Rule>,
+    pub advisories: Vec<&'p ir::Rule>,
+    pub error: Option<&'p ir::Rule>,
+}
+
+impl<'p> Outcome<'p> {
+    pub(crate) fn new() -> Self {
+        Outcome { deny: None, quarantine: None, transforms: Vec::new(), allow: None, advisories: Vec::new(), error: None }
+    }
+
+    /// Records a matching rule. Rules arrive in any order; the smaller id wins a tie.
+    pub(crate) fn add(&mut self, r: &'p ir::Rule, advisory: bool) {
+        fn keep<'p>(slot: &mut Option<&'p ir::Rule>, r: &'p ir::Rule) {
+            if slot.is_none_or(|s| r.id < s.id) {
+                *slot = Some(r);
+            }
+        }
+        if advisory {
+            self.advisories.push(r);
+            return;
+        }
+        match r.verdict {
+            VerdictKind::Deny => keep(&mut self.deny, r),
+            VerdictKind::Quarantine => keep(&mut self.quarantine, r),
+            VerdictKind::Transform => self.transforms.push(r),
+            VerdictKind::Allow => keep(&mut self.allow, r),
+        }
+    }
+
+    pub(crate) fn finish(mut self, program: &ir::Program, side: ir::Side, tool: &str, args: &Json) -> Verdict {
+        self.advisories.sort_by(|a, b| a.id.cmp(&b.id));
+        self.advisories.dedup_by(|a, b| a.id == b.id);
+        let mut advisories: Vec<Advisory> = self
+            .advisories
+            .iter()
+            .map(|r| Advisory { rule: r.id.clone(), verdict: r.verdict, reason: r.reason.clone() })
+            .collect();
+        let from_rule = |r: &ir::Rule, kind: VerdictKind| Verdict {
+            verdict: kind,
+            reason: r.reason.clone(),
+            disposition: if kind == VerdictKind::Allow { Disposition::None } else { program.disposition(&r.reason) },
+            by: By { rule: r.id.clone(), loc: Some(r.loc) },
+            message: r.message.clone(),
+            args: None,
+            advisories: Vec::new(),
+        };
+        let mut v = if let Some(r) = self.error {
+            let mut v = Verdict::builtin(VerdictKind::Deny, "OVERSIZE", "fak.budget", Some(format!("evaluating rule `{}` went over the evaluation budget", r.id)));
+            v.by = By { rule: r.id.clone(), loc: Some(r.loc) };
+            v
+        } else if let Some(r) = self.deny {
+            from_rule(r, VerdictKind::Deny)
+        } else if let Some(r) = self.quarantine {
+            from_rule(r, VerdictKind::Quarantine)
+        } else if !self.transforms.is_empty() {
+            self.transforms.sort_by(|a, b| a.id.cmp(&b.id));
+            self.transforms.dedup_by(|a, b| a.id == b.id);
+            let mut new_args = args.clone();
+            for t in &self.transforms {
+                apply_set(&mut new_args, &t.set);
+            }
+            let first = self.transforms.first().copied();
+            match first {
+                Some(r) => {
+                    let mut v = from_rule(r, VerdictKind::Transform);
+                    v.disposition = Disposition::None;
+                    v.args = Some(new_args);
+                    v
+                }
+                None => Verdict::builtin(VerdictKind::Deny, "DEFAULT_DENY", "default", None),
+            }
+        } else if let Some(r) = self.allow {
+            from_rule(r, VerdictKind::Allow)
+        } else if side == ir::Side::Result {
+            Verdict::builtin(VerdictKind::Allow, ir::NONE, "default", None)
+        } else if program.posture == ir::Posture::AdmitAndLog && crate::tools::is_read_shaped(tool)
+            || program.advisory_reasons.contains("DEFAULT_DENY")
+        {
+            advisories.push(Advisory { rule: Arc::from("default"), verdict: VerdictKind::Deny, reason: Arc::from("DEFAULT_DENY") });
+            Verdict::builtin(VerdictKind::Allow, ir::NONE, "default", Some("admitted and logged: no rule allows this call".into()))
+        } else {
+            Verdict::builtin(VerdictKind::Deny, "DEFAULT_DENY", "default", Some(format!("no rule allows `{tool}`")))
+        };
+        v.advisories = advisories;
+        v
+    }
+}
+
+/// Whether a matching rule only notes its verdict: declared `advisory`, or a DENY citing
+/// a reason the policy lists as advisory.
+pub(crate) fn is_advisory(program: &ir::Program, r: &ir::Rule) -> bool {
+    r.advisory || (r.verdict == VerdictKind::Deny && program.advisory_reasons.contains(r.reason.as_ref()))
+}

@@ -1,0 +1,44 @@
+//! The reference interpreter: every rule of the program, in source order, each condition
+//! walked as written. Slow and obviously right; the Dag must agree with it on every input
+//! (tests/it/props.rs and fuzz/ hold it to that).
+
+use crate::eval::{is_advisory, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState, Verdict};
+use crate::ir::{self, Side};
+
+pub fn decide(program: &ir::Program, call: &Call, trace: &TraceState) -> Verdict {
+    if let Some(v) = precheck(call) {
+        return v;
+    }
+    let input = Input { tool: &call.tool, args: &call.args, result_text: None, trace };
+    run(program, Side::Call, &input)
+}
+
+pub fn admit(program: &ir::Program, result: &ToolResult, trace: &TraceState) -> Verdict {
+    if let Some(v) = precheck_result(result) {
+        return v;
+    }
+    let args = serde_json::Value::Object(serde_json::Map::new());
+    let input = Input { tool: &result.tool, args: &args, result_text: Some(&result.text), trace };
+    run(program, Side::Result, &input)
+}
+
+fn run(program: &ir::Program, side: Side, input: &Input<'_>) -> Verdict {
+    let mut out = Outcome::new();
+    let mut scope = Scope::new(input);
+    for r in &program.rules {
+        if r.side != side || !r.tools.matches(input.tool) {
+            continue;
+        }
+        match scope.expr(&r.cond) {
+            Ok(true) => out.add(r, is_advisory(program, r)),
+            Ok(false) => {}
+            Err(_) => {
+                if out.error.is_none() {
+                    out.error = Some(r);
+                }
+                break;
+            }
+        }
+    }
+    out.finish(program, side, input.tool, input.args)
+}

@@ -1,0 +1,460 @@
+//! The checked program: the compiler's and the reference interpreter's only input.
+//!
+//! Everything here is resolved: set names are expanded, regexes and globs are compiled,
+//! reasons are in the vocabulary, types are settled (a path-typed value is wrapped in
+//! `Value::Path`, taint comparisons are on ranks). Both front ends, `.fak` (`check`) and
+//! `fak-policy/v1` JSON (`manifest`), produce this.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::sync::Arc;
+
+pub use crate::ast::{Side, VerdictKind};
+use crate::diag::Loc;
+
+#[derive(Clone, Debug, Default)]
+pub struct Program {
+    pub rules: Vec<Rule>,
+    /// Reasons the policy declared, with their dispositions.
+    pub reasons: BTreeMap<String, Disposition>,
+    pub posture: Posture,
+    /// DENYs citing these reasons are admitted and logged as would-deny.
+    pub advisory_reasons: BTreeSet<String>,
+    pub tests: Vec<Test>,
+    /// `fak-policy/v1` settings that later layers (taint, rate limits, egress) read; kept so
+    /// a manifest loses nothing on the way in.
+    pub manifest: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
+}
+
+impl Program {
+    /// The disposition of a reason: declared ones first, then DESIGN.md's table.
+    pub fn disposition(&self, reason: &str) -> Disposition {
+        self.reasons.get(reason).copied().unwrap_or_else(|| builtin_disposition(reason))
+    }
+}
+
+/// The closed vocabulary of DESIGN.md; policies may declare more.
+pub const BUILTIN_REASONS: &[&str] = &[
+    "DEFAULT_DENY",
+    "POLICY_BLOCK",
+    "SELF_MODIFY",
+    "LEASE_HELD",
+    "TRUST_VIOLATION",
+    "MALFORMED",
+    "MISROUTE",
+    "RATE_LIMITED",
+    "SECRET_EXFIL",
+    "UNWITNESSED",
+    "OVERSIZE",
+    "UNKNOWN_TOOL",
+    "RESULT_SECRET_DISCOVERED",
+];
+
+/// The reason of an ALLOW.
+pub const NONE: &str = "NONE";
+
+pub fn is_builtin_reason(r: &str) -> bool {
+    BUILTIN_REASONS.contains(&r)
+}
+
+pub fn builtin_disposition(reason: &str) -> Disposition {
+    match reason {
+        "MISROUTE" | "MALFORMED" => Disposition::Retryable,
+        "RATE_LIMITED" | "LEASE_HELD" => Disposition::Wait,
+        "SELF_MODIFY" | "TRUST_VIOLATION" => Disposition::Escalate,
+        NONE => Disposition::None,
+        _ => Disposition::Terminal,
+    }
+}
+
+/// What the agent should do after a refusal.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Disposition {
+    /// Not a refusal.
+    None,
+    Retryable,
+    Wait,
+    Escalate,
+    Terminal,
+}
+
+impl Disposition {
+    pub fn parse(s: &str) -> Option<Disposition> {
+        Some(match s {
+            "retryable" => Disposition::Retryable,
+            "wait" => Disposition::Wait,
+            "escalate" => Disposition::Escalate,
+            "terminal" => Disposition::Terminal,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Disposition::None => "NONE",
+            Disposition::Retryable => "RETRYABLE",
+            Disposition::Wait => "WAIT",
+            Disposition::Escalate => "ESCALATE",
+            Disposition::Terminal => "TERMINAL",
+        }
+    }
+
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Disposition::None => "none",
+            Disposition::Retryable => "retryable",
+            Disposition::Wait => "wait",
+            Disposition::Escalate => "escalate",
+            Disposition::Terminal => "terminal",
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Posture {
+    /// A call no rule allows is refused.
+    #[default]
+    FailClosed,
+    /// A DEFAULT_DENY of a read-shaped tool is admitted and logged as a would-deny.
+    AdmitAndLog,
+}
+
+impl Posture {
+    pub fn parse(s: &str) -> Option<Posture> {
+        match s {
+            "fail_closed" => Some(Posture::FailClosed),
+            "admit_and_log" => Some(Posture::AdmitAndLog),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Posture::FailClosed => "fail_closed",
+            Posture::AdmitAndLog => "admit_and_log",
+        }
+    }
+}
+
+/// Verdict kinds from least to most restrictive; `Ord` is restrictiveness.
+pub fn rank(v: VerdictKind) -> u8 {
+    match v {
+        VerdictKind::Allow => 0,
+        VerdictKind::Transform => 1,
+        VerdictKind::Quarantine => 2,
+        VerdictKind::Deny => 3,
+    }
+}
+
+#[derive(Clone, Debug)]
+pub struct Rule {
+    /// Unique in the program; rules of an imported module are prefixed with its name.
+    pub id: Arc<str>,
+    pub verdict: VerdictKind,
+    pub side: Side,
+    pub tools: ToolSel,
+    pub reason: Arc<str>,
+    pub message: Option<Arc<str>>,
+    pub cond: Expr,
+    /// `transform` rules: argument paths and their new values, applied in order.
+    pub set: Vec<(Vec<String>, serde_json::Value)>,
+    /// Notes a would-be verdict instead of deciding.
+    pub advisory: bool,
+    pub loc: Loc,
+}
+
+/// Which tools a rule is about.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ToolSel {
+    pub any: bool,
+    pub exact: BTreeSet<String>,
+    pub prefixes: BTreeSet<String>,
+}
+
+impl ToolSel {
+    pub fn any() -> ToolSel {
+        ToolSel { any: true, ..ToolSel::default() }
+    }
+
+    pub fn matches(&self, tool: &str) -> bool {
+        self.any || self.exact.contains(tool) || self.prefixes.iter().any(|p| tool.starts_with(p.as_str()))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        !self.any && self.exact.is_empty() && self.prefixes.is_empty()
+    }
+}
+
+/// A condition.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Expr {
+    True,
+    False,
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+    Not(Box<Expr>),
+    Atom(Atom),
+    /// `any(x in list: body)` / `all(...)`; the variable is `Value::Var(var)` in the body.
+    Quant { all: bool, var: u32, list: Value, body: Box<Expr> },
+}
+
+/// A test on values, the unit the prefilters reason about.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Atom {
+    /// A boolean value used as a condition: true only when it is `true`.
+    Truthy(Value),
+    Cmp(CmpOp, Value, Value),
+    /// Membership in a list.
+    In(Value, Value),
+    /// Substring of a string, or membership when the left side is a list.
+    Contains(Value, Value),
+    Matches(Value, Pattern<Regex>),
+    /// The left side is always a `Value::Path`.
+    Glob(Value, Pattern<Glob>),
+    StartsWith(Value, Value),
+    EndsWith(Value, Value),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+/// A value a condition reads.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum Value {
+    Lit(Lit),
+    List(Vec<Value>),
+    /// The tool name.
+    Tool,
+    /// `args.a.b` (`[]` is the whole argument object).
+    Args(Vec<String>),
+    /// The trace's taint as a rank: trusted 0, untrusted 1, quarantined 2.
+    TaintRank,
+    Principal,
+    ResultText,
+    /// A quantifier variable, then fields inside it.
+    Var(u32, Vec<String>),
+    /// Length of a string (characters), list or object.
+    Len(Box<Value>),
+    /// Length of a value's text in UTF-8 bytes.
+    Bytes(Box<Value>),
+    Lower(Box<Value>),
+    /// The value as a path: absolute against the workspace, normalised.
+    Path(Box<Value>),
+    /// Whether the value is present.
+    Has(Box<Value>),
+}
+
+impl Value {
+    /// Whether the value depends on a quantifier variable.
+    pub fn uses_var(&self) -> bool {
+        match self {
+            Value::Var(..) => true,
+            Value::List(items) => items.iter().any(Value::uses_var),
+            Value::Len(v) | Value::Bytes(v) | Value::Lower(v) | Value::Path(v) | Value::Has(v) => v.uses_var(),
+            _ => false,
+        }
+    }
+}
+
+/// A JSON literal that can be hashed (numbers by their bits).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Lit(pub serde_json::Value);
+
+impl Eq for Lit {}
+
+impl std::hash::Hash for Lit {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        // serde_json's Display is canonical for a given value; good enough for hashing.
+        self.0.to_string().hash(state);
+    }
+}
+
+/// A compiled regex or glob with its source text; equal when the sources are.
+#[derive(Clone)]
+pub struct Pattern<T> {
+    pub src: Arc<str>,
+    pub compiled: T,
+}
+
+impl<T> PartialEq for Pattern<T> {
+    fn eq(&self, other: &Self) -> bool {
+        self.src == other.src
+    }
+}
+impl<T> Eq for Pattern<T> {}
+impl<T> std::hash::Hash for Pattern<T> {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.src.hash(state);
+    }
+}
+impl<T> fmt::Debug for Pattern<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", self.src)
+    }
+}
+
+pub type Regex = regex::Regex;
+
+/// A compiled glob and which form of a path it is matched against.
+#[derive(Clone, Debug)]
+pub struct Glob {
+    pub matcher: globset::GlobMatcher,
+    pub glob: globset::Glob,
+    /// Patterns starting with `/` or `**` match the absolute path; others the path relative
+    /// to the workspace root.
+    pub absolute: bool,
+}
+
+/// Largest compiled regex, in bytes (the regex crate's size limit).
+pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+pub fn compile_regex(src: &str) -> Result<Regex, String> {
+    regex::RegexBuilder::new(src)
+        .size_limit(REGEX_SIZE_LIMIT)
+        .dfa_size_limit(REGEX_SIZE_LIMIT)
+        .build()
+        .map_err(|e| match e {
+            regex::Error::Syntax(s) => s,
+            regex::Error::CompiledTooBig(n) => format!("the compiled regex is larger than the limit of {n} bytes"),
+            other => other.to_string(),
+        })
+}
+
+pub fn compile_glob(src: &str) -> Result<Glob, String> {
+    let glob = globset::GlobBuilder::new(src)
+        .literal_separator(true)
+        .backslash_escape(true)
+        .empty_alternates(true)
+        .build()
+        .map_err(|e| e.kind().to_string())?;
+    let absolute = src.starts_with('/') || src.starts_with("**");
+    Ok(Glob { matcher: glob.compile_matcher(), glob, absolute })
+}
+
+/// A `test` block, checked.
+#[derive(Clone, Debug)]
+pub struct Test {
+    pub name: String,
+    pub loc: Loc,
+    pub input: TestInput,
+    pub taint: u8,
+    pub expect: Expect,
+}
+
+#[derive(Clone, Debug)]
+pub enum TestInput {
+    Call { tool: String, args: serde_json::Value },
+    Result { tool: String, text: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct Expect {
+    pub verdict: VerdictKind,
+    pub reason: Option<String>,
+    pub by: Option<String>,
+    pub with: Option<serde_json::Value>,
+    pub loc: Loc,
+}
+
+pub const TAINT_LEVELS: &[&str] = &["trusted", "untrusted", "quarantined"];
+
+pub fn taint_rank(s: &str) -> Option<u8> {
+    TAINT_LEVELS.iter().position(|t| *t == s).and_then(|p| u8::try_from(p).ok())
+}
+
+/// An atom in policy syntax, for explanations and dumps.
+pub fn describe_atom(a: &Atom) -> String {
+    let s = |v: &Value| describe_value(v);
+    match a {
+        Atom::Truthy(v) => s(v),
+        Atom::Cmp(op, l, r) => {
+            let op = match op {
+                CmpOp::Eq => "==",
+                CmpOp::Ne => "!=",
+                CmpOp::Lt => "<",
+                CmpOp::Le => "<=",
+                CmpOp::Gt => ">",
+                CmpOp::Ge => ">=",
+            };
+            if matches!(l, Value::TaintRank) {
+                if let Value::Lit(Lit(n)) = r {
+                    let level = n.as_u64().and_then(|i| TAINT_LEVELS.get(i as usize)).copied().unwrap_or("trusted");
+                    return format!("trace.taint {op} {}", serde_json::Value::from(level));
+                }
+            }
+            format!("{} {op} {}", s(l), s(r))
+        }
+        Atom::In(l, r) => format!("{} in {}", s(l), s(r)),
+        Atom::Contains(l, r) => format!("{} contains {}", s(l), s(r)),
+        Atom::Matches(l, re) => format!("{} matches {}", s(l), quote_pattern(&re.src)),
+        Atom::Glob(l, g) => {
+            // The checker reads the left side of `glob` as a path itself.
+            let l = match l {
+                Value::Path(inner) => s(inner),
+                other => s(other),
+            };
+            format!("{l} glob {}", quote_pattern(&g.src))
+        }
+        Atom::StartsWith(l, r) => format!("{} starts_with {}", s(l), s(r)),
+        Atom::EndsWith(l, r) => format!("{} ends_with {}", s(l), s(r)),
+    }
+}
+
+/// A regex or glob as a policy string: raw when that reads better.
+pub fn quote_pattern(src: &str) -> String {
+    if src.contains('\\') && !src.contains('"') {
+        format!("r\"{src}\"")
+    } else if src.contains('\\') && !src.contains("\"#") {
+        format!("r#\"{src}\"#")
+    } else {
+        serde_json::Value::from(src).to_string()
+    }
+}
+
+/// A value in policy syntax.
+pub fn describe_value(v: &Value) -> String {
+    fn path(root: &str, segs: &[String]) -> String {
+        let mut s = root.to_string();
+        for seg in segs {
+            let plain = seg.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && seg.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+                && !RESERVED.contains(&seg.as_str());
+            if plain {
+                s.push('.');
+                s.push_str(seg);
+            } else {
+                s.push('[');
+                s.push_str(&serde_json::Value::from(seg.as_str()).to_string());
+                s.push(']');
+            }
+        }
+        s
+    }
+    match v {
+        Value::Lit(l) => crate::ast::print::json(&l.0),
+        Value::List(items) => format!("[{}]", items.iter().map(describe_value).collect::<Vec<_>>().join(", ")),
+        Value::Tool => "tool".into(),
+        Value::Args(segs) => path("args", segs),
+        Value::TaintRank => "trace.taint".into(),
+        Value::Principal => "principal".into(),
+        Value::ResultText => "result.text".into(),
+        Value::Var(id, segs) => path(&format!("v{id}"), segs),
+        Value::Len(inner) => format!("len({})", describe_value(inner)),
+        Value::Bytes(inner) => format!("bytes({})", describe_value(inner)),
+        Value::Lower(inner) => format!("lower({})", describe_value(inner)),
+        Value::Path(inner) => format!("path({})", describe_value(inner)),
+        Value::Has(inner) => format!("has({})", describe_value(inner)),
+    }
+}
+
+/// Words a field name cannot be written bare with.
+pub const RESERVED: &[&str] =
+    &["and", "or", "not", "in", "contains", "matches", "glob", "starts_with", "ends_with", "any", "all", "true", "false"];

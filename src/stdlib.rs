@@ -1,0 +1,25 @@
+//! The standard library: `stdlib/*.fak`, embedded in the binary, imported as `std.<name>`;
+//! and the built-in floor, `policies/claude-code.fak`, used when no `--policy` is given.
+
+use std::sync::Arc;
+
+/// `(module name, source)` of every stdlib module.
+pub const MODULES: &[(&str, &str)] = &[
+    ("tools", include_str!("../stdlib/tools.fak")),
+    ("paths", include_str!("../stdlib/paths.fak")),
+];
+
+/// The built-in floor's file name and source.
+pub const FLOOR: (&str, &str) = ("policies/claude-code.fak", include_str!("../policies/claude-code.fak"));
+
+/// Every shipped policy file (checked clean by the tests and `fak policy --check`).
+pub const POLICIES: &[(&str, &str)] = &[FLOOR];
+
+pub fn get(path: &[String]) -> Option<(String, Arc<str>)> {
+    let [name] = path else { return None };
+    MODULES.iter().find(|(n, _)| *n == name.as_str()).map(|(n, text)| (format!("std.{n}"), Arc::from(*text)))
+}
+
+pub fn names() -> Vec<&'static str> {
+    MODULES.iter().map(|(n, _)| *n).collect()
+}
