@@ -1,1 +1,63 @@
-//! The command line.
+//! The command line: `fak policy` and `fak preflight`.
+//!
+//! Exit status: `fak policy` exits 0 when the files are clean (warnings are shown), 1 on an
+//! error or a failing test; `fak preflight` exits 0 whatever the verdict. Both exit 2 when
+//! fak itself could not run (bad flags, an unreadable or broken policy).
+
+mod output;
+mod policy;
+mod preflight;
+
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+pub use output::verdict_line;
+
+#[derive(Parser, Debug)]
+#[command(name = "fak", version, about = "A tool-call firewall for AI coding agents", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Check, format, test, dump or convert policies.
+    Policy(policy::PolicyArgs),
+    /// Decide one tool call (or a batch) against a policy and print the verdict.
+    Preflight(preflight::PreflightArgs),
+}
+
+/// How diagnostics are printed.
+#[derive(Clone, Copy, Debug, ValueEnum, Default, PartialEq, Eq)]
+pub enum ErrorFormat {
+    /// Graphical, coloured on a terminal.
+    #[default]
+    Human,
+    /// Graphical without colour, ASCII only.
+    Plain,
+    /// One JSON object per diagnostic, per line.
+    Json,
+}
+
+#[derive(Args, Debug, Clone, Copy)]
+pub struct DiagArgs {
+    /// How to print diagnostics.
+    #[arg(long, value_enum, default_value_t = ErrorFormat::Human, global = true)]
+    pub error_format: ErrorFormat,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Policy(a) => policy::run(&a),
+        Command::Preflight(a) => preflight::run(&a),
+    }
+}
+
+/// Exit status 2: fak could not do what was asked.
+pub(crate) fn fail(msg: impl std::fmt::Display) -> ExitCode {
+    eprintln!("fak: {msg}");
+    ExitCode::from(2)
+}

@@ -38,4 +38,5 @@ pub mod load;
 pub mod compile;
 pub mod eval;
 pub mod convert;
+pub mod policytest;
 pub mod cli;

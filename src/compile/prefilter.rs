@@ -274,3 +274,22 @@ struct FieldParts {
     rel: Vec<(globset::Glob, u32)>,
     atoms: Vec<u32>,
 }
+
+impl Prefilter {
+    /// One line per field filter, for `--dump --format dag`.
+    pub fn summary(&self, fields: &[Value]) -> Vec<String> {
+        self.fields
+            .iter()
+            .map(|f| {
+                let name = fields.get(f.field as usize).map_or_else(|| "?".to_string(), crate::ir::describe_value);
+                format!(
+                    "{name}: {} literals in one automaton, {} absolute and {} relative globs in GlobSets, covering {} atoms",
+                    f.pattern_atoms.len(),
+                    f.abs_globs.as_ref().map_or(0, |(_, a)| a.len()),
+                    f.rel_globs.as_ref().map_or(0, |(_, a)| a.len()),
+                    f.atoms.len()
+                )
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,172 @@
+//! `fak preflight`: decide one call, or a batch of them.
+
+use std::io::{BufRead as _, Read as _, Write as _};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::Args;
+use serde_json::{json, Value as Json};
+
+use super::output::{explain_text, print_diags, verdict_json, verdict_line};
+use super::{fail, DiagArgs};
+use crate::eval::{self, Call, TraceState, Verdict};
+use crate::ir::VerdictKind;
+use crate::load::{self, Policy};
+
+/// Decide tool calls against a policy.
+///
+/// Prints `verdict=<ALLOW|TRANSFORM|DENY> reason=<REASON> by=<rule> disposition=<...>`.
+/// The exit status is 0 whatever the verdict; it is non-zero (2) only when fak itself could
+/// not run: bad flags, an unreadable file, or a policy with errors. Arguments that are not
+/// JSON are a verdict (`DENY MALFORMED`), not a failure.
+#[derive(Args, Debug)]
+#[command(after_help = "Examples:\n  fak preflight --tool Bash --args '{\"command\":\"rm -rf ~\"}'\n  fak preflight --tool Edit --args @call.json --policy policy.fak --explain\n  fak preflight --batch calls.jsonl --policy examples/dogfood-claude-policy.json")]
+pub struct PreflightArgs {
+    /// The tool name, e.g. `Bash`.
+    #[arg(long, required_unless_present = "batch")]
+    pub tool: Option<String>,
+    /// The call's arguments: JSON, `@FILE`, or `-` for stdin. Default `{}`.
+    #[arg(long)]
+    pub args: Option<String>,
+    /// A policy: `.fak` or `fak-policy/v1` JSON. Default: the built-in floor.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// Relative paths are resolved against this directory. Default: the current directory.
+    #[arg(long)]
+    pub workspace: Option<PathBuf>,
+    /// The trace's taint level: trusted, untrusted or quarantined.
+    #[arg(long, default_value = "trusted")]
+    pub taint: String,
+    /// Show the path through the rules.
+    #[arg(long)]
+    pub explain: bool,
+    /// Print the verdict as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Read JSON lines `{"tool": ..., "args": {...}}` from FILE (`-` for stdin) and write one
+    /// verdict JSON line for each.
+    #[arg(long, conflicts_with_all = ["tool", "args"])]
+    pub batch: Option<String>,
+    #[command(flatten)]
+    pub diag: DiagArgs,
+}
+
+pub fn run(a: &PreflightArgs) -> ExitCode {
+    let loaded = match &a.policy {
+        Some(p) => load::from_path(p),
+        None => load::builtin(),
+    };
+    let policy = match loaded.into_result() {
+        Ok(p) => p,
+        Err((sources, diags)) => {
+            print_diags(&diags, &sources, a.diag.error_format);
+            return fail("the policy has errors; nothing was decided");
+        }
+    };
+    let Some(taint) = crate::ir::taint_rank(&a.taint) else {
+        return fail(format!("unknown taint level `{}`: use trusted, untrusted or quarantined", a.taint));
+    };
+    let workspace = match &a.workspace {
+        Some(w) => w.clone(),
+        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+    };
+    let mut trace = TraceState::with_workspace(&workspace.to_string_lossy());
+    trace.taint = taint;
+    if let Some(batch) = &a.batch {
+        return run_batch(&policy, batch, &trace);
+    }
+    let tool = a.tool.clone().unwrap_or_default();
+    let args = match read_args(a.args.as_deref()) {
+        Ok(text) => text,
+        Err(e) => return fail(e),
+    };
+    let (verdict, explain) = match serde_json::from_str::<Json>(&args) {
+        Ok(args) => {
+            let call = Call { tool, args };
+            let (v, ex) = eval::decide_explained(&policy.dag, &call, &trace);
+            (v, Some(ex))
+        }
+        Err(e) => (malformed(&e), None),
+    };
+    let mut out = String::new();
+    if a.json {
+        let mut j = verdict_json(&verdict, &policy.sources);
+        if let (true, Some(ex), Some(obj)) = (a.explain, &explain, j.as_object_mut()) {
+            obj.insert("explain".into(), serde_json::to_value(ex).unwrap_or(Json::Null));
+        }
+        out.push_str(&j.to_string());
+        out.push('\n');
+    } else {
+        out.push_str(&verdict_line(&verdict));
+        out.push('\n');
+        if a.explain {
+            out.push_str(&explain_text(&verdict, &explain.unwrap_or_default(), &policy.sources));
+        }
+    }
+    print!("{out}");
+    ExitCode::SUCCESS
+}
+
+fn malformed(e: &serde_json::Error) -> Verdict {
+    Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.input", Some(format!("the arguments are not JSON: {e}")))
+}
+
+fn read_args(spec: Option<&str>) -> Result<String, String> {
+    match spec {
+        None => Ok("{}".into()),
+        Some("-") => {
+            let mut s = String::new();
+            std::io::stdin().read_to_string(&mut s).map_err(|e| format!("cannot read the arguments from stdin: {e}"))?;
+            Ok(s)
+        }
+        Some(s) if s.starts_with('@') => {
+            let path = s.get(1..).unwrap_or("");
+            std::fs::read_to_string(path).map_err(|e| format!("cannot read the arguments from `{path}`: {e}"))
+        }
+        Some(s) => Ok(s.to_string()),
+    }
+}
+
+fn run_batch(policy: &Policy, spec: &str, trace: &TraceState) -> ExitCode {
+    let reader: Box<dyn std::io::BufRead> = if spec == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        match std::fs::File::open(spec) {
+            Ok(f) => Box::new(std::io::BufReader::new(f)),
+            Err(e) => return fail(format!("cannot read `{spec}`: {e}")),
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    for (n, line) in reader.lines().enumerate() {
+        let line = match line {
+            Ok(l) => l,
+            Err(e) => return fail(format!("cannot read line {} of `{spec}`: {e}", n + 1)),
+        };
+        if line.trim().is_empty() {
+            continue;
+        }
+        let verdict = match serde_json::from_str::<Json>(&line) {
+            Ok(Json::Object(mut o)) => match o.remove("tool") {
+                Some(Json::String(tool)) => {
+                    let args = o.remove("args").unwrap_or_else(|| json!({}));
+                    eval::decide(&policy.dag, &Call { tool, args }, trace)
+                }
+                _ => Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.input", Some("each line needs a string `tool`".into())),
+            },
+            Ok(_) => Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.input", Some("each line is a JSON object".into())),
+            Err(e) => malformed(&e),
+        };
+        let mut j = verdict_json(&verdict, &policy.sources);
+        if let Some(obj) = j.as_object_mut() {
+            obj.insert("line".into(), Json::from(n + 1));
+        }
+        if writeln!(out, "{j}").is_err() {
+            return ExitCode::SUCCESS; // the reader went away
+        }
+    }
+    if out.flush().is_err() {
+        return ExitCode::SUCCESS;
+    }
+    ExitCode::SUCCESS
+}

@@ -1,0 +1,57 @@
+//! Running a policy's `test` blocks (`fak policy --test`).
+
+use crate::eval::{self, kind_str, Call, ToolResult, TraceState, Verdict};
+use crate::ir;
+use crate::load::Policy;
+
+/// The workspace test calls are resolved against, so a test means the same on every machine.
+pub const TEST_WORKSPACE: &str = "/workspace/repo";
+
+pub struct TestOutcome<'p> {
+    pub test: &'p ir::Test,
+    pub verdict: Verdict,
+    /// What differs from the expectation; empty when the test passed.
+    pub failures: Vec<String>,
+}
+
+impl TestOutcome<'_> {
+    pub fn passed(&self) -> bool {
+        self.failures.is_empty()
+    }
+}
+
+pub fn run(policy: &Policy) -> Vec<TestOutcome<'_>> {
+    let program = policy.dag.program();
+    program.tests.iter().map(|t| run_one(policy, t)).collect()
+}
+
+fn run_one<'p>(policy: &'p Policy, t: &'p ir::Test) -> TestOutcome<'p> {
+    let mut trace = TraceState::with_workspace(TEST_WORKSPACE);
+    trace.taint = t.taint;
+    let verdict = match &t.input {
+        ir::TestInput::Call { tool, args } => eval::decide(&policy.dag, &Call { tool: tool.clone(), args: args.clone() }, &trace),
+        ir::TestInput::Result { tool, text } => eval::admit(&policy.dag, &ToolResult { tool: tool.clone(), text: text.clone() }, &trace),
+    };
+    let e = &t.expect;
+    let mut failures = Vec::new();
+    if verdict.verdict != e.verdict {
+        failures.push(format!("expected {}, got {}", kind_str(e.verdict), kind_str(verdict.verdict)));
+    }
+    if let Some(r) = &e.reason {
+        if r.as_str() != &*verdict.reason {
+            failures.push(format!("expected reason {r}, got {}", verdict.reason));
+        }
+    }
+    if let Some(by) = &e.by {
+        if by.as_str() != &*verdict.by.rule {
+            failures.push(format!("expected it decided by `{by}`, got `{}`", verdict.by.rule));
+        }
+    }
+    if let Some(with) = &e.with {
+        if verdict.args.as_ref() != Some(with) {
+            let got = verdict.args.as_ref().map_or_else(|| "no new arguments".to_string(), ToString::to_string);
+            failures.push(format!("expected arguments {with}, got {got}"));
+        }
+    }
+    TestOutcome { test: t, verdict, failures }
+}
