@@ -1,1 +1,93 @@
-fn main(){}
+//! Criterion benchmarks: compiling the shipped policies, and deciding representative calls
+//! on the built-in floor and on synthetic policies of 1, 100 and 1,000 rules, with the
+//! prefilters on and off. benches/README.md has the figures and how to reproduce them.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
+use fak::compile::{compile, CompileOptions, Dag};
+use fak::eval::{decide, Call, TraceState};
+use serde_json::json;
+
+fn program(name: &str, src: &str) -> fak::ir::Program {
+    let loaded = fak::load::from_source(name, src);
+    assert!(!loaded.has_errors(), "{name}: {:?}", loaded.diags);
+    loaded.program.unwrap()
+}
+
+/// A policy of `n` rules shaped like real ones: most deny a command or a path pattern the
+/// typical calls do not contain, a few allow whole tools.
+pub fn synthetic(n: usize) -> String {
+    let mut s = String::from("allow shell on Bash;\nallow edit on Edit, Write;\nallow read on Read;\n");
+    for i in 0..n.saturating_sub(3) {
+        match i % 5 {
+            0 => s.push_str(&format!("deny bash-{i} on Bash when args.command matches r\"\\btool{i}\\s+--(force|yes)\\b\";\n")),
+            1 => s.push_str(&format!("deny bash-{i} on Bash when args.command contains \"secret-{i}\";\n")),
+            2 => s.push_str(&format!("deny edit-{i} on Edit, Write when args.file_path glob \"**/protected{i}/**\";\n")),
+            3 => s.push_str(&format!("deny edit-{i} on Edit, Write when args.file_path glob \"vendor{i}/*.rs\";\n")),
+            _ => s.push_str(&format!(
+                "deny bash-{i} on Bash when lower(args.command) starts_with \"deploy{i} \" and args.command matches r\"--env\\s+prod{i}\";\n"
+            )),
+        }
+    }
+    s
+}
+
+fn calls() -> Vec<(&'static str, Call)> {
+    vec![
+        ("bash_ls", Call { tool: "Bash".into(), args: json!({"command": "ls -la"}) }),
+        ("edit_main", Call { tool: "Edit".into(), args: json!({"file_path": "src/main.rs", "old_string": "a", "new_string": "b"}) }),
+        ("bash_rm", Call { tool: "Bash".into(), args: json!({"command": "rm -rf /tmp/x"}) }),
+    ]
+}
+
+pub fn bench_compile(c: &mut Criterion) {
+    let mut g = c.benchmark_group("compile");
+    g.bench_function("stdlib+policies", |b| {
+        b.iter(|| {
+            let mut dags: Vec<Dag> = Vec::new();
+            let floor = fak::load::builtin();
+            dags.push(compile(floor.program.unwrap(), CompileOptions::default()));
+            for (name, text) in fak::stdlib::MODULES {
+                dags.push(compile(program(name, text), CompileOptions::default()));
+            }
+            black_box(dags)
+        })
+    });
+    g.bench_function("check floor", |b| b.iter(|| black_box(fak::load::builtin())));
+    g.finish();
+}
+
+fn bench_floor(c: &mut Criterion) {
+    let trace = TraceState::with_workspace("/workspace/repo");
+    let mut g = c.benchmark_group("decide/floor");
+    for prefilter in [true, false] {
+        let dag = compile(fak::load::builtin().program.unwrap(), CompileOptions { prefilter });
+        for (name, call) in calls() {
+            let id = format!("{name}/prefilter={}", if prefilter { "on" } else { "off" });
+            g.bench_function(id, |b| b.iter(|| black_box(decide(&dag, black_box(&call), &trace))));
+        }
+    }
+    g.finish();
+}
+
+fn bench_synthetic(c: &mut Criterion) {
+    let trace = TraceState::with_workspace("/workspace/repo");
+    let mut g = c.benchmark_group("decide/synthetic");
+    for n in [1usize, 100, 1000] {
+        let src = synthetic(n.max(3));
+        for prefilter in [true, false] {
+            let dag = compile(program("synthetic.fak", &src), CompileOptions { prefilter });
+            for (name, call) in calls().into_iter().take(2) {
+                let id = BenchmarkId::new(format!("{name}/prefilter={}", if prefilter { "on" } else { "off" }), n);
+                g.bench_with_input(id, &call, |b, call| b.iter(|| black_box(decide(&dag, black_box(call), &trace))));
+            }
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_compile, bench_floor, bench_synthetic);
+criterion_main!(benches);

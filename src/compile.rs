@@ -21,7 +21,7 @@ mod lower;
 mod prefilter;
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use serde_json::Value as Json;
 
@@ -55,20 +55,30 @@ pub struct Dag {
 
 #[derive(Debug)]
 struct SideTable {
-    /// Buckets of the tools some rule names exactly or that a prefix rule was resolved for.
-    exact: HashMap<String, Bucket>,
+    /// Tool names some rule names exactly (or a prefix rule was resolved for) → bucket.
+    exact: HashMap<String, usize>,
     /// Every other tool: rules on `*` and on prefixes, each checking the tool name.
-    fallback: Bucket,
+    fallback: usize,
+    buckets: Vec<LazyBucket>,
+}
+
+/// A bucket's rules, lowered on first use: a one-shot decision builds only the bucket of its
+/// tool. Tools with the same rules share one bucket.
+#[derive(Debug)]
+struct LazyBucket {
+    name: String,
+    rules: Vec<(usize, bool)>,
+    built: OnceLock<Bucket>,
 }
 
 pub fn compile(program: ir::Program, options: CompileOptions) -> Dag {
     let program = Arc::new(program);
-    let call = side_table(&program, Side::Call, options);
-    let result = side_table(&program, Side::Result, options);
+    let call = side_table(&program, Side::Call);
+    let result = side_table(&program, Side::Result);
     Dag { program, call, result, options }
 }
 
-fn side_table(p: &ir::Program, side: Side, options: CompileOptions) -> SideTable {
+fn side_table(p: &ir::Program, side: Side) -> SideTable {
     let on_side: Vec<usize> = p.rules.iter().enumerate().filter(|(_, r)| r.side == side).map(|(i, _)| i).collect();
     let mut names: Vec<&str> = on_side
         .iter()
@@ -77,6 +87,8 @@ fn side_table(p: &ir::Program, side: Side, options: CompileOptions) -> SideTable
         .collect();
     names.sort_unstable();
     names.dedup();
+    let mut buckets: Vec<LazyBucket> = Vec::new();
+    let mut by_rules: HashMap<Vec<(usize, bool)>, usize> = HashMap::new();
     let mut exact = HashMap::with_capacity(names.len());
     for name in names {
         let rules: Vec<(usize, bool)> = on_side
@@ -85,7 +97,17 @@ fn side_table(p: &ir::Program, side: Side, options: CompileOptions) -> SideTable
             .filter(|i| p.rules.get(*i).is_some_and(|r| r.tools.matches(name)))
             .map(|i| (i, false))
             .collect();
-        exact.insert(name.to_string(), lower::bucket(p, &rules, options, name));
+        let idx = *by_rules.entry(rules.clone()).or_insert_with(|| {
+            buckets.push(LazyBucket { name: String::new(), rules, built: OnceLock::new() });
+            buckets.len() - 1
+        });
+        if let Some(b) = buckets.get_mut(idx) {
+            if !b.name.is_empty() {
+                b.name.push_str(", ");
+            }
+            b.name.push_str(name);
+        }
+        exact.insert(name.to_string(), idx);
     }
     let fallback_rules: Vec<(usize, bool)> = on_side
         .iter()
@@ -101,8 +123,8 @@ fn side_table(p: &ir::Program, side: Side, options: CompileOptions) -> SideTable
             }
         })
         .collect();
-    let fallback = lower::bucket(p, &fallback_rules, options, "*");
-    SideTable { exact, fallback }
+    buckets.push(LazyBucket { name: "*".into(), rules: fallback_rules, built: OnceLock::new() });
+    SideTable { exact, fallback: buckets.len() - 1, buckets }
 }
 
 impl Dag {
@@ -114,26 +136,40 @@ impl Dag {
         self.options
     }
 
-    fn bucket(&self, side: Side, tool: &str) -> &Bucket {
-        let t = match side {
+    fn table(&self, side: Side) -> &SideTable {
+        match side {
             Side::Call => &self.call,
             Side::Result => &self.result,
-        };
-        t.exact.get(tool).unwrap_or(&t.fallback)
+        }
     }
 
-    /// Every bucket, for `--dump --format dag`.
-    pub fn buckets(&self) -> Vec<(Side, &str, &Bucket)> {
-        let mut out = Vec::new();
-        for (side, t) in [(Side::Call, &self.call), (Side::Result, &self.result)] {
-            let mut names: Vec<&String> = t.exact.keys().collect();
-            names.sort();
-            for n in names {
-                if let Some(b) = t.exact.get(n) {
-                    out.push((side, n.as_str(), b));
-                }
+    fn bucket(&self, side: Side, tool: &str) -> Option<&Bucket> {
+        let t = self.table(side);
+        let idx = t.exact.get(tool).copied().unwrap_or(t.fallback);
+        t.buckets.get(idx).map(|lb| self.built(lb))
+    }
+
+    fn built<'a>(&'a self, lb: &'a LazyBucket) -> &'a Bucket {
+        lb.built.get_or_init(|| lower::bucket(&self.program, &lb.rules, self.options, &lb.name))
+    }
+
+    /// Builds every bucket now instead of on first use (a server does this at start-up, so
+    /// no request pays for it).
+    pub fn warm(&self) {
+        for side in [Side::Call, Side::Result] {
+            for lb in &self.table(side).buckets {
+                self.built(lb);
             }
-            out.push((side, "*", &t.fallback));
+        }
+    }
+
+    /// Every bucket, built, for `--dump --format dag`.
+    pub fn buckets(&self) -> Vec<(Side, &Bucket)> {
+        let mut out = Vec::new();
+        for side in [Side::Call, Side::Result] {
+            for lb in &self.table(side).buckets {
+                out.push((side, self.built(lb)));
+            }
         }
         out
     }
@@ -196,43 +232,54 @@ fn admit_inner(dag: &Dag, result: &ToolResult, trace: &TraceState, ex: Option<&m
 const UNKNOWN: u8 = 0;
 const FALSE: u8 = 1;
 const TRUE: u8 = 2;
+/// Bit set in an atom's state when a prefilter reported it.
+const HIT: u8 = 4;
+
+/// Per-field prefilter outcome.
+const FIELD_NOT_RUN: u8 = 0;
+/// The field is a string (or absent): a covered atom the prefilter did not report is false.
+const FIELD_DECISIVE: u8 = 1;
+/// The field is some other JSON value: the prefilter knows nothing.
+const FIELD_OPAQUE: u8 = 2;
 
 /// Per-decision scratch: field values, atom states, prefilter hits.
 pub(crate) struct Run<'a> {
     pub scope: Scope<'a>,
     pub fields: Vec<Option<V<'a>>>,
+    pub field_modes: Vec<u8>,
+    /// Per atom: `UNKNOWN`, `FALSE` or `TRUE`, plus the `HIT` bit.
     pub atoms: Vec<u8>,
-    pub hits: Vec<bool>,
+    /// Atoms the prefilters reported, in the order found.
+    pub hit_list: Vec<u32>,
 }
 
 fn run(dag: &Dag, side: Side, input: &Input<'_>, mut ex: Option<&mut Explain>) -> Verdict {
-    let b = dag.bucket(side, input.tool);
+    let Some(b) = dag.bucket(side, input.tool) else {
+        return Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.internal", Some("internal error: no bucket for the tool".into()));
+    };
     if let Some(e) = ex.as_deref_mut() {
         e.bucket = b.name.clone();
     }
     let mut st = Run {
         scope: Scope::new(input),
         fields: vec![None; b.fields.len()],
+        field_modes: vec![FIELD_NOT_RUN; b.fields.len()],
         atoms: vec![UNKNOWN; b.atoms.len()],
-        hits: vec![false; b.atoms.len()],
+        hit_list: Vec::new(),
     };
     // Which rules to look at: all of them without prefilters; with them, the rules with no
-    // trigger plus those whose trigger atoms the prefilters could not rule out.
+    // trigger plus those whose trigger atoms the prefilters reported.
     let candidates: Vec<u32> = if dag.options.prefilter {
         b.prefilter.run(b, &mut st);
         if let Some(e) = ex.as_deref_mut() {
-            for (i, hit) in st.hits.iter().enumerate() {
-                if *hit {
-                    e.prefilter_hits.push(b.describe_atom(i));
-                }
+            for a in &st.hit_list {
+                e.prefilter_hits.push(b.describe_atom(*a as usize));
             }
         }
         let mut c = b.always.clone();
-        for (atom, hit) in st.hits.iter().enumerate() {
-            if *hit {
-                if let Some(rs) = b.triggered.get(atom) {
-                    c.extend_from_slice(rs);
-                }
+        for atom in &st.hit_list {
+            if let Some(rs) = b.triggered.get(*atom as usize) {
+                c.extend_from_slice(rs);
             }
         }
         c.sort_unstable();
@@ -276,8 +323,8 @@ fn run(dag: &Dag, side: Side, input: &Input<'_>, mut ex: Option<&mut Explain>) -
                     }
                 }
             }
-            Err(_) => {
-                out.error = Some(rule);
+            Err(e) => {
+                out.error = Some((rule, e));
                 break;
             }
         }

@@ -148,7 +148,11 @@ pub fn render(d: &Diag, sources: &Sources, format: Format, color: bool) -> Strin
     match format {
         Format::Json => render_json(d, sources),
         Format::Human | Format::Plain => {
-            let theme = if format == Format::Human && color { GraphicalTheme::unicode() } else { GraphicalTheme::ascii() };
+            let theme = match (format, color) {
+                (Format::Human, true) => GraphicalTheme::unicode(),
+                (Format::Human, false) => GraphicalTheme::unicode_nocolor(),
+                _ => GraphicalTheme { characters: miette::ThemeCharacters::ascii(), styles: miette::ThemeStyles::none() },
+            };
             let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
             let view = View::new(d, sources);
             let mut out = String::new();

@@ -228,7 +228,10 @@ pub(crate) struct Input<'a> {
 
 #[derive(Debug)]
 pub(crate) enum EvalError {
+    /// Over `BUDGET.max_steps`.
     Budget,
+    /// A regex that could not be compiled (over the size limit).
+    Pattern(String),
 }
 
 /// A run-time value: borrowed from the input or the program where it can be.
@@ -412,7 +415,10 @@ impl<'a> Scope<'a> {
                     },
                 }
             }
-            Atom::Matches(l, re) => left_of(self, l).text().is_some_and(|t| re.compiled.is_match(&t)),
+            Atom::Matches(l, re) => match left_of(self, l).text() {
+                Some(t) => re.compiled.is_match(&t).map_err(|e| EvalError::Pattern(e.to_string()))?,
+                None => false,
+            },
             Atom::Glob(l, g) => match left_of(self, l) {
                 V::S(p) => glob_match(&g.compiled, &p, &self.input.trace.workspace),
                 _ => false,
@@ -479,9 +485,9 @@ impl<'a> Scope<'a> {
 /// path, relative ones the path inside the workspace.
 pub(crate) fn glob_match(g: &ir::Glob, abs: &str, workspace: &str) -> bool {
     if g.absolute {
-        g.matcher.is_match(abs)
+        g.is_match(abs)
     } else {
-        crate::path::relative(abs, workspace).is_some_and(|rel| g.matcher.is_match(rel))
+        crate::path::relative(abs, workspace).is_some_and(|rel| g.is_match(rel))
     }
 }
 
@@ -526,7 +532,7 @@ pub(crate) struct Outcome<'p> {
     pub transforms: Vec<&'p ir::Rule>,
     pub allow: Option<&'p ir::Rule>,
     pub advisories: Vec<&'p ir::Rule>,
-    pub error: Option<&'p ir::Rule>,
+    pub error: Option<(&'p ir::Rule, EvalError)>,
 }
 
 impl<'p> Outcome<'p> {
@@ -570,8 +576,12 @@ impl<'p> Outcome<'p> {
             args: None,
             advisories: Vec::new(),
         };
-        let mut v = if let Some(r) = self.error {
-            let mut v = Verdict::builtin(VerdictKind::Deny, "OVERSIZE", "fak.budget", Some(format!("evaluating rule `{}` went over the evaluation budget", r.id)));
+        let mut v = if let Some((r, e)) = &self.error {
+            let (reason, m) = match e {
+                EvalError::Budget => ("OVERSIZE", format!("evaluating rule `{}` went over the evaluation budget", r.id)),
+                EvalError::Pattern(p) => ("MALFORMED", format!("rule `{}` has a regex fak cannot run: {p}", r.id)),
+            };
+            let mut v = Verdict::builtin(VerdictKind::Deny, reason, "fak.budget", Some(m));
             v.by = By { rule: r.id.clone(), loc: Some(r.loc) };
             v
         } else if let Some(r) = self.deny {

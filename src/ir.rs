@@ -301,22 +301,51 @@ impl<T> fmt::Debug for Pattern<T> {
     }
 }
 
-pub type Regex = regex::Regex;
+/// A regex checked for syntax when the policy is checked and compiled on first use, so
+/// loading a policy does not pay for regexes a decision never reaches.
+#[derive(Clone)]
+pub struct Regex {
+    src: Arc<str>,
+    compiled: Arc<std::sync::OnceLock<Result<regex::Regex, String>>>,
+}
+
+impl Regex {
+    /// The compiled regex; `Err` when it is over the size limit.
+    pub fn get(&self) -> Result<&regex::Regex, &str> {
+        self.compiled.get_or_init(|| build_regex(&self.src)).as_ref().map_err(String::as_str)
+    }
+
+    pub fn is_match(&self, text: &str) -> Result<bool, &str> {
+        self.get().map(|re| re.is_match(text))
+    }
+}
+
+impl fmt::Debug for Regex {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Regex({:?})", self.src)
+    }
+}
 
 /// A compiled glob and which form of a path it is matched against.
 #[derive(Clone, Debug)]
 pub struct Glob {
-    pub matcher: globset::GlobMatcher,
     pub glob: globset::Glob,
     /// Patterns starting with `/` or `**` match the absolute path; others the path relative
     /// to the workspace root.
     pub absolute: bool,
+    matcher: Arc<std::sync::OnceLock<globset::GlobMatcher>>,
+}
+
+impl Glob {
+    pub fn is_match(&self, path: &str) -> bool {
+        self.matcher.get_or_init(|| self.glob.compile_matcher()).is_match(path)
+    }
 }
 
 /// Largest compiled regex, in bytes (the regex crate's size limit).
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
-pub fn compile_regex(src: &str) -> Result<Regex, String> {
+fn build_regex(src: &str) -> Result<regex::Regex, String> {
     regex::RegexBuilder::new(src)
         .size_limit(REGEX_SIZE_LIMIT)
         .dfa_size_limit(REGEX_SIZE_LIMIT)
@@ -328,6 +357,20 @@ pub fn compile_regex(src: &str) -> Result<Regex, String> {
         })
 }
 
+/// Checks a regex's syntax (with the regex crate's own parser and message); compiling waits
+/// for first use.
+pub fn compile_regex(src: &str) -> Result<Regex, String> {
+    regex_syntax::ParserBuilder::new().build().parse(src).map_err(|e| e.to_string())?;
+    Ok(Regex { src: Arc::from(src), compiled: Arc::new(std::sync::OnceLock::new()) })
+}
+
+/// Compiles a regex now: `fak policy --check` does, to report regexes over the size limit.
+pub fn compile_regex_now(src: &str) -> Result<Regex, String> {
+    let re = compile_regex(src)?;
+    re.get().map_err(str::to_string)?;
+    Ok(re)
+}
+
 pub fn compile_glob(src: &str) -> Result<Glob, String> {
     let glob = globset::GlobBuilder::new(src)
         .literal_separator(true)
@@ -336,7 +379,7 @@ pub fn compile_glob(src: &str) -> Result<Glob, String> {
         .build()
         .map_err(|e| e.kind().to_string())?;
     let absolute = src.starts_with('/') || src.starts_with("**");
-    Ok(Glob { matcher: glob.compile_matcher(), glob, absolute })
+    Ok(Glob { glob, absolute, matcher: Arc::new(std::sync::OnceLock::new()) })
 }
 
 /// A `test` block, checked.

@@ -346,7 +346,8 @@ fn program_json(p: &crate::ir::Program, sources: &Sources) -> Json {
 fn dag_text(policy: &crate::load::Policy) -> String {
     let program = policy.dag.program();
     let mut s = String::new();
-    for (side, name, b) in policy.dag.buckets() {
+    for (side, b) in policy.dag.buckets() {
+        let name = &b.name;
         let side = match side {
             crate::ir::Side::Call => "call",
             crate::ir::Side::Result => "result",

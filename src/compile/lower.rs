@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::prefilter::{self, Prefilter};
-use super::{priority, CompileOptions, Run, FALSE, TRUE};
+use super::{priority, CompileOptions, Run, FALSE, FIELD_DECISIVE, HIT, TRUE};
 use crate::eval::EvalError;
 use crate::ir::{self, Atom};
 
@@ -209,16 +209,25 @@ impl Bucket {
     }
 
     fn eval_atom<'a>(&'a self, a: u32, st: &mut Run<'a>) -> Result<bool, EvalError> {
-        match st.atoms.get(a as usize).copied() {
-            Some(TRUE) => return Ok(true),
-            Some(FALSE) => return Ok(false),
+        let state = st.atoms.get(a as usize).copied().unwrap_or(0);
+        match state & !HIT {
+            TRUE => return Ok(true),
+            FALSE => return Ok(false),
             _ => {}
         }
         let Some(ba) = self.atoms.get(a as usize) else { return Ok(false) };
+        // A covered atom on a field the prefilter read as a string, and not reported: false.
+        if state & HIT == 0 && self.prefilter.covers(a) {
+            if let Some(f) = ba.field {
+                if st.field_modes.get(f as usize) == Some(&FIELD_DECISIVE) {
+                    return Ok(false);
+                }
+            }
+        }
         let field = ba.field.map(|f| self.field_value(f, st));
         let r = st.scope.atom(&ba.atom, field.as_ref())?;
         if let Some(s) = st.atoms.get_mut(a as usize) {
-            *s = if r { TRUE } else { FALSE };
+            *s = (*s & HIT) | if r { TRUE } else { FALSE };
         }
         Ok(r)
     }

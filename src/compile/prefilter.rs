@@ -6,11 +6,12 @@
 //! extracts from a regex (every match of the regex starts, or ends, with one of them). Every
 //! glob on the field goes into one GlobSet, which answers exactly.
 //!
-//! INVARIANT (soundness): when the prefilter marks an atom false, the atom is false. It holds
-//! because: an atom is only marked false when the field's value is a string (or absent, where
-//! every covered atom is false by the value semantics), and every covered atom, when true,
-//! implies its field's text contains one of its literals. A field whose value turns out not
-//! to be a string leaves all its atoms unknown and marks them all as hits.
+//! INVARIANT (soundness): when the prefilter lets an atom be taken as false, the atom is
+//! false. An unreported covered atom is false only on a field whose value is a string (or
+//! absent, where every covered atom is false by the value semantics), and every covered atom,
+//! when true, implies its field's text contains one of its literals (or, for a GlobSet glob,
+//! the set reported it). A field whose value is not a string reports all its atoms as hits
+//! and decides none of them.
 
 use std::collections::HashMap;
 
@@ -19,7 +20,7 @@ use globset::{GlobSet, GlobSetBuilder};
 use regex_syntax::hir::literal::{ExtractKind, Extractor};
 
 use super::lower::{Bucket, BucketAtom};
-use super::{Run, FALSE, TRUE};
+use super::{Run, FIELD_DECISIVE, FIELD_OPAQUE, HIT, TRUE};
 use crate::eval::V;
 use crate::ir::{Atom, CmpOp, Value};
 
@@ -51,70 +52,63 @@ impl Prefilter {
         self.covered.get(atom as usize).copied().unwrap_or(false)
     }
 
-    /// Runs every field's filter, marking atoms false or true and recording hits.
+    /// Runs every field's filter: records each field's mode and the atoms it reports.
     pub(crate) fn run<'a>(&'a self, b: &'a Bucket, st: &mut Run<'a>) {
         for f in &self.fields {
             let value = b.field_value(f.field, st);
-            match &value {
-                V::Absent | V::J(serde_json::Value::Null) => {
-                    for a in &f.atoms {
-                        set(st, *a, FALSE);
-                    }
-                }
+            let mode = match &value {
+                V::Absent | V::J(serde_json::Value::Null) => FIELD_DECISIVE,
                 v if v.is_str() => {
                     let text = v.text().unwrap_or_default();
-                    for a in &f.atoms {
-                        set(st, *a, FALSE);
-                    }
                     if let Some(ac) = &f.ac {
                         for m in ac.find_overlapping_iter(text.as_ref()) {
                             for (a, exact) in f.pattern_atoms.get(m.pattern().as_usize()).map_or(&[][..], Vec::as_slice) {
-                                hit(st, *a, if *exact { TRUE } else { super::UNKNOWN });
+                                hit(st, *a, *exact);
                             }
                         }
                     }
-                    let workspace = st.scope.input.trace.workspace.as_str();
                     if let Some((set_abs, atoms)) = &f.abs_globs {
                         for i in set_abs.matches(text.as_ref()) {
                             if let Some(a) = atoms.get(i) {
-                                hit(st, *a, TRUE);
+                                hit(st, *a, true);
                             }
                         }
                     }
                     if let Some((set_rel, atoms)) = &f.rel_globs {
+                        let workspace = st.scope.input.trace.workspace.as_str();
                         if let Some(rel) = crate::path::relative(text.as_ref(), workspace) {
                             for i in set_rel.matches(rel) {
                                 if let Some(a) = atoms.get(i) {
-                                    hit(st, *a, TRUE);
+                                    hit(st, *a, true);
                                 }
                             }
                         }
                     }
+                    FIELD_DECISIVE
                 }
                 _ => {
                     for a in &f.atoms {
-                        hit(st, *a, super::UNKNOWN);
+                        hit(st, *a, false);
                     }
+                    FIELD_OPAQUE
                 }
+            };
+            if let Some(m) = st.field_modes.get_mut(f.field as usize) {
+                *m = mode;
             }
         }
     }
 }
 
-fn set(st: &mut Run<'_>, a: u32, state: u8) {
+/// Reports an atom: a candidate, and true when the hit proves it.
+fn hit(st: &mut Run<'_>, a: u32, proves: bool) {
     if let Some(s) = st.atoms.get_mut(a as usize) {
-        *s = state;
-    }
-}
-
-fn hit(st: &mut Run<'_>, a: u32, state: u8) {
-    if let Some(h) = st.hits.get_mut(a as usize) {
-        *h = true;
-    }
-    if let Some(s) = st.atoms.get_mut(a as usize) {
-        // A proof of truth is never weakened by a later "maybe".
-        if *s != TRUE {
-            *s = state;
+        if *s & HIT == 0 {
+            st.hit_list.push(a);
+        }
+        *s |= HIT;
+        if proves {
+            *s = HIT | TRUE;
         }
     }
 }
@@ -123,7 +117,7 @@ fn hit(st: &mut Run<'_>, a: u32, state: u8) {
 enum Need {
     /// One of these literals; `exact` when finding it proves the atom.
     Literals(Vec<Vec<u8>>, bool),
-    /// A glob match (abs or relative form), which proves the atom.
+    /// A GlobSet match, which proves the atom.
     Glob,
 }
 
@@ -155,8 +149,71 @@ fn need(a: &Atom) -> Option<Need> {
             lits.filter(|l| !l.is_empty()).map(|l| Need::Literals(l, false))
         }
         Atom::Matches(_, re) => regex_literals(&re.src).map(|l| Need::Literals(l, false)),
-        Atom::Glob(..) => Some(Need::Glob),
+        Atom::Glob(_, g) => Some(match glob_literal(&g.src) {
+            Some(lit) => Need::Literals(vec![lit.into_bytes()], false),
+            None => Need::Glob,
+        }),
         _ => None,
+    }
+}
+
+/// The longest run of literal characters in a glob: every path the glob matches contains it.
+/// A run right after `**` loses its leading `/` (`**/` also matches nothing at all).
+/// Written by hand: globset does not expose the literals it finds, and the regex it builds
+/// hides them behind `(?:/?|.*/)`, which regex-syntax's prefix and suffix extraction cannot
+/// see past.
+pub fn glob_literal(src: &str) -> Option<String> {
+    let mut best = String::new();
+    let mut cur = String::new();
+    let mut after_star2 = false;
+    let mut chars = src.chars().peekable();
+    let flush = |cur: &mut String, best: &mut String, after: bool| {
+        let run = if after { cur.strip_prefix('/').unwrap_or(cur) } else { cur.as_str() };
+        if run.len() > best.len() {
+            *best = run.to_string();
+        }
+        cur.clear();
+    };
+    while let Some(c) = chars.next() {
+        match c {
+            '*' | '?' => {
+                flush(&mut cur, &mut best, after_star2);
+                after_star2 = c == '*' && chars.peek() == Some(&'*');
+                if after_star2 {
+                    chars.next();
+                }
+            }
+            '[' | '{' => {
+                flush(&mut cur, &mut best, after_star2);
+                after_star2 = false;
+                let close = if c == '[' { ']' } else { '}' };
+                // Skip the class or the alternation: what it matches varies.
+                let mut depth = 1;
+                let mut first = true;
+                for d in chars.by_ref() {
+                    if d == close && !(first && c == '[') {
+                        depth -= 1;
+                        if depth == 0 {
+                            break;
+                        }
+                    } else if d == c && c == '{' {
+                        depth += 1;
+                    }
+                    first = false;
+                }
+            }
+            '\\' => match chars.next() {
+                Some(e) => cur.push(e),
+                None => return None,
+            },
+            other => cur.push(other),
+        }
+    }
+    flush(&mut cur, &mut best, after_star2);
+    if best.is_empty() {
+        None
+    } else {
+        Some(best)
     }
 }
 
@@ -291,5 +348,22 @@ impl Prefilter {
                 )
             })
             .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn glob_literals() {
+        assert_eq!(glob_literal("**/.git/**").as_deref(), Some(".git/"));
+        assert_eq!(glob_literal("/etc/**").as_deref(), Some("/etc/"));
+        assert_eq!(glob_literal("src/*.rs").as_deref(), Some("src/"));
+        assert_eq!(glob_literal("**/id_rsa").as_deref(), Some("id_rsa"));
+        assert_eq!(glob_literal("*.{rs,toml}").as_deref(), Some("."));
+        assert_eq!(glob_literal("**"), None);
+        assert_eq!(glob_literal("[ab]*"), None);
+        assert_eq!(glob_literal(r"a\*b").as_deref(), Some("a*b"));
     }
 }

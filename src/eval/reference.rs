@@ -32,10 +32,8 @@ fn run(program: &ir::Program, side: Side, input: &Input<'_>) -> Verdict {
         match scope.expr(&r.cond) {
             Ok(true) => out.add(r, is_advisory(program, r)),
             Ok(false) => {}
-            Err(_) => {
-                if out.error.is_none() {
-                    out.error = Some(r);
-                }
+            Err(e) => {
+                out.error = Some((r, e));
                 break;
             }
         }
