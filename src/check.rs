@@ -157,6 +157,15 @@ impl Checker<'_> {
         }
         for item in &ast.items {
             if let ast::ItemKind::Advisory(names) = &item.kind {
+                if !is_root {
+                    self.err(
+                        Diag::error("fak::check::advisory_in_module", file, item.span)
+                            .message("`advisory` in an imported module")
+                            .label("only the policy's root file may soften refusals")
+                            .help("an imported module must not weaken the policy that imports it; move the line to the root file"),
+                    );
+                    continue;
+                }
                 for n in names {
                     if self.reason_known(&n.name) {
                         self.program.advisory_reasons.insert(n.name.clone());
@@ -240,7 +249,7 @@ impl Checker<'_> {
         if self.modules.contains_key(&name) {
             return; // already checked and its rules added (a diamond)
         }
-        if self.modules.len() + self.stack.len() > MAX_MODULES {
+        if self.modules.len() + self.stack.len() >= MAX_MODULES {
             self.err(Diag::error("fak::check::too_many_modules", file, span).message(format!("more than {MAX_MODULES} modules")));
             return;
         }
@@ -499,7 +508,16 @@ impl Checker<'_> {
                 ast::Clause::Advisory(_) => advisory = true,
             }
         }
-        if r.verdict == VerdictKind::Transform && set.is_empty() && side == Side::Call {
+        if r.verdict == VerdictKind::Transform && side == Side::Result {
+            self.err(
+                Diag::error("fak::check::transform_on_result", file, r.verdict_span)
+                    .message("`transform` on a tool result")
+                    .label("results cannot be rewritten by a rule")
+                    .help("refuse the result with `deny`, or page it out with `quarantine`"),
+            );
+        }
+        let bad_set = r.clauses.iter().any(|c| matches!(c, ast::Clause::Set(..)));
+        if r.verdict == VerdictKind::Transform && set.is_empty() && !bad_set && side == Side::Call {
             self.err(
                 Diag::error("fak::check::transform_without_set", file, r.id.span)
                     .message(format!("transform `{id}` changes nothing"))
@@ -568,8 +586,10 @@ impl Checker<'_> {
         if found.is_none() {
             let help = if m.imports.contains_key(alias) {
                 format!("module `{alias}` has no set `{name}`")
+            } else if crate::stdlib::names().contains(&alias) {
+                format!("there is no import named `{alias}`; add `import std.{alias};`")
             } else {
-                format!("there is no import named `{alias}`; add `import std.{alias};` or quote a tool name that has a dot")
+                format!("there is no import named `{alias}`; import the module, or quote a tool name that has a dot")
             };
             self.err(
                 Diag::error("fak::check::unknown_name", file, n.span)
@@ -738,7 +758,7 @@ impl Checker<'_> {
                     self.err(type_err(file, r.span, format!("`in` needs a list on its right, found a {}", rt.name()), rt));
                     return None;
                 }
-                Some(ir::Expr::Atom(Atom::In(lv, rv)))
+                Some(ir::Expr::Atom(Atom::In(lv, if lt == Ty::Path { paths_of(rv) } else { rv })))
             }
             BinOp::Contains => {
                 if !matches!(lt, Ty::Str | Ty::Path | Ty::List | Ty::Any) {
@@ -866,8 +886,8 @@ impl Checker<'_> {
                 Some(if parts.is_empty() { ir::Expr::False } else { ir::Expr::Or(parts) })
             }
             (BinOp::In, ast::SetKind::Strings) => {
-                let list = Json::Array(set.items.iter().map(|s| Json::String(s.clone())).collect());
-                Some(ir::Expr::Atom(Atom::In(lv, Value::Lit(Lit(list)))))
+                let list = Value::Lit(Lit(Json::Array(set.items.iter().map(|s| Json::String(s.clone())).collect())));
+                Some(ir::Expr::Atom(Atom::In(lv, if lt == Ty::Path { paths_of(list) } else { list })))
             }
             (BinOp::Contains, ast::SetKind::Strings) => {
                 if !matches!(lt, Ty::Str | Ty::Path | Ty::List | Ty::Any) {
@@ -956,7 +976,7 @@ impl Checker<'_> {
         match &e.kind {
             ExprKind::Lit(l) => Some(match l {
                 ast::Lit::Str(s) => (Value::Lit(Lit(Json::String(s.value.clone()))), Ty::Str),
-                ast::Lit::Num(n, _, _) => (Value::Lit(Lit(serde_json::Number::from_f64(*n).map_or(Json::Null, Json::Number))), Ty::Num),
+                ast::Lit::Num(n, _, _) => (Value::Lit(Lit(num_json(*n))), Ty::Num),
                 ast::Lit::Bool(b, _) => (Value::Lit(Lit(Json::Bool(*b))), Ty::Bool),
                 ast::Lit::Name(n) => {
                     self.err(Diag::error("fak::check::unknown_name", file, n.span).message(format!("unexpected name `{}`", n.name)));
@@ -1176,9 +1196,10 @@ impl Checker<'_> {
             );
             return Ty::Any;
         }
+        // Tools without the key see it absent; the type is what the others agree on.
         let mut found = types.iter().flatten();
         let first = found.next().copied().unwrap_or(Ty::Any);
-        if found.all(|t| *t == first) && types.iter().all(Option::is_some) {
+        if found.all(|t| *t == first) {
             first
         } else {
             Ty::Any
@@ -1261,6 +1282,15 @@ impl Checker<'_> {
     }
 }
 
+/// A number as JSON: integral values as integers, so they print as written.
+fn num_json(n: f64) -> Json {
+    if n.fract() == 0.0 && n.abs() < 9.0e15 {
+        Json::from(n as i64)
+    } else {
+        serde_json::Number::from_f64(n).map_or(Json::Null, Json::Number)
+    }
+}
+
 fn flip(op: CmpOp) -> CmpOp {
     match op {
         CmpOp::Lt => CmpOp::Gt,
@@ -1275,6 +1305,17 @@ fn path_of(v: Value) -> Value {
     match v {
         p @ Value::Path(_) => p,
         other => Value::Path(Box::new(other)),
+    }
+}
+
+/// A list compared with a path: its string items become paths too.
+fn paths_of(list: Value) -> Value {
+    match list {
+        Value::Lit(Lit(Json::Array(items))) => Value::List(
+            items.into_iter().map(|i| if i.is_string() { path_of(Value::Lit(Lit(i))) } else { Value::Lit(Lit(i)) }).collect(),
+        ),
+        Value::List(items) => Value::List(items.into_iter().map(|i| if matches!(i, Value::Lit(_)) { path_of(i) } else { i }).collect()),
+        other => other,
     }
 }
 
@@ -1365,4 +1406,37 @@ pub fn simplify(e: ir::Expr) -> ir::Expr {
         Expr::Quant { all, var, list, body } => Expr::Quant { all, var, list, body: Box::new(simplify(*body)) },
         other => other,
     }
+}
+
+/// Compiles every regex of a program now and reports those the regex crate refuses (over
+/// its size limit). Loading defers compiling to first use; `fak policy --check` calls this so
+/// that such a regex is found in CI rather than by a decision (where it is a DENY).
+pub fn compile_patterns(p: &ir::Program) -> Vec<Diag> {
+    fn walk(e: &ir::Expr, out: &mut Vec<(Arc<str>, String)>) {
+        match e {
+            ir::Expr::And(items) | ir::Expr::Or(items) => items.iter().for_each(|i| walk(i, out)),
+            ir::Expr::Not(inner) => walk(inner, out),
+            ir::Expr::Quant { body, .. } => walk(body, out),
+            ir::Expr::Atom(Atom::Matches(_, re)) => {
+                if let Err(msg) = re.compiled.get() {
+                    out.push((re.src.clone(), msg.to_string()));
+                }
+            }
+            _ => {}
+        }
+    }
+    let mut diags = Vec::new();
+    for r in &p.rules {
+        let mut bad = Vec::new();
+        walk(&r.cond, &mut bad);
+        for (src, msg) in bad {
+            diags.push(
+                Diag::at("fak::check::regex_too_big", r.loc)
+                    .message(format!("rule `{}` has a regex the regex crate will not compile: `{src}`", r.id))
+                    .label("in this rule")
+                    .help(format!("{msg}; simplify the regex (bounded repetitions multiply its size)")),
+            );
+        }
+    }
+    diags
 }

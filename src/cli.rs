@@ -1,8 +1,9 @@
 //! The command line: `fak policy` and `fak preflight`.
 //!
 //! Exit status: `fak policy` exits 0 when the files are clean (warnings are shown), 1 on an
-//! error or a failing test; `fak preflight` exits 0 whatever the verdict. Both exit 2 when
-//! fak itself could not run (bad flags, an unreadable or broken policy).
+//! error in a policy (or an unreadable one) or a failing test, 2 on bad flags; `fak preflight`
+//! exits 0 whatever the verdict and 2 when it could not decide (bad flags, an unreadable or
+//! broken policy).
 
 mod output;
 mod policy;
@@ -54,6 +55,14 @@ pub fn main() -> ExitCode {
         Command::Policy(a) => policy::run(&a),
         Command::Preflight(a) => preflight::run(&a),
     }
+}
+
+/// Writes to stdout; a reader that went away (`| head`) is not an error worth a panic.
+pub(crate) fn emit(s: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(s.as_bytes());
+    let _ = out.flush();
 }
 
 /// Exit status 2: fak could not do what was asked.

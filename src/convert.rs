@@ -72,7 +72,9 @@ pub fn rule(r: &ir::Rule) -> String {
         tools.push("*".into());
     }
     for t in &r.tools.exact {
-        tools.push(if is_ident(t) { t.clone() } else { serde_json::Value::from(t.as_str()).to_string() });
+        // Names fak knows are written bare; others quoted, which also says "not a typo".
+        let bare = is_ident(t) && crate::tools::schema(t).is_some();
+        tools.push(if bare { t.clone() } else { serde_json::Value::from(t.as_str()).to_string() });
     }
     for p in &r.tools.prefixes {
         tools.push(serde_json::Value::from(format!("{p}*")).to_string());

@@ -70,7 +70,8 @@ pub fn from_source(name: &str, text: &str) -> Loaded {
 
 /// Loads a policy file.
 pub fn from_path(path: &Path) -> Loaded {
-    let name = path.display().to_string();
+    // One file, one name: `./a.fak` and `a.fak` must be the same module for cycle checks.
+    let name = clean(path);
     match std::fs::read_to_string(path) {
         Ok(text) => from_source(&name, &text),
         Err(e) => {

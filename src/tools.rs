@@ -149,7 +149,7 @@ pub fn validate(tool: &str, args: &serde_json::Value) -> Result<(), String> {
     };
     for (key, ty, required) in s.args {
         match obj.get(*key) {
-            None if *required => return Err(format!("`{tool}` needs the argument `{key}`")),
+            None | Some(serde_json::Value::Null) if *required => return Err(format!("`{tool}` needs the argument `{key}`")),
             None | Some(serde_json::Value::Null) => {}
             Some(v) => {
                 let ok = match ty {

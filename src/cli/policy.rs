@@ -136,8 +136,15 @@ fn inputs(a: &PolicyArgs) -> Vec<(String, Loaded)> {
 fn check(a: &PolicyArgs) -> ExitCode {
     let mut errors = 0;
     let mut warnings = 0;
-    let all = inputs(a);
-    for (_, l) in &all {
+    let mut all = inputs(a);
+    for (_, l) in &mut all {
+        if let Some(p) = &l.program {
+            let more = crate::check::compile_patterns(p);
+            if crate::diag::has_errors(&more) {
+                l.program = None;
+            }
+            l.diags.extend(more);
+        }
         let (e, w) = print_diags(&l.diags, &l.sources, a.diag.error_format);
         errors += e;
         warnings += w;
@@ -197,7 +204,7 @@ fn fmt(a: &PolicyArgs) -> ExitCode {
                     unformatted += 1;
                 }
             } else {
-                print!("{formatted}");
+                super::emit(&format!("{formatted}"));
             }
         } else if formatted != input.text {
             if a.check {
@@ -232,13 +239,15 @@ fn test(a: &PolicyArgs) -> ExitCode {
             let (line, _) = policy.sources.line_col(o.test.loc.file, o.test.loc.span.start);
             if o.passed() {
                 passed += 1;
-                println!("ok    {name}:{line} {}", o.test.name);
+                super::emit(&format!("ok    {name}:{line} {}\n", o.test.name));
             } else {
                 failed += 1;
-                println!("FAIL  {name}:{line} {}", o.test.name);
+                super::emit(&format!("FAIL  {name}:{line} {}\n", o.test.name));
                 match &o.test.input {
-                    crate::ir::TestInput::Call { tool, args } => println!("      call:     {tool} {args}"),
-                    crate::ir::TestInput::Result { tool, text } => println!("      result:   {tool} {}", Json::from(text.as_str())),
+                    crate::ir::TestInput::Call { tool, args } => super::emit(&format!("      call:     {tool} {args}\n")),
+                    crate::ir::TestInput::Result { tool, text } => {
+                        super::emit(&format!("      result:   {tool} {}\n", Json::from(text.as_str())))
+                    }
                 }
                 let e = &o.test.expect;
                 let mut want = kind_str(e.verdict).to_string();
@@ -248,19 +257,19 @@ fn test(a: &PolicyArgs) -> ExitCode {
                 if let Some(b) = &e.by {
                     want.push_str(&format!(" by={b}"));
                 }
-                println!("      expected: {want}");
-                println!("      actual:   {}", verdict_line(&o.verdict));
+                super::emit(&format!("      expected: {want}\n"));
+                super::emit(&format!("      actual:   {}\n", verdict_line(&o.verdict)));
                 if let Some(loc) = o.verdict.by.loc {
                     let (l, c) = policy.sources.line_col(loc.file, loc.span.start);
-                    println!("      decided by `{}` at {}:{l}:{c}", o.verdict.by.rule, policy.sources.name(loc.file));
+                    super::emit(&format!("      decided by `{}` at {}:{l}:{c}\n", o.verdict.by.rule, policy.sources.name(loc.file)));
                 }
                 for f in &o.failures {
-                    println!("      - {f}");
+                    super::emit(&format!("      - {f}\n"));
                 }
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    super::emit(&format!("{passed} passed, {failed} failed\n"));
     if failed > 0 || broken {
         ExitCode::from(1)
     } else {
@@ -278,7 +287,7 @@ fn dump(a: &PolicyArgs) -> ExitCode {
         _ => return fail("--dump takes at most one FILE"),
     };
     if a.format == DumpFormat::Fak {
-        print!("{text}");
+        super::emit(&format!("{text}"));
         return ExitCode::SUCCESS;
     }
     if a.format == DumpFormat::Ast {
@@ -286,12 +295,12 @@ fn dump(a: &PolicyArgs) -> ExitCode {
         let id = sources.add(name.clone(), text.as_str());
         return match crate::syntax::parse(&text, id) {
             Ok(ast) => {
-                println!("{ast:#?}");
+                super::emit(&format!("{ast:#?}\n"));
                 ExitCode::SUCCESS
             }
             Err(d) => {
                 print_diags(&[d], &sources, a.diag.error_format);
-                fail("the policy does not parse")
+                ExitCode::from(1)
             }
         };
     }
@@ -300,14 +309,16 @@ fn dump(a: &PolicyArgs) -> ExitCode {
         Ok(p) => p,
         Err((sources, diags)) => {
             print_diags(&diags, &sources, a.diag.error_format);
-            return fail("the policy has errors");
+            return ExitCode::from(1);
         }
     };
     let program = policy.dag.program();
     match a.format {
-        DumpFormat::Json => println!("{}", serde_json::to_string_pretty(&program_json(program, &policy.sources)).unwrap_or_default()),
-        DumpFormat::Ir => print!("{}", crate::convert::to_source(program, &format!("{name}, checked: imports inlined, sets expanded"))),
-        _ => print!("{}", dag_text(&policy)),
+        DumpFormat::Json => {
+            super::emit(&format!("{}\n", serde_json::to_string_pretty(&program_json(program, &policy.sources)).unwrap_or_default()))
+        }
+        DumpFormat::Ir => super::emit(&crate::convert::to_source(program, &format!("{name}, checked: imports inlined, sets expanded"))),
+        _ => super::emit(&dag_text(&policy)),
     }
     ExitCode::SUCCESS
 }
@@ -379,6 +390,6 @@ fn convert(a: &PolicyArgs) -> ExitCode {
         print_diags(&loaded.diags, &loaded.sources, a.diag.error_format);
         return ExitCode::from(1);
     };
-    print!("{}", crate::convert::to_source(program, &format!("Converted from {} by `fak policy --convert`.", input.name)));
+    super::emit(&format!("{}", crate::convert::to_source(program, &format!("Converted from {} by `fak policy --convert`.", input.name))));
     ExitCode::SUCCESS
 }

@@ -37,6 +37,9 @@ pub struct PreflightArgs {
     /// The trace's taint level: trusted, untrusted or quarantined.
     #[arg(long, default_value = "trusted")]
     pub taint: String,
+    /// Who the call is made for (`principal` in rules).
+    #[arg(long)]
+    pub principal: Option<String>,
     /// Show the path through the rules.
     #[arg(long)]
     pub explain: bool,
@@ -67,11 +70,18 @@ pub fn run(a: &PreflightArgs) -> ExitCode {
         return fail(format!("unknown taint level `{}`: use trusted, untrusted or quarantined", a.taint));
     };
     let workspace = match &a.workspace {
-        Some(w) => w.clone(),
-        None => std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")),
+        Some(w) => match std::path::absolute(w) {
+            Ok(w) => w,
+            Err(e) => return fail(format!("cannot resolve the workspace `{}`: {e}", w.display())),
+        },
+        None => match std::env::current_dir() {
+            Ok(d) => d,
+            Err(e) => return fail(format!("cannot read the current directory: {e}; pass --workspace")),
+        },
     };
     let mut trace = TraceState::with_workspace(&workspace.to_string_lossy());
     trace.taint = taint;
+    trace.principal = a.principal.clone();
     if let Some(batch) = &a.batch {
         return run_batch(&policy, batch, &trace);
     }
@@ -103,7 +113,7 @@ pub fn run(a: &PreflightArgs) -> ExitCode {
             out.push_str(&explain_text(&verdict, &explain.unwrap_or_default(), &policy.sources));
         }
     }
-    print!("{out}");
+    super::emit(&format!("{out}"));
     ExitCode::SUCCESS
 }
 
@@ -155,7 +165,7 @@ fn run_batch(policy: &Policy, spec: &str, trace: &TraceState) -> ExitCode {
                 _ => Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.input", Some("each line needs a string `tool`".into())),
             },
             Ok(_) => Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.input", Some("each line is a JSON object".into())),
-            Err(e) => malformed(&e),
+            Err(e) => Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.input", Some(format!("the line is not JSON: {e}"))),
         };
         let mut j = verdict_json(&verdict, &policy.sources);
         if let Some(obj) = j.as_object_mut() {
