@@ -203,7 +203,10 @@ impl Checker<'_> {
                         .label("not in the stdlib");
                     let help = match did_you_mean(&wanted, all.iter().copied()) {
                         Some(s) => format!("did you mean `std.{s}`?"),
-                        None => format!("the stdlib modules are {}", all.iter().map(|n| format!("`std.{n}`")).collect::<Vec<_>>().join(", ")),
+                        None => format!(
+                            "the stdlib modules are {}",
+                            all.iter().map(|n| format!("`std.{n}`")).collect::<Vec<_>>().join(", ")
+                        ),
                     };
                     d = d.help(help);
                     d
@@ -230,7 +233,13 @@ impl Checker<'_> {
             }
         };
         if self.stack.contains(&name) {
-            let chain = self.stack.iter().chain(std::iter::once(&name)).map(|s| format!("`{s}`")).collect::<Vec<_>>().join(" → ");
+            let chain = self
+                .stack
+                .iter()
+                .chain(std::iter::once(&name))
+                .map(|s| format!("`{s}`"))
+                .collect::<Vec<_>>()
+                .join(" → ");
             self.err(
                 Diag::error("fak::check::import_cycle", file, span)
                     .message(format!("import cycle: {chain}"))
@@ -250,7 +259,10 @@ impl Checker<'_> {
             return; // already checked and its rules added (a diamond)
         }
         if self.modules.len() + self.stack.len() >= MAX_MODULES {
-            self.err(Diag::error("fak::check::too_many_modules", file, span).message(format!("more than {MAX_MODULES} modules")));
+            self.err(
+                Diag::error("fak::check::too_many_modules", file, span)
+                    .message(format!("more than {MAX_MODULES} modules")),
+            );
             return;
         }
         let id = self.sources.add(name.clone(), text);
@@ -280,7 +292,11 @@ impl Checker<'_> {
                         Diag::error("fak::check::bad_set_item", file, item.span())
                             .message(format!("a `{}` set holds strings", s.kind.keyword()))
                             .label("not a string")
-                            .help(if s.kind == ast::SetKind::Tools { "write a tool name, bare or quoted" } else { "quote it: `\"...\"`" }),
+                            .help(if s.kind == ast::SetKind::Tools {
+                                "write a tool name, bare or quoted"
+                            } else {
+                                "quote it: `\"...\"`"
+                            }),
                     );
                     continue;
                 }
@@ -383,10 +399,10 @@ impl Checker<'_> {
             self.rule_ids.insert(id.clone(), loc);
         }
         // Side and tools.
-        let side = r.on.as_ref().and_then(|o| o.side).map_or(
-            if r.verdict == VerdictKind::Quarantine { Side::Result } else { Side::Call },
-            |(s, _)| s,
-        );
+        let side =
+            r.on.as_ref()
+                .and_then(|o| o.side)
+                .map_or(if r.verdict == VerdictKind::Quarantine { Side::Result } else { Side::Call }, |(s, _)| s);
         if r.verdict == VerdictKind::Quarantine && side == Side::Call {
             let span = r.on.as_ref().and_then(|o| o.side).map_or(r.verdict_span, |(_, s)| s);
             self.err(
@@ -430,7 +446,11 @@ impl Checker<'_> {
                                 if set.kind != ast::SetKind::Tools {
                                     self.err(
                                         Diag::error("fak::check::type_mismatch", file, n.span)
-                                            .message(format!("`{}` is a `{}` set, not a `tools` set", n.name, set.kind.keyword()))
+                                            .message(format!(
+                                                "`{}` is a `{}` set, not a `tools` set",
+                                                n.name,
+                                                set.kind.keyword()
+                                            ))
                                             .label("not tools")
                                             .note(set.loc, "defined here")
                                             .help("`on` takes tool names and `tools` sets"),
@@ -582,7 +602,8 @@ impl Checker<'_> {
         let Some((alias, name)) = n.name.split_once('.') else {
             return m.sets.get(&n.name).cloned();
         };
-        let found = m.imports.get(alias).and_then(|key| self.modules.get(key)).and_then(|md| md.sets.get(name)).cloned();
+        let found =
+            m.imports.get(alias).and_then(|key| self.modules.get(key)).and_then(|md| md.sets.get(name)).cloned();
         if found.is_none() {
             let help = if m.imports.contains_key(alias) {
                 format!("module `{alias}` has no set `{name}`")
@@ -615,7 +636,10 @@ impl Checker<'_> {
                 Diag::warning("fak::check::unknown_tool", file, n.span)
                     .message(format!("`{}` is not a Claude Code tool", n.name))
                     .label("unknown tool")
-                    .help(format!("did you mean `{s}`? (rules may name any tool; quote the name to silence this: `\"{}\"`)", n.name)),
+                    .help(format!(
+                        "did you mean `{s}`? (rules may name any tool; quote the name to silence this: `\"{}\"`)",
+                        n.name
+                    )),
             );
         }
     }
@@ -670,7 +694,12 @@ impl Checker<'_> {
             ExprKind::Quant(q, var, list, body) => {
                 let (lv, lt) = self.value(ctx, list)?;
                 if !matches!(lt, Ty::List | Ty::Any) {
-                    self.err(type_err(ctx.file, list.span, format!("`{}` iterates over a list, not a {}", quant_name(*q), lt.name()), lt));
+                    self.err(type_err(
+                        ctx.file,
+                        list.span,
+                        format!("`{}` iterates over a list, not a {}", quant_name(*q), lt.name()),
+                        lt,
+                    ));
                     return None;
                 }
                 let id = self.next_var;
@@ -697,7 +726,14 @@ impl Checker<'_> {
         }
     }
 
-    fn comparison(&mut self, ctx: &mut Ctx<'_>, op: BinOp, l: &ast::Expr, r: &ast::Expr, span: Span) -> Option<ir::Expr> {
+    fn comparison(
+        &mut self,
+        ctx: &mut Ctx<'_>,
+        op: BinOp,
+        l: &ast::Expr,
+        r: &ast::Expr,
+        span: Span,
+    ) -> Option<ir::Expr> {
         let left = self.value(ctx, l);
         // The right side may name a set.
         let set = self.set_ref(ctx, r);
@@ -719,7 +755,8 @@ impl Checker<'_> {
                 };
                 // Taint compares by rank.
                 if lt == Ty::Taint || rt == Ty::Taint {
-                    let (tv, other, other_span, flipped) = if lt == Ty::Taint { (lv, &rv, r.span, false) } else { (rv.clone(), &lv, l.span, true) };
+                    let (tv, other, other_span, flipped) =
+                        if lt == Ty::Taint { (lv, &rv, r.span, false) } else { (rv.clone(), &lv, l.span, true) };
                     let level = match other {
                         Value::Lit(Lit(Json::String(s))) => ir::taint_rank(s),
                         _ => None,
@@ -740,7 +777,12 @@ impl Checker<'_> {
                 if !matches!(cmp, CmpOp::Eq | CmpOp::Ne) {
                     for (t, sp) in [(lt, l.span), (rt, r.span)] {
                         if !matches!(t, Ty::Num | Ty::Any) {
-                            self.err(type_err(file, sp, format!("`{}` compares numbers, not a {}", op.symbol(), t.name()), t));
+                            self.err(type_err(
+                                file,
+                                sp,
+                                format!("`{}` compares numbers, not a {}", op.symbol(), t.name()),
+                                t,
+                            ));
                             return None;
                         }
                     }
@@ -755,25 +797,48 @@ impl Checker<'_> {
             }
             BinOp::In => {
                 if !matches!(rt, Ty::List | Ty::Any) {
-                    self.err(type_err(file, r.span, format!("`in` needs a list on its right, found a {}", rt.name()), rt));
+                    self.err(type_err(
+                        file,
+                        r.span,
+                        format!("`in` needs a list on its right, found a {}", rt.name()),
+                        rt,
+                    ));
                     return None;
                 }
                 Some(ir::Expr::Atom(Atom::In(lv, if lt == Ty::Path { paths_of(rv) } else { rv })))
             }
             BinOp::Contains => {
                 if !matches!(lt, Ty::Str | Ty::Path | Ty::List | Ty::Any) {
-                    self.err(type_err(file, l.span, format!("`contains` looks inside a string or list, not a {}", lt.name()), lt));
+                    self.err(type_err(
+                        file,
+                        l.span,
+                        format!("`contains` looks inside a string or list, not a {}", lt.name()),
+                        lt,
+                    ));
                     return None;
                 }
                 Some(ir::Expr::Atom(Atom::Contains(lv, rv)))
             }
             BinOp::StartsWith | BinOp::EndsWith => {
                 if !lt.is_textual() {
-                    self.err(type_err(file, l.span, format!("`{}` needs a string, found a {}", op.symbol(), lt.name()), lt));
+                    self.err(type_err(
+                        file,
+                        l.span,
+                        format!("`{}` needs a string, found a {}", op.symbol(), lt.name()),
+                        lt,
+                    ));
                     return None;
                 }
-                let rv = if lt == Ty::Path && op == BinOp::StartsWith && matches!(rv, Value::Lit(_)) { path_of(rv) } else { rv };
-                Some(ir::Expr::Atom(if op == BinOp::StartsWith { Atom::StartsWith(lv, rv) } else { Atom::EndsWith(lv, rv) }))
+                let rv = if lt == Ty::Path && op == BinOp::StartsWith && matches!(rv, Value::Lit(_)) {
+                    path_of(rv)
+                } else {
+                    rv
+                };
+                Some(ir::Expr::Atom(if op == BinOp::StartsWith {
+                    Atom::StartsWith(lv, rv)
+                } else {
+                    Atom::EndsWith(lv, rv)
+                }))
             }
             BinOp::Matches => {
                 self.textual(file, l.span, lt, "a regex")?;
@@ -787,7 +852,9 @@ impl Checker<'_> {
                     return None;
                 };
                 match ir::compile_regex(src) {
-                    Ok(re) => Some(ir::Expr::Atom(Atom::Matches(lv, Pattern { src: Arc::from(src.as_str()), compiled: re }))),
+                    Ok(re) => {
+                        Some(ir::Expr::Atom(Atom::Matches(lv, Pattern { src: Arc::from(src.as_str()), compiled: re })))
+                    }
                     Err(e) => {
                         self.err(bad_regex(file, r.span, &e));
                         None
@@ -806,7 +873,10 @@ impl Checker<'_> {
                     return None;
                 };
                 match ir::compile_glob(src) {
-                    Ok(g) => Some(ir::Expr::Atom(Atom::Glob(path_of(lv), Pattern { src: Arc::from(src.as_str()), compiled: g }))),
+                    Ok(g) => Some(ir::Expr::Atom(Atom::Glob(
+                        path_of(lv),
+                        Pattern { src: Arc::from(src.as_str()), compiled: g },
+                    ))),
                     Err(e) => {
                         self.err(bad_glob(file, r.span, &e));
                         None
@@ -852,7 +922,16 @@ impl Checker<'_> {
         }
     }
 
-    fn against_set(&mut self, ctx: &Ctx<'_>, op: BinOp, lv: Value, lt: Ty, lspan: Span, rspan: Span, set: SetDef) -> Option<ir::Expr> {
+    fn against_set(
+        &mut self,
+        ctx: &Ctx<'_>,
+        op: BinOp,
+        lv: Value,
+        lt: Ty,
+        lspan: Span,
+        rspan: Span,
+        set: SetDef,
+    ) -> Option<ir::Expr> {
         let file = ctx.file;
         let wrong = |this: &mut Self, want: &str| {
             this.err(
@@ -863,7 +942,8 @@ impl Checker<'_> {
                     .help("`in` and `contains` take `strings` or `tools` sets, `matches` a `regexes` set, `glob` a `globs` set"),
             );
         };
-        let strs = |items: &[String]| items.iter().map(|s| Value::Lit(Lit(Json::String(s.clone())))).collect::<Vec<_>>();
+        let strs =
+            |items: &[String]| items.iter().map(|s| Value::Lit(Lit(Json::String(s.clone())))).collect::<Vec<_>>();
         let ors = |atoms: Vec<Atom>| -> ir::Expr {
             if atoms.is_empty() {
                 ir::Expr::False
@@ -891,22 +971,36 @@ impl Checker<'_> {
             }
             (BinOp::Contains, ast::SetKind::Strings) => {
                 if !matches!(lt, Ty::Str | Ty::Path | Ty::List | Ty::Any) {
-                    self.err(type_err(file, lspan, format!("`contains` looks inside a string or list, not a {}", lt.name()), lt));
+                    self.err(type_err(
+                        file,
+                        lspan,
+                        format!("`contains` looks inside a string or list, not a {}", lt.name()),
+                        lt,
+                    ));
                     return None;
                 }
                 Some(ors(strs(&set.items).into_iter().map(|s| Atom::Contains(lv.clone(), s)).collect()))
             }
             (BinOp::StartsWith | BinOp::EndsWith, ast::SetKind::Strings) => {
                 if !lt.is_textual() {
-                    self.err(type_err(file, lspan, format!("`{}` needs a string, found a {}", op.symbol(), lt.name()), lt));
+                    self.err(type_err(
+                        file,
+                        lspan,
+                        format!("`{}` needs a string, found a {}", op.symbol(), lt.name()),
+                        lt,
+                    ));
                     return None;
                 }
-                Some(ors(
-                    strs(&set.items)
-                        .into_iter()
-                        .map(|s| if op == BinOp::StartsWith { Atom::StartsWith(lv.clone(), s) } else { Atom::EndsWith(lv.clone(), s) })
-                        .collect(),
-                ))
+                Some(ors(strs(&set.items)
+                    .into_iter()
+                    .map(|s| {
+                        if op == BinOp::StartsWith {
+                            Atom::StartsWith(lv.clone(), s)
+                        } else {
+                            Atom::EndsWith(lv.clone(), s)
+                        }
+                    })
+                    .collect()))
             }
             (BinOp::Matches, ast::SetKind::Regexes) => {
                 self.textual(file, lspan, lt, "a regex")?;
@@ -955,7 +1049,8 @@ impl Checker<'_> {
         };
         let found = self.modules.get(key).and_then(|m| m.sets.get(seg.name())).cloned();
         if found.is_none() {
-            let names: Vec<String> = self.modules.get(key).map(|m| m.sets.keys().cloned().collect()).unwrap_or_default();
+            let names: Vec<String> =
+                self.modules.get(key).map(|m| m.sets.keys().cloned().collect()).unwrap_or_default();
             let help = match did_you_mean(seg.name(), names.iter().map(String::as_str)) {
                 Some(s) => format!("did you mean `{}.{s}`?", p.root.name),
                 None => format!("`{}` defines: {}", p.root.name, names.join(", ")),
@@ -979,7 +1074,10 @@ impl Checker<'_> {
                 ast::Lit::Num(n, _, _) => (Value::Lit(Lit(num_json(*n))), Ty::Num),
                 ast::Lit::Bool(b, _) => (Value::Lit(Lit(Json::Bool(*b))), Ty::Bool),
                 ast::Lit::Name(n) => {
-                    self.err(Diag::error("fak::check::unknown_name", file, n.span).message(format!("unexpected name `{}`", n.name)));
+                    self.err(
+                        Diag::error("fak::check::unknown_name", file, n.span)
+                            .message(format!("unexpected name `{}`", n.name)),
+                    );
                     return None;
                 }
             }),
@@ -1033,7 +1131,10 @@ impl Checker<'_> {
         if !FUNCTIONS.contains(&f.name.as_str()) {
             let help = match did_you_mean(&f.name, FUNCTIONS.iter().copied()) {
                 Some(s) => format!("did you mean `{s}`?"),
-                None => format!("the functions are {}", FUNCTIONS.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")),
+                None => format!(
+                    "the functions are {}",
+                    FUNCTIONS.iter().map(|f| format!("`{f}`")).collect::<Vec<_>>().join(", ")
+                ),
             };
             self.err(
                 Diag::error("fak::check::unknown_function", file, f.span)
@@ -1056,7 +1157,12 @@ impl Checker<'_> {
         Some(match f.name.as_str() {
             "len" => {
                 if matches!(t, Ty::Num | Ty::Bool | Ty::Taint) {
-                    self.err(type_err(file, arg.span, format!("`len` measures a string or list, not a {}", t.name()), t));
+                    self.err(type_err(
+                        file,
+                        arg.span,
+                        format!("`len` measures a string or list, not a {}", t.name()),
+                        t,
+                    ));
                     return None;
                 }
                 (Value::Len(Box::new(v)), Ty::Num)
@@ -1185,7 +1291,11 @@ impl Checker<'_> {
             keys.dedup();
             let help = match did_you_mean(key, keys.iter().copied()) {
                 Some(s) => format!("did you mean `args.{s}`?"),
-                None => format!("`{}` takes {}", tools.join("`, `"), keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")),
+                None => format!(
+                    "`{}` takes {}",
+                    tools.join("`, `"),
+                    keys.iter().map(|k| format!("`{k}`")).collect::<Vec<_>>().join(", ")
+                ),
             };
             let span = p.segs.first().map_or(p.span, ast::Seg::span);
             self.err(
@@ -1251,7 +1361,8 @@ impl Checker<'_> {
                         if !self.rule_ids.contains_key(&by.name) && !builtin.contains(&by.name.as_str()) {
                             let help = match did_you_mean(&by.name, self.rule_ids.keys().map(String::as_str)) {
                                 Some(s) => format!("did you mean `{s}`?"),
-                                None => "name a rule of this policy (imported rules are `module.id`), or `default`".to_string(),
+                                None => "name a rule of this policy (imported rules are `module.id`), or `default`"
+                                    .to_string(),
                             };
                             self.err(
                                 Diag::error("fak::check::unknown_rule", file, by.span)
@@ -1312,9 +1423,14 @@ fn path_of(v: Value) -> Value {
 fn paths_of(list: Value) -> Value {
     match list {
         Value::Lit(Lit(Json::Array(items))) => Value::List(
-            items.into_iter().map(|i| if i.is_string() { path_of(Value::Lit(Lit(i))) } else { Value::Lit(Lit(i)) }).collect(),
+            items
+                .into_iter()
+                .map(|i| if i.is_string() { path_of(Value::Lit(Lit(i))) } else { Value::Lit(Lit(i)) })
+                .collect(),
         ),
-        Value::List(items) => Value::List(items.into_iter().map(|i| if matches!(i, Value::Lit(_)) { path_of(i) } else { i }).collect()),
+        Value::List(items) => {
+            Value::List(items.into_iter().map(|i| if matches!(i, Value::Lit(_)) { path_of(i) } else { i }).collect())
+        }
         other => other,
     }
 }

@@ -25,7 +25,9 @@ use std::sync::{Arc, OnceLock};
 
 use serde_json::Value as Json;
 
-use crate::eval::{is_advisory, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState, Verdict, V};
+use crate::eval::{
+    is_advisory, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState, Verdict, V,
+};
 use crate::ir::{self, Side, VerdictKind};
 
 pub use lower::{Bucket, Node, NodeId};
@@ -80,11 +82,8 @@ pub fn compile(program: ir::Program, options: CompileOptions) -> Dag {
 
 fn side_table(p: &ir::Program, side: Side) -> SideTable {
     let on_side: Vec<usize> = p.rules.iter().enumerate().filter(|(_, r)| r.side == side).map(|(i, _)| i).collect();
-    let mut names: Vec<&str> = on_side
-        .iter()
-        .filter_map(|i| p.rules.get(*i))
-        .flat_map(|r| r.tools.exact.iter().map(String::as_str))
-        .collect();
+    let mut names: Vec<&str> =
+        on_side.iter().filter_map(|i| p.rules.get(*i)).flat_map(|r| r.tools.exact.iter().map(String::as_str)).collect();
     names.sort_unstable();
     names.dedup();
     let mut buckets: Vec<LazyBucket> = Vec::new();
@@ -255,7 +254,12 @@ pub(crate) struct Run<'a> {
 
 fn run(dag: &Dag, side: Side, input: &Input<'_>, mut ex: Option<&mut Explain>) -> Verdict {
     let Some(b) = dag.bucket(side, input.tool) else {
-        return Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.internal", Some("internal error: no bucket for the tool".into()));
+        return Verdict::builtin(
+            VerdictKind::Deny,
+            "MALFORMED",
+            "fak.internal",
+            Some("internal error: no bucket for the tool".into()),
+        );
     };
     if let Some(e) = ex.as_deref_mut() {
         e.bucket = b.name.clone();

@@ -31,8 +31,10 @@ pub fn to_source(p: &ir::Program, header: &str) -> String {
         wrote = true;
     }
     if let Some(m) = &p.manifest {
-        let kept: Vec<(&String, &serde_json::Value)> =
-            m.iter().filter(|(k, _)| matches!(k.as_str(), "sources" | "safe_sinks" | "authorize" | "rate_limit" | "egress")).collect();
+        let kept: Vec<(&String, &serde_json::Value)> = m
+            .iter()
+            .filter(|(k, _)| matches!(k.as_str(), "sources" | "safe_sinks" | "authorize" | "rate_limit" | "egress"))
+            .collect();
         if !kept.is_empty() {
             if wrote {
                 out.push('\n');

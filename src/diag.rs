@@ -58,7 +58,9 @@ impl Sources {
         let offset = offset.min(text.len());
         let before = text.get(..offset).unwrap_or("");
         let line = before.matches('\n').count() + 1;
-        let col = before.rfind('\n').map_or(before.chars().count(), |i| before.get(i + 1..).map_or(0, |s| s.chars().count())) + 1;
+        let col =
+            before.rfind('\n').map_or(before.chars().count(), |i| before.get(i + 1..).map_or(0, |s| s.chars().count()))
+                + 1;
         (line, col)
     }
 }
@@ -91,7 +93,16 @@ pub struct Diag {
 
 impl Diag {
     pub fn error(code: &'static str, file: FileId, span: Span) -> Diag {
-        Diag { code, severity: Severity::Error, message: String::new(), file, span, label: String::new(), help: None, notes: Vec::new() }
+        Diag {
+            code,
+            severity: Severity::Error,
+            message: String::new(),
+            file,
+            span,
+            label: String::new(),
+            help: None,
+            notes: Vec::new(),
+        }
     }
 
     pub fn warning(code: &'static str, file: FileId, span: Span) -> Diag {
@@ -151,7 +162,9 @@ pub fn render(d: &Diag, sources: &Sources, format: Format, color: bool) -> Strin
             let theme = match (format, color) {
                 (Format::Human, true) => GraphicalTheme::unicode(),
                 (Format::Human, false) => GraphicalTheme::unicode_nocolor(),
-                _ => GraphicalTheme { characters: miette::ThemeCharacters::ascii(), styles: miette::ThemeStyles::none() },
+                _ => {
+                    GraphicalTheme { characters: miette::ThemeCharacters::ascii(), styles: miette::ThemeStyles::none() }
+                }
             };
             let handler = GraphicalReportHandler::new_themed(theme).with_width(100).with_links(false);
             let view = View::new(d, sources);

@@ -21,7 +21,7 @@ use serde_json::Value as Json;
 use crate::diag::Loc;
 use crate::ir::{self, Atom, CmpOp, Disposition, Value, VerdictKind};
 
-pub use crate::compile::{decide, decide_explained, admit, admit_explained};
+pub use crate::compile::{admit, admit_explained, decide, decide_explained};
 
 /// A proposed tool call.
 #[derive(Clone, Debug, PartialEq)]
@@ -155,14 +155,24 @@ pub const BUDGET: Budget = Budget {
 /// schema. `Some` is the refusal.
 pub(crate) fn precheck(call: &Call) -> Option<Verdict> {
     if call.tool.is_empty() || call.tool.len() > 256 || call.tool.chars().any(char::is_control) {
-        return Some(Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.input", Some("the tool name is empty, too long or has control characters".into())));
+        return Some(Verdict::builtin(
+            VerdictKind::Deny,
+            "MALFORMED",
+            "fak.input",
+            Some("the tool name is empty, too long or has control characters".into()),
+        ));
     }
     let mut m = Measure::default();
     if let Err(what) = m.walk(&call.args, 0) {
         return Some(Verdict::builtin(VerdictKind::Deny, "OVERSIZE", "fak.budget", Some(what)));
     }
     if !call.args.is_object() {
-        return Some(Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.input", Some("tool arguments must be a JSON object".into())));
+        return Some(Verdict::builtin(
+            VerdictKind::Deny,
+            "MALFORMED",
+            "fak.input",
+            Some("tool arguments must be a JSON object".into()),
+        ));
     }
     if let Err(what) = crate::tools::validate(&call.tool, &call.args) {
         return Some(Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.schema", Some(what)));
@@ -537,7 +547,14 @@ pub(crate) struct Outcome<'p> {
 
 impl<'p> Outcome<'p> {
     pub(crate) fn new() -> Self {
-        Outcome { deny: None, quarantine: None, transforms: Vec::new(), allow: None, advisories: Vec::new(), error: None }
+        Outcome {
+            deny: None,
+            quarantine: None,
+            transforms: Vec::new(),
+            allow: None,
+            advisories: Vec::new(),
+            error: None,
+        }
     }
 
     /// Records a matching rule. Rules arrive in any order; the smaller id wins a tie.
@@ -578,7 +595,9 @@ impl<'p> Outcome<'p> {
         };
         let mut v = if let Some((r, e)) = &self.error {
             let (reason, m) = match e {
-                EvalError::Budget => ("OVERSIZE", format!("evaluating rule `{}` went over the evaluation budget", r.id)),
+                EvalError::Budget => {
+                    ("OVERSIZE", format!("evaluating rule `{}` went over the evaluation budget", r.id))
+                }
                 EvalError::Pattern(p) => ("MALFORMED", format!("rule `{}` has a regex fak cannot run: {p}", r.id)),
             };
             let mut v = Verdict::builtin(VerdictKind::Deny, reason, "fak.budget", Some(m));
@@ -612,8 +631,17 @@ impl<'p> Outcome<'p> {
         } else if program.posture == ir::Posture::AdmitAndLog && crate::tools::is_read_shaped(tool)
             || program.advisory_reasons.contains("DEFAULT_DENY")
         {
-            advisories.push(Advisory { rule: Arc::from("default"), verdict: VerdictKind::Deny, reason: Arc::from("DEFAULT_DENY") });
-            Verdict::builtin(VerdictKind::Allow, ir::NONE, "default", Some("admitted and logged: no rule allows this call".into()))
+            advisories.push(Advisory {
+                rule: Arc::from("default"),
+                verdict: VerdictKind::Deny,
+                reason: Arc::from("DEFAULT_DENY"),
+            });
+            Verdict::builtin(
+                VerdictKind::Allow,
+                ir::NONE,
+                "default",
+                Some("admitted and logged: no rule allows this call".into()),
+            )
         } else {
             Verdict::builtin(VerdictKind::Deny, "DEFAULT_DENY", "default", Some(format!("no rule allows `{tool}`")))
         };

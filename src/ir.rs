@@ -196,7 +196,12 @@ pub enum Expr {
     Not(Box<Expr>),
     Atom(Atom),
     /// `any(x in list: body)` / `all(...)`; the variable is `Value::Var(var)` in the body.
-    Quant { all: bool, var: u32, list: Value, body: Box<Expr> },
+    Quant {
+        all: bool,
+        var: u32,
+        list: Value,
+        body: Box<Expr>,
+    },
 }
 
 /// A test on values, the unit the prefilters reason about.
@@ -346,15 +351,13 @@ impl Glob {
 pub const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 fn build_regex(src: &str) -> Result<regex::Regex, String> {
-    regex::RegexBuilder::new(src)
-        .size_limit(REGEX_SIZE_LIMIT)
-        .dfa_size_limit(REGEX_SIZE_LIMIT)
-        .build()
-        .map_err(|e| match e {
+    regex::RegexBuilder::new(src).size_limit(REGEX_SIZE_LIMIT).dfa_size_limit(REGEX_SIZE_LIMIT).build().map_err(|e| {
+        match e {
             regex::Error::Syntax(s) => s,
             regex::Error::CompiledTooBig(n) => format!("the compiled regex is larger than the limit of {n} bytes"),
             other => other.to_string(),
-        })
+        }
+    })
 }
 
 /// Checks a regex's syntax (with the regex crate's own parser and message); compiling waits
@@ -499,5 +502,18 @@ pub fn describe_value(v: &Value) -> String {
 }
 
 /// Words a field name cannot be written bare with.
-pub const RESERVED: &[&str] =
-    &["and", "or", "not", "in", "contains", "matches", "glob", "starts_with", "ends_with", "any", "all", "true", "false"];
+pub const RESERVED: &[&str] = &[
+    "and",
+    "or",
+    "not",
+    "in",
+    "contains",
+    "matches",
+    "glob",
+    "starts_with",
+    "ends_with",
+    "any",
+    "all",
+    "true",
+    "false",
+];

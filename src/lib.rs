@@ -26,17 +26,17 @@
 //! ARCHITECTURE.md maps the modules; docs/POLICY.md is the language reference.
 
 pub mod ast;
+pub mod check;
+pub mod cli;
+pub mod compile;
+pub mod convert;
 pub mod diag;
+pub mod eval;
+pub mod ir;
+pub mod load;
+pub mod manifest;
+pub mod path;
+pub mod policytest;
+pub mod stdlib;
 pub mod syntax;
 pub mod tools;
-pub mod path;
-pub mod ir;
-pub mod check;
-pub mod manifest;
-pub mod stdlib;
-pub mod load;
-pub mod compile;
-pub mod eval;
-pub mod convert;
-pub mod policytest;
-pub mod cli;

@@ -29,8 +29,12 @@ fn run_one<'p>(policy: &'p Policy, t: &'p ir::Test) -> TestOutcome<'p> {
     let mut trace = TraceState::with_workspace(TEST_WORKSPACE);
     trace.taint = t.taint;
     let verdict = match &t.input {
-        ir::TestInput::Call { tool, args } => eval::decide(&policy.dag, &Call { tool: tool.clone(), args: args.clone() }, &trace),
-        ir::TestInput::Result { tool, text } => eval::admit(&policy.dag, &ToolResult { tool: tool.clone(), text: text.clone() }, &trace),
+        ir::TestInput::Call { tool, args } => {
+            eval::decide(&policy.dag, &Call { tool: tool.clone(), args: args.clone() }, &trace)
+        }
+        ir::TestInput::Result { tool, text } => {
+            eval::admit(&policy.dag, &ToolResult { tool: tool.clone(), text: text.clone() }, &trace)
+        }
     };
     let e = &t.expect;
     let mut failures = Vec::new();

@@ -4,10 +4,8 @@
 use std::sync::Arc;
 
 /// `(module name, source)` of every stdlib module.
-pub const MODULES: &[(&str, &str)] = &[
-    ("tools", include_str!("../stdlib/tools.fak")),
-    ("paths", include_str!("../stdlib/paths.fak")),
-];
+pub const MODULES: &[(&str, &str)] =
+    &[("tools", include_str!("../stdlib/tools.fak")), ("paths", include_str!("../stdlib/paths.fak"))];
 
 /// The built-in floor's file name and source.
 pub const FLOOR: (&str, &str) = ("policies/claude-code.fak", include_str!("../policies/claude-code.fak"));

@@ -126,9 +126,7 @@ fn pest_error(e: pest::error::Error<Rule>, text: &str, file: FileId) -> Diag {
         ErrorVariant::CustomError { message } => message.clone(),
     };
     let help = syntax_help(text, start);
-    let mut d = Diag::error("fak::syntax::unexpected", file, Span::new(start, end))
-        .message(message)
-        .label("here");
+    let mut d = Diag::error("fak::syntax::unexpected", file, Span::new(start, end)).message(message).label("here");
     if let Some(h) = help {
         d = d.help(h);
     }
@@ -145,11 +143,7 @@ fn next_boundary(text: &str, p: usize) -> usize {
 
 fn found_at(text: &str, at: usize) -> String {
     let rest = text.get(at..).unwrap_or("");
-    let word: String = rest
-        .chars()
-        .take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-')
-        .take(24)
-        .collect();
+    let word: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_' || *c == '-').take(24).collect();
     if rest.is_empty() {
         "end of file".to_string()
     } else if !word.is_empty() {
@@ -275,7 +269,12 @@ impl Lower {
             .help("this is a bug in fak; please report it with the policy that caused it")
     }
 
-    fn next<'i>(&self, it: &mut impl Iterator<Item = Pair<'i, Rule>>, at: Span, what: &str) -> Result<Pair<'i, Rule>, Diag> {
+    fn next<'i>(
+        &self,
+        it: &mut impl Iterator<Item = Pair<'i, Rule>>,
+        at: Span,
+        what: &str,
+    ) -> Result<Pair<'i, Rule>, Diag> {
         it.next().ok_or_else(|| self.bug(at, what))
     }
 
@@ -600,7 +599,8 @@ impl Lower {
                     stmts.push(ast::TestStmt::Taint(self.ident(name)));
                 }
                 Rule::expect_stmt => {
-                    let mut e = ast::Expect { verdict: ast::VerdictKind::Allow, reason: None, by: None, with: None, span: ssp };
+                    let mut e =
+                        ast::Expect { verdict: ast::VerdictKind::Allow, reason: None, by: None, with: None, span: ssp };
                     let mut by_next = false;
                     let mut with_next = false;
                     for c in s.into_inner() {
@@ -682,9 +682,13 @@ impl<'a> Scanner<'a> {
                 }
                 b'r' if self.raw_start(at) => {
                     let hashes = bytes.get(at + 1..).map_or(0, |r| r.iter().take_while(|c| **c == b'#').count());
-                    let close: String = std::iter::once('"').chain(std::iter::repeat('#').take(hashes)).collect();
+                    let close: String = std::iter::once('"').chain(std::iter::repeat_n('#', hashes)).collect();
                     let body = at + 2 + hashes;
-                    self.pos = self.text.get(body..).and_then(|r| r.find(&close)).map_or(self.text.len(), |i| body + i + close.len());
+                    self.pos = self
+                        .text
+                        .get(body..)
+                        .and_then(|r| r.find(&close))
+                        .map_or(self.text.len(), |i| body + i + close.len());
                     return Some((at, Tok::Other));
                 }
                 b'(' | b'[' | b'{' => {
@@ -716,7 +720,8 @@ impl<'a> Scanner<'a> {
     /// `r"` or `r#...#"` at a word start.
     fn raw_start(&self, at: usize) -> bool {
         let bytes = self.text.as_bytes();
-        let word_start = at == 0 || bytes.get(at - 1).is_some_and(|c| !(c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-'));
+        let word_start =
+            at == 0 || bytes.get(at - 1).is_some_and(|c| !(c.is_ascii_alphanumeric() || *c == b'_' || *c == b'-'));
         word_start && bytes.get(at + 1..).is_some_and(|r| r.iter().find(|c| **c != b'#') == Some(&b'"'))
     }
 }

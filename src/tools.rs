@@ -63,11 +63,20 @@ pub const KNOWN_TOOLS: &[ToolSchema] = &[
     ToolSchema { name: "BashOutput", args: &[("bash_id", Str, true), ("filter", Str, false)], open: false },
     ToolSchema { name: "KillShell", args: &[("shell_id", Str, true)], open: false },
     ToolSchema { name: "KillBash", args: &[("shell_id", Str, true)], open: false },
-    ToolSchema { name: "Read", args: &[("file_path", Path, true), ("offset", Num, false), ("limit", Num, false)], open: false },
+    ToolSchema {
+        name: "Read",
+        args: &[("file_path", Path, true), ("offset", Num, false), ("limit", Num, false)],
+        open: false,
+    },
     ToolSchema { name: "Write", args: &[("file_path", Path, true), ("content", Str, true)], open: false },
     ToolSchema {
         name: "Edit",
-        args: &[("file_path", Path, true), ("old_string", Str, true), ("new_string", Str, true), ("replace_all", Bool, false)],
+        args: &[
+            ("file_path", Path, true),
+            ("old_string", Str, true),
+            ("new_string", Str, true),
+            ("replace_all", Bool, false),
+        ],
         open: false,
     },
     ToolSchema { name: "MultiEdit", args: &[("file_path", Path, true), ("edits", List, true)], open: false },
@@ -112,7 +121,12 @@ pub const KNOWN_TOOLS: &[ToolSchema] = &[
     ToolSchema { name: "TodoWrite", args: &[("todos", List, true)], open: false },
     ToolSchema {
         name: "Task",
-        args: &[("description", Str, false), ("prompt", Str, true), ("subagent_type", Str, false), ("model", Str, false)],
+        args: &[
+            ("description", Str, false),
+            ("prompt", Str, true),
+            ("subagent_type", Str, false),
+            ("model", Str, false),
+        ],
         open: false,
     },
     ToolSchema { name: "ExitPlanMode", args: &[("plan", Str, false)], open: false },
@@ -133,7 +147,8 @@ pub fn arg_type(tool: &str, key: &str) -> Option<Ty> {
 /// Tools whose calls only read: `posture admit_and_log` admits their DEFAULT_DENY.
 pub fn is_read_shaped(tool: &str) -> bool {
     const READERS: &[&str] = &["Read", "Glob", "Grep", "LS", "WebSearch", "BashOutput", "NotebookRead", "TodoRead"];
-    const PREFIXES: &[&str] = &["read_", "get_", "search_", "list_", "lookup_", "find_", "fetch_", "query_", "describe_"];
+    const PREFIXES: &[&str] =
+        &["read_", "get_", "search_", "list_", "lookup_", "find_", "fetch_", "query_", "describe_"];
     READERS.contains(&tool) || PREFIXES.iter().any(|p| tool.starts_with(p))
 }
 
@@ -149,7 +164,9 @@ pub fn validate(tool: &str, args: &serde_json::Value) -> Result<(), String> {
     };
     for (key, ty, required) in s.args {
         match obj.get(*key) {
-            None | Some(serde_json::Value::Null) if *required => return Err(format!("`{tool}` needs the argument `{key}`")),
+            None | Some(serde_json::Value::Null) if *required => {
+                return Err(format!("`{tool}` needs the argument `{key}`"))
+            }
             None | Some(serde_json::Value::Null) => {}
             Some(v) => {
                 let ok = match ty {

@@ -140,7 +140,9 @@ fn clause(c: &Clause, broken_at: Option<usize>) -> String {
         Clause::When(e) => {
             let flat = format!("when {}", expr(e));
             match broken_at {
-                Some(indent) if indent + flat.len() > WIDTH => format!("when {}", expr_broken(e, indent + INDENT.len())),
+                Some(indent) if indent + flat.len() > WIDTH => {
+                    format!("when {}", expr_broken(e, indent + INDENT.len()))
+                }
                 _ => flat,
             }
         }
@@ -256,10 +258,8 @@ pub fn lit(l: &Lit) -> String {
 pub fn json(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::Object(m) => {
-            let members: Vec<String> = m
-                .iter()
-                .map(|(k, v)| format!("{}: {}", serde_json::Value::String(k.clone()), json(v)))
-                .collect();
+            let members: Vec<String> =
+                m.iter().map(|(k, v)| format!("{}: {}", serde_json::Value::String(k.clone()), json(v))).collect();
             format!("{{{}}}", members.join(", "))
         }
         serde_json::Value::Array(a) => {

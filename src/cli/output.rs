@@ -29,7 +29,13 @@ pub fn print_diags(diags: &[Diag], sources: &Sources, format: ErrorFormat) -> (u
 /// `verdict=DENY reason=POLICY_BLOCK by=rule disposition=TERMINAL`, the shape the Go fak
 /// printed (its first three fields, in order), then what is new.
 pub fn verdict_line(v: &Verdict) -> String {
-    let mut s = format!("verdict={} reason={} by={} disposition={}", kind_str(v.verdict), v.reason, v.by.rule, v.disposition.as_str());
+    let mut s = format!(
+        "verdict={} reason={} by={} disposition={}",
+        kind_str(v.verdict),
+        v.reason,
+        v.by.rule,
+        v.disposition.as_str()
+    );
     if let Some(args) = &v.args {
         s.push_str(&format!(" args={args}"));
     }
@@ -68,7 +74,8 @@ pub fn explain_text(v: &Verdict, ex: &Explain, sources: &Sources) -> String {
         s.push_str("  no rule was consulted: the input was refused before the rules ran\n");
         return s;
     }
-    let bucket = if ex.bucket == "*" { "the rules for any tool".to_string() } else { format!("the rules for `{}`", ex.bucket) };
+    let bucket =
+        if ex.bucket == "*" { "the rules for any tool".to_string() } else { format!("the rules for `{}`", ex.bucket) };
     s.push_str(&format!("  looked at {bucket}; prefilters ruled out {} without evaluating them\n", ex.skipped));
     for h in &ex.prefilter_hits {
         s.push_str(&format!("  prefilter hit: {h}\n"));

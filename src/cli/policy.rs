@@ -21,7 +21,9 @@ use crate::load::{self, Loaded};
 /// Exit status: 0 when clean (warnings are shown), 1 on an error, a file `--fmt --check`
 /// would change, or a failing test; 2 when fak could not run.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  fak policy --check policies/*.fak\n  fak policy --fmt --check policy.fak\n  fak policy --test policy.fak\n  fak policy --dump | fak policy --check -\n  fak policy --convert manifest.json > policy.fak")]
+#[command(
+    after_help = "Examples:\n  fak policy --check policies/*.fak\n  fak policy --fmt --check policy.fak\n  fak policy --test policy.fak\n  fak policy --dump | fak policy --check -\n  fak policy --convert manifest.json > policy.fak"
+)]
 pub struct PolicyArgs {
     /// Check the files: syntax, names, types, patterns, reasons, lints.
     #[arg(long)]
@@ -113,7 +115,11 @@ fn load_spec(spec: &str) -> Loaded {
 fn io_error(e: &str) -> Loaded {
     let mut sources = Sources::new();
     let id = sources.add("<input>", "");
-    Loaded { diags: vec![Diag::error("fak::load::io", id, crate::ast::Span::new(0, 0)).message(e.to_string())], sources, program: None }
+    Loaded {
+        diags: vec![Diag::error("fak::load::io", id, crate::ast::Span::new(0, 0)).message(e.to_string())],
+        sources,
+        program: None,
+    }
 }
 
 /// The built-in floor and every stdlib module, for `--check` / `--test` with no files.
@@ -153,7 +159,13 @@ fn check(a: &PolicyArgs) -> ExitCode {
         }
     }
     if a.diag.error_format != super::ErrorFormat::Json {
-        eprintln!("checked {} file{}: {errors} error{}, {warnings} warning{}", all.len(), plural(all.len()), plural(errors), plural(warnings));
+        eprintln!(
+            "checked {} file{}: {errors} error{}, {warnings} warning{}",
+            all.len(),
+            plural(all.len()),
+            plural(errors),
+            plural(warnings)
+        );
     }
     if errors > 0 {
         ExitCode::from(1)
@@ -204,7 +216,7 @@ fn fmt(a: &PolicyArgs) -> ExitCode {
                     unformatted += 1;
                 }
             } else {
-                super::emit(&format!("{formatted}"));
+                super::emit(&formatted.to_string());
             }
         } else if formatted != input.text {
             if a.check {
@@ -244,7 +256,9 @@ fn test(a: &PolicyArgs) -> ExitCode {
                 failed += 1;
                 super::emit(&format!("FAIL  {name}:{line} {}\n", o.test.name));
                 match &o.test.input {
-                    crate::ir::TestInput::Call { tool, args } => super::emit(&format!("      call:     {tool} {args}\n")),
+                    crate::ir::TestInput::Call { tool, args } => {
+                        super::emit(&format!("      call:     {tool} {args}\n"))
+                    }
                     crate::ir::TestInput::Result { tool, text } => {
                         super::emit(&format!("      result:   {tool} {}\n", Json::from(text.as_str())))
                     }
@@ -261,7 +275,11 @@ fn test(a: &PolicyArgs) -> ExitCode {
                 super::emit(&format!("      actual:   {}\n", verdict_line(&o.verdict)));
                 if let Some(loc) = o.verdict.by.loc {
                     let (l, c) = policy.sources.line_col(loc.file, loc.span.start);
-                    super::emit(&format!("      decided by `{}` at {}:{l}:{c}\n", o.verdict.by.rule, policy.sources.name(loc.file)));
+                    super::emit(&format!(
+                        "      decided by `{}` at {}:{l}:{c}\n",
+                        o.verdict.by.rule,
+                        policy.sources.name(loc.file)
+                    ));
                 }
                 for f in &o.failures {
                     super::emit(&format!("      - {f}\n"));
@@ -287,7 +305,7 @@ fn dump(a: &PolicyArgs) -> ExitCode {
         _ => return fail("--dump takes at most one FILE"),
     };
     if a.format == DumpFormat::Fak {
-        super::emit(&format!("{text}"));
+        super::emit(&text.to_string());
         return ExitCode::SUCCESS;
     }
     if a.format == DumpFormat::Ast {
@@ -314,10 +332,14 @@ fn dump(a: &PolicyArgs) -> ExitCode {
     };
     let program = policy.dag.program();
     match a.format {
-        DumpFormat::Json => {
-            super::emit(&format!("{}\n", serde_json::to_string_pretty(&program_json(program, &policy.sources)).unwrap_or_default()))
-        }
-        DumpFormat::Ir => super::emit(&crate::convert::to_source(program, &format!("{name}, checked: imports inlined, sets expanded"))),
+        DumpFormat::Json => super::emit(&format!(
+            "{}\n",
+            serde_json::to_string_pretty(&program_json(program, &policy.sources)).unwrap_or_default()
+        )),
+        DumpFormat::Ir => super::emit(&crate::convert::to_source(
+            program,
+            &format!("{name}, checked: imports inlined, sets expanded"),
+        )),
         _ => super::emit(&dag_text(&policy)),
     }
     ExitCode::SUCCESS
@@ -363,11 +385,23 @@ fn dag_text(policy: &crate::load::Policy) -> String {
             crate::ir::Side::Call => "call",
             crate::ir::Side::Result => "result",
         };
-        s.push_str(&format!("bucket {side} {name}: {} rules, {} nodes, {} atoms, {} fields\n", b.rules.len(), b.nodes.len(), b.atoms.len(), b.fields.len()));
+        s.push_str(&format!(
+            "bucket {side} {name}: {} rules, {} nodes, {} atoms, {} fields\n",
+            b.rules.len(),
+            b.nodes.len(),
+            b.atoms.len(),
+            b.fields.len()
+        ));
         for (pos, br) in b.rules.iter().enumerate() {
             let Some(r) = program.rules.get(br.rule) else { continue };
-            let trig = if b.always.contains(&u32::try_from(pos).unwrap_or(u32::MAX)) { "always" } else { "on prefilter hit" };
-            s.push_str(&format!("  {pos:>3} {} {} ({trig}{})\n", kind_str(r.verdict), r.id, if br.advisory { ", advisory" } else { "" }));
+            let trig =
+                if b.always.contains(&u32::try_from(pos).unwrap_or(u32::MAX)) { "always" } else { "on prefilter hit" };
+            s.push_str(&format!(
+                "  {pos:>3} {} {} ({trig}{})\n",
+                kind_str(r.verdict),
+                r.id,
+                if br.advisory { ", advisory" } else { "" }
+            ));
         }
         for line in b.prefilter.summary(&b.fields) {
             s.push_str(&format!("  prefilter {line}\n"));
@@ -390,6 +424,9 @@ fn convert(a: &PolicyArgs) -> ExitCode {
         print_diags(&loaded.diags, &loaded.sources, a.diag.error_format);
         return ExitCode::from(1);
     };
-    super::emit(&format!("{}", crate::convert::to_source(program, &format!("Converted from {} by `fak policy --convert`.", input.name))));
+    super::emit(
+        &crate::convert::to_source(program, &format!("Converted from {} by `fak policy --convert`.", input.name))
+            .to_string(),
+    );
     ExitCode::SUCCESS
 }

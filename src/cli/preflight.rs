@@ -20,7 +20,9 @@ use crate::load::{self, Policy};
 /// not run: bad flags, an unreadable file, or a policy with errors. Arguments that are not
 /// JSON are a verdict (`DENY MALFORMED`), not a failure.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  fak preflight --tool Bash --args '{\"command\":\"rm -rf ~\"}'\n  fak preflight --tool Edit --args @call.json --policy policy.fak --explain\n  fak preflight --batch calls.jsonl --policy examples/dogfood-claude-policy.json")]
+#[command(
+    after_help = "Examples:\n  fak preflight --tool Bash --args '{\"command\":\"rm -rf ~\"}'\n  fak preflight --tool Edit --args @call.json --policy policy.fak --explain\n  fak preflight --batch calls.jsonl --policy examples/dogfood-claude-policy.json"
+)]
 pub struct PreflightArgs {
     /// The tool name, e.g. `Bash`.
     #[arg(long, required_unless_present = "batch")]
@@ -113,7 +115,7 @@ pub fn run(a: &PreflightArgs) -> ExitCode {
             out.push_str(&explain_text(&verdict, &explain.unwrap_or_default(), &policy.sources));
         }
     }
-    super::emit(&format!("{out}"));
+    super::emit(&out.to_string());
     ExitCode::SUCCESS
 }
 
@@ -126,7 +128,9 @@ fn read_args(spec: Option<&str>) -> Result<String, String> {
         None => Ok("{}".into()),
         Some("-") => {
             let mut s = String::new();
-            std::io::stdin().read_to_string(&mut s).map_err(|e| format!("cannot read the arguments from stdin: {e}"))?;
+            std::io::stdin()
+                .read_to_string(&mut s)
+                .map_err(|e| format!("cannot read the arguments from stdin: {e}"))?;
             Ok(s)
         }
         Some(s) if s.starts_with('@') => {
@@ -162,10 +166,22 @@ fn run_batch(policy: &Policy, spec: &str, trace: &TraceState) -> ExitCode {
                     let args = o.remove("args").unwrap_or_else(|| json!({}));
                     eval::decide(&policy.dag, &Call { tool, args }, trace)
                 }
-                _ => Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.input", Some("each line needs a string `tool`".into())),
+                _ => Verdict::builtin(
+                    VerdictKind::Deny,
+                    "MALFORMED",
+                    "fak.input",
+                    Some("each line needs a string `tool`".into()),
+                ),
             },
-            Ok(_) => Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.input", Some("each line is a JSON object".into())),
-            Err(e) => Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.input", Some(format!("the line is not JSON: {e}"))),
+            Ok(_) => {
+                Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.input", Some("each line is a JSON object".into()))
+            }
+            Err(e) => Verdict::builtin(
+                VerdictKind::Deny,
+                "MALFORMED",
+                "fak.input",
+                Some(format!("the line is not JSON: {e}")),
+            ),
         };
         let mut j = verdict_json(&verdict, &policy.sources);
         if let Some(obj) = j.as_object_mut() {

@@ -81,7 +81,12 @@ pub fn bucket(p: &ir::Program, rules: &[(usize, bool)], options: CompileOptions,
     for (i, check_tool) in &sorted {
         let Some(r) = p.rules.get(*i) else { continue };
         let root = b.expr(&r.cond);
-        out_rules.push(BucketRule { rule: *i, root, advisory: crate::eval::is_advisory(p, r), check_tool: *check_tool });
+        out_rules.push(BucketRule {
+            rule: *i,
+            root,
+            advisory: crate::eval::is_advisory(p, r),
+            check_tool: *check_tool,
+        });
     }
     let prefilter = if options.prefilter { prefilter::build(&b.atoms, &b.fields) } else { Prefilter::default() };
     let mut always = Vec::new();

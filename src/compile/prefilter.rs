@@ -62,7 +62,8 @@ impl Prefilter {
                     let text = v.text().unwrap_or_default();
                     if let Some(ac) = &f.ac {
                         for m in ac.find_overlapping_iter(text.as_ref()) {
-                            for (a, exact) in f.pattern_atoms.get(m.pattern().as_usize()).map_or(&[][..], Vec::as_slice) {
+                            for (a, exact) in f.pattern_atoms.get(m.pattern().as_usize()).map_or(&[][..], Vec::as_slice)
+                            {
                                 hit(st, *a, *exact);
                             }
                         }

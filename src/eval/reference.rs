@@ -2,7 +2,9 @@
 //! walked as written. Slow and obviously right; the Dag must agree with it on every input
 //! (tests/it/props.rs and fuzz/ hold it to that).
 
-use crate::eval::{is_advisory, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState, Verdict};
+use crate::eval::{
+    is_advisory, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState, Verdict,
+};
 use crate::ir::{self, Side};
 
 pub fn decide(program: &ir::Program, call: &Call, trace: &TraceState) -> Verdict {
