@@ -252,6 +252,7 @@ impl Checker<'_> {
             self.err(
                 Diag::error("fak::check::duplicate_name", file, span)
                     .message(format!("two imports named `{alias}`"))
+                    .label("this import reuses the name")
                     .help("give one of them another name with `as`"),
             );
         }
@@ -266,7 +267,9 @@ impl Checker<'_> {
             return;
         }
         let id = self.sources.add(name.clone(), text);
-        self.module(id, alias, false);
+        // Rule ids are prefixed with the module's own name, not the alias, so a module
+        // imported twice has one set of ids whatever the order of the imports.
+        self.module(id, module_prefix(&name), false);
     }
 
     fn set_decl(&mut self, file: FileId, s: &ast::SetDecl, m: &mut Module) {
@@ -333,6 +336,7 @@ impl Checker<'_> {
                 self.err(
                     Diag::error("fak::check::duplicate_name", file, r.name.span)
                         .message(format!("reason `{}` is declared twice with different dispositions", r.name.name))
+                        .label("declared again here")
                         .note(prev, "first declared here")
                         .help("a reason has one disposition; keep one declaration"),
                 );
@@ -1043,7 +1047,9 @@ impl Checker<'_> {
         let [seg] = p.segs.as_slice() else {
             self.err(
                 Diag::error("fak::check::unknown_name", ctx.file, p.span)
-                    .message(format!("`{}` is a module; name one of its sets: `{}.<set>`", p.root.name, p.root.name)),
+                    .message(format!("`{}` is a module, not a set", p.root.name))
+                    .label("a module")
+                    .help(format!("name one of its sets: `{}.<set>`", p.root.name)),
             );
             return Some(None);
         };
@@ -1248,6 +1254,7 @@ impl Checker<'_> {
                         self.err(
                             Diag::error("fak::check::unknown_name", file, p.span)
                                 .message(format!("unknown result field `{}`", crate::ast::print::path(p)))
+                                .label("not a result field")
                                 .help("a result has `result.text` and `result.tool`"),
                         );
                         None
@@ -1393,6 +1400,12 @@ impl Checker<'_> {
     }
 }
 
+/// The prefix of a module's rule ids: `std.tools` → `tools`, `lib/net.fak` → `net`.
+fn module_prefix(key: &str) -> String {
+    let last = key.rsplit(['/', '.']).find(|s| !s.is_empty() && *s != "fak").unwrap_or(key);
+    last.to_string()
+}
+
 /// A number as JSON: integral values as integers, so they print as written.
 fn num_json(n: f64) -> Json {
     if n.fract() == 0.0 && n.abs() < 9.0e15 {
@@ -1522,37 +1535,4 @@ pub fn simplify(e: ir::Expr) -> ir::Expr {
         Expr::Quant { all, var, list, body } => Expr::Quant { all, var, list, body: Box::new(simplify(*body)) },
         other => other,
     }
-}
-
-/// Compiles every regex of a program now and reports those the regex crate refuses (over
-/// its size limit). Loading defers compiling to first use; `fak policy --check` calls this so
-/// that such a regex is found in CI rather than by a decision (where it is a DENY).
-pub fn compile_patterns(p: &ir::Program) -> Vec<Diag> {
-    fn walk(e: &ir::Expr, out: &mut Vec<(Arc<str>, String)>) {
-        match e {
-            ir::Expr::And(items) | ir::Expr::Or(items) => items.iter().for_each(|i| walk(i, out)),
-            ir::Expr::Not(inner) => walk(inner, out),
-            ir::Expr::Quant { body, .. } => walk(body, out),
-            ir::Expr::Atom(Atom::Matches(_, re)) => {
-                if let Err(msg) = re.compiled.get() {
-                    out.push((re.src.clone(), msg.to_string()));
-                }
-            }
-            _ => {}
-        }
-    }
-    let mut diags = Vec::new();
-    for r in &p.rules {
-        let mut bad = Vec::new();
-        walk(&r.cond, &mut bad);
-        for (src, msg) in bad {
-            diags.push(
-                Diag::at("fak::check::regex_too_big", r.loc)
-                    .message(format!("rule `{}` has a regex the regex crate will not compile: `{src}`", r.id))
-                    .label("in this rule")
-                    .help(format!("{msg}; simplify the regex (bounded repetitions multiply its size)")),
-            );
-        }
-    }
-    diags
 }

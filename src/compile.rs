@@ -26,7 +26,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::Value as Json;
 
 use crate::eval::{
-    is_advisory, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState, Verdict, V,
+    cost, is_advisory, over_budget, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState, Verdict, V,
 };
 use crate::ir::{self, Side, VerdictKind};
 
@@ -200,10 +200,11 @@ pub fn decide_explained(dag: &Dag, call: &Call, trace: &TraceState) -> (Verdict,
 }
 
 fn decide_inner(dag: &Dag, call: &Call, trace: &TraceState, ex: Option<&mut Explain>) -> Verdict {
-    if let Some(v) = precheck(call) {
-        return v;
-    }
-    let input = Input { tool: &call.tool, args: &call.args, result_text: None, trace };
+    let nodes = match precheck(call) {
+        Ok(n) => n,
+        Err(v) => return v,
+    };
+    let input = Input { nodes, tool: &call.tool, args: &call.args, result_text: None, trace };
     run(dag, Side::Call, &input, ex)
 }
 
@@ -219,12 +220,13 @@ pub fn admit_explained(dag: &Dag, result: &ToolResult, trace: &TraceState) -> (V
 }
 
 fn admit_inner(dag: &Dag, result: &ToolResult, trace: &TraceState, ex: Option<&mut Explain>) -> Verdict {
-    if let Some(v) = precheck_result(result) {
-        return v;
-    }
+    let nodes = match precheck_result(result) {
+        Ok(n) => n,
+        Err(v) => return v,
+    };
     static EMPTY: std::sync::OnceLock<Json> = std::sync::OnceLock::new();
     let args = EMPTY.get_or_init(|| Json::Object(serde_json::Map::new()));
-    let input = Input { tool: &result.tool, args, result_text: Some(&result.text), trace };
+    let input = Input { nodes, tool: &result.tool, args, result_text: Some(&result.text), trace };
     run(dag, Side::Result, &input, ex)
 }
 
@@ -264,8 +266,21 @@ fn run(dag: &Dag, side: Side, input: &Input<'_>, mut ex: Option<&mut Explain>) -
     if let Some(e) = ex.as_deref_mut() {
         e.bucket = b.name.clone();
     }
+    // The evaluation bound of every applicable rule, before any runs (see `eval::cost`).
+    let scope = Scope::new(input);
+    let mut bound = b.static_cost;
+    for pos in &b.dynamic_cost {
+        let Some(br) = b.rules.get(*pos as usize) else { continue };
+        let Some(rule) = dag.program.rules.get(br.rule) else { continue };
+        if !br.check_tool || rule.tools.matches(input.tool) {
+            bound = bound.saturating_add(cost(&rule.cond, &scope));
+        }
+    }
+    if let Some(v) = over_budget(bound) {
+        return v;
+    }
     let mut st = Run {
-        scope: Scope::new(input),
+        scope,
         fields: vec![None; b.fields.len()],
         field_modes: vec![FIELD_NOT_RUN; b.fields.len()],
         atoms: vec![UNKNOWN; b.atoms.len()],

@@ -152,10 +152,10 @@ pub const BUDGET: Budget = Budget {
 };
 
 /// Checks what every decision checks before any rule runs: size, nesting, shape, the tool
-/// schema. `Some` is the refusal.
-pub(crate) fn precheck(call: &Call) -> Option<Verdict> {
+/// schema. `Ok` is the number of JSON values in the arguments; `Err` the refusal.
+pub(crate) fn precheck(call: &Call) -> Result<u64, Verdict> {
     if call.tool.is_empty() || call.tool.len() > 256 || call.tool.chars().any(char::is_control) {
-        return Some(Verdict::builtin(
+        return Err(Verdict::builtin(
             VerdictKind::Deny,
             "MALFORMED",
             "fak.input",
@@ -164,10 +164,10 @@ pub(crate) fn precheck(call: &Call) -> Option<Verdict> {
     }
     let mut m = Measure::default();
     if let Err(what) = m.walk(&call.args, 0) {
-        return Some(Verdict::builtin(VerdictKind::Deny, "OVERSIZE", "fak.budget", Some(what)));
+        return Err(Verdict::builtin(VerdictKind::Deny, "OVERSIZE", "fak.budget", Some(what)));
     }
     if !call.args.is_object() {
-        return Some(Verdict::builtin(
+        return Err(Verdict::builtin(
             VerdictKind::Deny,
             "MALFORMED",
             "fak.input",
@@ -175,17 +175,56 @@ pub(crate) fn precheck(call: &Call) -> Option<Verdict> {
         ));
     }
     if let Err(what) = crate::tools::validate(&call.tool, &call.args) {
-        return Some(Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.schema", Some(what)));
+        return Err(Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.schema", Some(what)));
     }
-    None
+    Ok(m.nodes as u64)
 }
 
-pub(crate) fn precheck_result(r: &ToolResult) -> Option<Verdict> {
+/// An upper bound on the steps evaluating `e` can take on this input: one per atom, and per
+/// quantifier its list's length times its body. A list that depends on a quantifier variable
+/// is bounded by the number of values in the input.
+///
+/// Deciding checks the bound of every applicable rule before evaluating any, so going over
+/// the budget is a property of the policy and the input, not of which rules the prefilters
+/// let run or in which order: the Dag and the reference agree on it.
+pub(crate) fn cost<'a>(e: &'a ir::Expr, scope: &Scope<'a>) -> u64 {
+    match e {
+        ir::Expr::True | ir::Expr::False => 0,
+        ir::Expr::Atom(_) => 1,
+        ir::Expr::And(items) | ir::Expr::Or(items) => items.iter().map(|i| cost(i, scope)).fold(0, u64::saturating_add),
+        ir::Expr::Not(inner) => cost(inner, scope),
+        ir::Expr::Quant { list, body, .. } => {
+            let n = if list.uses_var() {
+                scope.input.nodes
+            } else {
+                scope.value(list).items().map_or(0, |i| i.len() as u64)
+            };
+            n.saturating_mul(cost(body, scope).saturating_add(1))
+        }
+    }
+}
+
+/// The refusal when the evaluation bound is over the budget.
+pub(crate) fn over_budget(bound: u64) -> Option<Verdict> {
+    (bound > BUDGET.max_steps).then(|| {
+        Verdict::builtin(
+            VerdictKind::Deny,
+            "OVERSIZE",
+            "fak.budget",
+            Some(format!(
+                "evaluating the policy on these arguments could take {bound} steps, more than the {} allowed",
+                BUDGET.max_steps
+            )),
+        )
+    })
+}
+
+pub(crate) fn precheck_result(r: &ToolResult) -> Result<u64, Verdict> {
     if r.text.len() > BUDGET.max_result_bytes {
         let m = format!("result is {} bytes, more than the {} allowed", r.text.len(), BUDGET.max_result_bytes);
-        return Some(Verdict::builtin(VerdictKind::Deny, "OVERSIZE", "fak.budget", Some(m)));
+        return Err(Verdict::builtin(VerdictKind::Deny, "OVERSIZE", "fak.budget", Some(m)));
     }
-    None
+    Ok(1)
 }
 
 #[derive(Default)]
@@ -230,6 +269,8 @@ impl Measure {
 
 /// What a condition is evaluated against.
 pub(crate) struct Input<'a> {
+    /// JSON values in the arguments (bounds quantifiers over lists inside them).
+    pub nodes: u64,
     pub tool: &'a str,
     pub args: &'a Json,
     pub result_text: Option<&'a str>,

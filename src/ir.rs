@@ -363,8 +363,37 @@ fn build_regex(src: &str) -> Result<regex::Regex, String> {
 /// Checks a regex's syntax (with the regex crate's own parser and message); compiling waits
 /// for first use.
 pub fn compile_regex(src: &str) -> Result<Regex, String> {
-    regex_syntax::ParserBuilder::new().build().parse(src).map_err(|e| e.to_string())?;
-    Ok(Regex { src: Arc::from(src), compiled: Arc::new(std::sync::OnceLock::new()) })
+    let hir = regex_syntax::ParserBuilder::new().build().parse(src).map_err(|e| e.to_string())?;
+    let re = Regex { src: Arc::from(src), compiled: Arc::new(std::sync::OnceLock::new()) };
+    // A regex that might be over the size limit is compiled now, so that a policy that
+    // checks clean never meets a regex it cannot run; the others wait for first use.
+    if size_estimate(&hir) > EAGER_COMPILE_ABOVE {
+        re.get().map_err(str::to_string)?;
+    }
+    Ok(re)
+}
+
+/// Estimated size units above which a regex is compiled when checked.
+const EAGER_COMPILE_ABOVE: u64 = 20_000;
+
+/// An over-estimate of a regex's compiled size: literals by length, classes by ranges (UTF-8
+/// sequences multiply them), repetitions by their bound.
+fn size_estimate(h: &regex_syntax::hir::Hir) -> u64 {
+    use regex_syntax::hir::{Class, HirKind};
+    match h.kind() {
+        HirKind::Empty | HirKind::Look(_) => 1,
+        HirKind::Literal(l) => l.0.len() as u64,
+        HirKind::Class(Class::Unicode(c)) => 4 * c.ranges().len() as u64 + 4,
+        HirKind::Class(Class::Bytes(c)) => c.ranges().len() as u64 + 1,
+        HirKind::Repetition(r) => {
+            let n = u64::from(r.max.unwrap_or(r.min).max(r.min).max(1)) + 1;
+            size_estimate(&r.sub).saturating_mul(n)
+        }
+        HirKind::Capture(c) => size_estimate(&c.sub),
+        HirKind::Concat(items) | HirKind::Alternation(items) => {
+            items.iter().map(size_estimate).fold(0u64, u64::saturating_add)
+        }
+    }
 }
 
 /// Compiles a regex now: `fak policy --check` does, to report regexes over the size limit.

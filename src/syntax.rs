@@ -741,11 +741,17 @@ fn line_of(text: &str, at: usize) -> usize {
     text.as_bytes().get(..at).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count())
 }
 
+/// A leading-comment entry that stands for a blank line between comments (a comment's text
+/// never contains a newline).
+pub const BLANK: &str = "\n";
+
 fn attach_comments(text: &str, mut items: Vec<ast::Item>) -> ast::File {
     let mut comments = comments(text).into_iter().peekable();
     let mut prev_end = 0usize;
     let mut prev_line: Option<usize> = None;
     let mut trailing_comments = Vec::new();
+    let blank_between = |a: usize, b: usize| text.get(a..b).is_some_and(|g| g.matches('\n').count() >= 2);
+    let comment_end = |at: usize| text.get(at..).and_then(|r| r.find('\n')).map_or(text.len(), |i| at + i);
     for idx in 0..items.len() {
         let (start, end) = match items.get(idx) {
             Some(it) => (it.span.start, it.span.end),
@@ -753,6 +759,7 @@ fn attach_comments(text: &str, mut items: Vec<ast::Item>) -> ast::File {
         };
         let mut leading = Vec::new();
         let mut first_start = start;
+        let mut last_end: Option<usize> = None;
         while let Some((at, _)) = comments.peek() {
             if *at >= end {
                 break;
@@ -762,17 +769,27 @@ fn attach_comments(text: &str, mut items: Vec<ast::Item>) -> ast::File {
             if at < start && prev_line == Some(line_of(text, at)) && idx > 0 {
                 if let Some(prev) = items.get_mut(idx - 1) {
                     prev.trailing = Some(c);
-                    prev_end = at + 1;
+                    prev_end = comment_end(at);
                     continue;
                 }
             }
             if leading.is_empty() && at < first_start {
                 first_start = at;
             }
+            if let Some(le) = last_end {
+                if at < start && blank_between(le, at) {
+                    leading.push(BLANK.to_string());
+                }
+            }
             leading.push(c);
+            last_end = Some(comment_end(at));
         }
-        let gap = text.get(prev_end..first_start).unwrap_or("");
-        let blank = idx > 0 && gap.matches('\n').count() >= 2;
+        if let Some(le) = last_end {
+            if le < start && blank_between(le, start) {
+                leading.push(BLANK.to_string());
+            }
+        }
+        let blank = idx > 0 && blank_between(prev_end, first_start);
         if let Some(it) = items.get_mut(idx) {
             it.leading = leading;
             it.blank_before = blank;
@@ -780,15 +797,21 @@ fn attach_comments(text: &str, mut items: Vec<ast::Item>) -> ast::File {
         prev_end = end;
         prev_line = Some(line_of(text, end.saturating_sub(1)));
     }
+    let mut last_end = prev_end;
     for (at, c) in comments {
         if prev_line == Some(line_of(text, at)) {
             if let Some(last) = items.last_mut() {
                 if last.trailing.is_none() {
                     last.trailing = Some(c);
+                    last_end = comment_end(at);
                     continue;
                 }
             }
         }
+        if !trailing_comments.is_empty() && blank_between(last_end, at) {
+            trailing_comments.push(BLANK.to_string());
+        }
+        last_end = comment_end(at);
         trailing_comments.push(c);
     }
     ast::File { items, trailing_comments }

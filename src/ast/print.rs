@@ -3,8 +3,9 @@
 //! One way to write each thing: four-space indents, a rule on one line when it fits in
 //! `WIDTH` columns and one clause per line when it does not, long `when` conditions broken
 //! before their top-level `and` / `or`, JSON written `{"k": v}`. Strings keep their spelling;
-//! comments are kept (a comment written inside an item moves above it). Parsing the output
-//! gives the same tree as parsing the input, and formatting is idempotent.
+//! comments are kept (a comment written inside an item moves above it), and so are single
+//! blank lines between items and comment paragraphs. Parsing the output gives the same tree
+//! as parsing the input, and formatting is idempotent.
 
 use std::fmt::Write as _;
 
@@ -17,12 +18,10 @@ const INDENT: &str = "    ";
 pub fn file(f: &File) -> String {
     let mut out = String::new();
     for (i, item) in f.items.iter().enumerate() {
-        if i > 0 && (item.blank_before || needs_blank(f.items.get(i - 1), item)) {
+        if i > 0 && item.blank_before {
             out.push('\n');
         }
-        for c in &item.leading {
-            let _ = writeln!(out, "#{c}");
-        }
+        comments(&mut out, &item.leading);
         let body = self::item(&item.kind);
         out.push_str(&body);
         if let Some(c) = &item.trailing {
@@ -33,16 +32,19 @@ pub fn file(f: &File) -> String {
     if !f.trailing_comments.is_empty() && !f.items.is_empty() {
         out.push('\n');
     }
-    for c in &f.trailing_comments {
-        let _ = writeln!(out, "#{c}");
-    }
+    comments(&mut out, &f.trailing_comments);
     out
 }
 
-/// Tests and multi-line rules stand apart from their neighbours.
-fn needs_blank(prev: Option<&Item>, item: &Item) -> bool {
-    let is_test = |i: &Item| matches!(i.kind, ItemKind::Test(_));
-    prev.is_some_and(|p| is_test(p) || is_test(item))
+/// Comment lines; `crate::syntax::BLANK` entries are the blank lines between them.
+fn comments(out: &mut String, lines: &[String]) {
+    for c in lines {
+        if c == crate::syntax::BLANK {
+            out.push('\n');
+        } else {
+            let _ = writeln!(out, "#{c}");
+        }
+    }
 }
 
 pub fn item(k: &ItemKind) -> String {

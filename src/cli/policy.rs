@@ -142,15 +142,8 @@ fn inputs(a: &PolicyArgs) -> Vec<(String, Loaded)> {
 fn check(a: &PolicyArgs) -> ExitCode {
     let mut errors = 0;
     let mut warnings = 0;
-    let mut all = inputs(a);
-    for (_, l) in &mut all {
-        if let Some(p) = &l.program {
-            let more = crate::check::compile_patterns(p);
-            if crate::diag::has_errors(&more) {
-                l.program = None;
-            }
-            l.diags.extend(more);
-        }
+    let all = inputs(a);
+    for (_, l) in &all {
         let (e, w) = print_diags(&l.diags, &l.sources, a.diag.error_format);
         errors += e;
         warnings += w;

@@ -55,6 +55,10 @@ pub struct Bucket {
     /// For each atom, the rule positions it can trigger.
     pub triggered: Vec<Vec<u32>>,
     pub prefilter: Prefilter,
+    /// The evaluation bound of the rules without quantifiers that always apply: their atoms.
+    pub static_cost: u64,
+    /// Rule positions whose bound depends on the input (quantifiers) or that check the tool.
+    pub dynamic_cost: Vec<u32>,
 }
 
 struct Builder<'p> {
@@ -105,7 +109,19 @@ pub fn bucket(p: &ir::Program, rules: &[(usize, bool)], options: CompileOptions,
             }
         }
     }
+    let mut static_cost = 0u64;
+    let mut dynamic_cost = Vec::new();
+    for (pos, r) in out_rules.iter().enumerate() {
+        let Some(rule) = p.rules.get(r.rule) else { continue };
+        if r.check_tool || has_quant(&rule.cond) {
+            dynamic_cost.push(u32::try_from(pos).unwrap_or(u32::MAX));
+        } else {
+            static_cost = static_cost.saturating_add(atom_count(&rule.cond));
+        }
+    }
     Bucket {
+        static_cost,
+        dynamic_cost,
         name: name.to_string(),
         rules: out_rules,
         nodes: b.nodes,
@@ -266,5 +282,23 @@ impl Bucket {
 
     pub fn describe_atom(&self, a: usize) -> String {
         self.atoms.get(a).map_or_else(String::new, |ba| crate::ir::describe_atom(&ba.atom))
+    }
+}
+
+fn has_quant(e: &ir::Expr) -> bool {
+    match e {
+        ir::Expr::Quant { .. } => true,
+        ir::Expr::And(items) | ir::Expr::Or(items) => items.iter().any(has_quant),
+        ir::Expr::Not(inner) => has_quant(inner),
+        _ => false,
+    }
+}
+
+fn atom_count(e: &ir::Expr) -> u64 {
+    match e {
+        ir::Expr::Atom(_) => 1,
+        ir::Expr::And(items) | ir::Expr::Or(items) => items.iter().map(atom_count).sum(),
+        ir::Expr::Not(inner) => atom_count(inner),
+        _ => 0,
     }
 }

@@ -163,11 +163,18 @@ fn need(a: &Atom) -> Option<Need> {
 /// Written by hand: globset does not expose the literals it finds, and the regex it builds
 /// hides them behind `(?:/?|.*/)`, which regex-syntax's prefix and suffix extraction cannot
 /// see past.
+///
+/// Classes and alternations are skipped, following globset's parser where their end is plain
+/// to see: a class's first member (after `!` or `^`) may be `]`, and a class holding `[`
+/// (a POSIX class such as `[[:alpha:]]` ends at its second `]`), or an alternation holding a
+/// class or an escape (`{[}],x}`, `{\},x}`), ends somewhere this scan does not follow. There
+/// the scan stops and keeps the runs found before: a missed literal costs a regex run, a
+/// wrong one a false "no".
 pub fn glob_literal(src: &str) -> Option<String> {
+    let chars: Vec<char> = src.chars().collect();
     let mut best = String::new();
     let mut cur = String::new();
     let mut after_star2 = false;
-    let mut chars = src.chars().peekable();
     let flush = |cur: &mut String, best: &mut String, after: bool| {
         let run = if after { cur.strip_prefix('/').unwrap_or(cur) } else { cur.as_str() };
         if run.len() > best.len() {
@@ -175,36 +182,62 @@ pub fn glob_literal(src: &str) -> Option<String> {
         }
         cur.clear();
     };
-    while let Some(c) = chars.next() {
+    let mut i = 0;
+    'scan: while let Some(&c) = chars.get(i) {
+        i += 1;
         match c {
             '*' | '?' => {
                 flush(&mut cur, &mut best, after_star2);
-                after_star2 = c == '*' && chars.peek() == Some(&'*');
+                after_star2 = c == '*' && chars.get(i) == Some(&'*');
                 if after_star2 {
-                    chars.next();
+                    i += 1;
                 }
             }
-            '[' | '{' => {
+            '[' => {
                 flush(&mut cur, &mut best, after_star2);
                 after_star2 = false;
-                let close = if c == '[' { ']' } else { '}' };
-                // Skip the class or the alternation: what it matches varies.
-                let mut depth = 1;
-                let mut first = true;
-                for d in chars.by_ref() {
-                    if d == close && !(first && c == '[') {
-                        depth -= 1;
-                        if depth == 0 {
+                if matches!(chars.get(i), Some('!' | '^')) {
+                    i += 1;
+                }
+                if chars.get(i) == Some(&']') {
+                    i += 1;
+                }
+                loop {
+                    match chars.get(i) {
+                        Some(']') => {
+                            i += 1;
                             break;
                         }
-                    } else if d == c && c == '{' {
-                        depth += 1;
+                        None | Some('[') => break 'scan,
+                        Some(_) => i += 1,
                     }
-                    first = false;
                 }
             }
-            '\\' => match chars.next() {
-                Some(e) => cur.push(e),
+            '{' => {
+                flush(&mut cur, &mut best, after_star2);
+                after_star2 = false;
+                let mut depth = 1;
+                loop {
+                    match chars.get(i) {
+                        None | Some('[' | '\\') => break 'scan,
+                        Some('{') => depth += 1,
+                        Some('}') => {
+                            depth -= 1;
+                            if depth == 0 {
+                                i += 1;
+                                break;
+                            }
+                        }
+                        Some(_) => {}
+                    }
+                    i += 1;
+                }
+            }
+            '\\' => match chars.get(i) {
+                Some(&e) => {
+                    cur.push(e);
+                    i += 1;
+                }
                 None => return None,
             },
             other => cur.push(other),
@@ -366,5 +399,12 @@ mod tests {
         assert_eq!(glob_literal("**"), None);
         assert_eq!(glob_literal("[ab]*"), None);
         assert_eq!(glob_literal(r"a\*b").as_deref(), Some("a*b"));
+        // Classes and alternations whose end globset finds elsewhere than a naive scan.
+        assert_eq!(glob_literal("[!]a]*"), None);
+        assert_eq!(glob_literal("[^]a]xy"), Some("xy".into()));
+        assert_eq!(glob_literal("ab[[:alpha:]]x"), Some("ab".into()));
+        assert_eq!(glob_literal("{[}]a,b}c"), None);
+        assert_eq!(glob_literal(r"{\},x}y"), None);
+        assert_eq!(glob_literal("src/{a,b}/main.rs").as_deref(), Some("/main.rs"));
     }
 }

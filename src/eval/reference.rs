@@ -3,34 +3,39 @@
 //! (tests/it/props.rs and fuzz/ hold it to that).
 
 use crate::eval::{
-    is_advisory, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState, Verdict,
+    cost, is_advisory, over_budget, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState, Verdict,
 };
 use crate::ir::{self, Side};
 
 pub fn decide(program: &ir::Program, call: &Call, trace: &TraceState) -> Verdict {
-    if let Some(v) = precheck(call) {
-        return v;
-    }
-    let input = Input { tool: &call.tool, args: &call.args, result_text: None, trace };
+    let nodes = match precheck(call) {
+        Ok(n) => n,
+        Err(v) => return v,
+    };
+    let input = Input { nodes, tool: &call.tool, args: &call.args, result_text: None, trace };
     run(program, Side::Call, &input)
 }
 
 pub fn admit(program: &ir::Program, result: &ToolResult, trace: &TraceState) -> Verdict {
-    if let Some(v) = precheck_result(result) {
-        return v;
-    }
+    let nodes = match precheck_result(result) {
+        Ok(n) => n,
+        Err(v) => return v,
+    };
     let args = serde_json::Value::Object(serde_json::Map::new());
-    let input = Input { tool: &result.tool, args: &args, result_text: Some(&result.text), trace };
+    let input = Input { nodes, tool: &result.tool, args: &args, result_text: Some(&result.text), trace };
     run(program, Side::Result, &input)
 }
 
 fn run(program: &ir::Program, side: Side, input: &Input<'_>) -> Verdict {
     let mut out = Outcome::new();
     let mut scope = Scope::new(input);
-    for r in &program.rules {
-        if r.side != side || !r.tools.matches(input.tool) {
-            continue;
-        }
+    let applicable: Vec<&ir::Rule> =
+        program.rules.iter().filter(|r| r.side == side && r.tools.matches(input.tool)).collect();
+    let bound = applicable.iter().map(|r| cost(&r.cond, &scope)).fold(0, u64::saturating_add);
+    if let Some(v) = over_budget(bound) {
+        return v;
+    }
+    for r in applicable {
         match scope.expr(&r.cond) {
             Ok(true) => out.add(r, is_advisory(program, r)),
             Ok(false) => {}

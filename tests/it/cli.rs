@@ -1,0 +1,525 @@
+//! The `fak` binary: each case runs it and snapshots its exit status, stdout and stderr in
+//! one transcript (`snapshots/cli/<case>.snap`). Paths are relative to the repository root,
+//! the working directory; absolute ones are redacted.
+
+use std::io::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use crate::util;
+
+const BIN: &str = env!("CARGO_BIN_EXE_fak");
+const COMPAT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/compat/fak-policy-v1");
+const POLICY: &str = "tests/data/cli/policy.fak";
+const WS: &str = "/ws/repo";
+
+struct Out {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+/// Runs `fak args...` in the repository root, with `stdin` piped in.
+fn fak(args: &[&str], stdin: Option<&str>) -> Out {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .current_dir(util::root())
+        .env("NO_COLOR", "1")
+        .env_remove("RUST_BACKTRACE")
+        .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run fak");
+    if let Some(text) = stdin {
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(text.as_bytes()).unwrap();
+    }
+    let out = child.wait_with_output().unwrap();
+    Out {
+        code: out.status.code().unwrap_or(-1),
+        stdout: String::from_utf8(out.stdout).unwrap(),
+        stderr: String::from_utf8(out.stderr).unwrap(),
+    }
+}
+
+fn redact(s: &str) -> String {
+    let root = util::root().to_string_lossy().into_owned();
+    let shared = util::root().join("../shared");
+    let mut s = s.replace(&format!("{root}/../shared"), "[SHARED]");
+    if let Ok(canonical) = shared.canonicalize() {
+        s = s.replace(canonical.to_string_lossy().as_ref(), "[SHARED]");
+    }
+    s.replace(&root, "[ROOT]")
+}
+
+fn transcript(args: &[&str], stdin: Option<&str>, out: &Out) -> String {
+    let mut s = format!("$ fak {}\n", args.iter().map(|a| shell_quote(&redact(a))).collect::<Vec<_>>().join(" "));
+    match stdin {
+        Some(text) if text.lines().count() > 20 => {
+            s.push_str(&format!("--- stdin: {} lines, not shown\n", text.lines().count()))
+        }
+        Some(text) => {
+            s.push_str(&format!("--- stdin\n{}", redact(text)));
+            if !text.ends_with('\n') {
+                s.push('\n');
+            }
+        }
+        None => {}
+    }
+    s.push_str(&format!("--- exit: {}\n", out.code));
+    s.push_str(&format!("--- stdout\n{}", redact(&out.stdout)));
+    if !out.stdout.is_empty() && !out.stdout.ends_with('\n') {
+        s.push_str("\n[no newline at the end]\n");
+    }
+    s.push_str(&format!("--- stderr\n{}", redact(&out.stderr)));
+    s
+}
+
+fn shell_quote(a: &str) -> String {
+    if a.chars().all(|c| c.is_ascii_alphanumeric() || "-_./@=:[]*".contains(c)) {
+        a.to_string()
+    } else {
+        format!("'{}'", a.replace('\'', r"'\''"))
+    }
+}
+
+/// Runs fak, snapshots the transcript as `name`, and returns the output for more checks.
+fn snap(name: &str, args: &[&str], stdin: Option<&str>) -> Out {
+    let out = fak(args, stdin);
+    util::snapshot("cli", name, None, &transcript(args, stdin, &out));
+    out
+}
+
+// ------------------------------------------------------------------------------------------
+// fak policy --check
+
+#[test]
+fn check_good() {
+    let out = snap(
+        "check-good",
+        &["policy", "--check", "policies/claude-code.fak", "stdlib/tools.fak", "stdlib/paths.fak"],
+        None,
+    );
+    assert_eq!(out.code, 0);
+    let out = snap("check-shipped", &["policy", "--check"], None);
+    assert_eq!(out.code, 0);
+}
+
+#[test]
+fn check_bad_in_every_format() {
+    let file = "tests/data/check/three-mistakes.fak";
+    for format in ["plain", "human", "json"] {
+        let out = snap(&format!("check-bad-{format}"), &["policy", "--check", "--error-format", format, file], None);
+        assert_eq!(out.code, 1, "{format}");
+        assert!(out.stdout.is_empty());
+    }
+    let out = fak(&["policy", "--check", "--error-format", "json", file], None);
+    let lines: Vec<serde_json::Value> =
+        out.stderr.lines().map(|l| serde_json::from_str(l).expect("one JSON object a line")).collect();
+    assert_eq!(lines.len(), 3);
+    for l in &lines {
+        assert_eq!(l["severity"], "error");
+        assert_eq!(l["file"], file);
+        assert!(l["code"].as_str().unwrap().starts_with("fak::check::"));
+        assert!(l["line"].as_u64().unwrap() > 0 && l["column"].as_u64().unwrap() > 0);
+        assert!(l["help"].is_string());
+    }
+    // The default is human.
+    let human = fak(&["policy", "--check", file], None);
+    assert_eq!(human.stderr, fak(&["policy", "--check", "--error-format", "human", file], None).stderr);
+}
+
+#[test]
+fn check_warnings_only_exits_0() {
+    let out =
+        snap("check-warnings", &["policy", "--check", "--error-format", "plain", "tests/data/check/lints.fak"], None);
+    assert_eq!(out.code, 0);
+    assert!(out.stderr.ends_with("checked 1 file: 0 errors, 5 warnings\n"), "{}", out.stderr);
+}
+
+#[test]
+fn check_stdin_and_missing_files() {
+    let out = snap(
+        "check-stdin",
+        &["policy", "--check", "--error-format", "plain", "-"],
+        Some("allow x on Read;\ndeny y on Bash reason NOPE;\n"),
+    );
+    assert_eq!(out.code, 1);
+    let out = snap(
+        "check-missing-file",
+        &["policy", "--check", "--error-format", "plain", "tests/data/cli/no-such-file.fak"],
+        None,
+    );
+    assert_eq!(out.code, 1);
+    let out = snap("policy-no-mode", &["policy", "policies/claude-code.fak"], None);
+    assert_eq!(out.code, 2);
+    let out = snap("policy-two-modes", &["policy", "--fmt", "--test", "policies/claude-code.fak"], None);
+    assert_eq!(out.code, 2);
+}
+
+// ------------------------------------------------------------------------------------------
+// fak policy --fmt
+
+#[test]
+fn fmt() {
+    let out = snap("fmt-check-formatted", &["policy", "--fmt", "--check", "tests/data/cli/formatted.fak"], None);
+    assert_eq!(out.code, 0);
+    let out = snap(
+        "fmt-check-unformatted",
+        &["policy", "--fmt", "--check", "tests/data/cli/unformatted.fak", "tests/data/cli/formatted.fak"],
+        None,
+    );
+    assert_eq!(out.code, 1);
+    let text = std::fs::read_to_string(util::root().join("tests/data/cli/unformatted.fak")).unwrap();
+    let out = snap("fmt-stdin", &["policy", "--fmt", "-"], Some(&text));
+    assert_eq!(out.code, 0);
+    let formatted = out.stdout;
+    let again = fak(&["policy", "--fmt", "-"], Some(&formatted));
+    assert_eq!(again.stdout, formatted, "formatting is idempotent");
+    assert_eq!(fak(&["policy", "--fmt", "--check", "-"], Some(&formatted)).code, 0);
+    let out = snap("fmt-check-stdin-unformatted", &["policy", "--fmt", "--check", "-"], Some(&text));
+    assert_eq!(out.code, 1);
+    let out =
+        snap("fmt-parse-error", &["policy", "--fmt", "--error-format", "plain", "tests/data/parse/err/bang.fak"], None);
+    assert_eq!(out.code, 1);
+    let manifest = format!("{COMPAT}/empty.json");
+    let out = snap("fmt-manifest", &["policy", "--fmt", &manifest], None);
+    assert_eq!(out.code, 1);
+}
+
+#[test]
+fn fmt_in_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.fak");
+    let text = std::fs::read_to_string(util::root().join("tests/data/cli/unformatted.fak")).unwrap();
+    std::fs::write(&path, &text).unwrap();
+    let p = path.to_str().unwrap();
+    let out = fak(&["policy", "--fmt", p], None);
+    assert_eq!((out.code, out.stdout.as_str(), out.stderr.as_str()), (0, "", ""));
+    let written = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(written, fak(&["policy", "--fmt", "-"], Some(&text)).stdout);
+    assert_eq!(fak(&["policy", "--fmt", "--check", p], None).code, 0);
+    assert_eq!(fak(&["policy", "--check", p], None).code, 0, "the formatted policy still checks");
+}
+
+/// The shipped policies and stdlib are written as the formatter writes them.
+#[test]
+fn fmt_check_shipped() {
+    let mut args = vec!["policy".to_string(), "--fmt".into(), "--check".into()];
+    for dir in ["policies", "stdlib"] {
+        for p in util::files(&util::root().join(dir), "fak") {
+            args.push(util::rel(&p));
+        }
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let out = fak(&args, None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+}
+
+// ------------------------------------------------------------------------------------------
+// fak policy --test
+
+#[test]
+fn test_blocks() {
+    let out = snap("test-passing", &["policy", "--test", "tests/data/cli/passing-test.fak"], None);
+    assert_eq!(out.code, 0);
+    let out = snap("test-failing", &["policy", "--test", "tests/data/cli/failing-test.fak"], None);
+    assert_eq!(out.code, 1);
+    assert!(out.stdout.ends_with("2 passed, 3 failed\n"), "{}", out.stdout);
+    let out = snap("test-shipped", &["policy", "--test"], None);
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.contains(" 0 failed"));
+    let out = snap(
+        "test-bad-policy",
+        &["policy", "--test", "--error-format", "plain", "tests/data/cli/bad-policy.fak"],
+        None,
+    );
+    assert_eq!(out.code, 1);
+}
+
+// ------------------------------------------------------------------------------------------
+// fak policy --dump
+
+#[test]
+fn dump_piped_to_check_is_clean() {
+    let dump = fak(&["policy", "--dump"], None);
+    assert_eq!(dump.code, 0);
+    assert_eq!(dump.stdout, fak::stdlib::FLOOR.1);
+    let out = snap("dump-check", &["policy", "--check", "-"], Some(&dump.stdout));
+    assert_eq!(out.code, 0);
+    assert_eq!(out.stderr, "checked 1 file: 0 errors, 0 warnings\n");
+}
+
+#[test]
+fn dump_formats() {
+    for format in ["fak", "json", "ir", "dag", "ast"] {
+        let out = fak(&["policy", "--dump", "--format", format], None);
+        assert_eq!(out.code, 0, "--format {format}: {}", out.stderr);
+        assert!(!out.stdout.is_empty(), "--format {format}");
+        assert!(out.stderr.is_empty(), "--format {format}: {}", out.stderr);
+    }
+    let json: serde_json::Value =
+        serde_json::from_str(&fak(&["policy", "--dump", "--format", "json"], None).stdout).unwrap();
+    assert_eq!(json["posture"], "fail_closed");
+    assert!(json["rules"].as_array().unwrap().iter().any(|r| r["id"] == "shell-destructive"));
+    assert!(fak(&["policy", "--dump", "--format", "ast"], None).stdout.starts_with("File {"));
+    // A file's dumps, snapshotted.
+    for format in ["json", "ir", "dag"] {
+        let out = snap(&format!("dump-{format}"), &["policy", "--dump", "--format", format, POLICY], None);
+        assert_eq!(out.code, 0);
+    }
+    // A broken policy is an error in the policy: exit 1, as for --check.
+    let out = snap(
+        "dump-ast-broken",
+        &["policy", "--dump", "--format", "ast", "--error-format", "plain", "tests/data/parse/err/bang.fak"],
+        None,
+    );
+    assert_eq!(out.code, 1);
+    let out = snap(
+        "dump-json-bad-policy",
+        &["policy", "--dump", "--format", "json", "--error-format", "plain", "tests/data/cli/bad-policy.fak"],
+        None,
+    );
+    assert_eq!(out.code, 1);
+}
+
+/// The checked program printed as source is a policy that checks clean and decides alike.
+#[test]
+fn dump_ir_is_a_clean_policy() {
+    let ir = fak(&["policy", "--dump", "--format", "ir"], None);
+    assert_eq!(ir.code, 0);
+    let out = fak(&["policy", "--check", "--error-format", "plain", "-"], Some(&ir.stdout));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert_eq!(out.stderr, "checked 1 file: 0 errors, 0 warnings\n");
+    let test = fak(&["policy", "--test", "-"], Some(&ir.stdout));
+    assert_eq!(test.code, 0, "{}", test.stdout);
+}
+
+// ------------------------------------------------------------------------------------------
+// fak preflight
+
+fn preflight(extra: &[&str]) -> Vec<String> {
+    let mut v: Vec<String> =
+        vec!["preflight".into(), "--policy".into(), POLICY.into(), "--workspace".into(), WS.into()];
+    v.extend(extra.iter().map(|s| (*s).to_string()));
+    v
+}
+
+fn snap_owned(name: &str, args: &[String], stdin: Option<&str>) -> Out {
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    snap(name, &args, stdin)
+}
+
+#[test]
+fn preflight_verdicts() {
+    let out =
+        snap_owned("preflight-deny", &preflight(&["--tool", "Bash", "--args", r#"{"command":"rm -rf /tmp/x"}"#]), None);
+    assert_eq!(out.code, 0);
+    assert!(out.stdout.starts_with("verdict=DENY reason=POLICY_BLOCK by=no-rm disposition=TERMINAL"), "{}", out.stdout);
+    let out = snap_owned("preflight-allow", &preflight(&["--tool", "Bash", "--args", r#"{"command":"ls -la"}"#]), None);
+    assert_eq!(out.stdout, "verdict=ALLOW reason=NONE by=bash disposition=NONE\n");
+    let out = snap_owned(
+        "preflight-transform",
+        &preflight(&["--tool", "Bash", "--args", r#"{"command":"make","timeout":9000}"#]),
+        None,
+    );
+    assert!(out.stdout.starts_with("verdict=TRANSFORM reason=NONE by=cap"), "{}", out.stdout);
+    let out = snap_owned(
+        "preflight-advisory",
+        &preflight(&["--tool", "Bash", "--args", r#"{"command":"curl https://example.com"}"#]),
+        None,
+    );
+    assert!(out.stdout.contains(" advisory=soft:DENY:POLICY_BLOCK"), "{}", out.stdout);
+    let out = snap_owned(
+        "preflight-taint",
+        &preflight(&["--taint", "untrusted", "--tool", "Bash", "--args", r#"{"command":"env"}"#]),
+        None,
+    );
+    assert!(out.stdout.starts_with("verdict=DENY reason=TRUST_VIOLATION by=tainted"), "{}", out.stdout);
+    let out = snap_owned("preflight-no-args", &preflight(&["--tool", "Read"]), None);
+    assert!(out.stdout.starts_with("verdict=DENY reason=MALFORMED by=fak.schema"), "{}", out.stdout);
+    let out = snap(
+        "preflight-builtin-floor",
+        &["preflight", "--workspace", WS, "--tool", "Bash", "--args", r#"{"command":"rm -rf /tmp/x"}"#],
+        None,
+    );
+    assert!(out.stdout.starts_with("verdict=DENY reason=POLICY_BLOCK by=shell-destructive"), "{}", out.stdout);
+}
+
+#[test]
+fn preflight_json_and_explain() {
+    let args = r#"{"command":"rm -rf /tmp/x"}"#;
+    let out = snap_owned("preflight-json", &preflight(&["--json", "--tool", "Bash", "--args", args]), None);
+    assert_eq!(out.code, 0);
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(v["verdict"], "DENY");
+    assert_eq!(v["reason"], "POLICY_BLOCK");
+    assert_eq!(v["by"]["rule"], "no-rm");
+    assert_eq!(v["by"]["file"], POLICY);
+    assert_eq!(v["by"]["line"], 5);
+    let out = snap_owned("preflight-explain", &preflight(&["--explain", "--tool", "Bash", "--args", args]), None);
+    assert!(out.stdout.contains("decided by rule `no-rm` at tests/data/cli/policy.fak:5:"), "{}", out.stdout);
+    let out = snap_owned(
+        "preflight-explain-allow",
+        &preflight(&["--explain", "--tool", "Read", "--args", r#"{"file_path":"a"}"#]),
+        None,
+    );
+    assert!(out.stdout.starts_with("verdict=ALLOW"));
+    let out = snap_owned(
+        "preflight-explain-malformed",
+        &preflight(&["--explain", "--tool", "Bash", "--args", r#"{"command":[]}"#]),
+        None,
+    );
+    assert!(out.stdout.contains("decided by fak itself (`fak.schema`)"), "{}", out.stdout);
+    let out = snap_owned(
+        "preflight-json-explain",
+        &preflight(&["--json", "--explain", "--tool", "Bash", "--args", args]),
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert!(v.get("explain").is_some(), "{v}");
+}
+
+#[test]
+fn preflight_args_from_file_and_stdin() {
+    let out =
+        snap_owned("preflight-args-file", &preflight(&["--tool", "Edit", "--args", "@tests/data/cli/args.json"]), None);
+    assert!(out.stdout.starts_with("verdict=DENY reason=SELF_MODIFY by=no-git"), "{}", out.stdout);
+    let out = snap_owned(
+        "preflight-args-stdin",
+        &preflight(&["--tool", "Edit", "--args", "-"]),
+        Some(r#"{"file_path":"src/lib.rs","old_string":"a","new_string":"b"}"#),
+    );
+    assert_eq!(out.stdout, "verdict=ALLOW reason=NONE by=edit disposition=NONE\n");
+    let out = snap_owned(
+        "preflight-args-missing-file",
+        &preflight(&["--tool", "Edit", "--args", "@tests/data/cli/no-such-file.json"]),
+        None,
+    );
+    assert_eq!(out.code, 2);
+}
+
+#[test]
+fn preflight_unparseable_args_are_a_verdict() {
+    for (name, args) in [("preflight-args-not-json", r#"{"command":"#), ("preflight-args-garbage", "rm -rf /")] {
+        let out = snap_owned(name, &preflight(&["--tool", "Bash", "--args", args]), None);
+        assert_eq!(out.code, 0);
+        assert!(out.stdout.starts_with("verdict=DENY reason=MALFORMED"), "{}", out.stdout);
+    }
+    let out = fak(
+        &preflight(&["--json", "--tool", "Bash", "--args", "nope"]).iter().map(String::as_str).collect::<Vec<_>>(),
+        None,
+    );
+    let v: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!((v["verdict"].as_str(), v["reason"].as_str()), (Some("DENY"), Some("MALFORMED")));
+}
+
+#[test]
+fn preflight_batch() {
+    let out = snap_owned("preflight-batch", &preflight(&["--batch", "tests/data/cli/batch.jsonl"]), None);
+    assert_eq!(out.code, 0);
+    let lines: Vec<serde_json::Value> = out.stdout.lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let got: Vec<(u64, &str, &str)> = lines
+        .iter()
+        .map(|v| (v["line"].as_u64().unwrap(), v["verdict"].as_str().unwrap(), v["reason"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (1, "ALLOW", "NONE"),
+            (2, "DENY", "POLICY_BLOCK"),
+            (4, "DENY", "MALFORMED"),
+            (5, "DENY", "MALFORMED"),
+            (6, "DENY", "MALFORMED"),
+            (7, "DENY", "MALFORMED"),
+            (8, "ALLOW", "NONE"),
+            (9, "DENY", "MALFORMED"),
+        ]
+    );
+    let text = std::fs::read_to_string(util::root().join("tests/data/cli/batch.jsonl")).unwrap();
+    let stdin = fak(&preflight(&["--batch", "-"]).iter().map(String::as_str).collect::<Vec<_>>(), Some(&text));
+    assert_eq!((stdin.code, &stdin.stdout), (0, &out.stdout), "stdin gives the same answers");
+}
+
+#[test]
+fn preflight_cannot_run() {
+    let out = snap(
+        "preflight-bad-policy",
+        &[
+            "preflight",
+            "--error-format",
+            "plain",
+            "--policy",
+            "tests/data/cli/bad-policy.fak",
+            "--tool",
+            "Bash",
+            "--args",
+            "{}",
+        ],
+        None,
+    );
+    assert_eq!(out.code, 2);
+    assert!(out.stdout.is_empty());
+    let out = snap(
+        "preflight-missing-policy",
+        &["preflight", "--error-format", "plain", "--policy", "tests/data/cli/no-such-policy.fak", "--tool", "Bash"],
+        None,
+    );
+    assert_eq!(out.code, 2);
+    let out =
+        snap_owned("preflight-bad-taint", &preflight(&["--taint", "filthy", "--tool", "Bash", "--args", "{}"]), None);
+    assert_eq!(out.code, 2);
+    let out = fak(&["preflight"], None);
+    assert_eq!(out.code, 2, "no --tool: {}", out.stderr);
+    let out = fak(&["preflight", "--tool", "Bash", "--batch", "x"], None);
+    assert_eq!(out.code, 2, "--tool with --batch");
+    let out =
+        snap_owned("preflight-batch-missing-file", &preflight(&["--batch", "tests/data/cli/no-such.jsonl"]), None);
+    assert_eq!(out.code, 2);
+}
+
+// ------------------------------------------------------------------------------------------
+// fak-policy/v1 manifests (the Go fak's format)
+
+#[test]
+fn dogfood_manifest_decides_like_the_go_fak() {
+    let policy = format!("{COMPAT}/dogfood-claude-policy.json");
+    let out =
+        fak(&["preflight", "--tool", "Bash", "--args", r#"{"command":"rm -rf /tmp/x"}"#, "--policy", &policy], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.starts_with("verdict=DENY reason=POLICY_BLOCK by="), "{}{}", out.stdout, out.stderr);
+    let out = fak(&["preflight", "--tool", "Bash", "--args", r#"{"command":"ls -la"}"#, "--policy", &policy], None);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(out.stdout.starts_with("verdict=ALLOW reason=NONE"), "{}{}", out.stdout, out.stderr);
+}
+
+#[test]
+fn compat_manifests_check() {
+    let mut failed = Vec::new();
+    let good = util::files(Path::new(COMPAT), "json");
+    assert!(good.len() >= 10, "{good:?}");
+    for p in &good {
+        let out = fak(&["policy", "--check", "--error-format", "plain", p.to_str().unwrap()], None);
+        if out.code != 0 {
+            failed.push(format!("{}: exit {}\n{}", p.display(), out.code, out.stderr));
+        }
+    }
+    let bad = util::files(&Path::new(COMPAT).join("bad"), "json");
+    for p in &bad {
+        let name = p.file_stem().unwrap().to_string_lossy().into_owned();
+        let path = p.to_str().unwrap();
+        let out = fak(&["policy", "--check", "--error-format", "plain", path], None);
+        if out.code != 1 || !out.stderr.contains("fak::manifest::") {
+            failed.push(format!(
+                "{}: exit {}, expected 1 with a fak::manifest:: diagnostic\n{}",
+                p.display(),
+                out.code,
+                out.stderr
+            ));
+        }
+        let args = ["policy", "--check", "--error-format", "plain", path];
+        util::snapshot("cli", &format!("compat-{name}"), None, &transcript(&args, None, &out));
+    }
+    assert!(failed.is_empty(), "{}", failed.join("\n"));
+}

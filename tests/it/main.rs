@@ -1,0 +1,12 @@
+//! The integration tests: one binary, one module per suite; the cases live in tests/data,
+//! the snapshots in tests/it/snapshots.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing, clippy::panic)]
+
+mod util;
+
+mod check;
+mod cli;
+mod decide;
+mod parse;
+mod props;

@@ -1,0 +1,332 @@
+//! Properties (proptest): the Dag agrees with the reference interpreter with and without its
+//! prefilters, rule order never matters, print∘parse round-trips, decide is total, the
+//! shared types are Send + Sync. Every mismatch found by these or by fuzz/ is kept below as a
+//! plain regression test.
+//!
+//! Policies and calls come from `gen`, a small grammar driven by a stream of choices (the
+//! fuzz target `prefilter_differential` uses the same file).
+//!
+//! Counting: the differential runs 2,500 generated policies (proptest cases); each is decided
+//! against five inputs, four calls and a fifth call or, when the policy has result rules, a
+//! tool result. Each (policy, input) pair is one case of the invariant, so one run checks
+//! 2,500 × 5 = 12,500 pairs, each three ways (Dag with prefilters, Dag without, reference)
+//! and once more on the policy with its items shuffled. Building a policy (check, two
+//! compiles, a shuffled recheck) costs far more than deciding a call in a debug build, which
+//! is why the calls are batched per policy.
+
+mod differential;
+mod gen;
+
+use std::sync::LazyLock;
+
+use differential::Three;
+use fak::compile::Dag;
+use fak::diag::{FileId, Format, Sources};
+use fak::eval::{Call, ToolResult, TraceState, Verdict};
+use fak::ir;
+use proptest::prelude::*;
+use proptest::test_runner::{Config, TestCaseError};
+use serde_json::{json, Value as Json};
+
+/// Policies per run of the differential; each is decided against
+/// `differential::CALLS_PER_POLICY + 1` inputs.
+const POLICIES: u32 = 2_500;
+
+/// `cases` per property, or `PROPTEST_CASES` when set (for longer runs by hand:
+/// `PROPTEST_CASES=100000 cargo test --release --test it props`).
+fn config(cases: u32) -> Config {
+    let cases = std::env::var("PROPTEST_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(cases);
+    // Failures are not persisted to files: a failure found here becomes a regression test
+    // in this file, by hand.
+    Config { cases, failure_persistence: None, ..Config::default() }
+}
+
+// ------------------------------------------------------------------------------------------
+// The differential
+
+proptest! {
+    #![proptest_config(config(POLICIES))]
+
+    /// INVARIANT (compile.rs): removing every prefilter never changes a verdict, and the Dag
+    /// decides as the reference interpreter does; the order of a policy's items does not
+    /// matter.
+    #[test]
+    fn prefilters_and_rule_order_change_no_verdict(choices in prop::collection::vec(any::<u32>(), 0..3000)) {
+        differential::run(&mut gen::Stream::new(&choices)).map_err(TestCaseError::fail)?;
+    }
+}
+
+/// The generator's choice 0 everywhere: the smallest policy and call still go through.
+#[test]
+fn differential_on_the_empty_stream() {
+    differential::run(&mut gen::Stream::new(&[])).unwrap();
+}
+
+// ------------------------------------------------------------------------------------------
+// Round trip
+
+fn parse(src: &str) -> Result<fak::ast::File, String> {
+    fak::syntax::parse(src, FileId(0)).map_err(|d| {
+        let mut sources = Sources::new();
+        sources.add("gen.fak", src);
+        fak::diag::render(&d, &sources, Format::Plain, false)
+    })
+}
+
+/// The tree without `blank_before`: the formatter adds a blank line before a `test`, which
+/// the re-parsed tree records (see `regression_blank_line_before_a_test`, which holds that
+/// case to plain `==`).
+fn without_blank_lines(mut f: fak::ast::File) -> fak::ast::File {
+    for item in &mut f.items {
+        item.blank_before = false;
+    }
+    f
+}
+
+fn round_trip(src: &str) -> Result<(), TestCaseError> {
+    let ast = parse(src).map_err(|e| TestCaseError::fail(format!("generated source does not parse:\n{src}\n{e}")))?;
+    let printed = fak::ast::print::file(&ast);
+    let again = parse(&printed)
+        .map_err(|e| TestCaseError::fail(format!("formatted source does not parse:\n{printed}\n{e}\nfrom:\n{src}")))?;
+    prop_assert_eq!(
+        without_blank_lines(ast),
+        without_blank_lines(again.clone()),
+        "formatting changed the tree:\n{}\nfrom:\n{}",
+        printed,
+        src
+    );
+    let twice = fak::ast::print::file(&again);
+    prop_assert_eq!(&printed, &twice, "formatting is not idempotent; from:\n{}", src);
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(config(1_000))]
+
+    /// print∘parse gives the same tree back (spans compare equal by design), and formatting
+    /// is idempotent.
+    #[test]
+    fn formatting_round_trips(choices in prop::collection::vec(any::<u32>(), 0..1200)) {
+        let mut c = gen::Stream::new(&choices);
+        round_trip(&gen::formatted_policy(&mut c))?;
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Totality
+
+/// Policies that use every kind of rule: the shipped floor, the built-in one, and a dense one.
+static TOTAL: LazyLock<Vec<Three>> = LazyLock::new(|| {
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/claude-code.fak")).unwrap();
+    let builtin = fak::load::builtin().program.unwrap();
+    vec![Three::from_source(&shipped).unwrap(), Three::new(builtin), Three::from_source(DENSE).unwrap()]
+});
+
+const DENSE: &str = r#"
+strings words = ["sudo", "", "ß"];
+regexes res = [r"(?i)\bsudo\b", "a*", r"^\s*$"];
+globs gs = ["**/.git/**", "*.rs", "/etc/**"];
+advisory SELF_MODIFY;
+allow all-calls;
+deny shell on Bash reason POLICY_BLOCK when args.command matches res or lower(args.command) contains words;
+deny vcs on * reason SELF_MODIFY when args.file_path glob gs or any(e in args.edits: path(e.file_path) glob "**/.git/**");
+deny big on * when len(args.command) > 1000 or bytes(args.file_path) >= 4096 or args.n < -1;
+deny deep on * when all(e in args.edits: any(f in e.list: f contains "x" or f.n == 2));
+transform t on mcp_x, "read_*" set args.n = 1 set args.a.b = [1] when has(args.n) and not args.flag;
+deny tool-name on "*" when tool matches r"^\p{Lu}{3}" and tool in ["BAD", "WORSE"];
+quarantine q on result * when result.text matches r"(?i)begin [a-z]+ private key" or len(result.text) > 100000;
+"#;
+
+/// Any JSON: unicode, huge strings, deep nesting (past the evaluator's depth budget).
+fn arb_json() -> impl Strategy<Value = Json> {
+    let leaf = prop_oneof![
+        Just(Json::Null),
+        any::<bool>().prop_map(Json::Bool),
+        any::<i64>().prop_map(Json::from),
+        any::<f64>().prop_map(|f| serde_json::Number::from_f64(f).map_or(Json::Null, Json::Number)),
+        any::<String>().prop_map(Json::String),
+        "\\PC{0,40}".prop_map(Json::String),
+        prop::sample::select(gen::STRS).prop_map(Json::from),
+        (0usize..300_000, any::<char>()).prop_map(|(n, ch)| Json::String(ch.to_string().repeat(n))),
+    ];
+    let tree = leaf.prop_recursive(12, 200, 6, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..6).prop_map(Json::Array),
+            prop::collection::vec(
+                (
+                    prop_oneof![
+                        "\\PC{0,8}",
+                        prop::sample::select(
+                            &["command", "file_path", "edits", "n", "list", "old_string", "a", "b"][..]
+                        )
+                        .prop_map(String::from)
+                    ],
+                    inner
+                ),
+                0..6
+            )
+            .prop_map(|kv| Json::Object(kv.into_iter().collect())),
+        ]
+    });
+    // A value under up to 80 levels of nesting (the budget is 32).
+    (tree, 0usize..80, any::<bool>()).prop_map(|(mut v, depth, objects)| {
+        for _ in 0..depth {
+            v = if objects { json!({ "edits": [v] }) } else { json!([v]) };
+        }
+        v
+    })
+}
+
+fn arb_args() -> impl Strategy<Value = Json> {
+    prop_oneof![
+        3 => prop::collection::vec((prop::sample::select(&["command", "file_path", "edits", "n", "list", "old_string", "new_string", "flag", "a"][..]), arb_json()), 0..6)
+            .prop_map(|kv| Json::Object(kv.into_iter().map(|(k, v)| (k.to_string(), v)).collect())),
+        1 => arb_json(),
+    ]
+}
+
+fn arb_tool() -> impl Strategy<Value = String> {
+    prop_oneof![
+        prop::sample::select(
+            &["Bash", "Edit", "Read", "Write", "MultiEdit", "mcp_x", "read_file", "get_x", "", "BAD"][..]
+        )
+        .prop_map(String::from),
+        any::<String>(),
+        "\\PC{0,300}",
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(300))]
+
+    /// decide and admit return a verdict for any input, agree three ways, and refuse
+    /// arguments that are not an object.
+    #[test]
+    fn decide_is_total(tool in arb_tool(), args in arb_args(), text in "\\PC{0,200}", taint in 0u8..3) {
+        let trace = TraceState { taint, ..TraceState::with_workspace("/workspace/repo") };
+        let call = Call { tool: tool.clone(), args };
+        let result = ToolResult { tool, text };
+        for three in TOTAL.iter() {
+            let v = three.decide(&call, &trace).map_err(TestCaseError::fail)?;
+            if !call.args.is_object() {
+                prop_assert_eq!(v.verdict, ir::VerdictKind::Deny);
+            }
+            three.admit(&result, &trace).map_err(TestCaseError::fail)?;
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// Thread safety
+
+#[test]
+fn shared_types_are_send_and_sync() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<Dag>();
+    send_sync::<fak::load::Policy>();
+    send_sync::<Verdict>();
+    send_sync::<std::sync::Arc<Dag>>();
+}
+
+// ------------------------------------------------------------------------------------------
+// Regressions: every mismatch the properties or the fuzzers found, minimised.
+
+/// Decides `call` three ways on `src` and returns the verdict they agree on.
+fn decide3(src: &str, tool: &str, args: Json) -> Verdict {
+    let three = Three::from_source(src).unwrap();
+    let call = Call { tool: tool.into(), args };
+    match three.decide(&call, &TraceState::with_workspace("/workspace/repo")) {
+        Ok(v) => v,
+        Err(e) => panic!("{e}\npolicy:\n{src}"),
+    }
+}
+
+/// Parses, formats, parses again: the trees must be `==` and the text a fixed point.
+fn assert_round_trips(src: &str) {
+    let ast = parse(src).unwrap();
+    let printed = fak::ast::print::file(&ast);
+    let again = parse(&printed).unwrap_or_else(|e| panic!("formatted source does not parse:\n{printed}\n{e}"));
+    assert_eq!(ast, again, "formatting changed the tree:\n{printed}");
+    assert_eq!(printed, fak::ast::print::file(&again), "formatting is not idempotent");
+}
+
+/// Found by `formatting_round_trips`: the formatter separates a `test` from the item before
+/// it with a blank line, and the re-parsed tree then says `blank_before: true` where the
+/// original said false.
+#[test]
+fn regression_blank_line_before_a_test() {
+    assert_round_trips("deny r1;\ntest \"t\" {\n  call Bash {\"command\": \"x\"};\n  expect deny;\n}\n");
+}
+
+/// Found by reading the Dag against the reference: the evaluation budget counts steps across
+/// the whole decision, so whether it runs out depends on which rules are evaluated, and in
+/// what order. With prefilters, `heavy` is skipped (`args.command` lacks "zzz") and the call
+/// is allowed; without them (and in the reference) its quantifiers run first and exhaust the
+/// budget (710 × 710 items × 2 steps > 1,000,000 steps): DENY OVERSIZE by heavy.
+#[test]
+fn regression_budget_does_not_depend_on_prefilters() {
+    let src = "allow ok on mcp_x;\n\
+               deny heavy on mcp_x when any(e in args.edits: any(f in args.edits: f == \"0\")) and args.command contains \"zzz\";\n";
+    let edits = vec![json!("x"); 710];
+    decide3(src, "mcp_x", json!({"command": "hello", "edits": edits}));
+}
+
+/// The same budget, seen from the reference: it evaluates every rule in source order and
+/// stops at the first that runs out, while the Dag stops looking once a DENY has decided.
+/// Here `a-deny` decides in the Dag (DENY POLICY_BLOCK by a-deny); the reference goes on to
+/// `b-heavy`, runs out, and answers DENY OVERSIZE by b-heavy.
+#[test]
+fn regression_budget_does_not_depend_on_rule_order() {
+    let src = "deny a-deny on mcp_x;\n\
+               allow b-heavy on mcp_x when any(e in args.edits: any(f in args.edits: f == \"0\"));\n";
+    let edits = vec![json!("x"); 710];
+    decide3(src, "mcp_x", json!({"edits": edits}));
+}
+
+/// Found by reading `prefilter::glob_literal` against globset's parser: the literal it took
+/// from a glob was not in every path the glob matches, so the prefilter ruled out a glob that
+/// holds. A class opening with `!]` or `^]` holds the `]` (`[!]a]` is "not `]` or `a`"), a
+/// POSIX class ends at its second `]`, and an alternation's `}` may sit in a class or be
+/// escaped.
+#[test]
+fn regression_glob_literals_are_in_every_match() {
+    for (glob, path) in [
+        ("[!]a]*", "x"),
+        ("[^]a]*", "x"),
+        ("[[:alpha:]]x", "ax"),
+        ("{[}]a,b}c", "bc"),
+        ("{\\},x}y", "xy"),
+        ("{a,{b,[}]}}z", "bz"),
+    ] {
+        let src = format!("deny g on Read when args.file_path glob {};\nallow ok on Read;\n", serde_json::Value::from(glob));
+        let v = decide3(&src, "Read", json!({ "file_path": path }));
+        assert_eq!(&*v.by.rule, "g", "`{path}` matches `{glob}`");
+    }
+}
+
+/// Found with the budget case above, same root: an evaluation error happens or not depending
+/// on which rules are evaluated. A regex over the size limit (compiled on first use) with a
+/// literal in it: with prefilters, "sudo" is not in the command, `big` is skipped and the
+/// call allowed; without them (and in the reference) the regex is compiled, fails, and the
+/// call is a DENY MALFORMED by big.
+///
+/// Fixed by compiling, when the policy is checked, every regex whose estimated size could be
+/// over the limit: such a policy does not check, so no decision meets the error.
+#[test]
+fn regression_regex_errors_do_not_depend_on_prefilters() {
+    let src = "allow all-tools on *;\ndeny big on Bash when args.command matches r\"sudo(\\w{100}){100}\";\n";
+    let loaded = fak::load::from_source("big.fak", src);
+    assert!(loaded.has_errors());
+    assert!(loaded.diags.iter().any(|d| d.code == "fak::check::bad_regex"), "{:?}", loaded.diags);
+}
+
+
+/// Found by the `parse` fuzz target (seeded with tests/data/parse/ok/big-numbers.fak): a JSON
+/// number is printed from its f64, and serde_json without its `float_roundtrip` feature
+/// parses `123456789012691357802469135780` to 1.2345678901269135e29 but the printed
+/// `1.2345678901269135e+29` to 1.2345678901269136e29, so the tree changes. (Enabling
+/// `float_roundtrip` on serde_json makes both parses exact.)
+#[test]
+fn regression_big_json_numbers_round_trip() {
+    assert_round_trips("transform t on X set args.n = 123456789012691357802469135780;\n");
+}
