@@ -38,7 +38,13 @@ pub fn synthetic(n: usize) -> String {
 fn calls() -> Vec<(&'static str, Call)> {
     vec![
         ("bash_ls", Call { tool: "Bash".into(), args: json!({"command": "ls -la"}) }),
-        ("edit_main", Call { tool: "Edit".into(), args: json!({"file_path": "src/main.rs", "old_string": "a", "new_string": "b"}) }),
+        (
+            "edit_main",
+            Call {
+                tool: "Edit".into(),
+                args: json!({"file_path": "src/main.rs", "old_string": "a", "new_string": "b"}),
+            },
+        ),
         ("bash_rm", Call { tool: "Bash".into(), args: json!({"command": "rm -rf /tmp/x"}) }),
     ]
 }

@@ -26,7 +26,8 @@ use std::sync::{Arc, OnceLock};
 use serde_json::Value as Json;
 
 use crate::eval::{
-    cost, is_advisory, over_budget, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState, Verdict, V,
+    cost, is_advisory, over_budget, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState,
+    Verdict, V,
 };
 use crate::ir::{self, Side, VerdictKind};
 

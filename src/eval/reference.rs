@@ -3,7 +3,8 @@
 //! (tests/it/props.rs and fuzz/ hold it to that).
 
 use crate::eval::{
-    cost, is_advisory, over_budget, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState, Verdict,
+    cost, is_advisory, over_budget, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState,
+    Verdict,
 };
 use crate::ir::{self, Side};
 

@@ -298,7 +298,8 @@ fn regression_glob_literals_are_in_every_match() {
         ("{\\},x}y", "xy"),
         ("{a,{b,[}]}}z", "bz"),
     ] {
-        let src = format!("deny g on Read when args.file_path glob {};\nallow ok on Read;\n", serde_json::Value::from(glob));
+        let src =
+            format!("deny g on Read when args.file_path glob {};\nallow ok on Read;\n", serde_json::Value::from(glob));
         let v = decide3(&src, "Read", json!({ "file_path": path }));
         assert_eq!(&*v.by.rule, "g", "`{path}` matches `{glob}`");
     }
@@ -319,7 +320,6 @@ fn regression_regex_errors_do_not_depend_on_prefilters() {
     assert!(loaded.has_errors());
     assert!(loaded.diags.iter().any(|d| d.code == "fak::check::bad_regex"), "{:?}", loaded.diags);
 }
-
 
 /// Found by the `parse` fuzz target (seeded with tests/data/parse/ok/big-numbers.fak): a JSON
 /// number is printed from its f64, and serde_json without its `float_roundtrip` feature
