@@ -59,7 +59,7 @@ pub struct Dag {
 #[derive(Debug)]
 struct SideTable {
     /// Tool names some rule names exactly (or a prefix rule was resolved for) → bucket.
-    exact: HashMap<String, usize>,
+    exact: rustc_hash::FxHashMap<String, usize>,
     /// Every other tool: rules on `*` and on prefixes, each checking the tool name.
     fallback: usize,
     buckets: Vec<LazyBucket>,
@@ -89,7 +89,7 @@ fn side_table(p: &ir::Program, side: Side) -> SideTable {
     names.dedup();
     let mut buckets: Vec<LazyBucket> = Vec::new();
     let mut by_rules: HashMap<Vec<(usize, bool)>, usize> = HashMap::new();
-    let mut exact = HashMap::with_capacity(names.len());
+    let mut exact = rustc_hash::FxHashMap::default();
     for name in names {
         let rules: Vec<(usize, bool)> = on_side
             .iter()

@@ -3,21 +3,24 @@
 /// Makes `p` absolute against `workspace` and removes `.`, `..`, repeated and trailing `/`.
 /// `..` above the root stays at the root, as the kernel resolves it.
 pub fn normalize(p: &str, workspace: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    let joined_ws = if p.starts_with('/') { "" } else { workspace };
-    for seg in joined_ws.split('/').chain(p.split('/')) {
-        match seg {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            s => parts.push(s),
-        }
-    }
+    // One pass over the bytes, popping back to the last `/` on `..`: this runs for every
+    // path-typed argument of every decision.
     let mut out = String::with_capacity(p.len() + workspace.len() + 1);
-    for s in &parts {
-        out.push('/');
-        out.push_str(s);
+    let base = if p.starts_with('/') { "" } else { workspace };
+    for part in [base, p] {
+        for seg in part.split('/') {
+            match seg {
+                "" | "." => {}
+                ".." => {
+                    let cut = out.rfind('/').unwrap_or(0);
+                    out.truncate(cut);
+                }
+                s => {
+                    out.push('/');
+                    out.push_str(s);
+                }
+            }
+        }
     }
     if out.is_empty() {
         out.push('/');

@@ -162,24 +162,29 @@ pub fn validate(tool: &str, args: &serde_json::Value) -> Result<(), String> {
     let Some(obj) = args.as_object() else {
         return Err(format!("arguments of `{tool}` must be a JSON object"));
     };
-    for (key, ty, required) in s.args {
-        match obj.get(*key) {
-            None | Some(serde_json::Value::Null) if *required => {
-                return Err(format!("`{tool}` needs the argument `{key}`"))
-            }
-            None | Some(serde_json::Value::Null) => {}
-            Some(v) => {
-                let ok = match ty {
-                    Str | Path => v.is_string(),
-                    Num => v.is_number(),
-                    Bool => v.is_boolean(),
-                    List => v.is_array(),
-                    Taint | Any => true,
-                };
-                if !ok {
-                    return Err(format!("argument `{key}` of `{tool}` must be a {}", ty.name()));
-                }
-            }
+    // Walk the arguments rather than look each key up: no hashing, and a call has few keys.
+    let mut present: u64 = 0;
+    for (key, v) in obj {
+        let Some(i) = s.args.iter().position(|(k, _, _)| *k == key.as_str()) else { continue };
+        let Some((_, ty, _)) = s.args.get(i) else { continue };
+        if v.is_null() {
+            continue;
+        }
+        let ok = match ty {
+            Str | Path => v.is_string(),
+            Num => v.is_number(),
+            Bool => v.is_boolean(),
+            List => v.is_array(),
+            Taint | Any => true,
+        };
+        if !ok {
+            return Err(format!("argument `{key}` of `{tool}` must be a {}", ty.name()));
+        }
+        present |= 1 << (i % 64);
+    }
+    for (i, (key, _, required)) in s.args.iter().enumerate() {
+        if *required && present & (1 << (i % 64)) == 0 {
+            return Err(format!("`{tool}` needs the argument `{key}`"));
         }
     }
     Ok(())
