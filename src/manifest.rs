@@ -882,21 +882,35 @@ impl Loader {
     }
 
     fn arg_rules(&mut self, obj: &serde_json::Map<String, Json>) {
-        let Some(v) = field(obj, "arg_rules") else { return };
-        let path = [key("arg_rules")];
         let example = "`{\"tool\": \"Bash\", \"arg\": \"command\", \"deny_regex\": \"\\\\bsudo\\\\b\"}`";
-        let Some(items) = v.as_array() else {
-            self.type_error(&path, v, "a list of objects", example);
-            return;
-        };
-        for (i, item) in items.iter().enumerate() {
-            let p = child(&path, Seg::Idx(i));
-            let Some(entry) = item.as_object() else {
-                self.type_error(&p, item, "an object", example);
-                continue;
-            };
+        for (i, p, entry) in self.object_list(obj, "arg_rules", example) {
             self.arg_rule(i, &p, entry);
         }
+    }
+
+    /// The entries of a list-of-objects field, with their paths; reports the field or an
+    /// entry of the wrong type.
+    fn object_list<'j>(
+        &mut self,
+        obj: &'j serde_json::Map<String, Json>,
+        name: &str,
+        example: &str,
+    ) -> Vec<(usize, Vec<Seg>, &'j serde_json::Map<String, Json>)> {
+        let Some(v) = field(obj, name) else { return Vec::new() };
+        let path = [key(name)];
+        let Some(items) = v.as_array() else {
+            self.type_error(&path, v, "a list of objects", example);
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (i, item) in items.iter().enumerate() {
+            let p = child(&path, Seg::Idx(i));
+            match item.as_object() {
+                Some(entry) => out.push((i, p, entry)),
+                None => self.type_error(&p, item, "an object", example),
+            }
+        }
+        out
     }
 
     fn arg_rule(&mut self, i: usize, p: &[Seg], entry: &serde_json::Map<String, Json>) {
@@ -1103,19 +1117,8 @@ impl Loader {
     }
 
     fn authorize(&mut self, obj: &serde_json::Map<String, Json>) {
-        let Some(v) = field(obj, "authorize") else { return };
-        let path = [key("authorize")];
         let example = "`{\"tool\": \"send_slack_message\", \"sink\": \"EGRESS\"}`";
-        let Some(items) = v.as_array() else {
-            self.type_error(&path, v, "a list of objects", example);
-            return;
-        };
-        for (i, item) in items.iter().enumerate() {
-            let p = child(&path, Seg::Idx(i));
-            let Some(entry) = item.as_object() else {
-                self.type_error(&p, item, "an object", example);
-                continue;
-            };
+        for (_, p, entry) in self.object_list(obj, "authorize", example) {
             self.unknown_fields(&p, entry, AUTHORIZE_FIELDS, "an `authorize` entry");
             for f in AUTHORIZE_FIELDS {
                 let fp = child(&p, key(f));
