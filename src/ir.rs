@@ -373,17 +373,24 @@ pub fn compile_regex(src: &str) -> Result<Regex, String> {
     Ok(re)
 }
 
-/// Estimated size units above which a regex is compiled when checked.
-const EAGER_COMPILE_ABOVE: u64 = 20_000;
+/// Estimated size units above which a regex is compiled when checked. Calibrated against the
+/// regex crate's 1 MiB limit: the smallest estimate of a regex over the limit is about 26,000
+/// (`(?i)k{4443}`; `.{1049}` is 30,000, `\w{21}` 71,000), so below 16,000 compiling cannot fail.
+const EAGER_COMPILE_ABOVE: u64 = 16_000;
 
-/// An over-estimate of a regex's compiled size: literals by length, classes by ranges (UTF-8
-/// sequences multiply them), repetitions by their bound.
+/// An estimate of a regex's compiled size: literals by length, Unicode classes by the bytes of
+/// their UTF-8 sequences, repetitions by their bound.
 fn size_estimate(h: &regex_syntax::hir::Hir) -> u64 {
     use regex_syntax::hir::{Class, HirKind};
     match h.kind() {
         HirKind::Empty | HirKind::Look(_) => 1,
         HirKind::Literal(l) => l.0.len() as u64,
-        HirKind::Class(Class::Unicode(c)) => 4 * c.ranges().len() as u64 + 4,
+        // What the regex crate compiles a Unicode class to: its UTF-8 byte sequences.
+        HirKind::Class(Class::Unicode(c)) => c
+            .ranges()
+            .iter()
+            .map(|r| regex_syntax::utf8::Utf8Sequences::new(r.start(), r.end()).map(|s| s.len() as u64).sum::<u64>())
+            .fold(1, u64::saturating_add),
         HirKind::Class(Class::Bytes(c)) => c.ranges().len() as u64 + 1,
         HirKind::Repetition(r) => {
             let n = u64::from(r.max.unwrap_or(r.min).max(r.min).max(1)) + 1;
