@@ -312,9 +312,15 @@ impl<T> fmt::Debug for Pattern<T> {
 pub struct Regex {
     src: Arc<str>,
     compiled: Arc<std::sync::OnceLock<Result<regex::Regex, String>>>,
+    /// Literals one of which every match contains (see `compile::prefilter`).
+    literals: Option<Arc<[Vec<u8>]>>,
 }
 
 impl Regex {
+    pub fn literals(&self) -> Option<&[Vec<u8>]> {
+        self.literals.as_deref()
+    }
+
     /// The compiled regex; `Err` when it is over the size limit.
     pub fn get(&self) -> Result<&regex::Regex, &str> {
         self.compiled.get_or_init(|| build_regex(&self.src)).as_ref().map_err(String::as_str)
@@ -364,7 +370,8 @@ fn build_regex(src: &str) -> Result<regex::Regex, String> {
 /// for first use.
 pub fn compile_regex(src: &str) -> Result<Regex, String> {
     let hir = regex_syntax::ParserBuilder::new().build().parse(src).map_err(|e| e.to_string())?;
-    let re = Regex { src: Arc::from(src), compiled: Arc::new(std::sync::OnceLock::new()) };
+    let literals = crate::compile::hir_literals(&hir).map(Arc::from);
+    let re = Regex { src: Arc::from(src), compiled: Arc::new(std::sync::OnceLock::new()), literals };
     // A regex that might be over the size limit is compiled now, so that a policy that
     // checks clean never meets a regex it cannot run; the others wait for first use.
     if size_estimate(&hir) > EAGER_COMPILE_ABOVE {

@@ -34,7 +34,8 @@ pub fn parse(text: &str, file: FileId) -> Result<ast::File, Diag> {
             .message(format!("policy file is {} bytes, more than the {} allowed", text.len(), MAX_SOURCE_BYTES))
             .help("split the policy into modules and import them"));
     }
-    if let Some(at) = too_deep(text) {
+    let scanned = scan(text);
+    if let Some(at) = scanned.too_deep {
         return Err(Diag::error("fak::syntax::too_deep", file, Span::new(at, at + 1))
             .message(format!("nesting deeper than {MAX_NESTING} levels"))
             .label("this bracket is too deep")
@@ -51,12 +52,12 @@ pub fn parse(text: &str, file: FileId) -> Result<ast::File, Diag> {
             items.push(lower.item(item)?);
         }
     }
-    Ok(attach_comments(text, items))
+    Ok(attach_comments(text, items, scanned.comments))
 }
 
 /// Parses a condition on its own (the REPL and tests use it).
 pub fn parse_expr(text: &str, file: FileId) -> Result<ast::Expr, Diag> {
-    if let Some(at) = too_deep(text) {
+    if let Some(at) = scan(text).too_deep {
         return Err(Diag::error("fak::syntax::too_deep", file, Span::new(at, at + 1))
             .message(format!("nesting deeper than {MAX_NESTING} levels")));
     }
@@ -72,32 +73,43 @@ pub fn parse_expr(text: &str, file: FileId) -> Result<ast::Expr, Diag> {
     Lower { file }.expr(pair)
 }
 
-/// Finds the first byte where brackets or `not`s nest deeper than `MAX_NESTING`, outside
-/// strings and comments.
-fn too_deep(text: &str) -> Option<usize> {
+/// What one pass of the scanner finds: where nesting first goes too deep, and the comments.
+struct Scanned {
+    too_deep: Option<usize>,
+    comments: Vec<(usize, String)>,
+}
+
+/// Finds the first byte where brackets or `not`s nest deeper than `MAX_NESTING` (outside
+/// strings and comments), and every comment, in one pass.
+fn scan(text: &str) -> Scanned {
     let mut depth = 0usize;
     let mut nots = 0usize;
+    let mut too_deep = None;
+    let mut comments = Vec::new();
     let mut scan = Scanner::new(text);
     while let Some((at, tok)) = scan.next_token() {
         match tok {
             Tok::Open => {
                 depth += 1;
                 if depth > MAX_NESTING {
-                    return Some(at);
+                    too_deep = too_deep.or(Some(at));
                 }
             }
             Tok::Close => depth = depth.saturating_sub(1),
             Tok::Not => {
                 nots += 1;
                 if nots > MAX_NESTING {
-                    return Some(at);
+                    too_deep = too_deep.or(Some(at));
                 }
             }
             Tok::Other => nots = 0,
-            Tok::Comment(_) => {}
+            Tok::Comment(c) => comments.push((at, c.trim_end().to_string())),
+        }
+        if too_deep.is_some() {
+            break;
         }
     }
-    None
+    Scanned { too_deep, comments }
 }
 
 fn pest_error(e: pest::error::Error<Rule>, text: &str, file: FileId) -> Diag {
@@ -726,27 +738,27 @@ impl<'a> Scanner<'a> {
     }
 }
 
-fn comments(text: &str) -> Vec<(usize, String)> {
-    let mut scan = Scanner::new(text);
-    let mut out = Vec::new();
-    while let Some((at, tok)) = scan.next_token() {
-        if let Tok::Comment(c) = tok {
-            out.push((at, c.trim_end().to_string()));
-        }
-    }
-    out
-}
+/// 0-based line numbers of byte offsets, by binary search over the line starts.
+struct Lines(Vec<usize>);
 
-fn line_of(text: &str, at: usize) -> usize {
-    text.as_bytes().get(..at).map_or(0, |b| b.iter().filter(|c| **c == b'\n').count())
+impl Lines {
+    fn new(text: &str) -> Lines {
+        Lines(std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect())
+    }
+
+    fn of(&self, at: usize) -> usize {
+        self.0.partition_point(|start| *start <= at).saturating_sub(1)
+    }
 }
 
 /// A leading-comment entry that stands for a blank line between comments (a comment's text
 /// never contains a newline).
 pub const BLANK: &str = "\n";
 
-fn attach_comments(text: &str, mut items: Vec<ast::Item>) -> ast::File {
-    let mut comments = comments(text).into_iter().peekable();
+fn attach_comments(text: &str, mut items: Vec<ast::Item>, comments: Vec<(usize, String)>) -> ast::File {
+    let lines = Lines::new(text);
+    let line_of = |_: &str, at: usize| lines.of(at);
+    let mut comments = comments.into_iter().peekable();
     let mut prev_end = 0usize;
     let mut prev_line: Option<usize> = None;
     let mut trailing_comments = Vec::new();

@@ -149,7 +149,7 @@ fn need(a: &Atom) -> Option<Need> {
                 items.iter().map(|v| v.as_str().filter(|s| !s.is_empty()).map(|s| s.as_bytes().to_vec())).collect();
             lits.filter(|l| !l.is_empty()).map(|l| Need::Literals(l, false))
         }
-        Atom::Matches(_, re) => regex_literals(&re.src).map(|l| Need::Literals(l, false)),
+        Atom::Matches(_, re) => re.compiled.literals().map(|l| Need::Literals(l.to_vec(), false)),
         Atom::Glob(_, g) => Some(match glob_literal(&g.src) {
             Some(lit) => Need::Literals(vec![lit.into_bytes()], false),
             None => Need::Glob,
@@ -254,11 +254,17 @@ pub fn glob_literal(src: &str) -> Option<String> {
 /// Literals one of which every match of the regex contains, or `None`.
 pub fn regex_literals(src: &str) -> Option<Vec<Vec<u8>>> {
     let hir = regex_syntax::ParserBuilder::new().build().parse(src).ok()?;
+    hir_literals(&hir)
+}
+
+/// `regex_literals` of a parsed regex (the checker extracts them when it parses the regex,
+/// so a bucket never parses it again).
+pub fn hir_literals(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
     let mut best: Option<Vec<Vec<u8>>> = None;
     for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
         let mut ex = Extractor::new();
         ex.kind(kind).limit_total(MAX_LITERALS_PER_REGEX);
-        let seq = ex.extract(&hir);
+        let seq = ex.extract(hir);
         let Some(lits) = seq.literals() else { continue };
         if lits.is_empty() || lits.len() > MAX_LITERALS_PER_REGEX || lits.iter().any(|l| l.is_empty()) {
             continue;
