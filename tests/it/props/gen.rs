@@ -392,6 +392,9 @@ fn items(c: &mut impl Choices) -> Vec<String> {
     let n = c.below(4);
     let gs: Vec<String> = (0..n).map(|_| glob_lit(c)).collect();
     items.push(format!("globs gs = [{}];", gs.join(", ")));
+    // The stdlib's sets, as real policies use them.
+    items.push("import std.paths;".to_string());
+    items.push("import std.tools;".to_string());
     let ts = *c.pick(&["[Bash]", "[Bash, \"mcp_*\"]", "[\"read_*\", Edit]", "[]", "[Read, Edit, \"*\"]"]);
     items.push(format!("tools ts = {ts};"));
     items.push(format!("reason MY_REASON {};", c.pick(&["terminal", "escalate", "retryable", "wait"])));
@@ -502,6 +505,8 @@ fn on_clause(c: &mut impl Choices, result: bool) -> String {
         " on \"*\"",
         " on Write",
         " on MultiEdit, mcp_y",
+        " on tools.writers",
+        " on tools.mcp_readers, Read",
     ];
     let sel = *c.pick(SELS);
     for (needle, tool) in [
@@ -515,6 +520,8 @@ fn on_clause(c: &mut impl Choices, result: bool) -> String {
         ("MultiEdit", "MultiEdit"),
         ("mcp_y", "mcp_y"),
         (" ts", "Bash"),
+        ("tools.writers", "Write"),
+        ("tools.mcp_readers", "get_x"),
     ] {
         if sel.contains(needle) {
             c.note_tool(tool);
@@ -660,7 +667,7 @@ fn str_list(c: &mut impl Choices) -> String {
 }
 
 fn atom(c: &mut impl Choices, ctx: &Ctx) -> String {
-    match c.below(20) {
+    match c.below(22) {
         0 | 1 => {
             let (f, s) = (text_field(c, ctx), c_pick_str(c));
             format!("{f} contains {}", str_lit(c, s))
@@ -731,6 +738,23 @@ fn atom(c: &mut impl Choices, ctx: &Ctx) -> String {
             }
             Side::Result => "tool == \"Bash\"".to_string(),
         },
+        20 => {
+            // The stdlib's globs, with a path each matches.
+            let (set, example) = *c.pick(&[
+                ("paths.secrets", "/home/u/.ssh/id_rsa"),
+                ("paths.vcs", "repo/.git/config"),
+                ("paths.system", "/etc/passwd"),
+                ("paths.agent_config", "CLAUDE.md"),
+                ("paths.shell_startup", "/home/u/.bashrc"),
+                ("paths.secrets", "a/.env"),
+            ]);
+            c.note(example);
+            format!("{} glob {set}", glob_field(c, ctx))
+        }
+        21 => {
+            let set = *c.pick(&["tools.readers", "tools.writers", "tools.mcp_readers", "tools.shell"]);
+            format!("tool in {set}")
+        }
         _ => {
             let t = *c.pick(&["Bash", "mcp_x", "read_", "Edit"]);
             match c.below(4) {
@@ -752,14 +776,14 @@ pub fn text(c: &mut impl Choices, notes: &[&str]) -> String {
     let n = c.below(5);
     for _ in 0..n {
         match c.below(7) {
-            0 => s.push_str(*c.pick(STRS)),
-            1..=3 if !notes.is_empty() => s.push_str(*c.pick(notes)),
-            3 => s.push_str(*c.pick(NOISE)),
+            0 => s.push_str(c.pick::<&str>(STRS)),
+            1..=3 if !notes.is_empty() => s.push_str(c.pick::<&str>(notes)),
+            3 => s.push_str(c.pick::<&str>(NOISE)),
             4 => {
                 s.push(' ');
-                s.push_str(*c.pick(STRS));
+                s.push_str(c.pick::<&str>(STRS));
             }
-            _ => s.push_str(*c.pick(STRS)),
+            _ => s.push_str(c.pick::<&str>(STRS)),
         }
     }
     s
@@ -776,14 +800,14 @@ pub fn path_text(c: &mut impl Choices, notes: &[&str]) -> String {
     }
     let mut s = String::new();
     if c.maybe(1, 2) {
-        s.push_str(*c.pick(&["/", "/workspace/repo/", "/workspace/", "//", "./", "../"]));
+        s.push_str(c.pick::<&str>(&["/", "/workspace/repo/", "/workspace/", "//", "./", "../"]));
     }
     let n = 1 + c.below(4);
     for i in 0..n {
         if i > 0 {
             s.push('/');
         }
-        s.push_str(*c.pick(PATH_PARTS));
+        s.push_str(c.pick::<&str>(PATH_PARTS));
     }
     if c.maybe(1, 8) {
         s.push('/');
@@ -915,7 +939,8 @@ pub fn result(c: &mut impl Choices, p: &Policy) -> ToolResult {
 }
 
 pub fn trace(c: &mut impl Choices) -> TraceState {
-    let mut t = TraceState::with_workspace(*c.pick(&["/workspace/repo", "/", "/workspace", "/workspace/repo/src"]));
+    let mut t =
+        TraceState::with_workspace(c.pick::<&str>(&["/workspace/repo", "/", "/workspace", "/workspace/repo/src"]));
     t.taint = u8::try_from(c.below(3)).unwrap_or(0);
     if c.maybe(1, 3) {
         t.principal = Some(c.pick(&["alice", "sudo", ""]).to_string());
@@ -956,6 +981,16 @@ pub fn formatted_policy(c: &mut impl Choices) -> String {
     }
     if c.maybe(1, 2) {
         out.push(test_block(c));
+    }
+    if c.maybe(1, 3) {
+        // Numbers in every spelling the grammar takes, in conditions and in JSON.
+        let (n, j) = (
+            *c.pick(&["1e3", "-2.5E-3", "0.10", "1E+2", "-0", "123456789012691357802469135780"]),
+            *c.pick(&["123456789012691357802469135780", "1.5e300", "-0.0", "1e-7", "0.1", "18446744073709551616"]),
+        );
+        out.push(format!(
+            "transform nums when args.n == {n} or len(args.command) >= {n} set args.n = {j} set args.l = [{j}, {n}];"
+        ));
     }
     if c.maybe(1, 4) {
         out.push("# the end".into());
