@@ -47,6 +47,11 @@ fn redact(s: &str) -> String {
     let root = util::root().to_string_lossy().into_owned();
     let shared = util::root().join("../shared");
     let mut s = s.replace(&format!("{root}/../shared"), "[SHARED]");
+    // fak prints paths lexically cleaned (`<parent>/shared`), which differs from the
+    // canonical path when `../shared` is a symlink.
+    if let Some(parent) = util::root().parent() {
+        s = s.replace(&format!("{}/shared/", parent.to_string_lossy()), "[SHARED]/");
+    }
     if let Ok(canonical) = shared.canonicalize() {
         s = s.replace(canonical.to_string_lossy().as_ref(), "[SHARED]");
     }
