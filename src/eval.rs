@@ -553,26 +553,21 @@ fn lookup<'a>(mut v: V<'a>, path: &[String]) -> V<'a> {
     v
 }
 
-/// Applies a TRANSFORM rule's `set` clauses to a copy of the arguments.
+/// Applies a TRANSFORM rule's `set` clauses to a copy of the arguments, creating the path
+/// where it is missing.
 pub(crate) fn apply_set(args: &mut Json, set: &[(Vec<String>, Json)]) {
     for (path, value) in set {
         let mut cur: &mut Json = args;
-        let Some((last, init)) = path.split_last() else {
-            *cur = value.clone();
-            continue;
-        };
-        let mut ok = true;
-        for key in init {
+        for key in path {
+            // A value in the way of the path is replaced: a `set` that redacts must land,
+            // never be skipped and leave the verdict carrying what it was meant to hide.
             if !cur.is_object() {
-                ok = false;
-                break;
+                *cur = Json::Object(serde_json::Map::new());
             }
             let Json::Object(o) = cur else { break };
-            cur = o.entry(key.clone()).or_insert_with(|| Json::Object(serde_json::Map::new()));
+            cur = o.entry(key.clone()).or_insert(Json::Null);
         }
-        if let (true, Json::Object(o)) = (ok, cur) {
-            o.insert(last.clone(), value.clone());
-        }
+        *cur = value.clone();
     }
 }
 
@@ -695,4 +690,18 @@ impl<'p> Outcome<'p> {
 /// a reason the policy lists as advisory.
 pub(crate) fn is_advisory(program: &ir::Program, r: &ir::Rule) -> bool {
     r.advisory || (r.verdict == VerdictKind::Deny && program.advisory_reasons.contains(r.reason.as_ref()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_lands_through_a_value_in_the_way() {
+        let mut args = serde_json::json!({"auth": "Bearer secret", "keep": 1});
+        apply_set(&mut args, &[(vec!["auth".into(), "token".into()], serde_json::json!("[REDACTED]"))]);
+        assert_eq!(args, serde_json::json!({"auth": {"token": "[REDACTED]"}, "keep": 1}));
+        apply_set(&mut args, &[(vec!["new".into()], serde_json::json!(2))]);
+        assert_eq!(args.get("new"), Some(&serde_json::json!(2)));
+    }
 }
