@@ -56,7 +56,7 @@ pub fn bench_compile(c: &mut Criterion) {
     g.bench_function("stdlib+policies", |b| {
         b.iter(|| {
             let mut dags: Vec<Dag> = Vec::new();
-            let floor = fak::load::builtin();
+            let floor = fak::load::builtin_from_source();
             dags.push(compile(floor.program.unwrap(), CompileOptions::default()));
             for (name, text) in fak::stdlib::MODULES {
                 dags.push(compile(program(name, text), CompileOptions::default()));
@@ -69,7 +69,9 @@ pub fn bench_compile(c: &mut Criterion) {
             black_box(dags)
         })
     });
-    g.bench_function("check floor", |b| b.iter(|| black_box(fak::load::builtin())));
+    g.bench_function("check floor", |b| b.iter(|| black_box(fak::load::builtin_from_source())));
+    // What `preflight` does: the floor from the snapshot checked at build time.
+    g.bench_function("load floor snapshot", |b| b.iter(|| black_box(fak::load::builtin())));
     g.finish();
 }
 

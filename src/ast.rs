@@ -13,7 +13,7 @@ pub mod print;
 use std::fmt;
 
 /// A byte range in one source file.
-#[derive(Clone, Copy, Default, Eq, PartialOrd, Ord)]
+#[derive(Clone, Copy, Default, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct Span {
     pub start: usize,
     pub end: usize,
@@ -151,7 +151,7 @@ pub struct ReasonDecl {
     pub disposition: Ident,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub enum VerdictKind {
     Allow,
     Transform,
@@ -170,7 +170,7 @@ impl VerdictKind {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Side {
     Call,
     Result,

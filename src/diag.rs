@@ -13,7 +13,7 @@ use miette::{Diagnostic, GraphicalReportHandler, GraphicalTheme, LabeledSpan, Na
 use crate::ast::Span;
 
 /// Index of a file in `Sources`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Default, serde::Serialize, serde::Deserialize)]
 pub struct FileId(pub u32);
 
 #[derive(Clone, Debug)]
@@ -44,6 +44,11 @@ impl Sources {
         self.files.get(id.0 as usize)
     }
 
+    /// Every file, in `FileId` order.
+    pub fn files(&self) -> &[SourceFile] {
+        &self.files
+    }
+
     pub fn name(&self, id: FileId) -> &str {
         self.get(id).map_or("<unknown>", |f| f.name.as_str())
     }
@@ -72,7 +77,7 @@ pub enum Severity {
 }
 
 /// A place in a source file, for verdicts and diagnostics.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, serde::Deserialize)]
 pub struct Loc {
     pub file: FileId,
     pub span: Span,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 pub use crate::ast::{Side, VerdictKind};
 use crate::diag::Loc;
 
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug, Default, serde::Serialize, serde::Deserialize)]
 pub struct Program {
     pub rules: Vec<Rule>,
     /// Reasons the policy declared, with their dispositions.
@@ -23,6 +23,7 @@ pub struct Program {
     pub tests: Vec<Test>,
     /// `fak-policy/v1` settings that later layers (taint, rate limits, egress) read; kept so
     /// a manifest loses nothing on the way in.
+    #[serde(with = "json_text::opt_map")]
     pub manifest: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
@@ -68,7 +69,7 @@ pub fn builtin_disposition(reason: &str) -> Disposition {
 }
 
 /// What the agent should do after a refusal.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum Disposition {
     /// Not a refusal.
@@ -111,7 +112,7 @@ impl Disposition {
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Posture {
     /// A call no rule allows is refused.
     #[default]
@@ -147,7 +148,7 @@ pub fn rank(v: VerdictKind) -> u8 {
     }
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Rule {
     /// Unique in the program; rules of an imported module are prefixed with its name.
     pub id: Arc<str>,
@@ -158,6 +159,7 @@ pub struct Rule {
     pub message: Option<Arc<str>>,
     pub cond: Expr,
     /// `transform` rules: argument paths and their new values, applied in order.
+    #[serde(with = "json_text::sets")]
     pub set: Vec<(Vec<String>, serde_json::Value)>,
     /// Notes a would-be verdict instead of deciding.
     pub advisory: bool,
@@ -165,7 +167,7 @@ pub struct Rule {
 }
 
 /// Which tools a rule is about.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct ToolSel {
     pub any: bool,
     pub exact: BTreeSet<String>,
@@ -187,7 +189,7 @@ impl ToolSel {
 }
 
 /// A condition.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Expr {
     True,
     False,
@@ -205,7 +207,7 @@ pub enum Expr {
 }
 
 /// A test on values, the unit the prefilters reason about.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Atom {
     /// A boolean value used as a condition: true only when it is `true`.
     Truthy(Value),
@@ -221,7 +223,7 @@ pub enum Atom {
     EndsWith(Value, Value),
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum CmpOp {
     Eq,
     Ne,
@@ -232,7 +234,7 @@ pub enum CmpOp {
 }
 
 /// A value a condition reads.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Value {
     Lit(Lit),
     List(Vec<Value>),
@@ -270,8 +272,8 @@ impl Value {
 }
 
 /// A JSON literal that can be hashed (numbers by their bits).
-#[derive(Clone, Debug, PartialEq)]
-pub struct Lit(pub serde_json::Value);
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Lit(#[serde(with = "json_text::value")] pub serde_json::Value);
 
 impl Eq for Lit {}
 
@@ -283,7 +285,7 @@ impl std::hash::Hash for Lit {
 }
 
 /// A compiled regex or glob with its source text; equal when the sources are.
-#[derive(Clone)]
+#[derive(Clone, serde::Serialize, serde::Deserialize)]
 pub struct Pattern<T> {
     pub src: Arc<str>,
     pub compiled: T,
@@ -331,6 +333,21 @@ impl Regex {
     }
 }
 
+/// A regex travels as its source and its literals; it is compiled on first use, as when
+/// checked. Only `snapshot` stores programs, and only ones that checked clean.
+impl serde::Serialize for Regex {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        (&*self.src, self.literals.as_deref()).serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Regex {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let (src, literals) = <(String, Option<Vec<Vec<u8>>>)>::deserialize(d)?;
+        Ok(Regex { src: Arc::from(src), compiled: Arc::default(), literals: literals.map(Arc::from) })
+    }
+}
+
 impl fmt::Debug for Regex {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Regex({:?})", self.src)
@@ -350,6 +367,21 @@ pub struct Glob {
 impl Glob {
     pub fn is_match(&self, path: &str) -> bool {
         self.matcher.get_or_init(|| self.glob.compile_matcher()).is_match(path)
+    }
+}
+
+/// A glob travels as its source and is parsed again (cheap, and it never fails for a source
+/// that checked clean).
+impl serde::Serialize for Glob {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        self.glob.glob().serialize(s)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Glob {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let src = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        compile_glob(&src).map_err(serde::de::Error::custom)
     }
 }
 
@@ -429,7 +461,7 @@ pub fn compile_glob(src: &str) -> Result<Glob, String> {
 }
 
 /// A `test` block, checked.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Test {
     pub name: String,
     pub loc: Loc,
@@ -438,17 +470,25 @@ pub struct Test {
     pub expect: Expect,
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub enum TestInput {
-    Call { tool: String, args: serde_json::Value },
-    Result { tool: String, text: String },
+    Call {
+        tool: String,
+        #[serde(with = "json_text::value")]
+        args: serde_json::Value,
+    },
+    Result {
+        tool: String,
+        text: String,
+    },
 }
 
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Expect {
     pub verdict: VerdictKind,
     pub reason: Option<String>,
     pub by: Option<String>,
+    #[serde(with = "json_text::opt_value")]
     pub with: Option<serde_json::Value>,
     pub loc: Loc,
 }
@@ -560,3 +600,71 @@ pub const RESERVED: &[&str] = &[
     "true",
     "false",
 ];
+
+/// JSON values inside the IR travel as JSON text, so that formats that are not self-describing
+/// (the snapshot's postcard) can carry them.
+mod json_text {
+    use serde::{Deserialize as _, Deserializer, Serialize as _, Serializer};
+    use serde_json::Value;
+
+    fn parse<'de, D: Deserializer<'de>, T: serde::de::DeserializeOwned>(text: &str) -> Result<T, D::Error> {
+        serde_json::from_str(text).map_err(serde::de::Error::custom)
+    }
+
+    pub mod value {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
+            v.to_string().serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+            parse::<D, _>(&std::borrow::Cow::<str>::deserialize(d)?)
+        }
+    }
+
+    pub mod opt_value {
+        use super::*;
+
+        pub fn serialize<S: Serializer>(v: &Option<Value>, s: S) -> Result<S::Ok, S::Error> {
+            v.as_ref().map(Value::to_string).serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Value>, D::Error> {
+            Option::<String>::deserialize(d)?.map(|t| parse::<D, _>(&t)).transpose()
+        }
+    }
+
+    pub mod opt_map {
+        use super::*;
+        use std::sync::Arc;
+
+        type Map = serde_json::Map<String, Value>;
+
+        pub fn serialize<S: Serializer>(v: &Option<Arc<Map>>, s: S) -> Result<S::Ok, S::Error> {
+            v.as_ref().map(|m| Value::Object(Map::clone(m)).to_string()).serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Arc<Map>>, D::Error> {
+            Option::<String>::deserialize(d)?.map(|t| parse::<D, Map>(&t).map(Arc::new)).transpose()
+        }
+    }
+
+    pub mod sets {
+        use super::*;
+
+        type Sets = Vec<(Vec<String>, Value)>;
+
+        pub fn serialize<S: Serializer>(v: &Sets, s: S) -> Result<S::Ok, S::Error> {
+            let texts: Vec<(&[String], String)> = v.iter().map(|(p, v)| (p.as_slice(), v.to_string())).collect();
+            texts.serialize(s)
+        }
+
+        pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Sets, D::Error> {
+            Vec::<(Vec<String>, String)>::deserialize(d)?
+                .into_iter()
+                .map(|(p, t)| parse::<D, Value>(&t).map(|v| (p, v)))
+                .collect()
+        }
+    }
+}

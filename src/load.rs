@@ -85,8 +85,17 @@ pub fn from_path(path: &Path) -> Loaded {
     }
 }
 
-/// The built-in floor.
+/// The built-in floor: the program checked when fak was built (see `snapshot`), or checked
+/// now when that does not match the sources.
 pub fn builtin() -> Loaded {
+    if let Some((sources, program)) = crate::snapshot::load() {
+        return Loaded { sources, diags: Vec::new(), program: Some(program) };
+    }
+    builtin_from_source()
+}
+
+/// The built-in floor, checked from its sources.
+pub fn builtin_from_source() -> Loaded {
     let (name, text) = crate::stdlib::FLOOR;
     let mut sources = Sources::new();
     let id = sources.add(name, text);

@@ -10,3 +10,4 @@ mod cli;
 mod decide;
 mod parse;
 mod props;
+mod snapshot;
