@@ -37,6 +37,7 @@ pub mod load;
 pub mod manifest;
 pub mod path;
 pub mod policytest;
+pub mod shell;
 pub mod snapshot;
 pub mod stdlib;
 pub mod syntax;

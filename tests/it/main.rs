@@ -10,4 +10,5 @@ mod cli;
 mod decide;
 mod parse;
 mod props;
+mod shell;
 mod snapshot;

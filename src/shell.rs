@@ -1,0 +1,90 @@
+//! The shell view of a Bash command: what it really runs.
+//!
+//! A rule should never have to out-think the shell with a regex. `view` parses a command
+//! string with a real bash parser (brush-parser; docs/decisions/0001-shell-parser.md says why)
+//! and lists every simple command anywhere in it — across `;`, `&&`, `||`, `|`, `&`,
+//! subshells, brace groups, `$(...)`, backticks, process substitutions, here-documents and
+//! function bodies — with its program name as bash resolves it, its arguments after quote
+//! removal, its flags normalised per program, its redirections, and the files it writes.
+//! Wrappers are unwrapped recursively (`sudo`, `env`, `timeout`, `xargs`, `find -exec`,
+//! `bash -c`, `eval`, `ssh host CMD`, ...; `programs` knows them) and every command found
+//! inside one is listed too, with `via` naming the wrappers. What cannot be seen through is
+//! opaque, with why: a command name computed at run time, a downloaded or decoded payload fed
+//! to a shell, an `IFS` change, input the parser rejects, a budget exceeded.
+
+pub mod programs;
+mod view;
+
+use programs::Arg;
+
+/// Everything a command string runs.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct View {
+    /// Every simple command, outer before inner, in source order.
+    pub commands: Vec<Command>,
+    /// Why parts of the script cannot be seen through; empty when all of it was.
+    pub opaque: Vec<String>,
+    /// Every file the script writes: absolute, normalised, `~` expanded.
+    pub writes: Vec<String>,
+}
+
+/// One simple command.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Command {
+    /// The program as bash finds it, lower-cased: no quotes, backslashes or directory
+    /// (`/usr/bin/sudo` and `'Sudo'` are `sudo`; macOS finds `RM` as `rm`).
+    pub name: String,
+    /// The arguments after quote removal (words only known at run time as written).
+    pub args: Vec<String>,
+    /// Flags normalised for the program: `-rf`, `-r -f`, `-fr`, `--recursive --force` and
+    /// `--recur --forc` are all `recursive`, `force` for `rm`; other programs' short flags are
+    /// their letters.
+    pub flags: Vec<String>,
+    /// The arguments that are not options or option values.
+    pub operands: Vec<String>,
+    /// `git push` (through global options and inline aliases), `npm run`, `cargo test`, ...
+    pub subcommand: Option<String>,
+    /// `NAME=value` assignments before the command.
+    pub assigns: Vec<String>,
+    pub redirects: Vec<Redirect>,
+    /// The wrappers it was found inside, outermost first (`sudo`, `bash -c`, `$(...)`).
+    pub via: Vec<String>,
+    /// Program text given to an interpreter (`python3 -c`, `perl -e`, `node -e`).
+    pub code: Option<String>,
+    /// Why this command cannot be seen through, when it cannot.
+    pub opaque: Option<String>,
+    /// The commands feeding its standard input through a pipe.
+    pub upstream: Vec<String>,
+    /// Files it writes: absolute, normalised.
+    pub writes: Vec<String>,
+    /// It runs the shell function it is defined in (`:(){ :|:& };:`).
+    pub recursive: bool,
+    /// Its source text, for explanations.
+    pub text: String,
+}
+
+/// A redirection.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Redirect {
+    /// `>`, `>>`, `<`, `<>`, `>|`, `>&`, `<&`, `&>`, `&>>`, `<<`, `<<<`.
+    pub op: String,
+    pub fd: Option<u32>,
+    /// The file (or `&N`); for a here-document its delimiter.
+    pub target: String,
+    /// A here-document's or here-string's text.
+    pub body: Option<Arg>,
+}
+
+impl Redirect {
+    /// Whether the redirection writes its target file.
+    pub fn writes(&self) -> bool {
+        matches!(self.op.as_str(), ">" | ">>" | "<>" | ">|" | "&>" | "&>>") && !self.target.starts_with('&')
+    }
+}
+
+/// The view of `script`, run in `cwd` (absolute) by a user whose home is `home`.
+pub fn view(script: &str, cwd: &str, home: &str) -> View {
+    let mut w = view::Walker { home, out: View::default() };
+    w.script(script, Vec::new(), crate::path::normalize(cwd, "/"), 0);
+    w.out
+}

@@ -1,0 +1,820 @@
+//! What fak knows of programs: which options take a value, what their flags are called, and
+//! which programs run another command (and where in their arguments that command is).
+//!
+//! Written by hand: this is knowledge of coreutils, git, sudo and friends, not parsing, and no
+//! crate carries it. Tables stay small and literal so that a reader can check them against the
+//! programs' manuals.
+
+/// A word of a command after quote removal.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Arg {
+    /// The word's text: its value when static; as written when `dynamic` is set.
+    pub text: String,
+    /// Why the word's value is only known when the script runs (`$x`, `$(...)`, a glob, ...).
+    pub dynamic: Option<&'static str>,
+}
+
+impl Arg {
+    pub fn lit(s: &str) -> Arg {
+        Arg { text: s.to_string(), dynamic: None }
+    }
+}
+
+/// How a program spells its options.
+pub(crate) struct Spec {
+    pub names: &'static [&'static str],
+    /// Short letters and the long name they are normalised to.
+    pub short: &'static [(char, &'static str)],
+    /// Short letters that take a value (`-n 5`, `-n5`).
+    pub short_value: &'static str,
+    /// Long options the program knows (for GNU's unambiguous prefixes); a trailing `=` marks one
+    /// that takes a value.
+    pub long: &'static [&'static str],
+    /// Whether options may follow operands (GNU argument permutation).
+    pub permute: bool,
+}
+
+const fn spec(names: &'static [&'static str]) -> Spec {
+    Spec { names, short: &[], short_value: "", long: &[], permute: true }
+}
+
+/// Programs whose options matter to the floor, or whose value-taking options must be known to
+/// find operands and inner commands.
+pub(crate) static SPECS: &[Spec] = &[
+    Spec {
+        short: &[
+            ('r', "recursive"),
+            ('R', "recursive"),
+            ('f', "force"),
+            ('d', "dir"),
+            ('i', "interactive"),
+            ('v', "verbose"),
+        ],
+        long: &[
+            "recursive",
+            "force",
+            "dir",
+            "interactive=",
+            "one-file-system",
+            "no-preserve-root",
+            "preserve-root",
+            "verbose",
+        ],
+        ..spec(&["rm"])
+    },
+    Spec {
+        short: &[('r', "recursive"), ('R', "recursive"), ('f', "force"), ('t', "target-directory"), ('v', "verbose")],
+        short_value: "tS",
+        long: &["recursive", "force", "target-directory=", "verbose", "suffix=", "backup=", "no-target-directory"],
+        ..spec(&["cp", "mv"])
+    },
+    Spec {
+        short: &[('s', "symbolic"), ('f', "force"), ('t', "target-directory")],
+        short_value: "tS",
+        long: &["symbolic", "force", "target-directory=", "suffix=", "backup=", "no-target-directory"],
+        ..spec(&["ln"])
+    },
+    Spec {
+        short: &[('t', "target-directory"), ('m', "mode"), ('d', "directory")],
+        short_value: "tmogS",
+        long: &["target-directory=", "mode=", "owner=", "group=", "directory", "suffix="],
+        ..spec(&["install"])
+    },
+    Spec {
+        short: &[('R', "recursive"), ('f', "silent"), ('v', "verbose")],
+        long: &[
+            "recursive",
+            "silent",
+            "quiet",
+            "verbose",
+            "reference=",
+            "changes",
+            "no-preserve-root",
+            "preserve-root",
+        ],
+        ..spec(&["chmod", "chown", "chgrp"])
+    },
+    Spec {
+        short: &[('i', "in-place"), ('e', "expression"), ('f', "file"), ('n', "quiet")],
+        short_value: "ef",
+        long: &["in-place", "expression=", "file=", "quiet", "silent", "regexp-extended"],
+        ..spec(&["sed"])
+    },
+    Spec { short: &[('a', "append")], long: &["append", "ignore-interrupts"], ..spec(&["tee"]) },
+    Spec { short_value: "sr", long: &["size=", "reference=", "no-create"], ..spec(&["truncate"]) },
+    Spec {
+        short: &[('u', "remove"), ('z', "zero")],
+        short_value: "ns",
+        long: &["iterations=", "remove", "zero", "size="],
+        ..spec(&["shred"])
+    },
+    Spec { short: &[('w', "write"), ('l', "list")], ..spec(&["gofmt"]) },
+    Spec { short: &[('w', "write"), ('c', "check")], long: &["write", "check"], ..spec(&["prettier"]) },
+    Spec {
+        short: &[('r', "recursive"), ('a', "archive")],
+        short_value: "e",
+        long: &[
+            "recursive",
+            "archive",
+            "delete",
+            "delete-before",
+            "delete-after",
+            "delete-during",
+            "rsh=",
+            "exclude=",
+            "include=",
+        ],
+        ..spec(&["rsync"])
+    },
+    Spec {
+        short: &[('d', "data"), ('F', "form"), ('T', "upload-file"), ('o', "output"), ('X', "request")],
+        short_value: "dFToXHAeuUxKbcEwrmY",
+        long: &[
+            "data=",
+            "data-binary=",
+            "data-raw=",
+            "data-urlencode=",
+            "form=",
+            "upload-file=",
+            "output=",
+            "request=",
+            "header=",
+            "user-agent=",
+            "referer=",
+            "user=",
+            "proxy=",
+            "config=",
+            "cookie=",
+            "cookie-jar=",
+            "max-time=",
+            "connect-timeout=",
+            "write-out=",
+            "silent",
+            "location",
+            "fail",
+            "show-error",
+            "head",
+            "include",
+            "insecure",
+            "remote-name",
+        ],
+        ..spec(&["curl"])
+    },
+    Spec {
+        short: &[('O', "output-document"), ('q', "quiet")],
+        short_value: "OoaPUeti",
+        long: &[
+            "output-document=",
+            "post-data=",
+            "post-file=",
+            "body-data=",
+            "body-file=",
+            "method=",
+            "header=",
+            "quiet",
+            "directory-prefix=",
+        ],
+        ..spec(&["wget"])
+    },
+    Spec {
+        short: &[('d', "decode")],
+        short_value: "w",
+        long: &["decode", "ignore-garbage", "wrap="],
+        ..spec(&["base64", "base32", "basenc"])
+    },
+    Spec { short: &[('r', "revert")], short_value: "cglos", ..spec(&["xxd"]) },
+    Spec {
+        short: &[('x', "extract"), ('c', "create"), ('C', "directory"), ('f', "file")],
+        short_value: "CfT",
+        long: &["extract", "get", "create", "directory=", "file="],
+        ..spec(&["tar"])
+    },
+    Spec { short: &[('d', "exdir")], short_value: "d", ..spec(&["unzip"]) },
+];
+
+pub(crate) fn spec_of(name: &str) -> Option<&'static Spec> {
+    SPECS.iter().find(|s| s.names.contains(&name))
+}
+
+/// A command's arguments sorted into flags, option values and operands.
+#[derive(Debug, Default)]
+pub(crate) struct Parsed {
+    /// Normalised flag names: `-rf`, `-r -f`, `--recursive --force` all give `recursive`, `force`.
+    pub flags: Vec<String>,
+    /// Options with their values, by normalised name.
+    pub values: Vec<(String, Arg)>,
+    pub operands: Vec<Arg>,
+}
+
+impl Parsed {
+    pub fn has(&self, flag: &str) -> bool {
+        self.flags.iter().any(|f| f == flag)
+    }
+
+    pub fn value(&self, name: &str) -> Option<&Arg> {
+        self.values.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    }
+}
+
+/// Sorts `args` (argv without the program name) by `spec`; programs without a spec get the
+/// generic reading: `-abc` is three flags, `--name[=v]` one, nothing takes a value.
+pub(crate) fn parse_args(spec: Option<&Spec>, args: &[Arg]) -> Parsed {
+    let mut out = Parsed::default();
+    let mut i = 0;
+    let mut options_done = false;
+    while let Some(a) = args.get(i) {
+        i += 1;
+        let t = a.text.as_str();
+        if options_done || a.dynamic.is_some() || t == "-" || !t.starts_with('-') {
+            out.operands.push(a.clone());
+            if spec.is_some_and(|s| !s.permute) {
+                options_done = true;
+            }
+            continue;
+        }
+        if t == "--" {
+            options_done = true;
+            continue;
+        }
+        if let Some(long) = t.strip_prefix("--") {
+            let (name, inline) = match long.split_once('=') {
+                Some((n, v)) => (n, Some(v)),
+                None => (long, None),
+            };
+            let (name, takes) = resolve_long(spec, name);
+            if takes {
+                let v = match inline {
+                    Some(v) => Some(Arg::lit(v)),
+                    None => {
+                        i += 1;
+                        args.get(i - 1).cloned()
+                    }
+                };
+                if let Some(v) = v {
+                    out.values.push((name.clone(), v));
+                }
+            }
+            out.flags.push(name);
+            continue;
+        }
+        // A short cluster: `-rf`, `-n5`, `-t DIR`.
+        let cluster = t.get(1..).unwrap_or("");
+        for (at, c) in cluster.char_indices() {
+            let name = spec
+                .and_then(|s| s.short.iter().find(|(l, _)| *l == c))
+                .map_or_else(|| c.to_string(), |(_, n)| (*n).to_string());
+            if spec.is_some_and(|s| s.short_value.contains(c)) {
+                let rest = cluster.get(at + c.len_utf8()..).unwrap_or("");
+                let v = if rest.is_empty() {
+                    i += 1;
+                    args.get(i - 1).cloned()
+                } else {
+                    Some(Arg::lit(rest))
+                };
+                if let Some(v) = v {
+                    out.values.push((name.clone(), v));
+                }
+                out.flags.push(name);
+                break;
+            }
+            out.flags.push(name);
+        }
+    }
+    out
+}
+
+/// A long option's full name, resolving GNU's unambiguous prefixes (`--recur` is
+/// `--recursive`), and whether it takes a value.
+fn resolve_long(spec: Option<&Spec>, name: &str) -> (String, bool) {
+    let Some(spec) = spec else { return (name.to_string(), false) };
+    let bare = |l: &'static str| l.strip_suffix('=').unwrap_or(l);
+    if let Some(l) = spec.long.iter().find(|l| bare(l) == name) {
+        return (bare(l).to_string(), l.ends_with('='));
+    }
+    let mut matches = spec.long.iter().filter(|l| !name.is_empty() && bare(l).starts_with(name));
+    match (matches.next(), matches.next()) {
+        (Some(l), None) => (bare(l).to_string(), l.ends_with('=')),
+        _ => (name.to_string(), false),
+    }
+}
+
+/// What a wrapper runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) enum Inner {
+    /// Another command, its name first.
+    Argv(Vec<Arg>),
+    /// A script in a string: `sh -c`, `eval`, `su -c`, `ssh host CMD`, `watch CMD`.
+    Script(Arg),
+    /// A program read from standard input: `sh`, `python3 -`, `perl`, `iex`.
+    Stdin,
+    /// Program text for an interpreter that is not a shell (`python3 -c`, `perl -e`).
+    Code(Arg),
+}
+
+const SHELLS: &[&str] = &["sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "yash", "fish", "busybox-sh"];
+const INTERPRETERS: &[&str] = &[
+    "python",
+    "python2",
+    "python3",
+    "perl",
+    "ruby",
+    "node",
+    "nodejs",
+    "php",
+    "lua",
+    "tclsh",
+    "osascript",
+    "pwsh",
+    "powershell",
+    "deno",
+    "bun",
+    "rscript",
+];
+
+pub fn is_shell(name: &str) -> bool {
+    SHELLS.contains(&name)
+}
+
+/// Splits leading options off a wrapper's arguments: `value` lists short letters that take a
+/// value, `long_value` long ones; returns the index of the first operand.
+fn skip_options(args: &[Arg], value: &str, long_value: &[&str], stop_at_operand: bool) -> (Vec<String>, usize) {
+    let mut flags = Vec::new();
+    let mut i = 0;
+    while let Some(a) = args.get(i) {
+        let t = a.text.as_str();
+        if a.dynamic.is_some() || !t.starts_with('-') || t == "-" {
+            if stop_at_operand {
+                break;
+            }
+            i += 1;
+            continue;
+        }
+        i += 1;
+        if t == "--" {
+            break;
+        }
+        if let Some(long) = t.strip_prefix("--") {
+            let name = long.split('=').next().unwrap_or(long);
+            flags.push(name.to_string());
+            if !long.contains('=') && long_value.contains(&name) {
+                i += 1;
+            }
+            continue;
+        }
+        let cluster = t.get(1..).unwrap_or("");
+        for (at, c) in cluster.char_indices() {
+            flags.push(c.to_string());
+            if value.contains(c) {
+                if cluster.len() == at + c.len_utf8() {
+                    i += 1;
+                }
+                break;
+            }
+        }
+    }
+    (flags, i)
+}
+
+fn rest(args: &[Arg], from: usize) -> Vec<Arg> {
+    args.get(from..).map(<[Arg]>::to_vec).unwrap_or_default()
+}
+
+/// Joins words into one script, as `eval` and `ssh` do.
+fn joined(args: &[Arg]) -> Arg {
+    let text = args.iter().map(|a| a.text.as_str()).collect::<Vec<_>>().join(" ");
+    Arg { text, dynamic: args.iter().find_map(|a| a.dynamic) }
+}
+
+/// What `name` (already resolved: no directory, quotes removed) runs, given its arguments.
+/// `None`: it runs nothing fak can name (or it is not a wrapper).
+pub(crate) fn inner(name: &str, args: &[Arg]) -> Vec<Inner> {
+    let argv_from = |i: usize| -> Vec<Inner> {
+        let r = rest(args, i);
+        if r.is_empty() {
+            Vec::new()
+        } else {
+            vec![Inner::Argv(r)]
+        }
+    };
+    match name {
+        "sudo" => {
+            let (_, i) = skip_options(
+                args,
+                "ugCDhprtTU",
+                &[
+                    "user",
+                    "group",
+                    "close-from",
+                    "chdir",
+                    "host",
+                    "prompt",
+                    "role",
+                    "type",
+                    "command-timeout",
+                    "other-user",
+                ],
+                true,
+            );
+            argv_from(i)
+        }
+        "doas" => argv_from(skip_options(args, "Cu", &[], true).1),
+        "pkexec" => argv_from(skip_options(args, "", &["user"], true).1),
+        "su" => {
+            // `su [options] [user [args]]`; GNU su permutes, so `-c` may follow the user.
+            let mut out = Vec::new();
+            let mut i = 0;
+            while let Some(a) = args.get(i) {
+                i += 1;
+                let t = a.text.as_str();
+                let cmd = if t == "-c" || t == "--command" {
+                    i += 1;
+                    args.get(i - 1).cloned()
+                } else if let Some(v) = t.strip_prefix("--command=") {
+                    Some(Arg::lit(v))
+                } else if let Some(v) = t.strip_prefix("-c").filter(|v| !v.is_empty() && !t.starts_with("--")) {
+                    Some(Arg::lit(v))
+                } else {
+                    if matches!(t, "-s" | "--shell" | "-g" | "--group" | "-G" | "--supp-group" | "-w") {
+                        i += 1;
+                    }
+                    None
+                };
+                if let Some(c) = cmd {
+                    out.push(Inner::Script(c));
+                }
+            }
+            out
+        }
+        "env" => {
+            let mut i = 0;
+            let mut out = Vec::new();
+            while let Some(a) = args.get(i) {
+                let t = a.text.as_str();
+                if a.dynamic.is_none() && (t == "-S" || t == "--split-string") {
+                    if let Some(s) = args.get(i + 1) {
+                        out.push(Inner::Script(s.clone()));
+                    }
+                    return out;
+                }
+                if let Some(s) =
+                    t.strip_prefix("--split-string=").or_else(|| t.strip_prefix("-S").filter(|s| !s.is_empty()))
+                {
+                    out.push(Inner::Script(Arg::lit(s)));
+                    return out;
+                }
+                if a.dynamic.is_none() && t.starts_with('-') && t != "-" {
+                    i += 1;
+                    if matches!(t, "-u" | "--unset" | "-C" | "--chdir") {
+                        i += 1;
+                    }
+                    continue;
+                }
+                if a.dynamic.is_none() && is_assignment(t) || t == "-" {
+                    i += 1;
+                    continue;
+                }
+                break;
+            }
+            argv_from(i)
+        }
+        "command" => {
+            let (flags, i) = skip_options(args, "", &[], true);
+            if flags.iter().any(|f| f == "v" || f == "V") {
+                Vec::new() // a lookup, not a run
+            } else {
+                argv_from(i)
+            }
+        }
+        "builtin" | "nohup" | "busybox" | "chronic" | "unbuffer" | "caffeinate" | "flock-free" => argv_from(0),
+        "exec" => argv_from(skip_options(args, "a", &[], true).1),
+        "nice" => {
+            let mut i = 0;
+            while let Some(a) = args.get(i) {
+                let t = a.text.as_str();
+                if t == "-n" || t == "--adjustment" {
+                    i += 2;
+                } else if t.starts_with('-') && t.len() > 1 && a.dynamic.is_none() {
+                    i += 1; // `-n5`, `-5`, `--adjustment=5`
+                } else {
+                    break;
+                }
+            }
+            argv_from(i)
+        }
+        "ionice" => {
+            let (flags, i) = skip_options(args, "cnpPu", &["class", "classdata", "pid", "pgid", "uid"], true);
+            if flags.iter().any(|f| matches!(f.as_str(), "p" | "P" | "u" | "pid" | "pgid" | "uid")) {
+                Vec::new()
+            } else {
+                argv_from(i)
+            }
+        }
+        "timeout" => {
+            let (_, i) = skip_options(args, "ks", &["kill-after", "signal"], true);
+            argv_from(i + 1) // the duration, then the command
+        }
+        "time" => argv_from(skip_options(args, "of", &["output", "format"], true).1),
+        "stdbuf" => argv_from(skip_options(args, "ioe", &["input", "output", "error"], true).1),
+        "setsid" | "taskset-free" => argv_from(skip_options(args, "", &[], true).1),
+        "xargs" => {
+            let (_, i) = skip_options(
+                args,
+                "aEdILnPs",
+                &[
+                    "arg-file",
+                    "delimiter",
+                    "eof",
+                    "replace",
+                    "max-lines",
+                    "max-args",
+                    "max-procs",
+                    "max-chars",
+                    "process-slot-var",
+                ],
+                true,
+            );
+            argv_from(i)
+        }
+        "parallel" => {
+            let (_, i) = skip_options(
+                args,
+                "jSNLIEdaX",
+                &["jobs", "sshlogin", "delimiter", "arg-file", "joblog", "results"],
+                true,
+            );
+            let cmd: Vec<Arg> =
+                rest(args, i).into_iter().take_while(|a| !a.text.starts_with(":::") && a.text != "::::").collect();
+            match cmd.as_slice() {
+                [] => Vec::new(),
+                [one] if one.text.contains(' ') => vec![Inner::Script(one.clone())],
+                _ => vec![Inner::Argv(cmd)],
+            }
+        }
+        "watch" => {
+            let (flags, i) = skip_options(args, "nq", &["interval", "equexit"], true);
+            let r = rest(args, i);
+            if r.is_empty() {
+                Vec::new()
+            } else if flags.iter().any(|f| f == "x" || f == "exec") {
+                vec![Inner::Argv(r)]
+            } else {
+                vec![Inner::Script(joined(&r))]
+            }
+        }
+        "ssh" => {
+            let (_, i) = skip_options(args, "BbcDEeFIiJLlmOoPpQRSWw", &[], true);
+            let r = rest(args, i + 1); // the host, then the remote command
+            if r.is_empty() {
+                Vec::new()
+            } else {
+                vec![Inner::Script(joined(&r))]
+            }
+        }
+        "eval" => {
+            if args.is_empty() {
+                Vec::new()
+            } else {
+                vec![Inner::Script(joined(args))]
+            }
+        }
+        "find" => {
+            let mut out = Vec::new();
+            let mut i = 0;
+            while let Some(a) = args.get(i) {
+                i += 1;
+                if matches!(a.text.as_str(), "-exec" | "-execdir" | "-ok" | "-okdir") && a.dynamic.is_none() {
+                    let cmd: Vec<Arg> =
+                        rest(args, i).into_iter().take_while(|w| w.text != ";" && w.text != "+").collect();
+                    i += cmd.len() + 1;
+                    if !cmd.is_empty() {
+                        out.push(Inner::Argv(cmd));
+                    }
+                }
+            }
+            out
+        }
+        "source" | "." => Vec::new(),
+        n if is_shell(n) => shell_inner(args),
+        n if INTERPRETERS.contains(&n) || n.starts_with("python3.") => interpreter_inner(n, args),
+        "iex" | "invoke-expression" => vec![Inner::Stdin],
+        _ => Vec::new(),
+    }
+}
+
+/// `sh -c CMD`, `bash -lc CMD`, `sh -s`, `sh` (stdin), `sh script.sh` (a file: nothing seen).
+fn shell_inner(args: &[Arg]) -> Vec<Inner> {
+    let mut command = false;
+    let mut stdin = false;
+    let mut i = 0;
+    while let Some(a) = args.get(i) {
+        let t = a.text.as_str();
+        if a.dynamic.is_some() || !(t.starts_with('-') || t.starts_with('+')) || t == "-" || t == "--" {
+            if t == "-" || t == "--" {
+                i += 1;
+            }
+            break;
+        }
+        i += 1;
+        if t.starts_with("--") {
+            if matches!(t, "--rcfile" | "--init-file") {
+                i += 1;
+            }
+            continue;
+        }
+        let cluster = t.get(1..).unwrap_or("");
+        for c in cluster.chars() {
+            match c {
+                'c' => command = true,
+                's' => stdin = true,
+                'o' | 'O' => i += 1,
+                _ => {}
+            }
+        }
+    }
+    if command {
+        return match args.get(i) {
+            Some(a) => vec![Inner::Script(a.clone())],
+            None => Vec::new(),
+        };
+    }
+    if stdin || args.get(i).is_none() {
+        vec![Inner::Stdin]
+    } else {
+        Vec::new() // a script file: running it is opaque to fak, as `make` is
+    }
+}
+
+/// `python3 -c CODE`, `perl -e CODE`, `node -e CODE`, `pwsh -c CODE`; no program argument (or
+/// `-`) means the program comes from standard input.
+fn interpreter_inner(name: &str, args: &[Arg]) -> Vec<Inner> {
+    let code_flags: &[&str] = match name {
+        "perl" => &["-e", "-E"],
+        "ruby" | "node" | "nodejs" | "osascript" | "lua" => &["-e"],
+        "php" => &["-r"],
+        "pwsh" | "powershell" => &["-c", "-command", "-Command", "-EncodedCommand", "-encodedcommand", "-e", "-ec"],
+        "deno" | "bun" => &["eval"],
+        _ => &["-c"],
+    };
+    let mut i = 0;
+    let mut module = false;
+    while let Some(a) = args.get(i) {
+        let t = a.text.as_str();
+        i += 1;
+        if code_flags.contains(&t) {
+            return args.get(i).map(|c| vec![Inner::Code(c.clone())]).unwrap_or_default();
+        }
+        // Perl and Python clusters: `perl -pi -e`, `python3 -Bc`.
+        if t.starts_with('-') && !t.starts_with("--") && t.len() > 2 && a.dynamic.is_none() {
+            let last = t.chars().last().unwrap_or(' ');
+            if (name == "perl" && (last == 'e' || last == 'E')) || (name.starts_with("python") && last == 'c') {
+                return args.get(i).map(|c| vec![Inner::Code(c.clone())]).unwrap_or_default();
+            }
+        }
+        if t == "-m" || (name.starts_with("python") && t.starts_with("-m") && t.len() > 2) {
+            module = true;
+            break;
+        }
+        if t == "-" {
+            return vec![Inner::Stdin];
+        }
+        if !t.starts_with('-') || a.dynamic.is_some() {
+            return Vec::new(); // a script file
+        }
+    }
+    if module {
+        Vec::new()
+    } else {
+        vec![Inner::Stdin]
+    }
+}
+
+/// `NAME=value`, as the shell recognises an assignment word.
+pub fn is_assignment(t: &str) -> bool {
+    match t.split_once('=') {
+        Some((name, _)) => {
+            let mut cs = name.chars();
+            cs.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        }
+        None => false,
+    }
+}
+
+/// Programs whose output is a payload fetched over the network.
+pub const DOWNLOADERS: &[&str] = &[
+    "curl",
+    "wget",
+    "fetch",
+    "aria2c",
+    "http",
+    "https",
+    "xh",
+    "iwr",
+    "irm",
+    "invoke-webrequest",
+    "invoke-restmethod",
+    "nc",
+    "ncat",
+    "socat",
+    "lynx",
+    "links",
+];
+
+/// Whether a command (name and parsed arguments) decodes an opaque payload.
+pub fn is_decoder(name: &str, args: &[Arg]) -> bool {
+    let has = |f: &str| args.iter().any(|a| a.text == f);
+    match name {
+        "base64" | "base32" | "basenc" => args.iter().any(|a| {
+            a.text == "--decode" || (a.text.starts_with('-') && !a.text.starts_with("--") && a.text.contains('d'))
+        }),
+        "xxd" => args
+            .iter()
+            .any(|a| a.text == "-r" || a.text == "-revert" || (a.text.starts_with("-r") && a.text.len() <= 3)),
+        "openssl" => has("-d") || has("base64") && has("-d"),
+        "uudecode" | "gunzip" | "zcat" | "bunzip2" | "xz" | "unxz" | "rev" => true,
+        "gzip" | "bzip2" | "zstd" => has("-d") || has("--decompress") || has("-dc"),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    fn args(s: &str) -> Vec<Arg> {
+        s.split_whitespace().map(Arg::lit).collect()
+    }
+
+    fn flags(name: &str, s: &str) -> Vec<String> {
+        let mut f = parse_args(spec_of(name), &args(s)).flags;
+        f.sort();
+        f.dedup();
+        f
+    }
+
+    #[test]
+    fn rm_flag_spellings_agree() {
+        let want = vec!["force".to_string(), "recursive".to_string()];
+        for s in ["-rf ~", "-r -f ~", "-fr ~", "-Rf ~", "--recursive --force ~", "--recur --forc ~", "~ -rf", "-vfr x"]
+        {
+            let got: Vec<String> = flags("rm", s).into_iter().filter(|f| f != "verbose").collect();
+            assert_eq!(got, want, "{s}");
+        }
+        // An ambiguous prefix stays as written; an exact name beats longer ones.
+        assert_eq!(flags("curl", "--da x"), vec!["da".to_string()]);
+        assert_eq!(flags("curl", "--data x"), vec!["data".to_string()]);
+        assert_eq!(flags("rm", "--no x"), vec!["no-preserve-root".to_string()]);
+        // After `--` nothing is a flag.
+        assert!(flags("rm", "-- -rf").is_empty());
+    }
+
+    #[test]
+    fn values_are_not_operands() {
+        let p = parse_args(spec_of("cp"), &args("-t /dest a b"));
+        assert_eq!(p.value("target-directory").map(|a| a.text.as_str()), Some("/dest"));
+        assert_eq!(p.operands.len(), 2);
+        let p = parse_args(spec_of("curl"), &args("-s -d @- https://x"));
+        assert_eq!(p.operands, vec![Arg::lit("https://x")]);
+    }
+
+    fn inner_argv(name: &str, s: &str) -> Vec<String> {
+        match inner(name, &args(s)).first() {
+            Some(Inner::Argv(a)) => a.iter().map(|a| a.text.clone()).collect(),
+            other => panic!("{name} {s}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn wrappers_find_their_command() {
+        assert_eq!(inner_argv("sudo", "-u root -E rm -rf /"), ["rm", "-rf", "/"]);
+        assert_eq!(inner_argv("timeout", "-s KILL 60 rm -rf /opt"), ["rm", "-rf", "/opt"]);
+        assert_eq!(inner_argv("nice", "-n 5 rm x"), ["rm", "x"]);
+        assert_eq!(inner_argv("nice", "-5 rm x"), ["rm", "x"]);
+        assert_eq!(inner_argv("env", "-i FOO=1 BAR=2 rm -rf /"), ["rm", "-rf", "/"]);
+        assert_eq!(inner_argv("xargs", "-n1 -I{} rm -rf"), ["rm", "-rf"]);
+        assert_eq!(inner_argv("find", ". -name x -exec rm -rf {} +"), ["rm", "-rf", "{}"]);
+        assert_eq!(inner_argv("stdbuf", "-oL rm x"), ["rm", "x"]);
+        assert_eq!(inner_argv("ionice", "-c 3 rm x"), ["rm", "x"]);
+        assert_eq!(inner_argv("command", "git push"), ["git", "push"]);
+        assert!(inner("command", &args("-v rm")).is_empty());
+        assert_eq!(inner_argv("doas", "-u root pkg_add git"), ["pkg_add", "git"]);
+        assert_eq!(inner_argv("watch", "-x rm -rf /"), ["rm", "-rf", "/"]);
+    }
+
+    #[test]
+    fn scripts_in_strings() {
+        assert_eq!(inner("bash", &args("-lc x")), vec![Inner::Script(Arg::lit("x"))]);
+        assert_eq!(inner("sh", &args("-s -- --yes")), vec![Inner::Stdin]);
+        assert_eq!(inner("sh", &[]), vec![Inner::Stdin]);
+        assert!(inner("sh", &args("install.sh")).is_empty());
+        assert_eq!(inner("su", &args("root -c id")), vec![Inner::Script(Arg::lit("id"))]);
+        assert_eq!(inner("ssh", &args("-p 22 host rm -rf /")), vec![Inner::Script(Arg::lit("rm -rf /"))]);
+        assert_eq!(inner("eval", &args("rm -rf ~")), vec![Inner::Script(Arg::lit("rm -rf ~"))]);
+        assert_eq!(inner("watch", &args("-n 5 ls -la")), vec![Inner::Script(Arg::lit("ls -la"))]);
+        assert_eq!(inner("python3", &args("-c x")), vec![Inner::Code(Arg::lit("x"))]);
+        assert_eq!(inner("perl", &args("-pi -e s/a/b/ f")), vec![Inner::Code(Arg::lit("s/a/b/"))]);
+        assert!(inner("python3", &args("-m json.tool")).is_empty());
+        assert_eq!(inner("perl", &[]), vec![Inner::Stdin]);
+    }
+}

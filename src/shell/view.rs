@@ -1,0 +1,715 @@
+//! Building the view from brush-parser's syntax tree.
+
+use std::ops::Range;
+
+use brush_parser::ast;
+use brush_parser::word::WordPiece;
+
+use super::programs::{self, Arg, Inner};
+use super::{Command, Redirect, View};
+
+/// Budgets: past any of them the rest is opaque, never a hang or a crash.
+pub const MAX_DEPTH: usize = 8;
+pub const MAX_COMMANDS: usize = 512;
+pub const MAX_SCRIPT: usize = 64 * 1024;
+/// Bracket nesting the parser is given (it recurses on it).
+pub const MAX_NESTING: usize = 64;
+/// Brackets left open: brush-parser backtracks exponentially on them (30 unclosed `(` take
+/// half a minute), so more than a few are refused before it sees them.
+pub const MAX_UNCLOSED: usize = 12;
+
+pub(crate) struct Walker<'c> {
+    pub home: &'c str,
+    pub out: View,
+}
+
+/// Where a command is, as the walk goes down.
+#[derive(Clone)]
+struct At {
+    via: Vec<String>,
+    cwd: String,
+    depth: usize,
+}
+
+impl Walker<'_> {
+    fn opaque(&mut self, why: impl Into<String>) {
+        let why = why.into();
+        if !self.out.opaque.contains(&why) {
+            self.out.opaque.push(why);
+        }
+    }
+
+    /// Parses and walks a script; what cannot be parsed is opaque.
+    pub(crate) fn script(&mut self, text: &str, via: Vec<String>, cwd: String, depth: usize) {
+        if depth > MAX_DEPTH {
+            return self.opaque(format!("scripts nested deeper than {MAX_DEPTH}"));
+        }
+        if text.len() > MAX_SCRIPT {
+            return self.opaque(format!("a script longer than {MAX_SCRIPT} bytes"));
+        }
+        let (deepest, unclosed) = nesting(text);
+        if deepest > MAX_NESTING || unclosed > MAX_UNCLOSED {
+            return self.opaque(format!("brackets nested deeper than {MAX_NESTING} or left open"));
+        }
+        let parsed = std::panic::catch_unwind(|| {
+            let tokens = brush_parser::uncached_tokenize_str(text, &brush_parser::TokenizerOptions::default())
+                .map_err(|e| e.to_string())?;
+            brush_parser::parse_tokens(&tokens, &brush_parser::ParserOptions::default()).map_err(|e| e.to_string())
+        });
+        match parsed {
+            Ok(Ok(program)) => {
+                let mut at = At { via, cwd, depth };
+                for list in &program.complete_commands {
+                    self.list(list, &mut at);
+                }
+            }
+            Ok(Err(e)) => self.opaque(format!("the shell parser rejects it: {e}")),
+            Err(_) => self.opaque("the shell parser failed"),
+        }
+    }
+
+    fn list(&mut self, list: &ast::CompoundList, at: &mut At) {
+        for item in &list.0 {
+            self.pipeline(&item.0.first, at);
+            for next in &item.0.additional {
+                match next {
+                    ast::AndOr::And(p) | ast::AndOr::Or(p) => self.pipeline(p, at),
+                }
+            }
+        }
+    }
+
+    fn pipeline(&mut self, p: &ast::Pipeline, at: &mut At) {
+        let mut upstream: Range<usize> = self.out.commands.len()..self.out.commands.len();
+        let single = p.seq.len() == 1;
+        for (i, c) in p.seq.iter().enumerate() {
+            // A pipeline's stages run in subshells: a `cd` inside one does not last.
+            let mut stage_at = if single { None } else { Some(at.clone()) };
+            let here = stage_at.as_mut().unwrap_or(at);
+            self.command(c, here, if i == 0 { None } else { Some(upstream.clone()) });
+            upstream = upstream.start..self.out.commands.len();
+        }
+    }
+
+    fn command(&mut self, c: &ast::Command, at: &mut At, upstream: Option<Range<usize>>) {
+        if self.out.commands.len() >= MAX_COMMANDS {
+            return self.opaque(format!("more than {MAX_COMMANDS} commands"));
+        }
+        match c {
+            ast::Command::Simple(s) => self.simple(s, at, upstream),
+            ast::Command::Compound(cc, redirects) => {
+                self.compound(cc, at);
+                if let Some(r) = redirects {
+                    let mut reds = Vec::new();
+                    for io in &r.0 {
+                        self.redirect(io, at, &mut reds);
+                    }
+                    // A compound's redirections write as a command's do.
+                    let writes: Vec<String> =
+                        reds.iter().filter(|r| r.writes()).map(|r| self.abs(&r.target, at)).collect();
+                    self.out.writes.extend(writes);
+                }
+            }
+            ast::Command::Function(f) => {
+                let start = self.out.commands.len();
+                let mut inner = at.clone();
+                inner.via.push(format!("function {}", f.fname.value));
+                self.compound(&f.body.0, &mut inner);
+                let fname = resolve(&f.fname.value);
+                for c in self.out.commands.get_mut(start..).into_iter().flatten() {
+                    if c.name == fname {
+                        c.recursive = true;
+                    }
+                }
+            }
+            ast::Command::ExtendedTest(..) => {}
+        }
+    }
+
+    fn compound(&mut self, c: &ast::CompoundCommand, at: &mut At) {
+        match c {
+            ast::CompoundCommand::BraceGroup(b) => self.list(&b.list, at),
+            ast::CompoundCommand::Subshell(s) => {
+                let mut inner = at.clone();
+                self.list(&s.list, &mut inner);
+            }
+            ast::CompoundCommand::ForClause(f) => {
+                for w in f.values.iter().flatten() {
+                    self.word(w, at);
+                }
+                self.list(&f.body.list, at);
+            }
+            ast::CompoundCommand::CaseClause(cc) => {
+                self.word(&cc.value, at);
+                for item in &cc.cases {
+                    if let Some(l) = &item.cmd {
+                        self.list(l, at);
+                    }
+                }
+            }
+            ast::CompoundCommand::IfClause(i) => {
+                self.list(&i.condition, at);
+                self.list(&i.then, at);
+                for e in i.elses.iter().flatten() {
+                    if let Some(c) = &e.condition {
+                        self.list(c, at);
+                    }
+                    self.list(&e.body, at);
+                }
+            }
+            ast::CompoundCommand::WhileClause(w) | ast::CompoundCommand::UntilClause(w) => {
+                self.list(&w.0, at);
+                self.list(&w.1.list, at);
+            }
+            ast::CompoundCommand::Coprocess(c) => {
+                let mut inner = at.clone();
+                self.command(&c.body, &mut inner, None);
+            }
+            ast::CompoundCommand::Arithmetic(_) | ast::CompoundCommand::ArithmeticForClause(_) => {}
+        }
+    }
+
+    /// A word after quote removal; command substitutions inside it are walked (their commands
+    /// run too) and make the word dynamic.
+    fn word(&mut self, w: &ast::Word, at: &At) -> (Arg, Range<usize>) {
+        let start = self.out.commands.len();
+        let mut arg = Arg { text: String::new(), dynamic: None };
+        match brush_parser::word::parse(&w.value, &brush_parser::ParserOptions::default()) {
+            Ok(pieces) => {
+                for p in &pieces {
+                    self.piece(&p.piece, w.value.get(p.start_index..p.end_index).unwrap_or(""), &mut arg, at, false);
+                }
+            }
+            Err(_) => {
+                arg.text = w.value.clone();
+                arg.dynamic = Some("a word the parser cannot read");
+            }
+        }
+        (arg, start..self.out.commands.len())
+    }
+
+    fn piece(&mut self, p: &WordPiece, raw: &str, arg: &mut Arg, at: &At, quoted: bool) {
+        match p {
+            WordPiece::Text(t) => {
+                if !quoted && t.contains(['*', '?', '[']) {
+                    arg.dynamic.get_or_insert("a glob");
+                }
+                if !quoted && t.contains('{') && t.contains([',', '.']) && t.contains('}') {
+                    arg.dynamic.get_or_insert("brace expansion");
+                }
+                arg.text.push_str(t);
+            }
+            WordPiece::SingleQuotedText(t) => arg.text.push_str(t),
+            WordPiece::EscapeSequence(e) => arg.text.push_str(e.strip_prefix('\\').unwrap_or(e)),
+            WordPiece::AnsiCQuotedText(_) => {
+                arg.text.push_str(raw);
+                arg.dynamic.get_or_insert("ANSI-C quoting");
+            }
+            WordPiece::DoubleQuotedSequence(inner) | WordPiece::GettextDoubleQuotedSequence(inner) => {
+                for i in inner {
+                    let raw = raw.get(i.start_index..i.end_index).unwrap_or("");
+                    self.piece(&i.piece, raw, arg, at, true);
+                }
+            }
+            WordPiece::TildeExpansion(t) => match t {
+                brush_parser::word::TildeExpr::Home => arg.text.push('~'),
+                _ => {
+                    arg.text.push_str(raw);
+                    arg.dynamic.get_or_insert("tilde expansion");
+                }
+            },
+            WordPiece::ParameterExpansion(_) => {
+                arg.text.push_str(raw);
+                arg.dynamic.get_or_insert("a variable");
+            }
+            WordPiece::ArithmeticExpression(_) => {
+                arg.text.push_str(raw);
+                arg.dynamic.get_or_insert("arithmetic");
+            }
+            WordPiece::CommandSubstitution(s) | WordPiece::BackquotedCommandSubstitution(s) => {
+                arg.text.push_str(raw);
+                arg.dynamic = Some("command substitution");
+                let mut via = at.via.clone();
+                via.push("$(...)".into());
+                self.script(s, via, at.cwd.clone(), at.depth + 1);
+            }
+        }
+    }
+
+    fn redirect(&mut self, io: &ast::IoRedirect, at: &At, out: &mut Vec<Redirect>) {
+        let fd = |f: &Option<i32>| f.and_then(|n| u32::try_from(n).ok());
+        match io {
+            ast::IoRedirect::File(n, kind, target) => {
+                let op = match kind {
+                    ast::IoFileRedirectKind::Read => "<",
+                    ast::IoFileRedirectKind::Write => ">",
+                    ast::IoFileRedirectKind::Append => ">>",
+                    ast::IoFileRedirectKind::ReadAndWrite => "<>",
+                    ast::IoFileRedirectKind::Clobber => ">|",
+                    ast::IoFileRedirectKind::DuplicateInput => "<&",
+                    ast::IoFileRedirectKind::DuplicateOutput => ">&",
+                };
+                let target = match target {
+                    ast::IoFileRedirectTarget::Filename(w) | ast::IoFileRedirectTarget::Duplicate(w) => {
+                        self.word(w, at).0.text
+                    }
+                    ast::IoFileRedirectTarget::Fd(n) => format!("&{n}"),
+                    ast::IoFileRedirectTarget::ProcessSubstitution(_, s) => {
+                        let mut inner = at.clone();
+                        inner.via.push(">(...)".into());
+                        self.list(&s.list, &mut inner);
+                        "/dev/fd/63".into()
+                    }
+                };
+                out.push(Redirect { op: op.into(), fd: fd(n), target, body: None });
+            }
+            ast::IoRedirect::OutputAndError(w, append) => {
+                let target = self.word(w, at).0.text;
+                out.push(Redirect { op: if *append { "&>>" } else { "&>" }.into(), fd: None, target, body: None });
+            }
+            ast::IoRedirect::HereString(n, w) => {
+                let (a, _) = self.word(w, at);
+                out.push(Redirect { op: "<<<".into(), fd: fd(n), target: String::new(), body: Some(a) });
+            }
+            ast::IoRedirect::HereDocument(n, doc) => {
+                let body = if doc.requires_expansion { self.word(&doc.doc, at).0 } else { Arg::lit(&doc.doc.value) };
+                out.push(Redirect { op: "<<".into(), fd: fd(n), target: doc.here_end.value.clone(), body: Some(body) });
+            }
+        }
+    }
+
+    fn simple(&mut self, s: &ast::SimpleCommand, at: &mut At, upstream: Option<Range<usize>>) {
+        let mut assigns = Vec::new();
+        let mut words: Vec<(Arg, Range<usize>)> = Vec::new();
+        let mut redirects = Vec::new();
+        let items = s.prefix.iter().flat_map(|p| p.0.iter()).map(|i| (true, i));
+        let name = s.word_or_name.iter().map(|w| (false, w));
+        let suffix = s.suffix.iter().flat_map(|p| p.0.iter()).map(|i| (false, i));
+        for (_, item) in items {
+            self.item(item, at, &mut assigns, &mut words, &mut redirects, true);
+        }
+        for (_, w) in name {
+            let w = self.word(w, at);
+            words.push(w);
+        }
+        for (_, item) in suffix {
+            self.item(item, at, &mut assigns, &mut words, &mut redirects, false);
+        }
+        let text = s.to_string();
+        self.argv(words, assigns, redirects, at, upstream, text);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn item(
+        &mut self,
+        item: &ast::CommandPrefixOrSuffixItem,
+        at: &At,
+        assigns: &mut Vec<String>,
+        words: &mut Vec<(Arg, Range<usize>)>,
+        redirects: &mut Vec<Redirect>,
+        prefix: bool,
+    ) {
+        match item {
+            ast::CommandPrefixOrSuffixItem::IoRedirect(io) => self.redirect(io, at, redirects),
+            ast::CommandPrefixOrSuffixItem::Word(w) => {
+                let w = self.word(w, at);
+                words.push(w);
+            }
+            ast::CommandPrefixOrSuffixItem::AssignmentWord(_, w) => {
+                let (arg, range) = self.word(w, at);
+                if prefix {
+                    assigns.push(arg.text);
+                } else {
+                    words.push((arg, range));
+                }
+            }
+            ast::CommandPrefixOrSuffixItem::ProcessSubstitution(kind, sub) => {
+                let start = self.out.commands.len();
+                let mut inner = at.clone();
+                inner.via.push(match kind {
+                    ast::ProcessSubstitutionKind::Read => "<(...)".into(),
+                    ast::ProcessSubstitutionKind::Write => ">(...)".into(),
+                });
+                self.list(&sub.list, &mut inner);
+                let arg = Arg { text: "/dev/fd/63".into(), dynamic: Some("process substitution") };
+                words.push((arg, start..self.out.commands.len()));
+            }
+        }
+    }
+
+    /// One command from its words: records it, then what it runs.
+    fn argv(
+        &mut self,
+        words: Vec<(Arg, Range<usize>)>,
+        assigns: Vec<String>,
+        redirects: Vec<Redirect>,
+        at: &mut At,
+        upstream: Option<Range<usize>>,
+        text: String,
+    ) {
+        let Some(((first, _), rest)) = words.split_first() else {
+            // Assignments or redirections alone.
+            let writes: Vec<String> =
+                redirects.iter().filter(|r| r.writes()).map(|r| self.abs(&r.target, at)).collect();
+            self.out.writes.extend(writes);
+            if assigns.iter().any(|a| a.starts_with("IFS=")) {
+                self.opaque("IFS is changed");
+            }
+            return;
+        };
+        let args: Vec<Arg> = rest.iter().map(|(a, _)| a.clone()).collect();
+        let mut cmd = Command {
+            name: resolve(&first.text),
+            args: args.iter().map(|a| a.text.clone()).collect(),
+            assigns,
+            redirects,
+            via: at.via.clone(),
+            text,
+            ..Command::default()
+        };
+        if let Some(why) = first.dynamic {
+            let why = format!("the command name comes from {why}");
+            cmd.opaque = Some(why.clone());
+            self.opaque(why);
+        }
+        if cmd.assigns.iter().any(|a| a.starts_with("IFS=")) {
+            self.opaque("IFS is changed");
+        }
+        let name = cmd.name.clone();
+        let parsed = programs::parse_args(programs::spec_of(&name), &args);
+        cmd.flags = parsed.flags.clone();
+        cmd.operands = parsed.operands.iter().map(|a| a.text.clone()).collect();
+        if let Some(up) = &upstream {
+            cmd.upstream = self
+                .out
+                .commands
+                .get(up.clone())
+                .map(|cs| cs.iter().map(|c| c.name.clone()).collect())
+                .unwrap_or_default();
+        }
+
+        // The git subcommand, through global options and inline aliases.
+        let mut inners = Vec::new();
+        if name == "git" {
+            let (sub, alias_script, dynamic) = git_subcommand(&args);
+            if let Some(d) = dynamic {
+                let why = format!("the git subcommand comes from {d}");
+                cmd.opaque.get_or_insert(why.clone());
+                self.opaque(why);
+            }
+            cmd.subcommand = sub;
+            if let Some(s) = alias_script {
+                inners.push(Inner::Script(Arg::lit(&s)));
+            }
+        } else if matches!(
+            name.as_str(),
+            "npm" | "pnpm" | "yarn" | "cargo" | "go" | "docker" | "kubectl" | "pip" | "pip3"
+        ) {
+            cmd.subcommand = parsed.operands.first().filter(|a| a.dynamic.is_none()).map(|a| a.text.clone());
+        }
+        inners.extend(programs::inner(&name, &args));
+        // A wrapper's own options are those before the command it runs.
+        if let Some(Inner::Argv(inner)) = inners.iter().find(|i| matches!(i, Inner::Argv(_))) {
+            if name != "find" {
+                let own = args.len().saturating_sub(inner.len());
+                let p = programs::parse_args(None, args.get(..own).unwrap_or(&[]));
+                cmd.flags = p.flags;
+                cmd.operands = p.operands.iter().map(|a| a.text.clone()).collect();
+            }
+        }
+        if name == "find" {
+            // `find`'s predicates are not flags: rules read them in `args`.
+            cmd.flags.clear();
+            cmd.operands = args.iter().take_while(|a| !a.text.starts_with('-')).map(|a| a.text.clone()).collect();
+        }
+
+        // Where it writes.
+        let mut raw_writes: Vec<String> =
+            cmd.redirects.iter().filter(|r| r.writes()).map(|r| r.target.clone()).collect();
+        raw_writes.extend(writes_of(&name, cmd.subcommand.as_deref(), &parsed, &args));
+        cmd.writes = raw_writes.iter().map(|w| self.abs(w, at)).collect();
+        self.out.writes.extend(cmd.writes.iter().cloned());
+
+        // `cd` changes where the next commands of this list run.
+        if matches!(name.as_str(), "cd" | "pushd") {
+            match parsed.operands.first() {
+                Some(a) if a.dynamic.is_none() && a.text != "-" => at.cwd = self.abs(&a.text, at),
+                None => at.cwd = self.home.to_string(),
+                Some(_) => {}
+            }
+        }
+
+        let index = self.out.commands.len();
+        self.out.commands.push(cmd);
+        let mut via = at.via.clone();
+        via.push(name.clone());
+        for inner in inners {
+            match inner {
+                Inner::Argv(words) => {
+                    let mut inner_at = At { via: via.clone(), cwd: at.cwd.clone(), depth: at.depth };
+                    let words = words.into_iter().map(|a| (a, 0..0)).collect();
+                    // The inner command reads the wrapper's standard input and writes where
+                    // the wrapper's redirections point.
+                    let redirects = self.out.commands.get(index).map(|c| c.redirects.clone()).unwrap_or_default();
+                    let text = self.out.commands.get(index).map(|c| c.text.clone()).unwrap_or_default();
+                    self.argv(words, Vec::new(), redirects, &mut inner_at, upstream.clone(), text);
+                }
+                Inner::Script(a) => {
+                    let arg_range = rest.iter().find(|(w, _)| w.text == a.text).map(|(_, r)| r.clone());
+                    if let Some(d) = a.dynamic {
+                        let fed = arg_range.as_ref().and_then(|r| payload(self, r));
+                        let why = match fed {
+                            Some(kind) => format!("a {kind} payload is run by `{name}`"),
+                            None => format!("`{name}` runs a script that comes from {d}"),
+                        };
+                        self.mark(index, &why);
+                    } else {
+                        let mut v = via.clone();
+                        if let Some(last) = v.last_mut().filter(|_| programs::is_shell(&name) || name == "su") {
+                            last.push_str(" -c");
+                        }
+                        self.script(&a.text, v, at.cwd.clone(), at.depth + 1);
+                    }
+                }
+                Inner::Code(a) => {
+                    let arg_range = rest.iter().find(|(w, _)| w.text == a.text).map(|(_, r)| r.clone());
+                    if a.dynamic.is_some() {
+                        if let Some(kind) = arg_range.as_ref().and_then(|r| payload(self, r)) {
+                            self.mark(index, &format!("a {kind} payload is run by `{name}`"));
+                        }
+                    }
+                    if let Some(c) = self.out.commands.get_mut(index) {
+                        c.code = Some(a.text);
+                    }
+                }
+                Inner::Stdin => self.stdin_script(index, &name, &via, at, upstream.clone()),
+            }
+        }
+        // `bash <(curl ...)`, `source <(curl ...)`: a script from a process substitution.
+        if programs::is_shell(&name) || matches!(name.as_str(), "source" | ".") {
+            for (a, r) in rest {
+                if a.dynamic == Some("process substitution") {
+                    if let Some(kind) = payload(self, r) {
+                        self.mark(index, &format!("a {kind} payload is run by `{name}`"));
+                    }
+                }
+            }
+        }
+    }
+
+    /// A program read from standard input: from a here-document or here-string, from `echo`
+    /// upstream (read), or from a download or a decoder upstream (opaque).
+    fn stdin_script(&mut self, index: usize, name: &str, via: &[String], at: &At, upstream: Option<Range<usize>>) {
+        let body = self
+            .out
+            .commands
+            .get(index)
+            .and_then(|c| c.redirects.iter().rev().find(|r| r.op == "<<" || r.op == "<<<"))
+            .and_then(|r| r.body.clone());
+        let shell = programs::is_shell(name);
+        if let Some(b) = body {
+            if b.dynamic.is_some() {
+                self.mark(index, &format!("`{name}` runs a here-document that comes from {}", b.dynamic.unwrap_or("")));
+            } else if shell {
+                self.script(&b.text, via.to_vec(), at.cwd.clone(), at.depth + 1);
+            } else if let Some(c) = self.out.commands.get_mut(index) {
+                c.code = Some(b.text);
+            }
+            return;
+        }
+        let Some(up) = upstream else { return };
+        if let Some(kind) = payload(self, &up) {
+            return self.mark(index, &format!("a {kind} payload is piped into `{name}`"));
+        }
+        // `echo 'ls -la' | sh`: the script is in plain sight.
+        let ups: Vec<&Command> = self.out.commands.get(up).map(|c| c.iter().collect()).unwrap_or_default();
+        if let [one] = ups.as_slice() {
+            if one.name == "echo" && one.via.len() == at.via.len() && !one.args.iter().any(|a| a.starts_with('-')) {
+                let text = one.args.join(" ");
+                if shell {
+                    self.script(&text, via.to_vec(), at.cwd.clone(), at.depth + 1);
+                } else if let Some(c) = self.out.commands.get_mut(index) {
+                    c.code = Some(text);
+                }
+            }
+        }
+    }
+
+    fn mark(&mut self, index: usize, why: &str) {
+        if let Some(c) = self.out.commands.get_mut(index) {
+            c.opaque.get_or_insert_with(|| why.to_string());
+        }
+        self.opaque(why.to_string());
+    }
+
+    /// A path as the command sees it: `~` expanded, made absolute against the directory the
+    /// command runs in, normalised.
+    fn abs(&self, p: &str, at: &At) -> String {
+        let expanded;
+        let p = if p == "~" || p == "$HOME" || p == "${HOME}" {
+            self.home
+        } else if let Some(rest) =
+            p.strip_prefix("~/").or_else(|| p.strip_prefix("$HOME/")).or_else(|| p.strip_prefix("${HOME}/"))
+        {
+            expanded = format!("{}/{rest}", self.home);
+            &expanded
+        } else {
+            p
+        };
+        crate::path::normalize(p, &at.cwd)
+    }
+}
+
+/// Whether the commands in `r` produce a payload fak cannot read: `"downloaded"` or
+/// `"decoded"`.
+fn payload(w: &Walker<'_>, r: &Range<usize>) -> Option<&'static str> {
+    let cs = w.out.commands.get(r.clone())?;
+    if cs.iter().any(|c| programs::DOWNLOADERS.contains(&c.name.as_str())) {
+        return Some("downloaded");
+    }
+    let decoded = cs.iter().any(|c| {
+        let args: Vec<Arg> = c.args.iter().map(|a| Arg::lit(a)).collect();
+        programs::is_decoder(&c.name, &args)
+    });
+    decoded.then_some("decoded")
+}
+
+/// The program a command word names: quotes are already gone; the directory goes, and the
+/// case (macOS and Windows find `RM` as `rm`).
+fn resolve(word: &str) -> String {
+    let base = word.rsplit('/').next().unwrap_or(word);
+    base.to_lowercase()
+}
+
+/// `git [global options] SUBCOMMAND`: the subcommand, an inline alias's shell script
+/// (`-c alias.x='!rm -rf ~'`), and why the subcommand cannot be known.
+fn git_subcommand(args: &[Arg]) -> (Option<String>, Option<String>, Option<&'static str>) {
+    let mut aliases: Vec<(String, String)> = Vec::new();
+    let mut i = 0;
+    while let Some(a) = args.get(i) {
+        i += 1;
+        if let Some(d) = a.dynamic {
+            return (None, None, Some(d));
+        }
+        let t = a.text.as_str();
+        match t {
+            "-C" | "--git-dir" | "--work-tree" | "--namespace" | "--exec-path" | "--super-prefix" | "--config-env" => {
+                i += 1
+            }
+            "-c" => {
+                if let Some(kv) = args.get(i) {
+                    if let Some((k, v)) = kv.text.split_once('=') {
+                        if let Some(name) = k.to_lowercase().strip_prefix("alias.") {
+                            aliases.push((name.to_string(), v.to_string()));
+                        }
+                    }
+                }
+                i += 1;
+            }
+            _ if t.starts_with('-') => {}
+            _ => {
+                let sub = t.to_lowercase();
+                if let Some((_, v)) = aliases.iter().find(|(n, _)| *n == sub) {
+                    if let Some(script) = v.strip_prefix('!') {
+                        return (Some(sub), Some(script.to_string()), None);
+                    }
+                    let first = v.split_whitespace().next().unwrap_or("").to_lowercase();
+                    return (Some(first), None, None);
+                }
+                return (Some(sub), None, None);
+            }
+        }
+    }
+    (None, None, None)
+}
+
+/// Files a command writes (besides its redirections), as written.
+fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed, args: &[Arg]) -> Vec<String> {
+    let ops: Vec<String> = p.operands.iter().map(|a| a.text.clone()).collect();
+    let last = || ops.last().cloned().into_iter().collect::<Vec<_>>();
+    match name {
+        "tee" | "truncate" | "shred" | "touch" | "rm" | "rmdir" | "unlink" | "mkdir" | "rustfmt" | "black"
+        | "chattr" => ops,
+        "cp" | "ln" | "install" => match p.value("target-directory") {
+            Some(t) => vec![t.text.clone()],
+            None if p.has("directory") && name == "install" => ops,
+            None if ops.len() >= 2 => last(),
+            None => Vec::new(),
+        },
+        // A move writes its destination and takes its sources away.
+        "mv" => match p.value("target-directory") {
+            Some(t) => std::iter::once(t.text.clone()).chain(ops).collect(),
+            None if ops.len() >= 2 => ops,
+            None => Vec::new(),
+        },
+        "rsync" => last().into_iter().filter(|t| !t.contains(':')).collect(),
+        "chmod" | "chown" | "chgrp" => {
+            if p.value("reference").is_some() {
+                ops
+            } else {
+                ops.into_iter().skip(1).collect()
+            }
+        }
+        "sed" if p.has("in-place") => {
+            if p.value("expression").is_some() || p.value("file").is_some() {
+                ops
+            } else {
+                ops.into_iter().skip(1).collect()
+            }
+        }
+        "perl" if args.iter().any(|a| a.text.starts_with('-') && !a.text.starts_with("--") && a.text.contains('i')) => {
+            // `perl -pi -e CODE FILES`: the files follow the code.
+            let code_at = args.iter().position(|a| a.text.ends_with('e') && a.text.starts_with('-'));
+            code_at.map(|i| args.iter().skip(i + 2).map(|a| a.text.clone()).collect()).unwrap_or_default()
+        }
+        "dd" => ops.iter().filter_map(|o| o.strip_prefix("of=").map(str::to_string)).collect(),
+        "gofmt" | "prettier" if p.has("write") => ops,
+        "clang-format" if p.has("i") => ops,
+        "tar" if p.has("extract") || p.has("get") || old_style_tar(args) => {
+            p.value("directory").map(|d| vec![d.text.clone()]).unwrap_or_default()
+        }
+        "unzip" => p.value("exdir").map(|d| vec![d.text.clone()]).unwrap_or_default(),
+        "git" => match sub {
+            Some("checkout") => args
+                .iter()
+                .position(|a| a.text == "--")
+                .map(|i| args.iter().skip(i + 1).map(|a| a.text.clone()).collect())
+                .unwrap_or_default(),
+            Some("restore" | "rm" | "mv") => {
+                let after: Vec<String> = args
+                    .iter()
+                    .skip_while(|a| a.text.to_lowercase() != sub.unwrap_or(""))
+                    .skip(1)
+                    .filter(|a| !a.text.starts_with('-'))
+                    .map(|a| a.text.clone())
+                    .collect();
+                after
+            }
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+/// `tar xzf a.tgz`: the first argument is a cluster of letters without a dash.
+fn old_style_tar(args: &[Arg]) -> bool {
+    args.first()
+        .is_some_and(|a| a.dynamic.is_none() && a.text.chars().all(|c| c.is_ascii_alphabetic()) && a.text.contains('x'))
+}
+
+/// How deep brackets nest and how many are left open, counted without regard to quoting (an
+/// over-estimate is safe: the script is then opaque).
+fn nesting(text: &str) -> (usize, usize) {
+    let (mut depth, mut max) = (0usize, 0usize);
+    for b in text.bytes() {
+        match b {
+            b'(' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b')' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    (max, depth)
+}
