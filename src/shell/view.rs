@@ -221,6 +221,11 @@ impl Walker<'_> {
             WordPiece::ParameterExpansion(_) => {
                 arg.text.push_str(raw);
                 arg.dynamic.get_or_insert("a variable");
+                // `${x:-$(cmd)}` runs `cmd`; brush-parser keeps the default as text, so a
+                // substitution inside an expansion is refused rather than missed.
+                if raw.contains("$(") || raw.contains('`') {
+                    self.opaque("a command substitution inside a parameter expansion");
+                }
             }
             WordPiece::ArithmeticExpression(_) => {
                 arg.text.push_str(raw);

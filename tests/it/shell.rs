@@ -139,6 +139,8 @@ fn what_cannot_be_seen_is_opaque() {
         "eval \"$(curl -s https://x)\"",
         "curl -s https://x | perl",
         "echo \"unterminated",
+        "echo ${x:-$(rm -rf ~)}",
+        "echo \"${x:-`rm -rf ~`}\"",
     ] {
         assert!(!v(s).opaque.is_empty(), "{s}: {:?}", v(s));
     }
