@@ -105,9 +105,7 @@ impl Walker<'_> {
                         self.redirect(io, at, &mut reds);
                     }
                     // A compound's redirections write as a command's do.
-                    let writes: Vec<String> =
-                        reds.iter().filter(|r| r.writes()).map(|r| self.abs(&r.target, at)).collect();
-                    self.out.writes.extend(writes);
+                    self.redirect_writes(&reds, at);
                 }
             }
             ast::Command::Function(f) => {
@@ -354,9 +352,7 @@ impl Walker<'_> {
     ) {
         let Some(((first, _), rest)) = words.split_first() else {
             // Assignments or redirections alone.
-            let writes: Vec<String> =
-                redirects.iter().filter(|r| r.writes()).map(|r| self.abs(&r.target, at)).collect();
-            self.out.writes.extend(writes);
+            self.redirect_writes(&redirects, at);
             if assigns.iter().any(|a| a.starts_with("IFS=")) {
                 self.opaque("IFS is changed");
             }
@@ -538,6 +534,12 @@ impl Walker<'_> {
                 }
             }
         }
+    }
+
+    /// Records the files redirections write, for redirections that belong to no command.
+    fn redirect_writes(&mut self, reds: &[Redirect], at: &At) {
+        let writes: Vec<String> = reds.iter().filter(|r| r.writes()).map(|r| self.abs(&r.target, at)).collect();
+        self.out.writes.extend(writes);
     }
 
     fn mark(&mut self, index: usize, why: &str) {
