@@ -95,13 +95,17 @@ struct Checker<'a> {
 }
 
 /// Where a condition is being checked.
+/// Names that start a value (`args.x`, `shell.commands`, ...): no set may take them.
+const RESERVED_ROOTS: &[&str] = &["tool", "args", "trace", "principal", "result", "shell", "writes", "urls"];
+
 struct Ctx<'m> {
     file: FileId,
     module: &'m Module,
     side: Side,
     /// The tools the rule is on, when all are known exactly.
     tools: Option<Vec<String>>,
-    vars: Vec<(String, u32)>,
+    /// Quantifier variables in scope: name, id, element type.
+    vars: Vec<(String, u32, Ty)>,
 }
 
 impl Checker<'_> {
@@ -274,6 +278,15 @@ impl Checker<'_> {
 
     fn set_decl(&mut self, file: FileId, s: &ast::SetDecl, m: &mut Module) {
         let loc = Loc { file, span: s.name.span };
+        if RESERVED_ROOTS.contains(&s.name.name.as_str()) {
+            self.err(
+                Diag::error("fak::check::reserved_name", file, s.name.span)
+                    .message(format!("`{}` names a value every rule can read; a set cannot take it", s.name.name))
+                    .label("reserved")
+                    .help(format!("give the set another name, such as `{}_set`", s.name.name)),
+            );
+            return;
+        }
         if let Some(prev) = m.sets.get(&s.name.name) {
             let prev = prev.loc;
             self.err(
@@ -697,7 +710,7 @@ impl Checker<'_> {
             ExprKind::Lit(ast::Lit::Bool(b, _)) => Some(if *b { ir::Expr::True } else { ir::Expr::False }),
             ExprKind::Quant(q, var, list, body) => {
                 let (lv, lt) = self.value(ctx, list)?;
-                if !matches!(lt, Ty::List | Ty::Any) {
+                if !(lt.is_list() || lt == Ty::Any) {
                     self.err(type_err(
                         ctx.file,
                         list.span,
@@ -708,7 +721,7 @@ impl Checker<'_> {
                 }
                 let id = self.next_var;
                 self.next_var += 1;
-                ctx.vars.push((var.name.clone(), id));
+                ctx.vars.push((var.name.clone(), id, lt.elem()));
                 let body = self.cond(ctx, body);
                 ctx.vars.pop();
                 Some(ir::Expr::Quant { all: *q == ast::Quant::All, var: id, list: lv, body: Box::new(body?) })
@@ -800,7 +813,7 @@ impl Checker<'_> {
                 Some(ir::Expr::Atom(Atom::Cmp(cmp, lv, rv)))
             }
             BinOp::In => {
-                if !matches!(rt, Ty::List | Ty::Any) {
+                if !(rt.is_list() || rt == Ty::Any) {
                     self.err(type_err(
                         file,
                         r.span,
@@ -812,7 +825,7 @@ impl Checker<'_> {
                 Some(ir::Expr::Atom(Atom::In(lv, if lt == Ty::Path { paths_of(rv) } else { rv })))
             }
             BinOp::Contains => {
-                if !matches!(lt, Ty::Str | Ty::Path | Ty::List | Ty::Any) {
+                if !(lt.is_list() || matches!(lt, Ty::Str | Ty::Path | Ty::Any)) {
                     self.err(type_err(
                         file,
                         l.span,
@@ -821,7 +834,7 @@ impl Checker<'_> {
                     ));
                     return None;
                 }
-                Some(ir::Expr::Atom(Atom::Contains(lv, rv)))
+                Some(ir::Expr::Atom(Atom::Contains(lv, if lt == Ty::Path { fold_lit(rv) } else { rv })))
             }
             BinOp::StartsWith | BinOp::EndsWith => {
                 if !lt.is_textual() {
@@ -835,6 +848,8 @@ impl Checker<'_> {
                 }
                 let rv = if lt == Ty::Path && op == BinOp::StartsWith && matches!(rv, Value::Lit(_)) {
                     path_of(rv)
+                } else if lt == Ty::Path {
+                    fold_lit(rv)
                 } else {
                     rv
                 };
@@ -974,7 +989,7 @@ impl Checker<'_> {
                 Some(ir::Expr::Atom(Atom::In(lv, if lt == Ty::Path { paths_of(list) } else { list })))
             }
             (BinOp::Contains, ast::SetKind::Strings) => {
-                if !matches!(lt, Ty::Str | Ty::Path | Ty::List | Ty::Any) {
+                if !(lt.is_list() || matches!(lt, Ty::Str | Ty::Path | Ty::Any)) {
                     self.err(type_err(
                         file,
                         lspan,
@@ -1037,7 +1052,7 @@ impl Checker<'_> {
     /// `Some` when the expression names a set: `Some(Err)` after reporting a problem.
     fn set_ref(&mut self, ctx: &Ctx<'_>, e: &ast::Expr) -> Option<Option<SetDef>> {
         let ExprKind::Path(p) = &e.kind else { return None };
-        if ctx.vars.iter().any(|(n, _)| *n == p.root.name) {
+        if ctx.vars.iter().any(|(n, _, _)| *n == p.root.name) {
             return None;
         }
         if p.segs.is_empty() {
@@ -1189,8 +1204,24 @@ impl Checker<'_> {
     fn path(&mut self, ctx: &mut Ctx<'_>, p: &ast::ValuePath) -> Option<(Value, Ty)> {
         let file = ctx.file;
         let segs: Vec<String> = p.segs.iter().map(|s| s.name().to_string()).collect();
-        if let Some((_, id)) = ctx.vars.iter().rev().find(|(n, _)| *n == p.root.name) {
-            return Some((Value::Var(*id, segs), Ty::Any));
+        if let Some((_, id, ty)) = ctx.vars.iter().rev().find(|(n, _, _)| *n == p.root.name) {
+            let (id, mut ty) = (*id, *ty);
+            // Fields of a view's record are typed; other values are JSON, known at run time.
+            for seg in &p.segs {
+                let Some(fields) = crate::view::fields(ty) else {
+                    ty = Ty::Any;
+                    break;
+                };
+                match fields.iter().find(|(n, _, _)| *n == seg.name()) {
+                    Some((_, t, _)) => ty = *t,
+                    None => {
+                        self.unknown_field(file, seg, ty, fields);
+                        return None;
+                    }
+                }
+            }
+            let v = Value::Var(id, segs);
+            return Some(if ty == Ty::Path { (path_of(v), Ty::Path) } else { (v, ty) });
         }
         let no_fields = |this: &mut Self, what: &str| -> Option<(Value, Ty)> {
             if let Some(s) = p.segs.first() {
@@ -1225,6 +1256,7 @@ impl Checker<'_> {
                 let v = Value::Args(segs);
                 Some(if t == Ty::Path { (path_of(v), Ty::Path) } else { (v, t) })
             }
+            "shell" | "writes" | "urls" => self.view_root(ctx, p, &segs),
             "trace" => match segs.as_slice() {
                 [t] if t == "taint" => Some((Value::TaintRank, Ty::Taint)),
                 _ => {
@@ -1270,7 +1302,8 @@ impl Checker<'_> {
                 let mut candidates: Vec<&str> = vec!["tool", "args", "trace", "principal", "result"];
                 candidates.extend(ctx.module.sets.keys().map(String::as_str));
                 candidates.extend(ctx.module.imports.keys().map(String::as_str));
-                candidates.extend(ctx.vars.iter().map(|(n, _)| n.as_str()));
+                candidates.extend(ctx.vars.iter().map(|(n, _, _)| n.as_str()));
+                candidates.extend(crate::view::ROOTS.iter().copied());
                 let help = match did_you_mean(name, candidates.iter().copied()) {
                     Some(s) => format!("did you mean `{s}`?"),
                     None => "values are `tool`, `args.<key>`, `trace.taint`, `principal`, `result.text`, a set, or a quantifier variable".to_string(),
@@ -1284,6 +1317,61 @@ impl Checker<'_> {
                 None
             }
         }
+    }
+
+    /// `shell.commands`, `shell.opaque`, `writes`, `urls`.
+    fn view_root(&mut self, ctx: &Ctx<'_>, p: &ast::ValuePath, segs: &[String]) -> Option<(Value, Ty)> {
+        use crate::view::Field;
+        let file = ctx.file;
+        if ctx.side == Side::Result {
+            self.err(
+                Diag::error("fak::check::wrong_side", file, p.span)
+                    .message(format!("`{}` in a result rule", p.root.name))
+                    .label("results have no calls to look into")
+                    .help("result rules read `result.text` and `tool`"),
+            );
+            return None;
+        }
+        let field = match (p.root.name.as_str(), segs) {
+            ("shell", [s]) if s == "commands" => Field::Commands,
+            ("shell", [s]) if s == "opaque" => Field::Opaque,
+            ("writes", []) => Field::Writes,
+            ("urls", []) => Field::Urls,
+            (root, _) => {
+                let help = match root {
+                    "shell" => match did_you_mean(segs.first().map_or("", String::as_str), ["commands", "opaque"]) {
+                        Some(s) => format!("did you mean `shell.{s}`?"),
+                        None => "the shell view has `shell.commands` (each simple command) and `shell.opaque` (why parts cannot be seen through)".to_string(),
+                    },
+                    _ => format!(
+                        "`{root}` is a list; look inside it with `any({x} in {root}: ...)`",
+                        x = if root == "urls" { "u" } else { "p" }
+                    ),
+                };
+                self.err(
+                    Diag::error("fak::check::unknown_name", file, p.span)
+                        .message(format!("unknown view `{}`", crate::ast::print::path(p)))
+                        .label("not a view")
+                        .help(help),
+                );
+                return None;
+            }
+        };
+        Some((Value::View(field), field.ty()))
+    }
+
+    fn unknown_field(&mut self, file: FileId, seg: &ast::Seg, ty: Ty, fields: &[(&str, Ty, &str)]) {
+        let names = fields.iter().map(|(n, _, _)| *n);
+        let help = match did_you_mean(seg.name(), names.clone()) {
+            Some(s) => format!("did you mean `{s}`?"),
+            None => format!("a {} has {}", ty.name(), names.map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")),
+        };
+        self.err(
+            Diag::error("fak::check::unknown_field", file, seg.span())
+                .message(format!("a {} has no field `{}`", ty.name(), seg.name()))
+                .label("no such field")
+                .help(help),
+        );
     }
 
     fn arg_type(&mut self, file: FileId, p: &ast::ValuePath, key: &str, tools: &[String]) -> Ty {
@@ -1429,6 +1517,14 @@ fn path_of(v: Value) -> Value {
     match v {
         p @ Value::Path(_) => p,
         other => Value::Path(Box::new(other)),
+    }
+}
+
+/// A string literal looked for inside a canonical path is folded the same way.
+fn fold_lit(v: Value) -> Value {
+    match v {
+        Value::Lit(Lit(Json::String(s))) => Value::Lit(Lit(Json::String(crate::path::fold(&s).into_owned()))),
+        other => other,
     }
 }
 

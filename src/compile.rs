@@ -187,6 +187,20 @@ pub struct Explain {
     pub rules: Vec<(String, bool)>,
     /// Rules the prefilters ruled out without evaluating.
     pub skipped: usize,
+    /// What the deciding rule found: the commands, paths or URLs its `any` held for.
+    pub found: Vec<String>,
+    /// The call's views, when a rule read them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub view: Option<ViewSummary>,
+}
+
+/// The views of a call, described for `--explain`.
+#[derive(Clone, Debug, Default, serde::Serialize)]
+pub struct ViewSummary {
+    pub commands: Vec<String>,
+    pub opaque: Vec<String>,
+    pub writes: Vec<String>,
+    pub urls: Vec<String>,
 }
 
 /// Decides one call.
@@ -206,7 +220,7 @@ fn decide_inner(dag: &Dag, call: &Call, trace: &TraceState, ex: Option<&mut Expl
         Ok(n) => n,
         Err(v) => return v,
     };
-    let input = Input { nodes, tool: &call.tool, args: &call.args, result_text: None, trace };
+    let input = Input::new(nodes, &call.tool, &call.args, None, trace);
     run(dag, Side::Call, &input, ex)
 }
 
@@ -228,7 +242,7 @@ fn admit_inner(dag: &Dag, result: &ToolResult, trace: &TraceState, ex: Option<&m
     };
     static EMPTY: std::sync::OnceLock<Json> = std::sync::OnceLock::new();
     let args = EMPTY.get_or_init(|| Json::Object(serde_json::Map::new()));
-    let input = Input { nodes, tool: &result.tool, args, result_text: Some(&result.text), trace };
+    let input = Input::new(nodes, &result.tool, args, Some(&result.text), trace);
     run(dag, Side::Result, &input, ex)
 }
 
@@ -350,7 +364,33 @@ fn run(dag: &Dag, side: Side, input: &Input<'_>, mut ex: Option<&mut Explain>) -
             }
         }
     }
-    out.finish(program, side, input.tool, input.args)
+    let v = out.finish(program, side, input.tool, input.args);
+    if let Some(e) = ex {
+        explain_found(program, input, &v, e);
+    }
+    v
+}
+
+/// Re-evaluates the deciding rule, plainly, to name what it found, and describes the views.
+fn explain_found(program: &ir::Program, input: &Input<'_>, v: &Verdict, e: &mut Explain) {
+    if v.by.loc.is_some() {
+        if let Some(rule) = program.rules.iter().find(|r| r.id == v.by.rule) {
+            let mut scope = Scope::new(input);
+            scope.witnesses = Some(Vec::new());
+            let _ = scope.expr(&rule.cond);
+            let mut found = scope.witnesses.unwrap_or_default();
+            found.dedup();
+            e.found = found;
+        }
+    }
+    if let Some(view) = input.view_if_computed() {
+        e.view = Some(ViewSummary {
+            commands: view.shell.commands.iter().map(|c| crate::eval::describe(&V::Cmd(c))).collect(),
+            opaque: view.shell.opaque.clone(),
+            writes: view.writes.clone(),
+            urls: view.urls.iter().map(|u| u.url.clone()).collect(),
+        });
+    }
 }
 
 /// The rules in the order a bucket tries them: advisories (all evaluated), then DENY,

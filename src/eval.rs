@@ -45,17 +45,25 @@ pub struct TraceState {
     pub principal: Option<String>,
     /// The workspace root relative paths are resolved against, normalised.
     pub workspace: String,
+    /// The home directory `~` and `$HOME` stand for in commands and paths, normalised.
+    pub home: String,
 }
 
 impl Default for TraceState {
     fn default() -> Self {
-        TraceState { taint: 0, principal: None, workspace: "/".to_string() }
+        TraceState { taint: 0, principal: None, workspace: "/".to_string(), home: "/root".to_string() }
     }
 }
 
 impl TraceState {
     pub fn with_workspace(workspace: &str) -> TraceState {
         TraceState { workspace: crate::path::normalize(workspace, "/"), ..TraceState::default() }
+    }
+
+    /// The same state with another home directory.
+    pub fn home(mut self, home: &str) -> TraceState {
+        self.home = crate::path::normalize(home, "/");
+        self
     }
 }
 
@@ -275,6 +283,36 @@ pub(crate) struct Input<'a> {
     pub args: &'a Json,
     pub result_text: Option<&'a str>,
     pub trace: &'a TraceState,
+    /// The call's views, computed on first use and shared by every rule.
+    view: std::cell::OnceCell<crate::view::CallView>,
+}
+
+impl<'a> Input<'a> {
+    pub(crate) fn new(
+        nodes: u64,
+        tool: &'a str,
+        args: &'a Json,
+        result_text: Option<&'a str>,
+        trace: &'a TraceState,
+    ) -> Input<'a> {
+        Input { nodes, tool, args, result_text, trace, view: std::cell::OnceCell::new() }
+    }
+
+    /// The views, when a rule has already asked for them.
+    pub(crate) fn view_if_computed(&self) -> Option<&crate::view::CallView> {
+        self.view.get()
+    }
+
+    /// The call's views (shell, writes, URLs), computed once.
+    pub(crate) fn view(&self) -> &crate::view::CallView {
+        self.view.get_or_init(|| {
+            if self.result_text.is_some() {
+                return crate::view::CallView::default();
+            }
+            let env = crate::view::Env { workspace: &self.trace.workspace, home: &self.trace.home };
+            crate::view::of(self.tool, self.args, &env)
+        })
+    }
 }
 
 #[derive(Debug)]
@@ -294,6 +332,14 @@ pub(crate) enum V<'a> {
     N(f64),
     B(bool),
     L(Vec<V<'a>>),
+    /// Lists and records of the call's views, borrowed.
+    Strs(&'a [String]),
+    Cmds(&'a [crate::shell::Command]),
+    Cmd(&'a crate::shell::Command),
+    Redirs(&'a [crate::shell::Redirect]),
+    Redir(&'a crate::shell::Redirect),
+    Urls(&'a [crate::view::Url]),
+    Url(&'a crate::view::Url),
 }
 
 impl<'a> V<'a> {
@@ -307,7 +353,13 @@ impl<'a> V<'a> {
             V::S(s) => Some(Cow::Borrowed(s.as_ref())),
             V::N(n) => Some(Cow::Owned(num_text(*n))),
             V::B(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
-            V::L(items) => Some(Cow::Owned(Json::Array(items.iter().map(V::to_json).collect()).to_string())),
+            V::L(_) | V::Strs(_) | V::Cmds(_) | V::Redirs(_) | V::Urls(_) => {
+                Some(Cow::Owned(self.to_json().to_string()))
+            }
+            // A record reads as its text: a command's source, a redirection's target, a URL.
+            V::Cmd(c) => Some(Cow::Borrowed(c.text.as_str())),
+            V::Redir(r) => Some(Cow::Borrowed(r.target.as_str())),
+            V::Url(u) => Some(Cow::Borrowed(u.url.as_str())),
         }
     }
 
@@ -332,15 +384,66 @@ impl<'a> V<'a> {
             V::N(n) => serde_json::Number::from_f64(*n).map_or(Json::Null, Json::Number),
             V::B(b) => Json::Bool(*b),
             V::L(items) => Json::Array(items.iter().map(V::to_json).collect()),
+            V::Strs(s) => Json::Array(s.iter().map(|x| Json::String(x.clone())).collect()),
+            V::Cmds(_) | V::Redirs(_) | V::Urls(_) => {
+                Json::Array(self.items().unwrap_or_default().iter().map(V::to_json).collect())
+            }
+            V::Cmd(_) | V::Redir(_) | V::Url(_) => self.text().map_or(Json::Null, |t| Json::String(t.into_owned())),
         }
     }
 
     /// Elements when the value is a list.
-    fn items(&self) -> Option<Vec<V<'a>>> {
+    pub(crate) fn items(&self) -> Option<Vec<V<'a>>> {
         match self {
             V::J(Json::Array(a)) => Some(a.iter().map(V::J).collect()),
             V::L(items) => Some(items.clone()),
+            V::Strs(s) => Some(s.iter().map(|x| V::S(Cow::Borrowed(x.as_str()))).collect()),
+            V::Cmds(c) => Some(c.iter().map(V::Cmd).collect()),
+            V::Redirs(r) => Some(r.iter().map(V::Redir).collect()),
+            V::Urls(u) => Some(u.iter().map(V::Url).collect()),
             _ => None,
+        }
+    }
+
+    /// A field of a record (a view's command, redirection or URL).
+    fn field(&self, key: &str) -> V<'a> {
+        let s = |x: &'a str| V::S(Cow::Borrowed(x));
+        let opt = |x: &'a Option<String>| x.as_deref().map_or(V::Absent, s);
+        match *self {
+            V::Cmd(c) => match key {
+                "name" => s(&c.name),
+                "args" => V::Strs(&c.args),
+                "flags" => V::Strs(&c.flags),
+                "operands" => V::Strs(&c.operands),
+                "subcommand" => opt(&c.subcommand),
+                "assigns" => V::Strs(&c.assigns),
+                "redirects" => V::Redirs(&c.redirects),
+                "via" => V::Strs(&c.via),
+                "code" => opt(&c.code),
+                "opaque" => opt(&c.opaque),
+                "upstream" => V::Strs(&c.upstream),
+                "writes" => V::Strs(&c.writes),
+                "recursive" => V::B(c.recursive),
+                "text" => s(&c.text),
+                _ => V::Absent,
+            },
+            V::Redir(r) => match key {
+                "op" => s(&r.op),
+                "fd" => r.fd.map_or(V::Absent, |n| V::N(f64::from(n))),
+                "target" => s(&r.target),
+                "body" => r.body.as_ref().map_or(V::Absent, |b| s(&b.text)),
+                _ => V::Absent,
+            },
+            V::Url(u) => match key {
+                "url" => s(&u.url),
+                "scheme" => s(&u.scheme),
+                "host" => s(&u.host),
+                "port" => u.port.map_or(V::Absent, |p| V::N(f64::from(p))),
+                "path" => s(&u.path),
+                "by" => s(&u.by),
+                _ => V::Absent,
+            },
+            _ => V::Absent,
         }
     }
 }
@@ -372,11 +475,13 @@ pub(crate) struct Scope<'a> {
     pub input: &'a Input<'a>,
     pub vars: Vec<(u32, V<'a>)>,
     pub steps: u64,
+    /// For explanations: the items for which an `any` held, described.
+    pub witnesses: Option<Vec<String>>,
 }
 
 impl<'a> Scope<'a> {
     pub(crate) fn new(input: &'a Input<'a>) -> Scope<'a> {
-        Scope { input, vars: Vec::new(), steps: 0 }
+        Scope { input, vars: Vec::new(), steps: 0, witnesses: None }
     }
 
     pub(crate) fn step(&mut self) -> Result<(), EvalError> {
@@ -420,12 +525,21 @@ impl<'a> Scope<'a> {
             Value::Path(inner) => {
                 let x = self.value(inner);
                 match &x {
-                    V::J(Json::String(s)) => V::S(Cow::Owned(crate::path::normalize(s, &self.input.trace.workspace))),
-                    V::S(s) => V::S(Cow::Owned(crate::path::normalize(s, &self.input.trace.workspace))),
+                    V::J(Json::String(s)) => V::S(Cow::Owned(crate::path::canonical(s, &self.input.trace.workspace))),
+                    V::S(s) => V::S(Cow::Owned(crate::path::canonical(s, &self.input.trace.workspace))),
                     _ => V::Absent,
                 }
             }
             Value::Has(inner) => V::B(!matches!(self.value(inner), V::Absent | V::J(Json::Null))),
+            Value::View(f) => {
+                let view = self.input.view();
+                match f {
+                    crate::view::Field::Commands => V::Cmds(&view.shell.commands),
+                    crate::view::Field::Opaque => V::Strs(&view.shell.opaque),
+                    crate::view::Field::Writes => V::Strs(&view.writes),
+                    crate::view::Field::Urls => V::Urls(&view.urls),
+                }
+            }
         }
     }
 
@@ -520,6 +634,15 @@ impl<'a> Scope<'a> {
                     self.step()?;
                     self.vars.push((*var, item));
                     let r = self.expr(body);
+                    let r = match r {
+                        Ok(true) if !*all && self.witnesses.is_some() => {
+                            if let (Some(w), Some((_, item))) = (self.witnesses.as_mut(), self.vars.last()) {
+                                w.push(describe(item));
+                            }
+                            Ok(true)
+                        }
+                        other => other,
+                    };
                     self.vars.pop();
                     if r? != *all {
                         result = !*all;
@@ -532,13 +655,32 @@ impl<'a> Scope<'a> {
     }
 }
 
-/// Matches a normalised absolute path against a glob: absolute patterns see the whole
-/// path, relative ones the path inside the workspace.
+/// An item a quantifier found, for explanations: a command with the wrappers it was found
+/// in, a URL, a path.
+pub(crate) fn describe(v: &V<'_>) -> String {
+    match v {
+        V::Cmd(c) => {
+            let mut s =
+                std::iter::once(c.name.as_str()).chain(c.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
+            if !c.via.is_empty() {
+                s.push_str(&format!(" (inside {})", c.via.join(" → ")));
+            }
+            if let Some(o) = &c.opaque {
+                s.push_str(&format!(" [opaque: {o}]"));
+            }
+            s
+        }
+        other => other.text().map_or_else(String::new, |t| t.into_owned()),
+    }
+}
+
+/// Matches a canonical absolute path against a glob: absolute patterns see the whole
+/// path, relative ones the path inside the (folded) workspace.
 pub(crate) fn glob_match(g: &ir::Glob, abs: &str, workspace: &str) -> bool {
     if g.absolute {
         g.is_match(abs)
     } else {
-        crate::path::relative(abs, workspace).is_some_and(|rel| g.is_match(rel))
+        crate::path::relative(abs, &crate::path::fold(workspace)).is_some_and(|rel| g.is_match(rel))
     }
 }
 
@@ -547,6 +689,7 @@ fn lookup<'a>(mut v: V<'a>, path: &[String]) -> V<'a> {
         v = match v {
             V::J(Json::Object(o)) => o.get(key).map_or(V::Absent, V::J),
             V::J(Json::Array(a)) => key.parse::<usize>().ok().and_then(|i| a.get(i)).map_or(V::Absent, V::J),
+            V::Cmd(_) | V::Redir(_) | V::Url(_) => v.field(key),
             _ => V::Absent,
         };
     }

@@ -257,6 +257,8 @@ pub enum Value {
     Path(Box<Value>),
     /// Whether the value is present.
     Has(Box<Value>),
+    /// A view of the call (`shell.commands`, `writes`, ...; see `crate::view`).
+    View(crate::view::Field),
 }
 
 impl Value {
@@ -450,7 +452,9 @@ pub fn compile_regex_now(src: &str) -> Result<Regex, String> {
 }
 
 pub fn compile_glob(src: &str) -> Result<Glob, String> {
+    // Case-insensitive: rules compare paths in canonical, case-folded form (`path::canonical`).
     let glob = globset::GlobBuilder::new(src)
+        .case_insensitive(true)
         .literal_separator(true)
         .backslash_escape(true)
         .empty_alternates(true)
@@ -581,6 +585,7 @@ pub fn describe_value(v: &Value) -> String {
         Value::Lower(inner) => format!("lower({})", describe_value(inner)),
         Value::Path(inner) => format!("path({})", describe_value(inner)),
         Value::Has(inner) => format!("has({})", describe_value(inner)),
+        Value::View(f) => f.name().to_string(),
     }
 }
 

@@ -42,3 +42,4 @@ pub mod snapshot;
 pub mod stdlib;
 pub mod syntax;
 pub mod tools;
+pub mod view;

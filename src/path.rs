@@ -1,4 +1,17 @@
 //! Lexical path normalisation: what a path names, without touching the file system.
+//!
+//! Two forms. `normalize` is the path as written, made absolute and cleaned (`.`, `..`, `//`,
+//! trailing `/`): what explanations show. `canonical` is the form rules compare: normalised,
+//! then folded the way case-insensitive file systems fold names — git's `core.protectHFS` and
+//! `core.protectNTFS` guard against exactly these aliases of `.git`:
+//!
+//! - letters are lower-cased (APFS, HFS+ and NTFS find `.GIT` as `.git`);
+//! - code points HFS+ ignores are removed (`.g\u{200c}it` is `.git`, CVE-2014-9390);
+//! - trailing dots and spaces of a name are dropped (NTFS opens `.git.` and `.git ` as `.git`);
+//! - the NTFS 8.3 short name `git~1` is `.git` (CVE-2019-1353).
+//!
+//! Folding is on for every path comparison (`glob`, `==`, `in`, `starts_with` on paths):
+//! over-matching a protected path costs a refusal, under-matching costs the repository.
 
 /// Makes `p` absolute against `workspace` and removes `.`, `..`, repeated and trailing `/`.
 /// `..` above the root stays at the root, as the kernel resolves it.
@@ -26,6 +39,48 @@ pub fn normalize(p: &str, workspace: &str) -> String {
         out.push('/');
     }
     out
+}
+
+/// The form of a path rules compare: `normalize`d, then folded as a case-insensitive file
+/// system would (see the module documentation). Idempotent.
+pub fn canonical(p: &str, workspace: &str) -> String {
+    // Names are folded before `.` and `..` are resolved: `..\u{200c}` names the parent on
+    // HFS+, so it must climb here too.
+    normalize(&fold(p), &fold(workspace))
+}
+
+/// Folds every name of a path (see the module documentation); `/`s are kept as they are.
+pub fn fold(p: &str) -> std::borrow::Cow<'_, str> {
+    let plain = p.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+        && !p.contains("~1")
+        && !p.split('/').any(needs_trim);
+    if plain {
+        return std::borrow::Cow::Borrowed(p);
+    }
+    let mut out = String::with_capacity(p.len());
+    for (i, seg) in p.split('/').enumerate() {
+        if i > 0 {
+            out.push('/');
+        }
+        let kept: String = seg.chars().filter(|c| !is_ignorable(*c)).collect::<String>().to_lowercase();
+        let trimmed = if needs_trim(&kept) { kept.trim_end_matches(['.', ' ']) } else { kept.as_str() };
+        out.push_str(if trimmed == "git~1" { ".git" } else { trimmed });
+    }
+    std::borrow::Cow::Owned(out)
+}
+
+/// Whether NTFS would drop trailing dots or spaces from this name (never from `.` or `..`,
+/// nor from a name that is only dots and spaces).
+fn needs_trim(seg: &str) -> bool {
+    seg.ends_with(['.', ' ']) && seg != "." && seg != ".." && !seg.trim_end_matches(['.', ' ']).is_empty()
+}
+
+/// Code points HFS+ ignores in file names (the list git's `is_hfs_dotgit` skips), and the
+/// other invisible format characters that render as nothing.
+pub fn is_ignorable(c: char) -> bool {
+    matches!(c,
+        '\u{00ad}' | '\u{200b}'..='\u{200f}' | '\u{202a}'..='\u{202e}' | '\u{2060}'..='\u{2064}'
+        | '\u{206a}'..='\u{206f}' | '\u{feff}')
 }
 
 /// The path relative to the workspace root, when it lies inside it (`""` for the root).
@@ -63,5 +118,28 @@ mod tests {
         assert_eq!(relative("/wsx/a", "/ws"), None);
         assert!(starts_with("/etc/passwd", "/etc"));
         assert!(!starts_with("/etcx", "/etc"));
+    }
+
+    #[test]
+    fn canonical_folds_what_case_insensitive_file_systems_fold() {
+        let ws = "/workspace/repo";
+        assert_eq!(canonical(".GIT/config", ws), "/workspace/repo/.git/config");
+        assert_eq!(canonical(".g\u{200c}it/hooks/pre-commit", ws), "/workspace/repo/.git/hooks/pre-commit");
+        assert_eq!(canonical("GIT~1/config", ws), "/workspace/repo/.git/config");
+        assert_eq!(canonical(".git./config", ws), "/workspace/repo/.git/config");
+        assert_eq!(canonical(".git /config", ws), "/workspace/repo/.git/config");
+        assert_eq!(canonical("Internal/Kernel/x.go", ws), "/workspace/repo/internal/kernel/x.go");
+        assert_eq!(canonical("a/.../b", ws), "/workspace/repo/a/.../b");
+        assert_eq!(canonical("src/main.rs", ws), "/workspace/repo/src/main.rs");
+        assert_eq!(canonical("/Users/Dev/X", ws), "/users/dev/x");
+        // Names are folded before `..` is resolved.
+        assert_eq!(canonical("a./..", ws), "/workspace/repo");
+        assert_eq!(canonical("src/..\u{200c}/.git/config", ws), "/workspace/repo/.git/config");
+        assert_eq!(canonical("x/\u{200c}/y", ws), "/workspace/repo/x/y");
+        assert_eq!(canonical("a", "/Work/Repo"), "/work/repo/a");
+        for p in [".GIT/config", "a. /b", "GIT~1", "\u{feff}x", "/"] {
+            let once = canonical(p, ws);
+            assert_eq!(canonical(&once, ws), once, "{p:?}");
+        }
     }
 }

@@ -17,6 +17,16 @@ pub enum Ty {
     Taint,
     /// Unknown until run time (a tool fak has no schema for).
     Any,
+    /// Lists of a view: strings, paths, commands, redirections, URLs.
+    Strs,
+    Paths,
+    Cmds,
+    Redirs,
+    Urls,
+    /// Records of a view (`crate::view` lists their fields).
+    Cmd,
+    Redir,
+    Url,
 }
 
 impl Ty {
@@ -29,6 +39,31 @@ impl Ty {
             Ty::List => "list",
             Ty::Taint => "taint",
             Ty::Any => "any",
+            Ty::Strs => "list of strings",
+            Ty::Paths => "list of paths",
+            Ty::Cmds => "list of commands",
+            Ty::Redirs => "list of redirections",
+            Ty::Urls => "list of URLs",
+            Ty::Cmd => "command",
+            Ty::Redir => "redirection",
+            Ty::Url => "URL",
+        }
+    }
+
+    /// Whether the value is a list (of anything).
+    pub fn is_list(self) -> bool {
+        matches!(self, Ty::List | Ty::Strs | Ty::Paths | Ty::Cmds | Ty::Redirs | Ty::Urls)
+    }
+
+    /// What a quantifier variable over a list of this type holds.
+    pub fn elem(self) -> Ty {
+        match self {
+            Ty::Strs => Ty::Str,
+            Ty::Paths => Ty::Path,
+            Ty::Cmds => Ty::Cmd,
+            Ty::Redirs => Ty::Redir,
+            Ty::Urls => Ty::Url,
+            _ => Ty::Any,
         }
     }
 
@@ -174,8 +209,8 @@ pub fn validate(tool: &str, args: &serde_json::Value) -> Result<(), String> {
             Str | Path => v.is_string(),
             Num => v.is_number(),
             Bool => v.is_boolean(),
-            List => v.is_array(),
-            Taint | Any => true,
+            List | Strs | Paths | Cmds | Redirs | Urls => v.is_array(),
+            Taint | Any | Cmd | Redir | Url => true,
         };
         if !ok {
             return Err(format!("argument `{key}` of `{tool}` must be a {}", ty.name()));

@@ -74,6 +74,23 @@ pub fn explain_text(v: &Verdict, ex: &Explain, sources: &Sources) -> String {
         s.push_str("  no rule was consulted: the input was refused before the rules ran\n");
         return s;
     }
+    for f in &ex.found {
+        s.push_str(&format!("  found: {f}\n"));
+    }
+    if let Some(view) = &ex.view {
+        for c in &view.commands {
+            s.push_str(&format!("  command: {c}\n"));
+        }
+        for o in &view.opaque {
+            s.push_str(&format!("  opaque: {o}\n"));
+        }
+        for w in &view.writes {
+            s.push_str(&format!("  writes: {w}\n"));
+        }
+        for u in &view.urls {
+            s.push_str(&format!("  reaches: {u}\n"));
+        }
+    }
     let bucket =
         if ex.bucket == "*" { "the rules for any tool".to_string() } else { format!("the rules for `{}`", ex.bucket) };
     s.push_str(&format!("  looked at {bucket}; prefilters ruled out {} without evaluating them\n", ex.skipped));

@@ -36,6 +36,9 @@ pub struct PreflightArgs {
     /// Relative paths are resolved against this directory. Default: the current directory.
     #[arg(long)]
     pub workspace: Option<PathBuf>,
+    /// The home directory `~` and `$HOME` stand for in commands and paths. Default: $HOME.
+    #[arg(long)]
+    pub home: Option<PathBuf>,
     /// The trace's taint level: trusted, untrusted or quarantined.
     #[arg(long, default_value = "trusted")]
     pub taint: String,
@@ -81,7 +84,9 @@ pub fn run(a: &PreflightArgs) -> ExitCode {
             Err(e) => return fail(format!("cannot read the current directory: {e}; pass --workspace")),
         },
     };
-    let mut trace = TraceState::with_workspace(&workspace.to_string_lossy());
+    let home =
+        a.home.clone().or_else(|| std::env::var_os("HOME").map(PathBuf::from)).unwrap_or_else(|| PathBuf::from("/"));
+    let mut trace = TraceState::with_workspace(&workspace.to_string_lossy()).home(&home.to_string_lossy());
     trace.taint = taint;
     trace.principal = a.principal.clone();
     if let Some(batch) = &a.batch {

@@ -77,7 +77,7 @@ impl Prefilter {
                     }
                     if let Some((set_rel, atoms)) = &f.rel_globs {
                         let workspace = st.scope.input.trace.workspace.as_str();
-                        if let Some(rel) = crate::path::relative(text.as_ref(), workspace) {
+                        if let Some(rel) = crate::path::relative(text.as_ref(), &crate::path::fold(workspace)) {
                             for i in set_rel.matches(rel) {
                                 if let Some(a) = atoms.get(i) {
                                     hit(st, *a, true);
@@ -150,8 +150,10 @@ fn need(a: &Atom) -> Option<Need> {
             lits.filter(|l| !l.is_empty()).map(|l| Need::Literals(l, false))
         }
         Atom::Matches(_, re) => re.compiled.literals().map(|l| Need::Literals(l.to_vec(), false)),
-        Atom::Glob(_, g) => Some(match glob_literal(&g.src) {
-            Some(lit) => Need::Literals(vec![lit.into_bytes()], false),
+        // A glob sees the canonical, case-folded path: its literal is looked for folded. Only
+        // ASCII literals are (lower-casing other text is context-sensitive: a final sigma).
+        Atom::Glob(_, g) => Some(match glob_literal(&g.src).filter(|l| l.is_ascii()) {
+            Some(lit) => Need::Literals(vec![lit.to_ascii_lowercase().into_bytes()], false),
             None => Need::Glob,
         }),
         _ => None,

@@ -13,7 +13,7 @@ pub fn decide(program: &ir::Program, call: &Call, trace: &TraceState) -> Verdict
         Ok(n) => n,
         Err(v) => return v,
     };
-    let input = Input { nodes, tool: &call.tool, args: &call.args, result_text: None, trace };
+    let input = Input::new(nodes, &call.tool, &call.args, None, trace);
     run(program, Side::Call, &input)
 }
 
@@ -23,7 +23,7 @@ pub fn admit(program: &ir::Program, result: &ToolResult, trace: &TraceState) -> 
         Err(v) => return v,
     };
     let args = serde_json::Value::Object(serde_json::Map::new());
-    let input = Input { nodes, tool: &result.tool, args: &args, result_text: Some(&result.text), trace };
+    let input = Input::new(nodes, &result.tool, &args, Some(&result.text), trace);
     run(program, Side::Result, &input)
 }
 

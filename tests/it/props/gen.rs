@@ -752,7 +752,7 @@ fn atom(c: &mut impl Choices, ctx: &Ctx) -> String {
             format!("{} glob {set}", glob_field(c, ctx))
         }
         21 => {
-            let set = *c.pick(&["tools.readers", "tools.writers", "tools.mcp_readers", "tools.shell"]);
+            let set = *c.pick(&["tools.readers", "tools.writers", "tools.mcp_readers", "tools.terminal"]);
             format!("tool in {set}")
         }
         _ => {

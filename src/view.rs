@@ -1,0 +1,286 @@
+//! The views a rule reads besides the raw arguments: what a call really does.
+//!
+//! Computed at most once per decision, on first use, and shared by every rule (`eval::Input`
+//! holds it): the shell view of a Bash `command` (`shell.commands`, `shell.opaque`), every
+//! file the call writes (`writes`: file tools' targets and the shell's), and every URL it
+//! reaches (`urls`: WebFetch's `url`, and the targets of `curl`, `wget`, `nc`, ...). The
+//! checker types field accesses with the tables here, so a misspelt field is a diagnostic,
+//! not a rule that silently never fires.
+
+use serde_json::Value as Json;
+
+use crate::shell::{self, Command};
+use crate::tools::Ty;
+
+/// The views of one call.
+#[derive(Clone, Debug, Default)]
+pub struct CallView {
+    pub shell: shell::View,
+    /// Every file the call writes, absolute and normalised (as written; rules compare the
+    /// canonical form).
+    pub writes: Vec<String>,
+    pub urls: Vec<Url>,
+}
+
+/// A view root a rule can name.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+pub enum Field {
+    /// `shell.commands`
+    Commands,
+    /// `shell.opaque`
+    Opaque,
+    /// `writes`
+    Writes,
+    /// `urls`
+    Urls,
+}
+
+impl Field {
+    pub fn name(self) -> &'static str {
+        match self {
+            Field::Commands => "shell.commands",
+            Field::Opaque => "shell.opaque",
+            Field::Writes => "writes",
+            Field::Urls => "urls",
+        }
+    }
+
+    pub fn ty(self) -> Ty {
+        match self {
+            Field::Commands => Ty::Cmds,
+            Field::Opaque => Ty::Strs,
+            Field::Writes => Ty::Paths,
+            Field::Urls => Ty::Urls,
+        }
+    }
+}
+
+/// Names that start a view, reserved: no set may take them.
+pub const ROOTS: &[&str] = &["shell", "writes", "urls"];
+
+/// The fields of a command (`c` in `any(c in shell.commands: ...)`), with their types and
+/// what they hold; docs/POLICY.md repeats this table.
+pub const COMMAND_FIELDS: &[(&str, Ty, &str)] = &[
+    ("name", Ty::Str, "the program as bash finds it, lower-cased, without quotes or directory"),
+    ("args", Ty::Strs, "the arguments after quote removal"),
+    ("flags", Ty::Strs, "options normalised for the program (`recursive`, `force` for rm)"),
+    ("operands", Ty::Strs, "the arguments that are not options"),
+    ("subcommand", Ty::Str, "`push` of `git push`, `run` of `npm run`"),
+    ("assigns", Ty::Strs, "`NAME=value` assignments before the command"),
+    ("redirects", Ty::Redirs, "its redirections"),
+    ("via", Ty::Strs, "the wrappers it was found inside, outermost first"),
+    ("code", Ty::Str, "program text given to an interpreter (`python3 -c`, `perl -e`)"),
+    ("opaque", Ty::Str, "why it cannot be seen through, when it cannot"),
+    ("upstream", Ty::Strs, "the programs piping into its standard input"),
+    ("writes", Ty::Paths, "the files it writes"),
+    ("recursive", Ty::Bool, "it runs the shell function it is defined in (a fork bomb)"),
+    ("text", Ty::Str, "its source text"),
+];
+
+pub const REDIRECT_FIELDS: &[(&str, Ty, &str)] = &[
+    ("op", Ty::Str, "`>`, `>>`, `<`, `<<`, `<<<`, `&>`, ..."),
+    ("fd", Ty::Num, "the file descriptor written before the operator"),
+    ("target", Ty::Str, "the file, `&N`, or a here-document's delimiter"),
+    ("body", Ty::Str, "a here-document's or here-string's text"),
+];
+
+pub const URL_FIELDS: &[(&str, Ty, &str)] = &[
+    ("url", Ty::Str, "the whole URL, normalised"),
+    ("scheme", Ty::Str, "`https`, `http`, `ftp`, `tcp` (nc), `dns` (dig), ..."),
+    ("host", Ty::Str, "lower-case; IPv4 in dotted decimal whatever its spelling; IPv6 without brackets"),
+    ("port", Ty::Num, "the port, explicit or the scheme's default"),
+    ("path", Ty::Str, "the path and query"),
+    ("by", Ty::Str, "the tool or program that reaches it"),
+];
+
+/// The fields of a record type, for the checker.
+pub fn fields(t: Ty) -> Option<&'static [(&'static str, Ty, &'static str)]> {
+    match t {
+        Ty::Cmd => Some(COMMAND_FIELDS),
+        Ty::Redir => Some(REDIRECT_FIELDS),
+        Ty::Url => Some(URL_FIELDS),
+        _ => None,
+    }
+}
+
+/// Tools whose `command` argument is a shell command.
+pub const SHELL_TOOLS: &[&str] = &["Bash"];
+
+/// Tools that write the file their path argument names.
+const FILE_WRITERS: &[(&str, &str)] =
+    &[("Write", "file_path"), ("Edit", "file_path"), ("MultiEdit", "file_path"), ("NotebookEdit", "notebook_path")];
+
+/// Where the call runs and whose home `~` is.
+pub struct Env<'a> {
+    pub workspace: &'a str,
+    pub home: &'a str,
+}
+
+/// Computes the views of a call.
+pub fn of(tool: &str, args: &Json, env: &Env<'_>) -> CallView {
+    let mut v = CallView::default();
+    let arg = |k: &str| args.get(k).and_then(Json::as_str);
+    if SHELL_TOOLS.contains(&tool) {
+        if let Some(cmd) = arg("command") {
+            v.shell = shell::view(cmd, env.workspace, env.home);
+            v.writes.extend(v.shell.writes.iter().cloned());
+            for c in &v.shell.commands {
+                urls_of(c, &mut v.urls);
+            }
+        }
+    }
+    for (t, key) in FILE_WRITERS {
+        if *t == tool {
+            if let Some(p) = arg(key) {
+                v.writes.push(crate::path::normalize(&expand_home(p, env.home), env.workspace));
+            }
+        }
+    }
+    let mut seen = std::collections::HashSet::new();
+    v.writes.retain(|w| seen.insert(w.clone()));
+    if tool == "WebFetch" {
+        if let Some(u) = arg("url").and_then(|u| parse_url(u, "WebFetch")) {
+            v.urls.push(u);
+        }
+    }
+    v
+}
+
+fn expand_home(p: &str, home: &str) -> String {
+    match p.strip_prefix('~') {
+        Some("") => home.to_string(),
+        Some(rest) if rest.starts_with('/') => format!("{home}{rest}"),
+        _ => p.to_string(),
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// URLs
+
+/// A URL a call reaches.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Url {
+    pub url: String,
+    pub scheme: String,
+    pub host: String,
+    pub port: Option<u16>,
+    pub path: String,
+    pub by: String,
+}
+
+/// Programs that fetch or send over HTTP(S)/FTP, whose operands are URLs (a scheme-less one
+/// is `http://`, as curl and wget read it).
+const URL_CLIENTS: &[&str] =
+    &["curl", "wget", "aria2c", "http", "https", "xh", "lynx", "links", "w3m", "iwr", "irm", "invoke-webrequest"];
+
+/// Programs that open a TCP connection to `host port`.
+const SOCKET_CLIENTS: &[&str] = &["nc", "ncat", "netcat", "telnet"];
+
+/// Programs that resolve a name (their lookups leave the machine too).
+const DNS_CLIENTS: &[&str] = &["dig", "nslookup", "host", "drill"];
+
+fn urls_of(c: &Command, out: &mut Vec<Url>) {
+    let name = c.name.as_str();
+    if URL_CLIENTS.contains(&name) {
+        for op in &c.operands {
+            if op.starts_with('-') || op.is_empty() {
+                continue;
+            }
+            let looks_like_url = op.contains("://") || op.contains('.') || op.contains(':') || op == "localhost";
+            if looks_like_url {
+                let text = if op.contains("://") { op.clone() } else { format!("http://{op}") };
+                if let Some(u) = parse_url(&text, name) {
+                    out.push(u);
+                }
+            }
+        }
+    } else if SOCKET_CLIENTS.contains(&name) {
+        let ops: Vec<&String> = c.operands.iter().filter(|o| !o.starts_with('-')).collect();
+        if let Some(host) = ops.first() {
+            let port = ops.get(1).map_or(String::new(), |p| format!(":{p}"));
+            if let Some(u) = parse_url(&format!("tcp://{}{port}", bracket_v6(host)), name) {
+                out.push(u);
+            }
+        }
+    } else if DNS_CLIENTS.contains(&name) {
+        for op in c.operands.iter().filter(|o| !o.starts_with('-') && !o.starts_with('@') && o.contains('.')) {
+            if let Some(u) = parse_url(&format!("dns://{}", bracket_v6(op)), name) {
+                out.push(u);
+            }
+        }
+    }
+}
+
+fn bracket_v6(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]")
+    } else {
+        host.to_string()
+    }
+}
+
+/// Parses and normalises a URL with the WHATWG rules browsers use (the `url` crate): hosts
+/// lower-cased, IPv4 written in any base or short form (`0xA9FEA9FE`, `2852039166`,
+/// `0251.0376.0251.0376`, `169.254.43518`) becomes dotted decimal, IPv6 is compressed. An
+/// IPv4-mapped IPv6 address (`::ffff:169.254.169.254`) is its IPv4 address. `None` when it does
+/// not parse.
+pub fn parse_url(text: &str, by: &str) -> Option<Url> {
+    let u = url::Url::parse(text.trim()).ok()?;
+    let mut host = match u.host()? {
+        url::Host::Domain(d) => d.trim_end_matches('.').to_ascii_lowercase(),
+        url::Host::Ipv4(a) => a.to_string(),
+        url::Host::Ipv6(a) => match a.to_ipv4_mapped() {
+            Some(v4) => v4.to_string(),
+            None => a.to_string(),
+        },
+    };
+    if host.is_empty() {
+        host = ".".into();
+    }
+    let path = match u.query() {
+        Some(q) => format!("{}?{q}", u.path()),
+        None => u.path().to_string(),
+    };
+    Some(Url {
+        url: u.to_string(),
+        scheme: u.scheme().to_string(),
+        host,
+        port: u.port_or_known_default().or(match u.scheme() {
+            "dns" => Some(53),
+            _ => None,
+        }),
+        path,
+        by: by.to_string(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hosts_are_normalised() {
+        let h = |s: &str| parse_url(s, "t").map(|u| (u.host, u.port));
+        assert_eq!(h("http://169.254.169.254/latest"), Some(("169.254.169.254".into(), Some(80))));
+        assert_eq!(h("http://0xA9FEA9FE/"), Some(("169.254.169.254".into(), Some(80))));
+        assert_eq!(h("http://2852039166/"), Some(("169.254.169.254".into(), Some(80))));
+        assert_eq!(h("http://0251.0376.0251.0376/"), Some(("169.254.169.254".into(), Some(80))));
+        assert_eq!(h("http://169.254.43518/"), Some(("169.254.169.254".into(), Some(80))));
+        assert_eq!(h("http://[::ffff:169.254.169.254]/"), Some(("169.254.169.254".into(), Some(80))));
+        assert_eq!(h("http://[fd00:ec2:0::254]/"), Some(("fd00:ec2::254".into(), Some(80))));
+        assert_eq!(h("https://Metadata.Google.Internal./x"), Some(("metadata.google.internal".into(), Some(443))));
+        assert_eq!(h("not a url"), None);
+    }
+
+    #[test]
+    fn shell_and_fetch_urls() {
+        let env = Env { workspace: "/w", home: "/home/dev" };
+        let v = of("Bash", &serde_json::json!({"command": "curl -s 169.254.169.254/latest && nc 10.0.0.1 80"}), &env);
+        let hosts: Vec<(&str, &str)> = v.urls.iter().map(|u| (u.host.as_str(), u.by.as_str())).collect();
+        assert_eq!(hosts, [("169.254.169.254", "curl"), ("10.0.0.1", "nc")]);
+        let v = of("WebFetch", &serde_json::json!({"url": "https://docs.rs/x", "prompt": "p"}), &env);
+        assert_eq!(v.urls.first().map(|u| u.host.as_str()), Some("docs.rs"));
+        let v = of("Write", &serde_json::json!({"file_path": "~/.bashrc", "content": ""}), &env);
+        assert_eq!(v.writes, ["/home/dev/.bashrc"]);
+    }
+}
