@@ -6,6 +6,8 @@ use crate::load::Policy;
 
 /// The workspace test calls are resolved against, so a test means the same on every machine.
 pub const TEST_WORKSPACE: &str = "/workspace/repo";
+/// The home directory of test calls (`~`, `$HOME`).
+pub const TEST_HOME: &str = "/home/dev";
 
 pub struct TestOutcome<'p> {
     pub test: &'p ir::Test,
@@ -26,7 +28,7 @@ pub fn run(policy: &Policy) -> Vec<TestOutcome<'_>> {
 }
 
 fn run_one<'p>(policy: &'p Policy, t: &'p ir::Test) -> TestOutcome<'p> {
-    let mut trace = TraceState::with_workspace(TEST_WORKSPACE);
+    let mut trace = TraceState::with_workspace(TEST_WORKSPACE).home(TEST_HOME);
     trace.taint = t.taint;
     let verdict = match &t.input {
         ir::TestInput::Call { tool, args } => {

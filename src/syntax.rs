@@ -255,7 +255,7 @@ fn rule_name(r: Rule) -> Option<&'static str> {
         Rule::kw_with => "`with`",
         Rule::kw_as => "`as`",
         Rule::tool_name => "a tool name",
-        Rule::rule_ref => "a rule id",
+        Rule::rule_ref | Rule::rule_id => "a rule id",
         Rule::std_module => "a module such as `std.shell`",
         Rule::name | Rule::ident => "a name",
         Rule::reason_name => "a REASON in capitals",

@@ -1,8 +1,9 @@
 //! The canonical formatter (`fak policy --fmt`).
 //!
 //! One way to write each thing: four-space indents, a rule on one line when it fits in
-//! `WIDTH` columns and one clause per line when it does not, long `when` conditions broken
-//! before their top-level `and` / `or`, JSON written `{"k": v}`. Strings keep their spelling;
+//! `WIDTH` columns and one clause per line when it does not, long `when` conditions filled to
+//! the width and broken only before an `and` / `or` (at any depth), set items filled to the
+//! width, JSON written `{"k": v}` with invisible characters escaped. Strings keep their spelling;
 //! comments are kept (a comment written inside an item moves above it), and so are single
 //! blank lines between items and comment paragraphs. Parsing the output gives the same tree
 //! as parsing the input, and formatting is idempotent.
@@ -74,9 +75,22 @@ pub fn item(k: &ItemKind) -> String {
             if one.len() <= WIDTH && !one.contains('\n') {
                 one
             } else {
+                // Filled: as many items per line as fit.
                 let mut s = format!("{head}[\n");
+                let mut line = String::new();
                 for i in items {
-                    let _ = writeln!(s, "{INDENT}{i},");
+                    if !line.is_empty() && INDENT.len() + line.len() + 1 + i.len() + 1 > WIDTH {
+                        let _ = writeln!(s, "{INDENT}{line}");
+                        line.clear();
+                    }
+                    if !line.is_empty() {
+                        line.push(' ');
+                    }
+                    line.push_str(&i);
+                    line.push(',');
+                }
+                if !line.is_empty() {
+                    let _ = writeln!(s, "{INDENT}{line}");
                 }
                 s.push_str("];");
                 s
@@ -153,22 +167,55 @@ fn clause(c: &Clause, broken_at: Option<usize>) -> String {
     }
 }
 
-/// Breaks a long condition before each operator of its top-level `and` / `or` chain.
+/// Lays out a long condition: a chain of `and` / `or` that does not fit is broken before
+/// each operator, one operand per line; an operand that still does not fit (a parenthesised
+/// chain, a quantifier's body) is broken the same way, one step further in. `indent` is the
+/// continuation indent; the first line starts after `when `.
 fn expr_broken(e: &Expr, indent: usize) -> String {
-    let ExprKind::Binary(op @ (BinOp::And | BinOp::Or), _, _) = &e.kind else {
-        return expr(e);
-    };
-    let mut operands = Vec::new();
-    flatten(e, *op, &mut operands);
-    let pad = " ".repeat(indent);
-    let mut s = String::new();
-    for (i, o) in operands.iter().enumerate() {
-        if i > 0 {
-            let _ = write!(s, "\n{pad}{} ", op.symbol());
-        }
-        s.push_str(&operand(o, *op, i > 0));
+    layout(e, indent, indent - INDENT.len() + "when ".len())
+}
+
+/// `e` laid out starting at column `col`, continuation lines at `indent`.
+fn layout(e: &Expr, indent: usize, col: usize) -> String {
+    let flat = expr(e);
+    if col + flat.len() <= WIDTH {
+        return flat;
     }
-    s
+    match &e.kind {
+        ExprKind::Binary(op @ (BinOp::And | BinOp::Or), _, _) => {
+            let mut operands = Vec::new();
+            flatten(e, *op, &mut operands);
+            let pad = " ".repeat(indent);
+            let mut s = String::new();
+            for (i, o) in operands.iter().enumerate() {
+                let start = if i == 0 {
+                    col
+                } else {
+                    let _ = write!(s, "\n{pad}{} ", op.symbol());
+                    indent + op.symbol().len() + 1
+                };
+                if needs_parens(o, *op, i > 0) {
+                    let _ = write!(s, "({})", layout(o, indent + INDENT.len(), start + 1));
+                } else {
+                    s.push_str(&layout(o, indent + INDENT.len(), start));
+                }
+            }
+            s
+        }
+        ExprKind::Paren(inner) => format!("({})", layout(inner, indent, col + 1)),
+        ExprKind::Not(inner) if matches!(inner.kind, ExprKind::Binary(BinOp::And | BinOp::Or, _, _)) => {
+            format!("not ({})", layout(inner, indent, col + "not (".len()))
+        }
+        ExprKind::Quant(q, var, list, body) => {
+            let q = match q {
+                Quant::Any => "any",
+                Quant::All => "all",
+            };
+            let head = format!("{q}({} in {}: ", var.name, expr(list));
+            format!("{head}{})", layout(body, indent, col + head.len()))
+        }
+        _ => flat,
+    }
 }
 
 fn flatten<'a>(e: &'a Expr, op: BinOp, out: &mut Vec<&'a Expr>) {
@@ -213,18 +260,21 @@ pub fn expr(e: &Expr) -> String {
     }
 }
 
-/// An operand of `op`, parenthesised when the tree could not be read back otherwise (only
-/// trees built by a program, such as `--convert`, lack the parentheses).
-fn operand(e: &Expr, op: BinOp, right: bool) -> String {
-    let needs = match &e.kind {
+fn needs_parens(e: &Expr, op: BinOp, right: bool) -> bool {
+    match &e.kind {
         ExprKind::Binary(inner, _, _) => {
             let (pi, po) = (inner.precedence(), op.precedence());
             pi < po || (right && pi == po && pi == 4)
         }
         ExprKind::Not(_) => op.precedence() == 4,
         _ => false,
-    };
-    if needs {
+    }
+}
+
+/// An operand of `op`, parenthesised when the tree could not be read back otherwise (only
+/// trees built by a program, such as `--convert`, lack the parentheses).
+fn operand(e: &Expr, op: BinOp, right: bool) -> String {
+    if needs_parens(e, op, right) {
         format!("({})", expr(e))
     } else {
         expr(e)
@@ -260,16 +310,43 @@ pub fn lit(l: &Lit) -> String {
 pub fn json(v: &serde_json::Value) -> String {
     match v {
         serde_json::Value::Object(m) => {
-            let members: Vec<String> =
-                m.iter().map(|(k, v)| format!("{}: {}", serde_json::Value::String(k.clone()), json(v))).collect();
+            let members: Vec<String> = m.iter().map(|(k, v)| format!("{}: {}", json_str(k), json(v))).collect();
             format!("{{{}}}", members.join(", "))
         }
         serde_json::Value::Array(a) => {
             let items: Vec<String> = a.iter().map(json).collect();
             format!("[{}]", items.join(", "))
         }
+        serde_json::Value::String(s) => json_str(s),
         other => other.to_string(),
     }
+}
+
+/// A JSON string with the characters a reader cannot see escaped (`\u200c`, no-break and
+/// other odd spaces, bidi controls): a test about `.g\u200cit` must say so.
+fn json_str(s: &str) -> String {
+    let plain = serde_json::Value::String(s.to_string()).to_string();
+    if !plain.chars().any(invisible) {
+        return plain;
+    }
+    let mut out = String::with_capacity(plain.len() + 8);
+    for c in plain.chars() {
+        if invisible(c) {
+            let mut buf = [0u16; 2];
+            for unit in c.encode_utf16(&mut buf) {
+                let _ = write!(out, "\\u{unit:04x}");
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+fn invisible(c: char) -> bool {
+    crate::path::is_ignorable(c)
+        || matches!(c, '\u{00a0}' | '\u{1680}' | '\u{2000}'..='\u{200a}' | '\u{2028}' | '\u{2029}' | '\u{202f}'
+            | '\u{205f}' | '\u{3000}' | '\u{fff9}'..='\u{fffb}' | '\u{180e}')
 }
 
 fn test(t: &Test) -> String {

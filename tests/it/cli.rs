@@ -103,7 +103,7 @@ fn snap(name: &str, args: &[&str], stdin: Option<&str>) -> Out {
 fn check_good() {
     let out = snap(
         "check-good",
-        &["policy", "--check", "policies/claude-code.fak", "stdlib/tools.fak", "stdlib/paths.fak"],
+        &["policy", "--check", "policies/dogfood-claude.fak", "stdlib/tools.fak", "stdlib/paths.fak"],
         None,
     );
     assert_eq!(out.code, 0);
@@ -157,9 +157,9 @@ fn check_stdin_and_missing_files() {
         None,
     );
     assert_eq!(out.code, 1);
-    let out = snap("policy-no-mode", &["policy", "policies/claude-code.fak"], None);
+    let out = snap("policy-no-mode", &["policy", "policies/dogfood-claude.fak"], None);
     assert_eq!(out.code, 2);
-    let out = snap("policy-two-modes", &["policy", "--fmt", "--test", "policies/claude-code.fak"], None);
+    let out = snap("policy-two-modes", &["policy", "--fmt", "--test", "policies/dogfood-claude.fak"], None);
     assert_eq!(out.code, 2);
 }
 
@@ -267,7 +267,7 @@ fn dump_formats() {
     let json: serde_json::Value =
         serde_json::from_str(&fak(&["policy", "--dump", "--format", "json"], None).stdout).unwrap();
     assert_eq!(json["posture"], "fail_closed");
-    assert!(json["rules"].as_array().unwrap().iter().any(|r| r["id"] == "shell-destructive"));
+    assert!(json["rules"].as_array().unwrap().iter().any(|r| r["id"] == "shell.rm-recursive"));
     assert!(fak(&["policy", "--dump", "--format", "ast"], None).stdout.starts_with("File {"));
     // A file's dumps, snapshotted.
     for format in ["json", "ir", "dag"] {
@@ -349,7 +349,7 @@ fn preflight_verdicts() {
         &["preflight", "--workspace", WS, "--tool", "Bash", "--args", r#"{"command":"rm -rf /tmp/x"}"#],
         None,
     );
-    assert!(out.stdout.starts_with("verdict=DENY reason=POLICY_BLOCK by=shell-destructive"), "{}", out.stdout);
+    assert!(out.stdout.starts_with("verdict=DENY reason=POLICY_BLOCK by=shell.rm-recursive"), "{}", out.stdout);
 }
 
 #[test]

@@ -9,14 +9,15 @@
 //! A case file:
 //!
 //! ```toml
-//! policy = """allow read on Read;"""      # or policy_file = "policies/claude-code.fak"
+//! policy = """allow read on Read;"""      # or policy_file = "policies/dogfood-claude.fak"
 //! workspace = "/ws/repo"                  # default for the cases; default /workspace/repo
+//! home = "/home/me"                       # default for the cases; default /home/dev
 //!
 //! [[case]]
 //! name = "optional"
 //! tool = "Read"
 //! args = { file_path = "README.md" }      # or args_json = '<any JSON>', or result = "text"
-//! taint = "untrusted"                     # optional; also workspace, principal
+//! taint = "untrusted"                     # optional; also workspace, home, principal
 //! verdict = "ALLOW"
 //! reason = "NONE"                         # optional, like by, disposition, args_after,
 //! by = "read"                             # message (a substring), advisories
@@ -31,6 +32,7 @@ use serde_json::Value as Json;
 use crate::util::{self, Cases};
 
 const DEFAULT_WORKSPACE: &str = "/workspace/repo";
+const DEFAULT_HOME: &str = "/home/dev";
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +40,7 @@ struct CaseFile {
     policy: Option<String>,
     policy_file: Option<String>,
     workspace: Option<String>,
+    home: Option<String>,
     /// Also run the cases with the policy's items reversed (default true for `.fak`).
     reorder: Option<bool>,
     #[serde(rename = "case")]
@@ -54,6 +57,7 @@ struct Case {
     result: Option<String>,
     taint: Option<String>,
     workspace: Option<String>,
+    home: Option<String>,
     principal: Option<String>,
     verdict: String,
     reason: Option<String>,
@@ -159,7 +163,8 @@ fn input(case: &Case) -> Result<Input, String> {
 
 fn trace(spec: &CaseFile, case: &Case) -> Result<TraceState, String> {
     let ws = case.workspace.as_deref().or(spec.workspace.as_deref()).unwrap_or(DEFAULT_WORKSPACE);
-    let mut t = TraceState::with_workspace(ws);
+    let home = case.home.as_deref().or(spec.home.as_deref()).unwrap_or(DEFAULT_HOME);
+    let mut t = TraceState::with_workspace(ws).home(home);
     if let Some(level) = &case.taint {
         t.taint = fak::ir::taint_rank(level).ok_or_else(|| format!("unknown taint `{level}`"))?;
     }

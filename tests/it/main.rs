@@ -7,6 +7,7 @@ mod util;
 
 mod check;
 mod cli;
+mod corpus;
 mod decide;
 mod parse;
 mod props;

@@ -101,7 +101,7 @@ proptest! {
 
 /// Policies that use every kind of rule: the shipped floor, the built-in one, and a dense one.
 static TOTAL: LazyLock<Vec<Three>> = LazyLock::new(|| {
-    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/claude-code.fak")).unwrap();
+    let shipped = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/policies/dogfood-claude.fak")).unwrap();
     let builtin = fak::load::builtin().program.unwrap();
     vec![Three::from_source(&shipped).unwrap(), Three::new(builtin), Three::from_source(DENSE).unwrap()]
 });

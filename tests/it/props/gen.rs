@@ -744,7 +744,7 @@ fn atom(c: &mut impl Choices, ctx: &Ctx) -> String {
                 ("paths.secrets", "/home/u/.ssh/id_rsa"),
                 ("paths.vcs", "repo/.git/config"),
                 ("paths.system", "/etc/passwd"),
-                ("paths.agent_config", "CLAUDE.md"),
+                ("paths.agent_settings", ".claude/settings.json"),
                 ("paths.shell_startup", "/home/u/.bashrc"),
                 ("paths.secrets", "a/.env"),
             ]);
