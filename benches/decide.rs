@@ -46,7 +46,56 @@ fn calls() -> Vec<(&'static str, Call)> {
             },
         ),
         ("bash_rm", Call { tool: "Bash".into(), args: json!({"command": "rm -rf /tmp/x"}) }),
+        (
+            "bash_git_cargo",
+            Call { tool: "Bash".into(), args: json!({"command": "git status && cargo test 2>&1 | tail -5"}) },
+        ),
+        ("bash_4k_chain", Call { tool: "Bash".into(), args: json!({"command": chain_4k()}) }),
+        ("bash_4k_heredoc", Call { tool: "Bash".into(), args: json!({"command": heredoc_4k()}) }),
     ]
+}
+
+/// A 4 KiB command line of the kind agents write: a long `&&` chain of ordinary commands.
+pub fn chain_4k() -> String {
+    let mut s = String::from("cd /workspace/repo");
+    let mut i = 0;
+    while s.len() < 4096 - 80 {
+        s.push_str(&match i % 4 {
+            0 => format!(" && cargo test -p crate_{i} -- --nocapture 2>&1 | tail -n 20"),
+            1 => format!(" && git add src/module_{i}.rs tests/module_{i}.rs"),
+            2 => format!(" && grep -rn \"fn handler_{i}\" src/ | head -5"),
+            _ => format!(" && echo \"step {i} done\" >> /tmp/progress.log"),
+        });
+        i += 1;
+    }
+    s
+}
+
+/// A 4 KiB command that writes a file through a here-document, as agents often do.
+pub fn heredoc_4k() -> String {
+    let mut body = String::new();
+    let mut i = 0;
+    while body.len() < 4096 - 80 {
+        body.push_str(&format!("def handler_{i}(request):\n    return {{'status': 200, 'id': {i}}}\n\n"));
+        i += 1;
+    }
+    format!("cat > src/handlers.py <<'EOF'\n{body}EOF\npython3 -m py_compile src/handlers.py")
+}
+
+fn bench_shell(c: &mut Criterion) {
+    let mut g = c.benchmark_group("shell/view");
+    let cases: Vec<(&str, String)> = vec![
+        ("ls", "ls -la".into()),
+        ("git_cargo", "git status && cargo test 2>&1 | tail -5".into()),
+        ("4k_chain", chain_4k()),
+        ("4k_heredoc", heredoc_4k()),
+    ];
+    for (name, script) in cases {
+        g.bench_function(name, |b| {
+            b.iter(|| black_box(fak::shell::view(black_box(&script), "/workspace/repo", "/home/dev")))
+        });
+    }
+    g.finish();
 }
 
 pub fn bench_compile(c: &mut Criterion) {
@@ -76,7 +125,7 @@ pub fn bench_compile(c: &mut Criterion) {
 }
 
 fn bench_floor(c: &mut Criterion) {
-    let trace = TraceState::with_workspace("/workspace/repo");
+    let trace = TraceState::with_workspace("/workspace/repo").home("/home/dev");
     let mut g = c.benchmark_group("decide/floor");
     for prefilter in [true, false] {
         let dag = compile(fak::load::builtin().program.unwrap(), CompileOptions { prefilter });
@@ -104,5 +153,5 @@ fn bench_synthetic(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_compile, bench_floor, bench_synthetic);
+criterion_group!(benches, bench_compile, bench_floor, bench_shell, bench_synthetic);
 criterion_main!(benches);

@@ -882,10 +882,26 @@ impl Checker<'_> {
             }
             BinOp::Glob => {
                 self.pathish(file, l.span, lt)?;
+                // A list of globs: any of them (what `--dump --format ir` writes for a set).
+                if let Value::Lit(Lit(Json::Array(items))) = &rv {
+                    let srcs: Option<Vec<&str>> = items.iter().map(Json::as_str).collect();
+                    if let Some(srcs) = srcs.filter(|s| !s.is_empty()) {
+                        return match ir::compile_globs(&srcs) {
+                            Ok(g) => Some(ir::Expr::Atom(Atom::Glob(
+                                path_of(lv),
+                                Pattern { src: Arc::from(ir::globs_src(&srcs)), compiled: g },
+                            ))),
+                            Err(e) => {
+                                self.err(bad_glob(file, r.span, &e));
+                                None
+                            }
+                        };
+                    }
+                }
                 let Value::Lit(Lit(Json::String(src))) = &rv else {
                     self.err(
                         Diag::error("fak::check::type_mismatch", file, r.span)
-                            .message("`glob` takes a glob literal or a `globs` set")
+                            .message("`glob` takes a glob literal, a list of them, or a `globs` set")
                             .label("not a glob")
                             .help("write the glob as a string: `glob \"**/.git/**\"`"),
                     );
@@ -1027,8 +1043,24 @@ impl Checker<'_> {
             }
             (BinOp::Glob, ast::SetKind::Globs) => {
                 self.pathish(file, lspan, lt)?;
-                let pv = path_of(lv);
-                Some(ors(set.globs.iter().map(|g| Atom::Glob(pv.clone(), g.clone())).collect()))
+                // One atom for the whole set: one GlobSet match instead of one per glob.
+                Some(match set.globs.as_slice() {
+                    [] => ir::Expr::False,
+                    [one] => ir::Expr::Atom(Atom::Glob(path_of(lv), one.clone())),
+                    many => {
+                        let srcs: Vec<&str> = many.iter().map(|g| &*g.src).collect();
+                        match ir::compile_globs(&srcs) {
+                            Ok(g) => ir::Expr::Atom(Atom::Glob(
+                                path_of(lv),
+                                Pattern { src: Arc::from(ir::globs_src(&srcs)), compiled: g },
+                            )),
+                            Err(e) => {
+                                self.err(bad_glob(file, rspan, &e));
+                                return None;
+                            }
+                        }
+                    }
+                })
             }
             (BinOp::Matches, _) => {
                 wrong(self, "a `regexes` set");

@@ -190,7 +190,8 @@ pub(crate) fn precheck(call: &Call) -> Result<u64, Verdict> {
 
 /// An upper bound on the steps evaluating `e` can take on this input: one per atom, and per
 /// quantifier its list's length times its body. A list that depends on a quantifier variable
-/// is bounded by the number of values in the input.
+/// is bounded by the number of values in the input, or the number of items in the call's
+/// views when it has a shell view (`Input::var_list_bound`).
 ///
 /// Deciding checks the bound of every applicable rule before evaluating any, so going over
 /// the budget is a property of the policy and the input, not of which rules the prefilters
@@ -203,9 +204,9 @@ pub(crate) fn cost<'a>(e: &'a ir::Expr, scope: &Scope<'a>) -> u64 {
         ir::Expr::Not(inner) => cost(inner, scope),
         ir::Expr::Quant { list, body, .. } => {
             let n = if list.uses_var() {
-                scope.input.nodes
+                scope.input.var_list_bound()
             } else {
-                scope.value(list).items().map_or(0, |i| i.len() as u64)
+                scope.value(list).list_len().map_or(0, |n| n as u64)
             };
             n.saturating_mul(cost(body, scope).saturating_add(1))
         }
@@ -285,6 +286,7 @@ pub(crate) struct Input<'a> {
     pub trace: &'a TraceState,
     /// The call's views, computed on first use and shared by every rule.
     view: std::cell::OnceCell<crate::view::CallView>,
+    workspace_key: std::cell::OnceCell<String>,
 }
 
 impl<'a> Input<'a> {
@@ -295,7 +297,30 @@ impl<'a> Input<'a> {
         result_text: Option<&'a str>,
         trace: &'a TraceState,
     ) -> Input<'a> {
-        Input { nodes, tool, args, result_text, trace, view: std::cell::OnceCell::new() }
+        Input {
+            nodes,
+            tool,
+            args,
+            result_text,
+            trace,
+            view: std::cell::OnceCell::new(),
+            workspace_key: std::cell::OnceCell::new(),
+        }
+    }
+
+    /// An upper bound on the length of any list a quantifier variable can lead to: one inside
+    /// the arguments, or one inside the views (`c.operands`, `c.writes`, ...).
+    pub(crate) fn var_list_bound(&self) -> u64 {
+        if self.result_text.is_none() && crate::view::SHELL_TOOLS.contains(&self.tool) {
+            self.nodes.max(self.view().size())
+        } else {
+            self.nodes
+        }
+    }
+
+    /// The workspace in canonical form: what relative globs are matched inside.
+    pub(crate) fn workspace_key(&self) -> &str {
+        self.workspace_key.get_or_init(|| crate::path::canonical(&self.trace.workspace, "/"))
     }
 
     /// The views, when a rule has already asked for them.
@@ -390,6 +415,33 @@ impl<'a> V<'a> {
             }
             V::Cmd(_) | V::Redir(_) | V::Url(_) => self.text().map_or(Json::Null, |t| Json::String(t.into_owned())),
         }
+    }
+
+    /// The number of elements when the value is a list.
+    pub(crate) fn list_len(&self) -> Option<usize> {
+        Some(match self {
+            V::J(Json::Array(a)) => a.len(),
+            V::L(items) => items.len(),
+            V::Strs(s) => s.len(),
+            V::Cmds(c) => c.len(),
+            V::Redirs(r) => r.len(),
+            V::Urls(u) => u.len(),
+            _ => return None,
+        })
+    }
+
+    /// Whether `f` holds for some element; `None` when the value is not a list. Does not
+    /// allocate.
+    pub(crate) fn any_item(&self, mut f: impl FnMut(&V<'a>) -> bool) -> Option<bool> {
+        Some(match self {
+            V::J(Json::Array(a)) => a.iter().any(|j| f(&V::J(j))),
+            V::L(items) => items.iter().any(f),
+            V::Strs(s) => s.iter().any(|x| f(&V::S(Cow::Borrowed(x.as_str())))),
+            V::Cmds(c) => c.iter().any(|x| f(&V::Cmd(x))),
+            V::Redirs(r) => r.iter().any(|x| f(&V::Redir(x))),
+            V::Urls(u) => u.iter().any(|x| f(&V::Url(x))),
+            _ => return None,
+        })
     }
 
     /// Elements when the value is a list.
@@ -525,8 +577,9 @@ impl<'a> Scope<'a> {
             Value::Path(inner) => {
                 let x = self.value(inner);
                 match &x {
-                    V::J(Json::String(s)) => V::S(Cow::Owned(crate::path::canonical(s, &self.input.trace.workspace))),
-                    V::S(s) => V::S(Cow::Owned(crate::path::canonical(s, &self.input.trace.workspace))),
+                    V::J(Json::String(s)) => V::S(crate::path::canonical_cow(s, &self.input.trace.workspace)),
+                    V::S(Cow::Borrowed(s)) => V::S(crate::path::canonical_cow(s, &self.input.trace.workspace)),
+                    V::S(Cow::Owned(s)) => V::S(Cow::Owned(crate::path::canonical(s, &self.input.trace.workspace))),
                     _ => V::Absent,
                 }
             }
@@ -567,13 +620,13 @@ impl<'a> Scope<'a> {
             }
             Atom::In(l, r) => {
                 let x = left_of(self, l);
-                self.value(r).items().is_some_and(|items| items.iter().any(|i| equal(&x, i)))
+                self.value(r).any_item(|i| equal(&x, i)).unwrap_or(false)
             }
             Atom::Contains(l, r) => {
                 let x = left_of(self, l);
                 let y = self.value(r);
-                match x.items() {
-                    Some(items) => items.iter().any(|i| equal(i, &y)),
+                match x.any_item(|i| equal(i, &y)) {
+                    Some(found) => found,
                     None => match (x.text(), y.text()) {
                         (Some(h), Some(n)) => h.contains(n.as_ref()),
                         _ => false,
@@ -585,7 +638,7 @@ impl<'a> Scope<'a> {
                 None => false,
             },
             Atom::Glob(l, g) => match left_of(self, l) {
-                V::S(p) => glob_match(&g.compiled, &p, &self.input.trace.workspace),
+                V::S(p) => g.compiled.is_match(&p, crate::path::relative(&p, self.input.workspace_key())),
                 _ => false,
             },
             Atom::StartsWith(l, r) => {
@@ -671,16 +724,6 @@ pub(crate) fn describe(v: &V<'_>) -> String {
             s
         }
         other => other.text().map_or_else(String::new, |t| t.into_owned()),
-    }
-}
-
-/// Matches a canonical absolute path against a glob: absolute patterns see the whole
-/// path, relative ones the path inside the (folded) workspace.
-pub(crate) fn glob_match(g: &ir::Glob, abs: &str, workspace: &str) -> bool {
-    if g.absolute {
-        g.is_match(abs)
-    } else {
-        crate::path::relative(abs, &crate::path::fold(workspace)).is_some_and(|rel| g.is_match(rel))
     }
 }
 

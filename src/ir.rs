@@ -356,34 +356,61 @@ impl fmt::Debug for Regex {
     }
 }
 
-/// A compiled glob and which form of a path it is matched against.
+/// One glob, or every glob of a `globs` set (`p glob paths.vcs` is one atom), and which form
+/// of a path each is matched against: patterns starting with `/` or `**` see the absolute
+/// path, others the path relative to the workspace root. Matching runs one globset
+/// `GlobSet` per form, built on first use, so a set of globs costs one match, not one per
+/// glob.
 #[derive(Clone, Debug)]
 pub struct Glob {
-    pub glob: globset::Glob,
-    /// Patterns starting with `/` or `**` match the absolute path; others the path relative
-    /// to the workspace root.
-    pub absolute: bool,
-    matcher: Arc<std::sync::OnceLock<globset::GlobMatcher>>,
+    pub globs: Vec<globset::Glob>,
+    /// Per glob: matched against the absolute path.
+    pub absolute: Vec<bool>,
+    sets: Arc<std::sync::OnceLock<(globset::GlobSet, globset::GlobSet)>>,
 }
 
 impl Glob {
-    pub fn is_match(&self, path: &str) -> bool {
-        self.matcher.get_or_init(|| self.glob.compile_matcher()).is_match(path)
+    /// Whether a glob matches the canonical absolute path `abs` or, for relative globs, `rel`
+    /// (the path inside the workspace, when it is inside).
+    pub fn is_match(&self, abs: &str, rel: Option<&str>) -> bool {
+        let (a, r) = self.sets.get_or_init(|| {
+            let mut a = globset::GlobSetBuilder::new();
+            let mut r = globset::GlobSetBuilder::new();
+            for (g, absolute) in self.globs.iter().zip(&self.absolute) {
+                if *absolute {
+                    a.add(g.clone());
+                } else {
+                    r.add(g.clone());
+                }
+            }
+            // Building a set of globs that each compiled cannot fail short of the regex size
+            // limit, which the globs of a policy stay far below; an empty set matches nothing.
+            (
+                a.build().unwrap_or_else(|_| globset::GlobSet::empty()),
+                r.build().unwrap_or_else(|_| globset::GlobSet::empty()),
+            )
+        });
+        a.is_match(abs) || rel.is_some_and(|rel| r.is_match(rel))
+    }
+
+    /// The source text of each glob.
+    pub fn sources(&self) -> impl Iterator<Item = &str> {
+        self.globs.iter().map(globset::Glob::glob)
     }
 }
 
-/// A glob travels as its source and is parsed again (cheap, and it never fails for a source
-/// that checked clean).
+/// A glob travels as its source texts and is parsed again (cheap, and it never fails for a
+/// source that checked clean).
 impl serde::Serialize for Glob {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        self.glob.glob().serialize(s)
+        self.sources().collect::<Vec<_>>().serialize(s)
     }
 }
 
 impl<'de> serde::Deserialize<'de> for Glob {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let src = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        compile_glob(&src).map_err(serde::de::Error::custom)
+        let srcs = <Vec<String>>::deserialize(d)?;
+        compile_globs(&srcs).map_err(serde::de::Error::custom)
     }
 }
 
@@ -452,16 +479,34 @@ pub fn compile_regex_now(src: &str) -> Result<Regex, String> {
 }
 
 pub fn compile_glob(src: &str) -> Result<Glob, String> {
-    // Case-insensitive: rules compare paths in canonical, case-folded form (`path::canonical`).
-    let glob = globset::GlobBuilder::new(src)
-        .case_insensitive(true)
-        .literal_separator(true)
-        .backslash_escape(true)
-        .empty_alternates(true)
-        .build()
-        .map_err(|e| e.kind().to_string())?;
-    let absolute = src.starts_with('/') || src.starts_with("**");
-    Ok(Glob { glob, absolute, matcher: Arc::new(std::sync::OnceLock::new()) })
+    compile_globs(&[src])
+}
+
+/// Compiles several globs into one `Glob` that matches when any of them does.
+pub fn compile_globs<S: AsRef<str>>(srcs: &[S]) -> Result<Glob, String> {
+    let mut globs = Vec::with_capacity(srcs.len());
+    let mut absolute = Vec::with_capacity(srcs.len());
+    for src in srcs {
+        let src = src.as_ref();
+        // Case-insensitive: rules compare paths in canonical, case-folded form (`path::canonical`).
+        let glob = globset::GlobBuilder::new(src)
+            .case_insensitive(true)
+            .literal_separator(true)
+            .backslash_escape(true)
+            .empty_alternates(true)
+            .build()
+            .map_err(|e| e.kind().to_string())?;
+        globs.push(glob);
+        absolute.push(src.starts_with('/') || src.starts_with("**"));
+    }
+    Ok(Glob { globs, absolute, sets: Arc::new(std::sync::OnceLock::new()) })
+}
+
+/// The `Pattern::src` of several globs: a NUL, then their JSON array. The NUL keeps it apart
+/// from any single glob a policy could match a path with (no path holds a NUL).
+pub fn globs_src<S: AsRef<str>>(srcs: &[S]) -> String {
+    let list: Vec<&str> = srcs.iter().map(AsRef::as_ref).collect();
+    format!("\u{0}{}", serde_json::Value::from(list))
 }
 
 /// A `test` block, checked.
@@ -534,7 +579,11 @@ pub fn describe_atom(a: &Atom) -> String {
                 Value::Path(inner) => s(inner),
                 other => s(other),
             };
-            format!("{l} glob {}", quote_pattern(&g.src))
+            let right = match g.compiled.globs.as_slice() {
+                [_] => quote_pattern(&g.src),
+                _ => format!("[{}]", g.compiled.sources().map(quote_pattern).collect::<Vec<_>>().join(", ")),
+            };
+            format!("{l} glob {right}")
         }
         Atom::StartsWith(l, r) => format!("{} starts_with {}", s(l), s(r)),
         Atom::EndsWith(l, r) => format!("{} ends_with {}", s(l), s(r)),

@@ -44,9 +44,52 @@ pub fn normalize(p: &str, workspace: &str) -> String {
 /// The form of a path rules compare: `normalize`d, then folded as a case-insensitive file
 /// system would (see the module documentation). Idempotent.
 pub fn canonical(p: &str, workspace: &str) -> String {
+    canonical_cow(p, workspace).into_owned()
+}
+
+/// `canonical`, borrowing `p` when it is canonical already (the common case for paths a view
+/// computed): no allocation then.
+pub fn canonical_cow<'a>(p: &'a str, workspace: &str) -> std::borrow::Cow<'a, str> {
+    if is_canonical(p) {
+        return std::borrow::Cow::Borrowed(p);
+    }
     // Names are folded before `.` and `..` are resolved: `..\u{200c}` names the parent on
     // HFS+, so it must climb here too.
-    normalize(&fold(p), &fold(workspace))
+    std::borrow::Cow::Owned(normalize(&fold(p), &fold(workspace)))
+}
+
+/// Whether `canonical` would return `p` unchanged: absolute, no empty, `.` or `..` name, no
+/// trailing `/` (but `/` itself), and every name folded (ASCII without capitals, no trailing
+/// dot or space, not `git~1`). One pass over the bytes; anything not ASCII takes the slow path.
+pub fn is_canonical(p: &str) -> bool {
+    let b = p.as_bytes();
+    if b.first() != Some(&b'/') {
+        return false;
+    }
+    if b.len() == 1 {
+        return true;
+    }
+    let mut start = 1;
+    for i in 1..=b.len() {
+        let end = i == b.len();
+        let c = if end { b'/' } else { b.get(i).copied().unwrap_or(b'/') };
+        if c == b'/' {
+            let seg = b.get(start..i).unwrap_or_default();
+            let last = seg.last().copied();
+            if seg.is_empty()
+                || seg == b"."
+                || seg == b".."
+                || matches!(last, Some(b'.' | b' '))
+                || seg.eq_ignore_ascii_case(b"git~1")
+            {
+                return false;
+            }
+            start = i + 1;
+        } else if !c.is_ascii() || c.is_ascii_uppercase() {
+            return false;
+        }
+    }
+    true
 }
 
 /// Folds every name of a path (see the module documentation); `/`s are kept as they are.
@@ -137,9 +180,14 @@ mod tests {
         assert_eq!(canonical("src/..\u{200c}/.git/config", ws), "/workspace/repo/.git/config");
         assert_eq!(canonical("x/\u{200c}/y", ws), "/workspace/repo/x/y");
         assert_eq!(canonical("a", "/Work/Repo"), "/work/repo/a");
-        for p in [".GIT/config", "a. /b", "GIT~1", "\u{feff}x", "/"] {
+        for p in [".GIT/config", "a. /b", "GIT~1", "\u{feff}x", "/", "/a/b", "a/../../..", "/x/"] {
             let once = canonical(p, ws);
             assert_eq!(canonical(&once, ws), once, "{p:?}");
+            assert!(is_canonical(&once) || !once.is_ascii(), "{once:?}");
+        }
+        for p in ["/a//b", "/a/./b", "/a/../b", "/a/", "/A", "/a./b", "/git~1", "a", "", "/a/.."] {
+            assert!(!is_canonical(p), "{p:?}");
+            assert_ne!(canonical(p, ws), p, "{p:?}");
         }
     }
 }

@@ -16,10 +16,34 @@ use crate::tools::Ty;
 #[derive(Clone, Debug, Default)]
 pub struct CallView {
     pub shell: shell::View,
-    /// Every file the call writes, absolute and normalised (as written; rules compare the
-    /// canonical form).
+    /// Every file the call writes, in canonical form (`path::canonical`: absolute,
+    /// normalised, case-folded), as rules compare them.
     pub writes: Vec<String>,
     pub urls: Vec<Url>,
+}
+
+impl CallView {
+    /// The number of items in all the view's lists: a bound on any list inside it.
+    pub fn size(&self) -> u64 {
+        let per_command: usize = self
+            .shell
+            .commands
+            .iter()
+            .map(|c| {
+                c.args.len()
+                    + c.flags.len()
+                    + c.operands.len()
+                    + c.assigns.len()
+                    + c.redirects.len()
+                    + c.via.len()
+                    + c.upstream.len()
+                    + c.writes.len()
+            })
+            .max()
+            .unwrap_or(0);
+        let top = self.shell.commands.len() + self.shell.opaque.len() + self.writes.len() + self.urls.len();
+        per_command.max(top) as u64
+    }
 }
 
 /// A view root a rule can name.
@@ -134,6 +158,11 @@ pub fn of(tool: &str, args: &Json, env: &Env<'_>) -> CallView {
             if let Some(p) = arg(key) {
                 v.writes.push(crate::path::normalize(&expand_home(p, env.home), env.workspace));
             }
+        }
+    }
+    for w in &mut v.writes {
+        if !crate::path::is_canonical(w) {
+            *w = crate::path::canonical(w, env.workspace);
         }
     }
     let mut seen = std::collections::HashSet::new();

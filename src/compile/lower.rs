@@ -18,9 +18,89 @@ pub enum Node {
     Not(NodeId),
     /// A leaf: an index into `Bucket::atoms`.
     Atom(u32),
-    /// A quantifier, walked by the reference semantics (its atoms depend on the variable, so
-    /// there is nothing to share or prefilter inside it).
-    Quant(ir::Expr),
+    /// A quantifier, walked by the reference semantics, with a prefilter over its elements
+    /// when one can be built (see `QuantFilter`).
+    Quant(ir::Expr, Option<std::sync::Arc<QuantFilter>>),
+}
+
+/// A prefilter inside `any(x in LIST: BODY)`: the fields of `BODY` that depend only on `x`
+/// (`x`, `path(x)`, `x.name`, ...) get per-field aho-corasick and GlobSet filters, as a
+/// bucket's fields do, and `trigger` holds atoms one of which must be reported for `BODY` to
+/// hold. Run over every element: when no element reports a trigger atom, `BODY` is false for
+/// every element and the quantifier is false without evaluating it; otherwise it is
+/// evaluated as written. So `any(c in shell.commands: c.name == "rm" and ...)` costs one
+/// scan of each command's name, and twenty rules over `writes` one GlobSet match each.
+#[derive(Debug)]
+pub struct QuantFilter {
+    var: u32,
+    list: ir::Value,
+    fields: Vec<ir::Value>,
+    prefilter: Prefilter,
+    /// Atom ids (this filter's numbering), one of which must be reported.
+    trigger: Vec<u32>,
+    atoms: usize,
+}
+
+// Compared and hashed by identity of the quantifier it filters (`Node::Quant`'s expression
+// already is); the filter is derived from it.
+impl PartialEq for QuantFilter {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
+}
+impl Eq for QuantFilter {}
+impl std::hash::Hash for QuantFilter {
+    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
+}
+
+impl QuantFilter {
+    fn build(e: &ir::Expr) -> Option<QuantFilter> {
+        let ir::Expr::Quant { all: false, var, list, body } = e else { return None };
+        if list.uses_var() {
+            return None;
+        }
+        let mut b = Builder {
+            nodes: Vec::new(),
+            node_ids: HashMap::new(),
+            atoms: Vec::new(),
+            atom_ids: HashMap::new(),
+            fields: Vec::new(),
+            field_ids: HashMap::new(),
+            quant_var: Some(*var),
+            prefilter: false,
+        };
+        let root = b.expr(body);
+        let prefilter = prefilter::build(&b.atoms, &b.fields);
+        let trigger = trigger(&b.nodes, root, &prefilter)?;
+        Some(QuantFilter { var: *var, list: list.clone(), fields: b.fields, prefilter, trigger, atoms: b.atoms.len() })
+    }
+
+    /// Whether some element may make the body true; `false` is exact: no element can.
+    fn may_hold<'a>(&'a self, st: &mut Run<'a>) -> bool {
+        let list = st.scope.value(&self.list);
+        let Some(items) = list.items() else { return true };
+        let input = st.scope.input;
+        let ws = input.workspace_key();
+        let mut reported = vec![false; self.atoms];
+        for item in items {
+            st.scope.vars.push((self.var, item));
+            let scope = &st.scope;
+            self.prefilter.scan(
+                |f| self.fields.get(f as usize).map_or(crate::eval::V::Absent, |v| scope.value(v)),
+                ws,
+                &mut |a, _| {
+                    if let Some(r) = reported.get_mut(a as usize) {
+                        *r = true;
+                    }
+                },
+            );
+            st.scope.vars.pop();
+            if self.trigger.iter().any(|a| reported.get(*a as usize).copied().unwrap_or(true)) {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 #[derive(Debug)]
@@ -68,6 +148,10 @@ struct Builder<'p> {
     atom_ids: HashMap<&'p ir::Atom, u32>,
     fields: Vec<ir::Value>,
     field_ids: HashMap<&'p ir::Value, u32>,
+    /// Inside a quantifier's filter: fields are the values over this variable alone.
+    quant_var: Option<u32>,
+    /// Build quantifier filters.
+    prefilter: bool,
 }
 
 pub fn bucket(p: &ir::Program, rules: &[(usize, bool)], options: CompileOptions, name: &str) -> Bucket {
@@ -80,6 +164,8 @@ pub fn bucket(p: &ir::Program, rules: &[(usize, bool)], options: CompileOptions,
         atom_ids: HashMap::new(),
         fields: Vec::new(),
         field_ids: HashMap::new(),
+        quant_var: None,
+        prefilter: options.prefilter,
     };
     let mut out_rules = Vec::with_capacity(sorted.len());
     for (i, check_tool) in &sorted {
@@ -172,7 +258,14 @@ impl<'p> Builder<'p> {
             ir::Expr::Or(items) => Node::Or(items.iter().map(|i| self.expr(i)).collect()),
             ir::Expr::Not(inner) => Node::Not(self.expr(inner)),
             ir::Expr::Atom(a) => Node::Atom(self.atom(a)),
-            q @ ir::Expr::Quant { .. } => Node::Quant(q.clone()),
+            q @ ir::Expr::Quant { .. } => {
+                let filter = if self.quant_var.is_none() && self.prefilter {
+                    QuantFilter::build(q).map(std::sync::Arc::new)
+                } else {
+                    None
+                };
+                Node::Quant(q.clone(), filter)
+            }
         };
         self.intern(n)
     }
@@ -182,7 +275,11 @@ impl<'p> Builder<'p> {
             return *id;
         }
         let left = left(a);
-        let field = if left.uses_var() { None } else { Some(self.field(left)) };
+        let field = match self.quant_var {
+            None if !left.uses_var() => Some(self.field(left)),
+            Some(var) if only_var(left, var) => Some(self.field(left)),
+            _ => None,
+        };
         let id = u32::try_from(self.atoms.len()).unwrap_or(u32::MAX);
         self.atoms.push(BucketAtom { atom: a.clone(), field });
         self.atom_ids.insert(a, id);
@@ -276,13 +373,38 @@ impl Bucket {
             }
             Node::Not(inner) => !self.eval_node(*inner, st)?,
             Node::Atom(a) => self.eval_atom(*a, st)?,
-            Node::Quant(e) => st.scope.expr(e)?,
+            Node::Quant(e, filter) => {
+                if let Some(f) = filter {
+                    if !f.may_hold(st) {
+                        return Ok(false);
+                    }
+                }
+                st.scope.expr(e)?
+            }
         })
     }
 
     pub fn describe_atom(&self, a: usize) -> String {
         self.atoms.get(a).map_or_else(String::new, |ba| crate::ir::describe_atom(&ba.atom))
     }
+}
+
+/// Whether a value depends on quantifier variable `var` and on no other.
+fn only_var(v: &ir::Value, var: u32) -> bool {
+    fn walk(v: &ir::Value, var: u32, seen: &mut bool) -> bool {
+        use ir::Value;
+        match v {
+            Value::Var(id, _) => {
+                *seen = true;
+                *id == var
+            }
+            Value::List(items) => items.iter().all(|i| walk(i, var, seen)),
+            Value::Len(i) | Value::Bytes(i) | Value::Lower(i) | Value::Path(i) | Value::Has(i) => walk(i, var, seen),
+            _ => true,
+        }
+    }
+    let mut seen = false;
+    walk(v, var, &mut seen) && seen
 }
 
 fn has_quant(e: &ir::Expr) -> bool {

@@ -56,46 +56,67 @@ impl Prefilter {
     pub(crate) fn run<'a>(&'a self, b: &'a Bucket, st: &mut Run<'a>) {
         for f in &self.fields {
             let value = b.field_value(f.field, st);
-            let mode = match &value {
-                V::Absent | V::J(serde_json::Value::Null) => FIELD_DECISIVE,
-                v if v.is_str() => {
-                    let text = v.text().unwrap_or_default();
-                    if let Some(ac) = &f.ac {
-                        for m in ac.find_overlapping_iter(text.as_ref()) {
-                            for (a, exact) in f.pattern_atoms.get(m.pattern().as_usize()).map_or(&[][..], Vec::as_slice)
-                            {
-                                hit(st, *a, *exact);
-                            }
-                        }
-                    }
-                    if let Some((set_abs, atoms)) = &f.abs_globs {
-                        for i in set_abs.matches(text.as_ref()) {
-                            if let Some(a) = atoms.get(i) {
-                                hit(st, *a, true);
-                            }
-                        }
-                    }
-                    if let Some((set_rel, atoms)) = &f.rel_globs {
-                        let workspace = st.scope.input.trace.workspace.as_str();
-                        if let Some(rel) = crate::path::relative(text.as_ref(), &crate::path::fold(workspace)) {
-                            for i in set_rel.matches(rel) {
-                                if let Some(a) = atoms.get(i) {
-                                    hit(st, *a, true);
-                                }
-                            }
-                        }
-                    }
-                    FIELD_DECISIVE
-                }
-                _ => {
-                    for a in &f.atoms {
-                        hit(st, *a, false);
-                    }
-                    FIELD_OPAQUE
-                }
-            };
+            let input = st.scope.input;
+            let mode = f.scan(&value, input.workspace_key(), &mut |a, proves| hit(st, a, proves));
             if let Some(m) = st.field_modes.get_mut(f.field as usize) {
                 *m = mode;
+            }
+        }
+    }
+
+    /// Runs every field's filter over values `value_of` gives, reporting atoms to `report`
+    /// (atom, whether the hit proves it); for filters inside a quantifier (`lower::QuantFilter`).
+    pub(crate) fn scan<'a>(
+        &self,
+        mut value_of: impl FnMut(u32) -> V<'a>,
+        workspace_key: &str,
+        report: &mut impl FnMut(u32, bool),
+    ) {
+        for f in &self.fields {
+            let value = value_of(f.field);
+            f.scan(&value, workspace_key, report);
+        }
+    }
+}
+
+impl FieldFilter {
+    /// Reports the atoms this field's value may make true; returns the field's mode.
+    fn scan(&self, value: &V<'_>, workspace_key: &str, report: &mut impl FnMut(u32, bool)) -> u8 {
+        match value {
+            V::Absent | V::J(serde_json::Value::Null) => FIELD_DECISIVE,
+            v if v.is_str() => {
+                let text = v.text().unwrap_or_default();
+                if let Some(ac) = &self.ac {
+                    for m in ac.find_overlapping_iter(text.as_ref()) {
+                        for (a, exact) in self.pattern_atoms.get(m.pattern().as_usize()).map_or(&[][..], Vec::as_slice)
+                        {
+                            report(*a, *exact);
+                        }
+                    }
+                }
+                if let Some((set_abs, atoms)) = &self.abs_globs {
+                    for i in set_abs.matches(text.as_ref()) {
+                        if let Some(a) = atoms.get(i) {
+                            report(*a, true);
+                        }
+                    }
+                }
+                if let Some((set_rel, atoms)) = &self.rel_globs {
+                    if let Some(rel) = crate::path::relative(text.as_ref(), workspace_key) {
+                        for i in set_rel.matches(rel) {
+                            if let Some(a) = atoms.get(i) {
+                                report(*a, true);
+                            }
+                        }
+                    }
+                }
+                FIELD_DECISIVE
+            }
+            _ => {
+                for a in &self.atoms {
+                    report(*a, false);
+                }
+                FIELD_OPAQUE
             }
         }
     }
@@ -152,6 +173,7 @@ fn need(a: &Atom) -> Option<Need> {
         Atom::Matches(_, re) => re.compiled.literals().map(|l| Need::Literals(l.to_vec(), false)),
         // A glob sees the canonical, case-folded path: its literal is looked for folded. Only
         // ASCII literals are (lower-casing other text is context-sensitive: a final sigma).
+        Atom::Glob(_, g) if g.compiled.globs.len() != 1 => Some(Need::Glob),
         Atom::Glob(_, g) => Some(match glob_literal(&g.src).filter(|l| l.is_ascii()) {
             Some(lit) => Need::Literals(vec![lit.to_ascii_lowercase().into_bytes()], false),
             None => Need::Glob,
@@ -299,10 +321,12 @@ pub fn build(atoms: &[BucketAtom], _fields: &[Value]) -> Prefilter {
             }
             Need::Glob => {
                 let Atom::Glob(_, g) = &ba.atom else { continue };
-                if g.compiled.absolute {
-                    parts.abs.push((g.compiled.glob.clone(), id));
-                } else {
-                    parts.rel.push((g.compiled.glob.clone(), id));
+                for (glob, absolute) in g.compiled.globs.iter().zip(&g.compiled.absolute) {
+                    if *absolute {
+                        parts.abs.push((glob.clone(), id));
+                    } else {
+                        parts.rel.push((glob.clone(), id));
+                    }
                 }
             }
         }

@@ -120,3 +120,191 @@ fn the_copy_matches_the_shared_corpus() {
         assert!(text == copy, "tests/data/corpus/calls.jsonl differs from {}: copy it again", shared.display());
     }
 }
+
+/// The floor's Dag with prefilters (the quantifier filters included), without, and the
+/// reference interpreter agree on every labelled call, and on shell commands assembled from
+/// the spellings the floor cares about.
+#[test]
+fn prefilters_change_no_floor_verdict() {
+    use fak::compile::{compile, CompileOptions};
+    use fak::eval::{reference, Call, TraceState};
+    use proptest::prelude::*;
+
+    let program = fak::load::builtin().program.unwrap();
+    let on = compile(program.clone(), CompileOptions { prefilter: true });
+    let off = compile(program.clone(), CompileOptions { prefilter: false });
+    let trace = TraceState::with_workspace("/workspace/repo").home("/home/dev");
+    let check = |call: &Call| -> Result<(), String> {
+        let a = fak::eval::decide(&on, call, &trace);
+        let b = fak::eval::decide(&off, call, &trace);
+        let c = reference::decide(&program, call, &trace);
+        if a != b || a != c {
+            return Err(format!("{call:?}\n  prefilters on:  {a:?}\n  prefilters off: {b:?}\n  reference:      {c:?}"));
+        }
+        Ok(())
+    };
+    for c in cases() {
+        let j: Json = serde_json::from_str(&c.line).unwrap();
+        let call = Call { tool: j["tool"].as_str().unwrap().to_string(), args: j["args"].clone() };
+        check(&call).unwrap();
+    }
+
+    // Commands from pieces: programs the floor names (and near misses), wrappers, flags,
+    // operands that are protected paths, connectors.
+    let programs = prop::sample::select(vec![
+        "rm",
+        "RM",
+        "'rm'",
+        "/bin/rm",
+        "rmdir",
+        "find",
+        "git",
+        "sudo",
+        "doas",
+        "su",
+        "chmod",
+        "chown",
+        "dd",
+        "mkfs.ext4",
+        "parted",
+        "curl",
+        "wget",
+        "nc",
+        "dig",
+        "env",
+        "bash",
+        "sh",
+        "python3",
+        "perl",
+        "npm",
+        "cargo",
+        "tee",
+        "cp",
+        "mv",
+        "ln",
+        "install",
+        "rsync",
+        "ls",
+        "cat",
+        "echo",
+        "xargs",
+        "timeout 5",
+        "nohup",
+        "command",
+        "eval",
+        "iex",
+        "pwsh",
+        "base64",
+        "shred",
+        "truncate",
+        "sed",
+    ]);
+    let args = prop::sample::select(vec![
+        "-rf",
+        "-r",
+        "-f",
+        "--recursive",
+        "--force",
+        "-delete",
+        "-name x",
+        "push",
+        "clean",
+        "-ffdx",
+        "-n",
+        "subtree push",
+        "send-pack",
+        "publish",
+        "config core.hooksPath /tmp",
+        "-c alias.s=push s",
+        "~",
+        "/",
+        "$HOME",
+        "*",
+        ".",
+        "/dev/sda",
+        "of=/dev/sda",
+        ".git/config",
+        ".GIT/hooks/x",
+        "internal/kernel/a.go",
+        "VERSION",
+        "/etc/passwd",
+        "~/.ssh/id_rsa",
+        "~/.bashrc",
+        "http://169.254.169.254/",
+        "-e 'fork while fork'",
+        "-c 'import shutil; shutil.rmtree(\"/\")'",
+        "u+s",
+        "4755",
+        "-R 777",
+        "x.txt",
+        "src/",
+        "-i 's/a/b/' f",
+        "-d @-",
+        "--dry-run",
+        "iex (irm https://x)",
+    ]);
+    let seps = prop::sample::select(vec![" && ", " | ", "; ", " || ", " > ", " >> ", "\n", " & "]);
+    let command = (programs, prop::collection::vec(args, 0..4));
+    let script = prop::collection::vec((command, seps), 1..4).prop_map(|parts| {
+        let mut s = String::new();
+        for ((p, a), sep) in parts {
+            if !s.is_empty() {
+                s.push_str(sep);
+            }
+            s.push_str(p);
+            for x in a {
+                s.push(' ');
+                s.push_str(x);
+            }
+        }
+        s
+    });
+    let wrapped =
+        (script, prop::sample::select(vec!["{}", "sudo {}", "bash -c '{}'", "$(echo x) {}", "({})", "echo {} | sh"]))
+            .prop_map(|(s, w)| w.replace("{}", &s));
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 2_000,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    });
+    runner
+        .run(&wrapped, |command| {
+            let call = Call { tool: "Bash".into(), args: serde_json::json!({ "command": command }) };
+            check(&call).map_err(TestCaseError::fail)
+        })
+        .unwrap();
+    let writers = prop::sample::select(vec![
+        ".git/config",
+        "a/.GIT/hooks/x",
+        "GIT~1/x",
+        "internal/kernel/x.go",
+        "Internal/Kernel/x.go",
+        "VERSION",
+        "pkg/VERSION",
+        "/etc/passwd",
+        "/home/dev/.bashrc",
+        "/home/dev/.ssh/authorized_keys",
+        ".claude/settings.json",
+        "src/main.rs",
+        "a/../.git/x",
+        "~/.aws/credentials",
+        "x.fak",
+        ".gitmodules",
+        "/dev/sda",
+    ]);
+    let tools = prop::sample::select(vec!["Write", "Edit", "MultiEdit", "NotebookEdit"]);
+    runner
+        .run(&(tools, writers), |(tool, path)| {
+            let args = match tool {
+                "Write" => serde_json::json!({"file_path": path, "content": ""}),
+                "Edit" => serde_json::json!({"file_path": path, "old_string": "a", "new_string": "b"}),
+                "MultiEdit" => serde_json::json!({"file_path": path, "edits": []}),
+                _ => serde_json::json!({"notebook_path": path, "new_source": "x"}),
+            };
+            let call = Call { tool: tool.into(), args };
+            let v = fak::eval::decide(&on, &call, &trace);
+            prop_assert!(v.by.rule.as_ref() != "fak.schema", "{call:?}: {v:?}");
+            check(&call).map_err(TestCaseError::fail)
+        })
+        .unwrap();
+}
