@@ -55,6 +55,7 @@ pub struct Dag {
     call: SideTable,
     result: SideTable,
     options: CompileOptions,
+    quant_filters: lower::QuantCache,
 }
 
 #[derive(Debug)]
@@ -79,7 +80,7 @@ pub fn compile(program: ir::Program, options: CompileOptions) -> Dag {
     let program = Arc::new(program);
     let call = side_table(&program, Side::Call);
     let result = side_table(&program, Side::Result);
-    Dag { program, call, result, options }
+    Dag { program, call, result, options, quant_filters: lower::QuantCache::default() }
 }
 
 fn side_table(p: &ir::Program, side: Side) -> SideTable {
@@ -151,7 +152,7 @@ impl Dag {
     }
 
     fn built<'a>(&'a self, lb: &'a LazyBucket) -> &'a Bucket {
-        lb.built.get_or_init(|| lower::bucket(&self.program, &lb.rules, self.options, &lb.name))
+        lb.built.get_or_init(|| lower::bucket(&self.program, &lb.rules, self.options, &lb.name, &self.quant_filters))
     }
 
     /// Builds every bucket now instead of on first use (a server does this at start-up, so

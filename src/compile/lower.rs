@@ -68,9 +68,10 @@ impl QuantFilter {
             field_ids: HashMap::new(),
             quant_var: Some(*var),
             prefilter: false,
+            cache: None,
         };
         let root = b.expr(body);
-        let prefilter = prefilter::build(&b.atoms, &b.fields);
+        let prefilter = prefilter::build(&b.atoms, &b.fields, true);
         let trigger = trigger(&b.nodes, root, &prefilter)?;
         Some(QuantFilter { var: *var, list: list.clone(), fields: b.fields, prefilter, trigger, atoms: b.atoms.len() })
     }
@@ -152,9 +153,20 @@ struct Builder<'p> {
     quant_var: Option<u32>,
     /// Build quantifier filters.
     prefilter: bool,
+    cache: Option<&'p QuantCache>,
 }
 
-pub fn bucket(p: &ir::Program, rules: &[(usize, bool)], options: CompileOptions, name: &str) -> Bucket {
+/// Quantifier filters already built, shared by every bucket of a Dag (the floor's rules over
+/// `writes` are in several buckets).
+pub type QuantCache = std::sync::Mutex<HashMap<ir::Expr, Option<std::sync::Arc<QuantFilter>>>>;
+
+pub fn bucket(
+    p: &ir::Program,
+    rules: &[(usize, bool)],
+    options: CompileOptions,
+    name: &str,
+    cache: &QuantCache,
+) -> Bucket {
     let mut sorted: Vec<(usize, bool)> = rules.to_vec();
     sorted.sort_by_key(|(i, _)| p.rules.get(*i).map(|r| priority(p, r)));
     let mut b = Builder {
@@ -166,6 +178,7 @@ pub fn bucket(p: &ir::Program, rules: &[(usize, bool)], options: CompileOptions,
         field_ids: HashMap::new(),
         quant_var: None,
         prefilter: options.prefilter,
+        cache: Some(cache),
     };
     let mut out_rules = Vec::with_capacity(sorted.len());
     for (i, check_tool) in &sorted {
@@ -178,7 +191,7 @@ pub fn bucket(p: &ir::Program, rules: &[(usize, bool)], options: CompileOptions,
             check_tool: *check_tool,
         });
     }
-    let prefilter = if options.prefilter { prefilter::build(&b.atoms, &b.fields) } else { Prefilter::default() };
+    let prefilter = if options.prefilter { prefilter::build(&b.atoms, &b.fields, false) } else { Prefilter::default() };
     let mut always = Vec::new();
     let mut triggered = vec![Vec::new(); b.atoms.len()];
     for (pos, r) in out_rules.iter().enumerate() {
@@ -240,6 +253,17 @@ fn trigger(nodes: &[Node], id: NodeId, pf: &Prefilter) -> Option<Vec<u32>> {
 }
 
 impl<'p> Builder<'p> {
+    fn quant_filter(&self, q: &ir::Expr) -> Option<std::sync::Arc<QuantFilter>> {
+        if let Some(found) = self.cache.and_then(|c| c.lock().ok()).and_then(|c| c.get(q).cloned()) {
+            return found;
+        }
+        let built = QuantFilter::build(q).map(std::sync::Arc::new);
+        if let Some(mut c) = self.cache.and_then(|c| c.lock().ok()) {
+            c.insert(q.clone(), built.clone());
+        }
+        built
+    }
+
     fn intern(&mut self, n: Node) -> NodeId {
         if let Some(id) = self.node_ids.get(&n) {
             return *id;
@@ -259,11 +283,7 @@ impl<'p> Builder<'p> {
             ir::Expr::Not(inner) => Node::Not(self.expr(inner)),
             ir::Expr::Atom(a) => Node::Atom(self.atom(a)),
             q @ ir::Expr::Quant { .. } => {
-                let filter = if self.quant_var.is_none() && self.prefilter {
-                    QuantFilter::build(q).map(std::sync::Arc::new)
-                } else {
-                    None
-                };
+                let filter = if self.quant_var.is_none() && self.prefilter { self.quant_filter(q) } else { None };
                 Node::Quant(q.clone(), filter)
             }
         };

@@ -304,7 +304,9 @@ pub fn hir_literals(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
     best
 }
 
-pub fn build(atoms: &[BucketAtom], _fields: &[Value]) -> Prefilter {
+/// Builds the filters. `quick` asks for automata that are cheap to build rather than the
+/// fastest to run (quantifier filters scan short texts: names, paths).
+pub fn build(atoms: &[BucketAtom], _fields: &[Value], quick: bool) -> Prefilter {
     let mut covered = vec![false; atoms.len()];
     // field -> (literal -> atoms), globs
     let mut by_field: HashMap<u32, FieldParts> = HashMap::new();
@@ -345,7 +347,8 @@ pub fn build(atoms: &[BucketAtom], _fields: &[Value]) -> Prefilter {
         let ac = if lits.is_empty() {
             None
         } else {
-            match AhoCorasick::new(lits.iter().map(|(l, _)| l.as_slice())) {
+            let kind = if quick { Some(aho_corasick::AhoCorasickKind::ContiguousNFA) } else { None };
+            match AhoCorasick::builder().kind(kind).build(lits.iter().map(|(l, _)| l.as_slice())) {
                 Ok(ac) => Some(ac),
                 Err(_) => {
                     // The automaton could not be built: leave every atom of this field to run.
