@@ -9,6 +9,7 @@ mod check;
 mod cli;
 mod corpus;
 mod decide;
+mod docs;
 mod parse;
 mod props;
 mod shell;
