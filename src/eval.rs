@@ -713,8 +713,18 @@ impl<'a> Scope<'a> {
 pub(crate) fn describe(v: &V<'_>) -> String {
     match v {
         V::Cmd(c) => {
+            // Arguments that would not read back as one word are single-quoted.
+            let quote = |a: &str| -> String {
+                let plain =
+                    !a.is_empty() && a.chars().all(|ch| ch.is_alphanumeric() || "-_./=:,+@%^~{}[]*?$#!".contains(ch));
+                if plain {
+                    a.to_string()
+                } else {
+                    format!("'{}'", a.replace('\'', "'\\''"))
+                }
+            };
             let mut s =
-                std::iter::once(c.name.as_str()).chain(c.args.iter().map(String::as_str)).collect::<Vec<_>>().join(" ");
+                std::iter::once(c.name.clone()).chain(c.args.iter().map(|a| quote(a))).collect::<Vec<_>>().join(" ");
             if !c.via.is_empty() {
                 s.push_str(&format!(" (inside {})", c.via.join(" → ")));
             }

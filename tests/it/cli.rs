@@ -528,3 +528,18 @@ fn compat_manifests_check() {
     }
     assert!(failed.is_empty(), "{}", failed.join("\n"));
 }
+
+/// `--explain` on a denied wrapped command names the command found inside the wrappers and
+/// the rule that refused it (issue 3).
+#[test]
+fn explain_shows_the_inner_command_and_the_rule() {
+    let args = r#"{"command":"nohup timeout 60 bash -c 'rm -rf /opt/app' &"}"#;
+    let out = snap(
+        "preflight-explain-wrapped",
+        &["preflight", "--workspace", WS, "--home", "/home/dev", "--tool", "Bash", "--args", args, "--explain"],
+        None,
+    );
+    assert!(out.stdout.starts_with("verdict=DENY reason=POLICY_BLOCK by=shell.rm-recursive"), "{}", out.stdout);
+    assert!(out.stdout.contains("decided by rule `shell.rm-recursive` at std.shell:"), "{}", out.stdout);
+    assert!(out.stdout.contains("found: rm -rf /opt/app (inside nohup → timeout → bash -c)"), "{}", out.stdout);
+}
