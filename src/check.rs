@@ -886,16 +886,7 @@ impl Checker<'_> {
                 if let Value::Lit(Lit(Json::Array(items))) = &rv {
                     let srcs: Option<Vec<&str>> = items.iter().map(Json::as_str).collect();
                     if let Some(srcs) = srcs.filter(|s| !s.is_empty()) {
-                        return match ir::compile_globs(&srcs) {
-                            Ok(g) => Some(ir::Expr::Atom(Atom::Glob(
-                                path_of(lv),
-                                Pattern { src: Arc::from(ir::globs_src(&srcs)), compiled: g },
-                            ))),
-                            Err(e) => {
-                                self.err(bad_glob(file, r.span, &e));
-                                None
-                            }
-                        };
+                        return self.glob_any(file, r.span, lv, &srcs);
                     }
                 }
                 let Value::Lit(Lit(Json::String(src))) = &rv else {
@@ -920,6 +911,22 @@ impl Checker<'_> {
             }
             BinOp::And | BinOp::Or => {
                 let _ = span;
+                None
+            }
+        }
+    }
+
+    /// `lv glob` any of `srcs`: one atom, so a set of globs is one GlobSet match.
+    fn glob_any(&mut self, file: FileId, span: Span, lv: Value, srcs: &[&str]) -> Option<ir::Expr> {
+        let src = match srcs {
+            [] => return Some(ir::Expr::False),
+            [one] => (*one).to_string(),
+            many => ir::globs_src(many),
+        };
+        match ir::compile_globs(srcs) {
+            Ok(g) => Some(ir::Expr::Atom(Atom::Glob(path_of(lv), Pattern { src: Arc::from(src), compiled: g }))),
+            Err(e) => {
+                self.err(bad_glob(file, span, &e));
                 None
             }
         }
@@ -1044,23 +1051,8 @@ impl Checker<'_> {
             (BinOp::Glob, ast::SetKind::Globs) => {
                 self.pathish(file, lspan, lt)?;
                 // One atom for the whole set: one GlobSet match instead of one per glob.
-                Some(match set.globs.as_slice() {
-                    [] => ir::Expr::False,
-                    [one] => ir::Expr::Atom(Atom::Glob(path_of(lv), one.clone())),
-                    many => {
-                        let srcs: Vec<&str> = many.iter().map(|g| &*g.src).collect();
-                        match ir::compile_globs(&srcs) {
-                            Ok(g) => ir::Expr::Atom(Atom::Glob(
-                                path_of(lv),
-                                Pattern { src: Arc::from(ir::globs_src(&srcs)), compiled: g },
-                            )),
-                            Err(e) => {
-                                self.err(bad_glob(file, rspan, &e));
-                                return None;
-                            }
-                        }
-                    }
-                })
+                let srcs: Vec<&str> = set.globs.iter().map(|g| &*g.src).collect();
+                self.glob_any(file, rspan, lv, &srcs)
             }
             (BinOp::Matches, _) => {
                 wrong(self, "a `regexes` set");

@@ -287,6 +287,7 @@ pub(crate) struct Input<'a> {
     /// The call's views, computed on first use and shared by every rule.
     view: std::cell::OnceCell<crate::view::CallView>,
     workspace_key: std::cell::OnceCell<String>,
+    view_size: std::cell::OnceCell<u64>,
 }
 
 impl<'a> Input<'a> {
@@ -305,6 +306,7 @@ impl<'a> Input<'a> {
             trace,
             view: std::cell::OnceCell::new(),
             workspace_key: std::cell::OnceCell::new(),
+            view_size: std::cell::OnceCell::new(),
         }
     }
 
@@ -312,7 +314,7 @@ impl<'a> Input<'a> {
     /// the arguments, or one inside the views (`c.operands`, `c.writes`, ...).
     pub(crate) fn var_list_bound(&self) -> u64 {
         if self.result_text.is_none() && crate::view::SHELL_TOOLS.contains(&self.tool) {
-            self.nodes.max(self.view().size())
+            self.nodes.max(*self.view_size.get_or_init(|| self.view().size()))
         } else {
             self.nodes
         }
@@ -344,7 +346,7 @@ impl<'a> Input<'a> {
 pub(crate) enum EvalError {
     /// Over `BUDGET.max_steps`.
     Budget,
-    /// A regex that could not be compiled (over the size limit).
+    /// A regex, or a set of globs, that could not be compiled (over the size limit).
     Pattern(String),
 }
 
@@ -638,7 +640,10 @@ impl<'a> Scope<'a> {
                 None => false,
             },
             Atom::Glob(l, g) => match left_of(self, l) {
-                V::S(p) => g.compiled.is_match(&p, crate::path::relative(&p, self.input.workspace_key())),
+                V::S(p) => g
+                    .compiled
+                    .is_match(&p, crate::path::relative(&p, self.input.workspace_key()))
+                    .map_err(|e| EvalError::Pattern(e.to_string()))?,
                 _ => false,
             },
             Atom::StartsWith(l, r) => {
@@ -830,7 +835,7 @@ impl<'p> Outcome<'p> {
                 EvalError::Budget => {
                     ("OVERSIZE", format!("evaluating rule `{}` went over the evaluation budget", r.id))
                 }
-                EvalError::Pattern(p) => ("MALFORMED", format!("rule `{}` has a regex fak cannot run: {p}", r.id)),
+                EvalError::Pattern(p) => ("MALFORMED", format!("rule `{}` has a pattern fak cannot run: {p}", r.id)),
             };
             let mut v = Verdict::builtin(VerdictKind::Deny, reason, "fak.budget", Some(m));
             v.by = By { rule: r.id.clone(), loc: Some(r.loc) };

@@ -366,14 +366,15 @@ pub struct Glob {
     pub globs: Vec<globset::Glob>,
     /// Per glob: matched against the absolute path.
     pub absolute: Vec<bool>,
-    sets: Arc<std::sync::OnceLock<(globset::GlobSet, globset::GlobSet)>>,
+    sets: Arc<std::sync::OnceLock<Result<(globset::GlobSet, globset::GlobSet), String>>>,
 }
 
 impl Glob {
     /// Whether a glob matches the canonical absolute path `abs` or, for relative globs, `rel`
-    /// (the path inside the workspace, when it is inside).
-    pub fn is_match(&self, abs: &str, rel: Option<&str>) -> bool {
-        let (a, r) = self.sets.get_or_init(|| {
+    /// (the path inside the workspace, when it is inside). `Err` when the globs could not be
+    /// built into a set (the regex size limit): the caller refuses, never reads it as "no".
+    pub fn is_match(&self, abs: &str, rel: Option<&str>) -> Result<bool, &str> {
+        let sets = self.sets.get_or_init(|| {
             let mut a = globset::GlobSetBuilder::new();
             let mut r = globset::GlobSetBuilder::new();
             for (g, absolute) in self.globs.iter().zip(&self.absolute) {
@@ -383,14 +384,15 @@ impl Glob {
                     r.add(g.clone());
                 }
             }
-            // Building a set of globs that each compiled cannot fail short of the regex size
-            // limit, which the globs of a policy stay far below; an empty set matches nothing.
-            (
-                a.build().unwrap_or_else(|_| globset::GlobSet::empty()),
-                r.build().unwrap_or_else(|_| globset::GlobSet::empty()),
-            )
+            match (a.build(), r.build()) {
+                (Ok(a), Ok(r)) => Ok((a, r)),
+                (Err(e), _) | (_, Err(e)) => Err(format!("the globs cannot be matched together: {e}")),
+            }
         });
-        a.is_match(abs) || rel.is_some_and(|rel| r.is_match(rel))
+        match sets {
+            Ok((a, r)) => Ok(a.is_match(abs) || rel.is_some_and(|rel| r.is_match(rel))),
+            Err(e) => Err(e.as_str()),
+        }
     }
 
     /// The source text of each glob.

@@ -59,17 +59,7 @@ impl QuantFilter {
         if list.uses_var() {
             return None;
         }
-        let mut b = Builder {
-            nodes: Vec::new(),
-            node_ids: HashMap::new(),
-            atoms: Vec::new(),
-            atom_ids: HashMap::new(),
-            fields: Vec::new(),
-            field_ids: HashMap::new(),
-            quant_var: Some(*var),
-            prefilter: false,
-            cache: None,
-        };
+        let mut b = Builder::new(Some(*var), false, None);
         let root = b.expr(body);
         let prefilter = prefilter::build(&b.atoms, &b.fields, true);
         let trigger = trigger(&b.nodes, root, &prefilter)?;
@@ -169,17 +159,7 @@ pub fn bucket(
 ) -> Bucket {
     let mut sorted: Vec<(usize, bool)> = rules.to_vec();
     sorted.sort_by_key(|(i, _)| p.rules.get(*i).map(|r| priority(p, r)));
-    let mut b = Builder {
-        nodes: Vec::new(),
-        node_ids: HashMap::new(),
-        atoms: Vec::new(),
-        atom_ids: HashMap::new(),
-        fields: Vec::new(),
-        field_ids: HashMap::new(),
-        quant_var: None,
-        prefilter: options.prefilter,
-        cache: Some(cache),
-    };
+    let mut b = Builder::new(None, options.prefilter, Some(cache));
     let mut out_rules = Vec::with_capacity(sorted.len());
     for (i, check_tool) in &sorted {
         let Some(r) = p.rules.get(*i) else { continue };
@@ -253,6 +233,20 @@ fn trigger(nodes: &[Node], id: NodeId, pf: &Prefilter) -> Option<Vec<u32>> {
 }
 
 impl<'p> Builder<'p> {
+    fn new(quant_var: Option<u32>, prefilter: bool, cache: Option<&'p QuantCache>) -> Builder<'p> {
+        Builder {
+            nodes: Vec::new(),
+            node_ids: HashMap::new(),
+            atoms: Vec::new(),
+            atom_ids: HashMap::new(),
+            fields: Vec::new(),
+            field_ids: HashMap::new(),
+            quant_var,
+            prefilter,
+            cache,
+        }
+    }
+
     fn quant_filter(&self, q: &ir::Expr) -> Option<std::sync::Arc<QuantFilter>> {
         if let Some(found) = self.cache.and_then(|c| c.lock().ok()).and_then(|c| c.get(q).cloned()) {
             return found;

@@ -371,3 +371,19 @@ fn shipped_tests_pass() {
     assert!(tests >= 12, "only {tests} shipped tests ran");
     cases.finish("shipped tests");
 }
+
+/// A list of globs after `glob` is one atom; printed back (`--dump --format ir`) it reads as
+/// the same list, one glob or several, and checks again.
+#[test]
+fn glob_lists_print_back() {
+    for (src, printed) in [
+        (r#"deny g on Write when args.file_path glob ["**/.git/**"];"#, r#"glob "**/.git/**""#),
+        (r#"deny g on Write when args.file_path glob ["**/.git", "**/.git/**"];"#, r#"glob ["**/.git", "**/.git/**"]"#),
+    ] {
+        let program = fak::load::from_source("p.fak", src).program.unwrap();
+        let text = fak::convert::to_source(&program, "");
+        assert!(text.contains(printed), "{text}");
+        let again = fak::load::from_source("again.fak", &text);
+        assert!(again.diags.is_empty(), "{text}");
+    }
+}
