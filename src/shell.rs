@@ -13,6 +13,7 @@
 //! to a shell, an `IFS` change, input the parser rejects, a budget exceeded.
 
 pub mod programs;
+mod plain;
 mod view;
 
 use programs::Arg;
@@ -78,13 +79,33 @@ pub struct Redirect {
 impl Redirect {
     /// Whether the redirection writes its target file.
     pub fn writes(&self) -> bool {
-        matches!(self.op.as_str(), ">" | ">>" | "<>" | ">|" | "&>" | "&>>") && !self.target.starts_with('&')
+        match self.op.as_str() {
+            ">" | ">>" | "<>" | ">|" | "&>" | "&>>" => !self.target.starts_with('&'),
+            // `>&file` is `&>file`; `>&2` and `>&-` duplicate or close a descriptor.
+            ">&" => !self.target.is_empty() && self.target != "-" && !self.target.bytes().all(|b| b.is_ascii_digit()),
+            _ => false,
+        }
     }
 }
 
 /// The view of `script`, run in `cwd` (absolute) by a user whose home is `home`.
 pub fn view(script: &str, cwd: &str, home: &str) -> View {
-    let mut w = view::Walker { home, out: View::default() };
+    let mut w = view::Walker { home, out: View::default(), plain: true };
     w.script(script, Vec::new(), crate::path::normalize(cwd, "/"), 0);
     w.out
+}
+
+/// The view as brush-parser alone reads it, without the plain reader: the reference the
+/// plain reader is tested against.
+#[doc(hidden)]
+pub fn view_by_brush(script: &str, cwd: &str, home: &str) -> View {
+    let mut w = view::Walker { home, out: View::default(), plain: false };
+    w.script(script, Vec::new(), crate::path::normalize(cwd, "/"), 0);
+    w.out
+}
+
+/// Whether the plain reader reads `script` (brush-parser reads the rest).
+#[doc(hidden)]
+pub fn is_plain(script: &str) -> bool {
+    plain::read(script).is_some()
 }

@@ -21,6 +21,8 @@ pub const MAX_UNCLOSED: usize = 12;
 pub(crate) struct Walker<'c> {
     pub home: &'c str,
     pub out: View,
+    /// Try the plain reader before brush-parser.
+    pub plain: bool,
 }
 
 /// Where a command is, as the walk goes down.
@@ -50,6 +52,13 @@ impl Walker<'_> {
         let (deepest, unclosed) = nesting(text);
         if deepest > MAX_NESTING || unclosed > MAX_UNCLOSED {
             return self.opaque(format!("brackets nested deeper than {MAX_NESTING} or left open"));
+        }
+        if let Some(pipelines) = self.plain.then(|| super::plain::read(text)).flatten() {
+            let mut at = At { via, cwd, depth };
+            for p in pipelines {
+                self.plain_pipeline(p, &mut at);
+            }
+            return;
         }
         let parsed = std::panic::catch_unwind(|| {
             let tokens = brush_parser::uncached_tokenize_str(text, &brush_parser::TokenizerOptions::default())
@@ -87,6 +96,25 @@ impl Walker<'_> {
             let mut stage_at = if single { None } else { Some(at.clone()) };
             let here = stage_at.as_mut().unwrap_or(at);
             self.command(c, here, if i == 0 { None } else { Some(upstream.clone()) });
+            upstream = upstream.start..self.out.commands.len();
+        }
+    }
+
+    /// A pipeline of the plain reader, walked as `pipeline` walks brush-parser's.
+    fn plain_pipeline(&mut self, p: Vec<super::plain::Simple>, at: &mut At) {
+        let start = self.out.commands.len();
+        let mut upstream: Range<usize> = start..start;
+        let single = p.len() == 1;
+        for (i, s) in p.into_iter().enumerate() {
+            if self.out.commands.len() >= MAX_COMMANDS {
+                self.opaque(format!("more than {MAX_COMMANDS} commands"));
+                continue;
+            }
+            let mut stage_at = if single { None } else { Some(at.clone()) };
+            let here = stage_at.as_mut().unwrap_or(at);
+            let now = self.out.commands.len();
+            let words = s.words.into_iter().map(|a| (a, now..now)).collect();
+            self.argv(words, s.assigns, s.redirects, here, if i == 0 { None } else { Some(upstream.clone()) }, s.text);
             upstream = upstream.start..self.out.commands.len();
         }
     }
@@ -189,10 +217,10 @@ impl Walker<'_> {
     fn piece(&mut self, p: &WordPiece, raw: &str, arg: &mut Arg, at: &At, quoted: bool) {
         match p {
             WordPiece::Text(t) => {
-                if !quoted && t.contains(['*', '?', '[']) {
+                if !quoted && super::plain::globby(t) {
                     arg.dynamic.get_or_insert("a glob");
                 }
-                if !quoted && t.contains('{') && t.contains([',', '.']) && t.contains('}') {
+                if !quoted && super::plain::braced(t) {
                     arg.dynamic.get_or_insert("brace expansion");
                 }
                 arg.text.push_str(t);
@@ -298,7 +326,7 @@ impl Walker<'_> {
         for (_, item) in suffix {
             self.item(item, at, &mut assigns, &mut words, &mut redirects, false);
         }
-        let text = s.to_string();
+        let text = shown(s);
         self.argv(words, assigns, redirects, at, upstream, text);
     }
 
@@ -564,6 +592,48 @@ impl Walker<'_> {
             p
         };
         crate::path::normalize(p, &at.cwd)
+    }
+}
+
+/// A simple command as explanations and `c.text` show it: its words as written and its
+/// redirections without the here-documents' bodies, one space apart (what the plain reader
+/// shows too).
+fn shown(s: &ast::SimpleCommand) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for item in s.prefix.iter().flat_map(|p| p.0.iter()) {
+        parts.push(shown_item(item));
+    }
+    if let Some(w) = &s.word_or_name {
+        parts.push(w.value.clone());
+    }
+    for item in s.suffix.iter().flat_map(|p| p.0.iter()) {
+        parts.push(shown_item(item));
+    }
+    parts.join(" ")
+}
+
+fn shown_item(item: &ast::CommandPrefixOrSuffixItem) -> String {
+    let fd = |n: &Option<i32>| n.map(|n| n.to_string()).unwrap_or_default();
+    match item {
+        ast::CommandPrefixOrSuffixItem::Word(w) | ast::CommandPrefixOrSuffixItem::AssignmentWord(_, w) => {
+            w.value.clone()
+        }
+        ast::CommandPrefixOrSuffixItem::IoRedirect(io) => match io {
+            ast::IoRedirect::File(n, kind, target) => {
+                let target = match target {
+                    ast::IoFileRedirectTarget::Filename(w) | ast::IoFileRedirectTarget::Duplicate(w) => w.value.clone(),
+                    ast::IoFileRedirectTarget::Fd(n) => n.to_string(),
+                    t @ ast::IoFileRedirectTarget::ProcessSubstitution(..) => t.to_string(),
+                };
+                format!("{}{kind}{target}", fd(n))
+            }
+            ast::IoRedirect::OutputAndError(w, append) => format!("&>{}{}", if *append { ">" } else { "" }, w.value),
+            ast::IoRedirect::HereString(n, w) => format!("{}<<<{}", fd(n), w.value),
+            ast::IoRedirect::HereDocument(n, doc) => {
+                format!("{}<<{}{}", fd(n), if doc.remove_tabs { "-" } else { "" }, doc.here_end.value)
+            }
+        },
+        other => other.to_string(),
     }
 }
 

@@ -144,8 +144,15 @@ fn what_cannot_be_seen_is_opaque() {
     ] {
         assert!(!v(s).opaque.is_empty(), "{s}: {:?}", v(s));
     }
-    for s in ["ls -la", "git status && cargo test 2>&1 | tail -5", "curl -s https://x | jq .", "base64 -d <<< aGVsbG8="]
-    {
+    for s in [
+        "ls -la",
+        "git status && cargo test 2>&1 | tail -5",
+        "curl -s https://x | jq .",
+        "base64 -d <<< aGVsbG8=",
+        // `[` is the test command, not a pattern; a lone bracket matches no file name.
+        "[ -f Cargo.toml ] && cargo build",
+        "test -d x || mkdir x",
+    ] {
         assert!(v(s).opaque.is_empty(), "{s}: {:?}", v(s).opaque);
     }
 }
@@ -194,6 +201,9 @@ fn writes() {
     assert!(w("tar czf - .git | cat").is_empty());
     assert_eq!(w("cargo build 2> /dev/null"), ["/dev/null"]);
     assert!(w("ls 2>&1").is_empty());
+    assert!(w("ls >&2 2>&-").is_empty());
+    // `>&file` sends both streams to the file, as `&>file` does.
+    assert_eq!(w("echo x >&~/.bashrc"), ["/home/dev/.bashrc"]);
 }
 
 #[test]
@@ -225,4 +235,124 @@ fn budgets_hold() {
 
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+// ------------------------------------------------------------------------------------------
+// The plain reader against brush-parser: one view, whichever reads the script.
+
+fn same_view(script: &str) -> Result<(), String> {
+    let fast = view(script, "/workspace/repo", "/home/dev");
+    let slow = fak::shell::view_by_brush(script, "/workspace/repo", "/home/dev");
+    if fast != slow {
+        return Err(format!("{script:?}\n  plain reader: {fast:#?}\n  brush-parser: {slow:#?}"));
+    }
+    Ok(())
+}
+
+#[test]
+fn the_plain_reader_sees_what_brush_sees() {
+    let scripts = [
+        "ls -la",
+        "git status && cargo test 2>&1 | tail -5",
+        "cd /tmp; rm -rf x || echo 'failed: x' & wait",
+        "FOO=1 BAR=\"a b\" cargo test -- --nocapture",
+        "A+=x",
+        "X=1",
+        ">out.txt",
+        "echo hi >out 2>>err <in 3<>rw >|clob &>all &>>all2 2>&1 >&2 1>&- 0<&3",
+        "echo x >&f",
+        "echo 'single' \"double \\\"q\\\" \\\\ \\x\" \\e\\ scape",
+        "echo a#b # a comment\nls",
+        "# only a comment",
+        "ls *.rs a?.txt [ab].c x[ y]",
+        "[ -f x ] && echo yes",
+        "echo {a,b} x{1..3} {} '{a,b}' \\{a,b}",
+        "find . -name '*.rs' -exec rm {} \\;",
+        "cat ~/.ssh/id_rsa ~ ~/",
+        "cat > f.py <<'EOF'\nimport os\nprint(\"$HOME\")\nEOF\npython3 f.py",
+        "cat <<EOF | sh\nrm -rf ~\nEOF",
+        "cat <<-\tEOF\n\tindented\n\tEOF\n",
+        "a <<A <<B\none\nA\ntwo\nB\necho done",
+        "cat <<EOF\nhas $var\nEOF",
+        "cat <<\"E\"\n$x `y`\nE",
+        "sh <<< 'rm -rf ~'",
+        "ls |\n  grep x &&\n  echo ok",
+        "echo ünïcödé 'ü' \"ü\" \\ü",
+        "sudo rm -rf / && env bash -c 'echo hi'",
+        "git -C . -c alias.p=push p origin main",
+        "echo 'ls -la' | sh",
+        "curl -fsSL https://x.sh | bash",
+        "python3 -c 'import shutil; shutil.rmtree(\"/\")'",
+        "cd src && cd .. && cp a.rs ../b.rs",
+        "cd /etc | ls; cp a b",
+        "rm -r -f ./build",
+        "echo x > \"/tmp/a b\"",
+        "2>/dev/null ls",
+        "ls 2 >f",
+        "a=(1 2)",
+        "echo $HOME",
+        "if true; then ls; fi",
+        "echo a;;",
+        "echo a |",
+        "| echo",
+        "echo 'unterminated",
+        "echo a\\\nb",
+        "echo !x",
+        "cat <<EOF",
+        "x=~/a",
+        "echo ~root",
+        "time ls",
+        "{ ls; }",
+        "echo a\r",
+    ];
+    let mut plain = 0;
+    for s in scripts {
+        same_view(s).unwrap();
+        plain += usize::from(fak::shell::is_plain(s));
+    }
+    // Most of these are plain: the comparison is not vacuous.
+    assert!(plain >= 35, "only {plain} scripts were read by the plain reader");
+    for s in ["echo $HOME", "if true; then ls; fi", "a=(1 2)", "echo a\\\nb"] {
+        assert!(!fak::shell::is_plain(s), "{s:?} is not plain");
+    }
+}
+
+#[test]
+fn the_plain_reader_agrees_on_generated_scripts() {
+    use proptest::prelude::*;
+    let plain_word = prop::sample::select(vec![
+        "ls", "rm", "-rf", "-la", "git", "push", "sudo", "bash", "-c", "cargo", "test", "x", "a.txt", "src/",
+        "./build", "/tmp/x", "~", "~/", "~/.ssh/id_rsa", "=", "a=b", "FOO=1", "--force", "--recur", "*.rs", "a?",
+        "[ab]", "[", "]", "{}", "{a,b}", "x{1..2}", "2", "10", "#", "a#b", "ü", "%s", "@", ":", ",", ".", "-", "+",
+        "if", "then", "fi", "$x", "$(id)", "`id`", "!", "(", ")", "{", "}", "\\", "\\n", "\\ ", "'a b'", "\"a b\"",
+        "\"$HOME\"", "\"\\\"\"", "'", "\"", "x'y'z", "\"a\"'b'c", "sh", "eval", "env", "echo", "cat", "tee",
+        "python3", "-e", "curl", "http://x", "\t",
+    ]);
+    let word = prop::collection::vec(plain_word, 1..3).prop_map(|p| p.concat());
+    let op = prop::sample::select(vec![
+        " ", " ", " ", " ", "; ", " && ", " || ", " | ", " & ", "\n", " > ", " >> ", " 2>&1 ", " 2> ", " < ",
+        " <<< ", " &> ", " >& ", " <> ", " >| ", " 3< ", ";;", " |& ", " <<EOF\nbody\nEOF\n",
+        " <<'EOF'\n$x y\nEOF\n", " <<-E\n\tb\n\tE\n", " # c\n",
+    ]);
+    let script = prop::collection::vec((word, op), 1..8).prop_map(|parts| {
+        let mut s = String::new();
+        for (w, o) in parts {
+            s.push_str(&w);
+            s.push_str(o);
+        }
+        s
+    });
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 4_000,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    });
+    let plain = std::cell::Cell::new(0usize);
+    runner
+        .run(&script, |s| {
+            plain.set(plain.get() + usize::from(fak::shell::is_plain(&s)));
+            same_view(&s).map_err(TestCaseError::fail)
+        })
+        .unwrap();
+    assert!(plain.get() > 400, "only {} generated scripts were plain", plain.get());
 }

@@ -1,0 +1,458 @@
+//! A fast reader for plain scripts: the lists of simple commands agents write most.
+//!
+//! brush-parser reads all of bash but costs microseconds per command (a token stream, a PEG
+//! parse, a second parse of every word); a policy decision has a budget of a few. Most
+//! commands agents send are plain: words, quotes, escapes, redirections, here-documents,
+//! joined by `;`, `&&`, `||`, `|`, `&` and newlines. This reader takes exactly those in one
+//! pass and gives up (`None`) on anything else — `$`, backquotes, parentheses, reserved words,
+//! `!`, line continuations, control characters, `~user` — which then goes to brush-parser.
+//! No crate reads "the plain subset of bash, or say you can't"; it is written here for that
+//! reason. What it produces must be what the brush path produces for the same script: the
+//! differential test in tests/it/shell.rs and the `shell_plain` fuzz target hold both to one
+//! `View`.
+
+use super::programs::Arg;
+use super::Redirect;
+
+/// A simple command as read: the words after quote removal, in order.
+#[derive(Debug, Default)]
+pub(super) struct Simple {
+    pub words: Vec<Arg>,
+    pub assigns: Vec<String>,
+    pub redirects: Vec<Redirect>,
+    pub text: String,
+}
+
+/// Words bash treats as syntax in command position.
+const RESERVED: &[&str] = &[
+    "if", "then", "elif", "else", "fi", "do", "done", "case", "esac", "while", "until", "for", "in", "select",
+    "function", "time", "coproc", "{", "}", "!", "[[", "]]",
+];
+
+/// The pipelines of a plain script, in order; `None` when it is not plain.
+pub(super) fn read(script: &str) -> Option<Vec<Vec<Simple>>> {
+    let mut r = Reader {
+        s: script,
+        b: script.as_bytes(),
+        i: 0,
+        out: Vec::new(),
+        pipe: Vec::new(),
+        cur: None,
+        heredocs: Vec::new(),
+    };
+    r.run()?;
+    Some(r.out)
+}
+
+/// A here-document whose body is read at the end of its line.
+struct Pending {
+    /// Where its redirection is: pipeline (`usize::MAX` for the one being read), command,
+    /// redirection.
+    at: (usize, usize, usize),
+    delim: String,
+    strip_tabs: bool,
+    quoted: bool,
+}
+
+struct Reader<'s> {
+    s: &'s str,
+    b: &'s [u8],
+    i: usize,
+    out: Vec<Vec<Simple>>,
+    pipe: Vec<Simple>,
+    cur: Option<Simple>,
+    heredocs: Vec<Pending>,
+}
+
+/// A word as read.
+struct Word {
+    arg: Arg,
+    raw_start: usize,
+    raw_end: usize,
+    /// Some character was quoted or escaped.
+    quoted: bool,
+}
+
+fn is_blank(c: u8) -> bool {
+    c == b' ' || c == b'\t'
+}
+
+/// Bytes that end a word.
+fn is_meta(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'(' | b')' | b'<' | b'>')
+}
+
+/// An unquoted run of a word that the shell expands to file names.
+pub(super) fn globby(t: &str) -> bool {
+    t.contains(['*', '?']) || t.find('[').is_some_and(|i| t.get(i + 1..).is_some_and(|r| r.contains(']')))
+}
+
+/// An unquoted run of a word that brace expansion rewrites.
+pub(super) fn braced(t: &str) -> bool {
+    t.contains('{') && t.contains([',', '.']) && t.contains('}')
+}
+
+impl Reader<'_> {
+    fn peek(&self, off: usize) -> Option<u8> {
+        self.b.get(self.i + off).copied()
+    }
+
+    fn run(&mut self) -> Option<()> {
+        // After `|`, `&&` or `||` a command must follow (newlines may come first).
+        let mut need = false;
+        loop {
+            while self.peek(0).is_some_and(is_blank) {
+                self.i += 1;
+            }
+            let Some(c) = self.peek(0) else { break };
+            match c {
+                b'\n' => {
+                    self.i += 1;
+                    if need {
+                        if !self.heredocs.is_empty() {
+                            return None;
+                        }
+                        continue;
+                    }
+                    self.end_pipeline(false)?;
+                    self.read_heredocs()?;
+                }
+                b';' => {
+                    if need || self.peek(1) == Some(b';') {
+                        return None;
+                    }
+                    self.i += 1;
+                    self.end_pipeline(true)?;
+                }
+                b'&' if self.peek(1) == Some(b'&') => {
+                    if need {
+                        return None;
+                    }
+                    self.i += 2;
+                    self.end_pipeline(true)?;
+                    need = true;
+                }
+                b'&' if self.peek(1) == Some(b'>') => {
+                    need = false;
+                    self.redirect(None)?;
+                }
+                b'&' => {
+                    if need {
+                        return None;
+                    }
+                    self.i += 1;
+                    self.end_pipeline(true)?;
+                }
+                b'|' => {
+                    if need || self.peek(1) == Some(b'&') {
+                        return None;
+                    }
+                    if self.peek(1) == Some(b'|') {
+                        self.i += 2;
+                        self.end_pipeline(true)?;
+                    } else {
+                        self.i += 1;
+                        self.end_simple(true)?;
+                    }
+                    need = true;
+                }
+                b'(' | b')' => return None,
+                b'<' | b'>' => {
+                    need = false;
+                    self.redirect(None)?;
+                }
+                b'#' => {
+                    while self.peek(0).is_some_and(|c| c != b'\n') {
+                        self.i += 1;
+                    }
+                }
+                _ => {
+                    need = false;
+                    let w = self.word()?;
+                    // `2>file`: digits right before a redirection are its descriptor.
+                    if !w.quoted && matches!(self.peek(0), Some(b'<' | b'>')) {
+                        let raw = self.s.get(w.raw_start..w.raw_end)?;
+                        if raw.bytes().all(|c| c.is_ascii_digit()) {
+                            let fd = raw.parse::<u32>().ok()?;
+                            self.redirect(Some(fd))?;
+                            continue;
+                        }
+                        if raw.starts_with('{') {
+                            return None; // `{fd}>file`
+                        }
+                    }
+                    self.push_word(w)?;
+                }
+            }
+        }
+        if need || !self.heredocs.is_empty() {
+            return None;
+        }
+        self.end_pipeline(false)?;
+        Some(())
+    }
+
+    fn cur(&mut self) -> &mut Simple {
+        self.cur.get_or_insert_with(Simple::default)
+    }
+
+    fn push_text(&mut self, piece: &str) {
+        let t = &mut self.cur().text;
+        if !t.is_empty() {
+            t.push(' ');
+        }
+        t.push_str(piece);
+    }
+
+    fn push_word(&mut self, w: Word) -> Option<()> {
+        let raw = self.s.get(w.raw_start..w.raw_end)?;
+        let cur = self.cur.get_or_insert_with(Simple::default);
+        if cur.words.is_empty() {
+            if is_assignment(raw) {
+                if !cur.text.is_empty() {
+                    cur.text.push(' ');
+                }
+                cur.text.push_str(raw);
+                cur.assigns.push(w.arg.text);
+                return Some(());
+            }
+            if RESERVED.contains(&w.arg.text.as_str()) {
+                return None;
+            }
+        }
+        if !cur.text.is_empty() {
+            cur.text.push(' ');
+        }
+        cur.text.push_str(raw);
+        cur.words.push(w.arg);
+        Some(())
+    }
+
+    /// Ends the simple command being read; an empty one is a syntax error when `required`.
+    fn end_simple(&mut self, required: bool) -> Option<()> {
+        match self.cur.take() {
+            Some(c) => self.pipe.push(c),
+            None if required => return None,
+            None => {}
+        }
+        Some(())
+    }
+
+    fn end_pipeline(&mut self, required: bool) -> Option<()> {
+        let empty = self.cur.is_none() && self.pipe.is_empty();
+        if empty {
+            return if required { None } else { Some(()) };
+        }
+        self.end_simple(true)?;
+        let index = self.out.len();
+        for h in &mut self.heredocs {
+            if h.at.0 == usize::MAX {
+                h.at.0 = index;
+            }
+        }
+        self.out.push(std::mem::take(&mut self.pipe));
+        Some(())
+    }
+
+    /// A word up to the next unquoted blank or operator.
+    fn word(&mut self) -> Option<Word> {
+        let start = self.i;
+        let mut text = String::new();
+        let mut dynamic = None;
+        let mut quoted = false;
+        // The unquoted run being read, checked for globs and braces when it ends (as brush
+        // reads a word: in pieces split at quotes and escapes).
+        let mut run_start = text.len();
+        let end_run = |text: &str, from: usize, dynamic: &mut Option<&'static str>| {
+            let run = text.get(from..).unwrap_or("");
+            if globby(run) {
+                dynamic.get_or_insert("a glob");
+            }
+            if braced(run) {
+                dynamic.get_or_insert("brace expansion");
+            }
+        };
+        while let Some(c) = self.peek(0) {
+            if is_meta(c) {
+                break;
+            }
+            match c {
+                b'\'' => {
+                    end_run(&text, run_start, &mut dynamic);
+                    let close = self.b.get(self.i + 1..)?.iter().position(|&x| x == b'\'')?;
+                    text.push_str(self.s.get(self.i + 1..self.i + 1 + close)?);
+                    self.i += close + 2;
+                    quoted = true;
+                    run_start = text.len();
+                }
+                b'"' => {
+                    end_run(&text, run_start, &mut dynamic);
+                    self.i += 1;
+                    loop {
+                        let rest = self.b.get(self.i..)?;
+                        let stop = rest.iter().position(|&x| matches!(x, b'"' | b'\\' | b'$' | b'`' | b'!'))?;
+                        text.push_str(self.s.get(self.i..self.i + stop)?);
+                        self.i += stop;
+                        match self.peek(0)? {
+                            b'"' => {
+                                self.i += 1;
+                                break;
+                            }
+                            b'\\' => match self.peek(1)? {
+                                b'\n' => return None,
+                                n @ (b'"' | b'\\' | b'$' | b'`') => {
+                                    text.push(char::from(n));
+                                    self.i += 2;
+                                }
+                                _ => {
+                                    text.push('\\');
+                                    self.i += 1;
+                                }
+                            },
+                            _ => return None,
+                        }
+                    }
+                    quoted = true;
+                    run_start = text.len();
+                }
+                b'\\' => {
+                    end_run(&text, run_start, &mut dynamic);
+                    let next = self.s.get(self.i + 1..)?.chars().next()?;
+                    if next == '\n' || next == '\r' {
+                        return None;
+                    }
+                    text.push(next);
+                    self.i += 1 + next.len_utf8();
+                    quoted = true;
+                    run_start = text.len();
+                }
+                b'$' | b'`' | b'!' | b'\r' => return None,
+                b'~' if self.i == start => {
+                    // `~` and `~/...` are the home directory (kept as written, as brush
+                    // does); `~user`, `~+` and the rest go to brush.
+                    match self.peek(1) {
+                        None | Some(b'/') => {}
+                        Some(n) if is_meta(n) => {}
+                        _ => return None,
+                    }
+                    text.push('~');
+                    self.i += 1;
+                }
+                b'~' => return None,
+                c if c < 0x20 && c != b'\t' => return None,
+                _ => {
+                    // A run of ordinary bytes (multi-byte characters included).
+                    let rest = self.b.get(self.i..)?;
+                    let n = rest
+                        .iter()
+                        .position(|&x| {
+                            is_meta(x) || matches!(x, b'\'' | b'"' | b'\\' | b'$' | b'`' | b'!' | b'~') || x < 0x20
+                        })
+                        .unwrap_or(rest.len());
+                    text.push_str(self.s.get(self.i..self.i + n)?);
+                    self.i += n;
+                }
+            }
+        }
+        end_run(&text, run_start, &mut dynamic);
+        if self.i == start {
+            return None;
+        }
+        Some(Word { arg: Arg { text, dynamic }, raw_start: start, raw_end: self.i, quoted })
+    }
+
+    /// A redirection at `<`, `>` or `&>`, its descriptor already read.
+    fn redirect(&mut self, fd: Option<u32>) -> Option<()> {
+        let rest = self.b.get(self.i..)?;
+        let op: &'static str = match rest {
+            [b'&', b'>', b'>', ..] => "&>>",
+            [b'&', b'>', ..] => "&>",
+            [b'>', b'>', ..] => ">>",
+            [b'>', b'|', ..] => ">|",
+            [b'>', b'&', ..] => ">&",
+            [b'>', b'(', ..] | [b'<', b'(', ..] => return None,
+            [b'>', ..] => ">",
+            [b'<', b'<', b'<', ..] => "<<<",
+            [b'<', b'<', b'-', ..] => "<<-",
+            [b'<', b'<', ..] => "<<",
+            [b'<', b'>', ..] => "<>",
+            [b'<', b'&', ..] => "<&",
+            [b'<', ..] => "<",
+            _ => return None,
+        };
+        if fd.is_some() && op.starts_with('&') {
+            return None;
+        }
+        self.i += op.len();
+        while self.peek(0).is_some_and(is_blank) {
+            self.i += 1;
+        }
+        if self.peek(0).is_none_or(is_meta) || self.peek(0) == Some(b'#') {
+            return None;
+        }
+        let w = self.word()?;
+        let raw = self.s.get(w.raw_start..w.raw_end)?;
+        let shown = format!("{}{}{raw}", fd.map(|n| n.to_string()).unwrap_or_default(), op);
+        match op {
+            "<<" | "<<-" => {
+                let quoted = w.quoted;
+                if w.arg.dynamic.is_some() {
+                    return None;
+                }
+                let cur = self.cur.get_or_insert_with(Simple::default);
+                let at = (usize::MAX, self.pipe.len(), cur.redirects.len());
+                cur.redirects.push(Redirect { op: "<<".into(), fd, target: raw.to_string(), body: None });
+                self.heredocs.push(Pending { at, delim: w.arg.text, strip_tabs: op == "<<-", quoted });
+            }
+            "<<<" => {
+                self.cur().redirects.push(Redirect { op: op.into(), fd, target: String::new(), body: Some(w.arg) });
+            }
+            _ => {
+                self.cur().redirects.push(Redirect { op: op.into(), fd, target: w.arg.text, body: None });
+            }
+        }
+        self.push_text(&shown);
+        Some(())
+    }
+
+    /// The bodies of the here-documents of the line just ended, in order.
+    fn read_heredocs(&mut self) -> Option<()> {
+        for h in std::mem::take(&mut self.heredocs) {
+            let mut body = String::new();
+            loop {
+                let rest = self.s.get(self.i..)?;
+                if rest.is_empty() {
+                    return None; // no delimiter line
+                }
+                let (line, next) = match rest.find('\n') {
+                    Some(n) => (rest.get(..n)?, self.i + n + 1),
+                    None => (rest, self.s.len()),
+                };
+                self.i = next;
+                let line = if h.strip_tabs { line.trim_start_matches('\t') } else { line };
+                if line == h.delim {
+                    break;
+                }
+                body.push_str(line);
+                body.push('\n');
+            }
+            // An unquoted delimiter expands the body: only a body with nothing to expand
+            // (nor anything brush would read as a quote or pattern) stays here.
+            if !h.quoted && body.contains(['$', '`', '\\', '\'', '"', '*', '?', '[', ']', '{', '}', '~', '!', '\r']) {
+                return None;
+            }
+            let r = self.out.get_mut(h.at.0)?.get_mut(h.at.1)?.redirects.get_mut(h.at.2)?;
+            r.body = Some(Arg { text: body, dynamic: None });
+        }
+        Some(())
+    }
+}
+
+/// `NAME=value` or `NAME+=value`.
+fn is_assignment(raw: &str) -> bool {
+    let Some(eq) = raw.find('=') else { return false };
+    let name = raw.get(..eq).unwrap_or("");
+    let name = name.strip_suffix('+').unwrap_or(name);
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
