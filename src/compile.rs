@@ -26,7 +26,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::Value as Json;
 
 use crate::eval::{
-    cost, is_advisory, over_budget, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState,
+    is_advisory, over_budget, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState,
     Verdict, V,
 };
 use crate::ir::{self, Side, VerdictKind};
@@ -55,7 +55,7 @@ pub struct Dag {
     call: SideTable,
     result: SideTable,
     options: CompileOptions,
-    quant_filters: lower::QuantCache,
+    quant_filters: lower::ListCache,
 }
 
 #[derive(Debug)]
@@ -80,7 +80,7 @@ pub fn compile(program: ir::Program, options: CompileOptions) -> Dag {
     let program = Arc::new(program);
     let call = side_table(&program, Side::Call);
     let result = side_table(&program, Side::Result);
-    Dag { program, call, result, options, quant_filters: lower::QuantCache::default() }
+    Dag { program, call, result, options, quant_filters: lower::ListCache::default() }
 }
 
 fn side_table(p: &ir::Program, side: Side) -> SideTable {
@@ -269,6 +269,8 @@ pub(crate) struct Run<'a> {
     pub atoms: Vec<u8>,
     /// Atoms the prefilters reported, in the order found.
     pub hit_list: Vec<u32>,
+    /// Per list filter, once scanned: per quantifier, the elements its body may hold on.
+    pub lists: Vec<Option<Vec<Vec<u32>>>>,
 }
 
 fn run(dag: &Dag, side: Side, input: &Input<'_>, mut ex: Option<&mut Explain>) -> Verdict {
@@ -285,12 +287,12 @@ fn run(dag: &Dag, side: Side, input: &Input<'_>, mut ex: Option<&mut Explain>) -
     }
     // The evaluation bound of every applicable rule, before any runs (see `eval::cost`).
     let scope = Scope::new(input);
-    let mut bound = b.static_cost;
-    for pos in &b.dynamic_cost {
+    let mut bound = b.cost.eval(&scope);
+    for (pos, c) in &b.tool_cost {
         let Some(br) = b.rules.get(*pos as usize) else { continue };
         let Some(rule) = dag.program.rules.get(br.rule) else { continue };
-        if !br.check_tool || rule.tools.matches(input.tool) {
-            bound = bound.saturating_add(cost(&rule.cond, &scope));
+        if rule.tools.matches(input.tool) {
+            bound = bound.saturating_add(c.eval(&scope));
         }
     }
     if let Some(v) = over_budget(bound) {
@@ -302,6 +304,7 @@ fn run(dag: &Dag, side: Side, input: &Input<'_>, mut ex: Option<&mut Explain>) -
         field_modes: vec![FIELD_NOT_RUN; b.fields.len()],
         atoms: vec![UNKNOWN; b.atoms.len()],
         hit_list: Vec::new(),
+        lists: vec![None; b.lists.len()],
     };
     // Which rules to look at: all of them without prefilters; with them, the rules with no
     // trigger plus those whose trigger atoms the prefilters reported.

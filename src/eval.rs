@@ -446,6 +446,19 @@ impl<'a> V<'a> {
         })
     }
 
+    /// Element `i` when the value is a list that long.
+    pub(crate) fn nth(&self, i: usize) -> Option<V<'a>> {
+        match self {
+            V::J(Json::Array(a)) => a.get(i).map(V::J),
+            V::L(items) => items.get(i).cloned(),
+            V::Strs(s) => s.get(i).map(|x| V::S(Cow::Borrowed(x.as_str()))),
+            V::Cmds(c) => c.get(i).map(V::Cmd),
+            V::Redirs(r) => r.get(i).map(V::Redir),
+            V::Urls(u) => u.get(i).map(V::Url),
+            _ => None,
+        }
+    }
+
     /// Elements when the value is a list.
     pub(crate) fn items(&self) -> Option<Vec<V<'a>>> {
         match self {

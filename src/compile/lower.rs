@@ -18,63 +18,69 @@ pub enum Node {
     Not(NodeId),
     /// A leaf: an index into `Bucket::atoms`.
     Atom(u32),
-    /// A quantifier, walked by the reference semantics, with a prefilter over its elements
-    /// when one can be built (see `QuantFilter`).
-    Quant(ir::Expr, Option<std::sync::Arc<QuantFilter>>),
+    /// A quantifier, walked by the reference semantics; when it is an `any` over a list that
+    /// does not depend on a variable, its place in the bucket's list filters (filter,
+    /// quantifier) says which elements to walk (see `ListFilter`).
+    Quant(ir::Expr, Option<(u32, u32)>),
 }
 
-/// A prefilter inside `any(x in LIST: BODY)`: the fields of `BODY` that depend only on `x`
-/// (`x`, `path(x)`, `x.name`, ...) get per-field aho-corasick and GlobSet filters, as a
-/// bucket's fields do, and `trigger` holds atoms one of which must be reported for `BODY` to
-/// hold. Run over every element: when no element reports a trigger atom, `BODY` is false for
-/// every element and the quantifier is false without evaluating it; otherwise it is
-/// evaluated as written. So `any(c in shell.commands: c.name == "rm" and ...)` costs one
-/// scan of each command's name, and twenty rules over `writes` one GlobSet match each.
+/// The variable every quantifier of a `ListFilter` is renamed to, so that `c.name` in one
+/// rule and `x.name` in another are one field with one automaton.
+const SHARED_VAR: u32 = u32::MAX;
+
+/// One scan of a list for every `any(x in LIST: BODY)` of a bucket over it.
+///
+/// The fields of the bodies that depend only on the variable (`x`, `path(x)`, `x.name`, ...)
+/// get per-field aho-corasick and GlobSet filters, as a bucket's fields do, and each
+/// quantifier gets `trigger` atoms one of which an element must report for its body to hold
+/// on that element. A decision scans each element of the list once, for all the quantifiers
+/// together, and keeps for each quantifier the elements that reported a trigger: the body
+/// runs on those alone, and a quantifier none reported is false without running. So the
+/// floor's thirty rules over `shell.commands` cost one scan of each command's fields, and its
+/// rules over `writes` one GlobSet match per path.
 #[derive(Debug)]
-pub struct QuantFilter {
-    var: u32,
+pub struct ListFilter {
     list: ir::Value,
     fields: Vec<ir::Value>,
     prefilter: Prefilter,
-    /// Atom ids (this filter's numbering), one of which must be reported.
-    trigger: Vec<u32>,
     atoms: usize,
+    /// Per quantifier: atom ids (this filter's numbering) one of which an element must
+    /// report; `None` when no such set is known (every element is a candidate).
+    triggers: Vec<Option<Vec<u32>>>,
 }
 
-// Compared and hashed by identity of the quantifier it filters (`Node::Quant`'s expression
-// already is); the filter is derived from it.
-impl PartialEq for QuantFilter {
-    fn eq(&self, _: &Self) -> bool {
-        true
-    }
-}
-impl Eq for QuantFilter {}
-impl std::hash::Hash for QuantFilter {
-    fn hash<H: std::hash::Hasher>(&self, _: &mut H) {}
-}
+/// A list filter's quantifiers, keyed for sharing between buckets.
+type ListKey = (ir::Value, Vec<ir::Expr>);
 
-impl QuantFilter {
-    fn build(e: &ir::Expr) -> Option<QuantFilter> {
-        let ir::Expr::Quant { all: false, var, list, body } = e else { return None };
-        if list.uses_var() {
-            return None;
-        }
-        let mut b = Builder::new(Some(*var), false, None);
-        let root = b.expr(body);
+impl ListFilter {
+    fn build(list: &ir::Value, members: &[ir::Expr]) -> ListFilter {
+        let renamed: Vec<ir::Expr> = members
+            .iter()
+            .map(|m| match m {
+                ir::Expr::Quant { var, body, .. } => rename(body, *var),
+                other => other.clone(),
+            })
+            .collect();
+        let mut b = Builder::new(Some(SHARED_VAR), false);
+        let roots: Vec<NodeId> = renamed.iter().map(|e| b.expr(e)).collect();
         let prefilter = prefilter::build(&b.atoms, &b.fields, true);
-        let trigger = trigger(&b.nodes, root, &prefilter)?;
-        Some(QuantFilter { var: *var, list: list.clone(), fields: b.fields, prefilter, trigger, atoms: b.atoms.len() })
+        let triggers = roots.iter().map(|r| trigger(&b.nodes, *r, &prefilter)).collect();
+        ListFilter { list: list.clone(), fields: b.fields, prefilter, atoms: b.atoms.len(), triggers }
     }
 
-    /// Whether some element may make the body true; `false` is exact: no element can.
-    fn may_hold<'a>(&'a self, st: &mut Run<'a>) -> bool {
+    /// For each quantifier, the elements its body may hold on (ascending).
+    fn scan<'a>(&'a self, st: &mut Run<'a>) -> Vec<Vec<u32>> {
+        let mut out = vec![Vec::new(); self.triggers.len()];
         let list = st.scope.value(&self.list);
-        let Some(items) = list.items() else { return true };
+        let Some(n) = list.list_len() else { return out };
         let input = st.scope.input;
         let ws = input.workspace_key();
         let mut reported = vec![false; self.atoms];
-        for item in items {
-            st.scope.vars.push((self.var, item));
+        for i in 0..n {
+            let Some(item) = list.nth(i) else { continue };
+            let index = u32::try_from(i).unwrap_or(u32::MAX);
+            reported.iter_mut().for_each(|r| *r = false);
+            st.scope.vars.push((SHARED_VAR, item));
             let scope = &st.scope;
             self.prefilter.scan(
                 |f| self.fields.get(f as usize).map_or(crate::eval::V::Absent, |v| scope.value(v)),
@@ -86,11 +92,61 @@ impl QuantFilter {
                 },
             );
             st.scope.vars.pop();
-            if self.trigger.iter().any(|a| reported.get(*a as usize).copied().unwrap_or(true)) {
-                return true;
+            for (t, cands) in self.triggers.iter().zip(out.iter_mut()) {
+                let may = match t {
+                    None => true,
+                    Some(atoms) => atoms.iter().any(|a| reported.get(*a as usize).copied().unwrap_or(true)),
+                };
+                if may {
+                    cands.push(index);
+                }
             }
         }
-        false
+        out
+    }
+}
+
+/// `e` with quantifier variable `var` renamed to `SHARED_VAR`.
+fn rename(e: &ir::Expr, var: u32) -> ir::Expr {
+    fn value(v: &ir::Value, var: u32) -> ir::Value {
+        use ir::Value;
+        match v {
+            Value::Var(id, path) if *id == var => Value::Var(SHARED_VAR, path.clone()),
+            Value::List(items) => Value::List(items.iter().map(|i| value(i, var)).collect()),
+            Value::Len(i) => Value::Len(Box::new(value(i, var))),
+            Value::Bytes(i) => Value::Bytes(Box::new(value(i, var))),
+            Value::Lower(i) => Value::Lower(Box::new(value(i, var))),
+            Value::Path(i) => Value::Path(Box::new(value(i, var))),
+            Value::Has(i) => Value::Has(Box::new(value(i, var))),
+            other => other.clone(),
+        }
+    }
+    fn atom(a: &Atom, var: u32) -> Atom {
+        match a {
+            Atom::Truthy(v) => Atom::Truthy(value(v, var)),
+            Atom::Cmp(op, l, r) => Atom::Cmp(*op, value(l, var), value(r, var)),
+            Atom::In(l, r) => Atom::In(value(l, var), value(r, var)),
+            Atom::Contains(l, r) => Atom::Contains(value(l, var), value(r, var)),
+            Atom::Matches(l, p) => Atom::Matches(value(l, var), p.clone()),
+            Atom::Glob(l, p) => Atom::Glob(value(l, var), p.clone()),
+            Atom::StartsWith(l, r) => Atom::StartsWith(value(l, var), value(r, var)),
+            Atom::EndsWith(l, r) => Atom::EndsWith(value(l, var), value(r, var)),
+        }
+    }
+    match e {
+        ir::Expr::True => ir::Expr::True,
+        ir::Expr::False => ir::Expr::False,
+        ir::Expr::And(items) => ir::Expr::And(items.iter().map(|i| rename(i, var)).collect()),
+        ir::Expr::Or(items) => ir::Expr::Or(items.iter().map(|i| rename(i, var)).collect()),
+        ir::Expr::Not(inner) => ir::Expr::Not(Box::new(rename(inner, var))),
+        ir::Expr::Atom(a) => ir::Expr::Atom(atom(a, var)),
+        // An inner quantifier binds its own variable: only the list can name `var`.
+        ir::Expr::Quant { all, var: inner, list, body } => ir::Expr::Quant {
+            all: *all,
+            var: *inner,
+            list: value(list, var),
+            body: Box::new(if *inner == var { (**body).clone() } else { rename(body, var) }),
+        },
     }
 }
 
@@ -126,10 +182,13 @@ pub struct Bucket {
     /// For each atom, the rule positions it can trigger.
     pub triggered: Vec<Vec<u32>>,
     pub prefilter: Prefilter,
-    /// The evaluation bound of the rules without quantifiers that always apply: their atoms.
-    pub static_cost: u64,
-    /// Rule positions whose bound depends on the input (quantifiers) or that check the tool.
-    pub dynamic_cost: Vec<u32>,
+    /// One filter per list the bucket's quantifiers range over.
+    pub lists: Vec<std::sync::Arc<ListFilter>>,
+    /// The evaluation bound of the rules that always apply.
+    pub cost: Cost,
+    /// The bounds of the rules that apply only when the tool matches (the fallback bucket's
+    /// prefix rules), by position.
+    pub tool_cost: Vec<(u32, Cost)>,
 }
 
 struct Builder<'p> {
@@ -141,25 +200,26 @@ struct Builder<'p> {
     field_ids: HashMap<&'p ir::Value, u32>,
     /// Inside a quantifier's filter: fields are the values over this variable alone.
     quant_var: Option<u32>,
-    /// Build quantifier filters.
+    /// Build list filters.
     prefilter: bool,
-    cache: Option<&'p QuantCache>,
+    /// The quantifiers to filter, grouped by their list.
+    quants: Vec<(ir::Value, Vec<ir::Expr>)>,
 }
 
-/// Quantifier filters already built, shared by every bucket of a Dag (the floor's rules over
+/// List filters already built, shared by every bucket of a Dag (the floor's rules over
 /// `writes` are in several buckets).
-pub type QuantCache = std::sync::Mutex<HashMap<ir::Expr, Option<std::sync::Arc<QuantFilter>>>>;
+pub type ListCache = std::sync::Mutex<HashMap<ListKey, std::sync::Arc<ListFilter>>>;
 
 pub fn bucket(
     p: &ir::Program,
     rules: &[(usize, bool)],
     options: CompileOptions,
     name: &str,
-    cache: &QuantCache,
+    cache: &ListCache,
 ) -> Bucket {
     let mut sorted: Vec<(usize, bool)> = rules.to_vec();
     sorted.sort_by_key(|(i, _)| p.rules.get(*i).map(|r| priority(p, r)));
-    let mut b = Builder::new(None, options.prefilter, Some(cache));
+    let mut b = Builder::new(None, options.prefilter);
     let mut out_rules = Vec::with_capacity(sorted.len());
     for (i, check_tool) in &sorted {
         let Some(r) = p.rules.get(*i) else { continue };
@@ -172,6 +232,19 @@ pub fn bucket(
         });
     }
     let prefilter = if options.prefilter { prefilter::build(&b.atoms, &b.fields, false) } else { Prefilter::default() };
+    let lists = std::mem::take(&mut b.quants)
+        .into_iter()
+        .map(|key| {
+            if let Some(found) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+                return found;
+            }
+            let built = std::sync::Arc::new(ListFilter::build(&key.0, &key.1));
+            if let Ok(mut c) = cache.lock() {
+                c.insert(key, built.clone());
+            }
+            built
+        })
+        .collect();
     let mut always = Vec::new();
     let mut triggered = vec![Vec::new(); b.atoms.len()];
     for (pos, r) in out_rules.iter().enumerate() {
@@ -188,19 +261,22 @@ pub fn bucket(
             }
         }
     }
-    let mut static_cost = 0u64;
-    let mut dynamic_cost = Vec::new();
+    // The evaluation bound as sums of products of list lengths (see `Cost`).
+    let mut cost = Cost::default();
+    let mut tool_cost = Vec::new();
     for (pos, r) in out_rules.iter().enumerate() {
         let Some(rule) = p.rules.get(r.rule) else { continue };
-        if r.check_tool || has_quant(&rule.cond) {
-            dynamic_cost.push(u32::try_from(pos).unwrap_or(u32::MAX));
+        if r.check_tool {
+            let mut own = Cost::default();
+            own.add(&rule.cond);
+            tool_cost.push((u32::try_from(pos).unwrap_or(u32::MAX), own));
         } else {
-            static_cost = static_cost.saturating_add(atom_count(&rule.cond));
+            cost.add(&rule.cond);
         }
     }
     Bucket {
-        static_cost,
-        dynamic_cost,
+        cost,
+        tool_cost,
         name: name.to_string(),
         rules: out_rules,
         nodes: b.nodes,
@@ -209,6 +285,7 @@ pub fn bucket(
         always,
         triggered,
         prefilter,
+        lists,
     }
 }
 
@@ -233,7 +310,7 @@ fn trigger(nodes: &[Node], id: NodeId, pf: &Prefilter) -> Option<Vec<u32>> {
 }
 
 impl<'p> Builder<'p> {
-    fn new(quant_var: Option<u32>, prefilter: bool, cache: Option<&'p QuantCache>) -> Builder<'p> {
+    fn new(quant_var: Option<u32>, prefilter: bool) -> Builder<'p> {
         Builder {
             nodes: Vec::new(),
             node_ids: HashMap::new(),
@@ -243,19 +320,32 @@ impl<'p> Builder<'p> {
             field_ids: HashMap::new(),
             quant_var,
             prefilter,
-            cache,
+            quants: Vec::new(),
         }
     }
 
-    fn quant_filter(&self, q: &ir::Expr) -> Option<std::sync::Arc<QuantFilter>> {
-        if let Some(found) = self.cache.and_then(|c| c.lock().ok()).and_then(|c| c.get(q).cloned()) {
-            return found;
+    /// Where an `any` over a fixed list goes in the bucket's list filters.
+    fn list_member(&mut self, q: &ir::Expr) -> Option<(u32, u32)> {
+        let ir::Expr::Quant { all: false, list, .. } = q else { return None };
+        if list.uses_var() {
+            return None;
         }
-        let built = QuantFilter::build(q).map(std::sync::Arc::new);
-        if let Some(mut c) = self.cache.and_then(|c| c.lock().ok()) {
-            c.insert(q.clone(), built.clone());
-        }
-        built
+        let g = match self.quants.iter().position(|(l, _)| l == list) {
+            Some(g) => g,
+            None => {
+                self.quants.push((list.clone(), Vec::new()));
+                self.quants.len() - 1
+            }
+        };
+        let members = &mut self.quants.get_mut(g)?.1;
+        let m = match members.iter().position(|e| e == q) {
+            Some(m) => m,
+            None => {
+                members.push(q.clone());
+                members.len() - 1
+            }
+        };
+        Some((u32::try_from(g).ok()?, u32::try_from(m).ok()?))
     }
 
     fn intern(&mut self, n: Node) -> NodeId {
@@ -277,8 +367,8 @@ impl<'p> Builder<'p> {
             ir::Expr::Not(inner) => Node::Not(self.expr(inner)),
             ir::Expr::Atom(a) => Node::Atom(self.atom(a)),
             q @ ir::Expr::Quant { .. } => {
-                let filter = if self.quant_var.is_none() && self.prefilter { self.quant_filter(q) } else { None };
-                Node::Quant(q.clone(), filter)
+                let member = if self.quant_var.is_none() && self.prefilter { self.list_member(q) } else { None };
+                Node::Quant(q.clone(), member)
             }
         };
         self.intern(n)
@@ -387,15 +477,52 @@ impl Bucket {
             }
             Node::Not(inner) => !self.eval_node(*inner, st)?,
             Node::Atom(a) => self.eval_atom(*a, st)?,
-            Node::Quant(e, filter) => {
-                if let Some(f) = filter {
-                    if !f.may_hold(st) {
-                        return Ok(false);
-                    }
-                }
-                st.scope.expr(e)?
-            }
+            Node::Quant(e, Some((g, m))) => self.eval_listed(e, *g, *m, st)?,
+            Node::Quant(e, None) => st.scope.expr(e)?,
         })
+    }
+
+    /// `any(x in LIST: BODY)` over the elements its list filter left.
+    fn eval_listed<'a>(&'a self, e: &'a ir::Expr, g: u32, m: u32, st: &mut Run<'a>) -> Result<bool, EvalError> {
+        let ir::Expr::Quant { var, list, body, .. } = e else { return st.scope.expr(e) };
+        let Some(filter) = self.lists.get(g as usize) else { return st.scope.expr(e) };
+        if st.lists.get(g as usize).is_some_and(Option::is_none) {
+            let scanned = filter.scan(st);
+            if let Some(slot) = st.lists.get_mut(g as usize) {
+                *slot = Some(scanned);
+            }
+        }
+        let Some(Some(cands)) = st.lists.get_mut(g as usize).map(|s| s.as_mut().and_then(|c| c.get_mut(m as usize)))
+        else {
+            return st.scope.expr(e);
+        };
+        if cands.is_empty() {
+            return Ok(false);
+        }
+        let cands = std::mem::take(cands);
+        let items = st.scope.value(list);
+        let mut result = Ok(false);
+        for i in &cands {
+            let Some(item) = items.nth(*i as usize) else { continue };
+            if let Err(e) = st.scope.step() {
+                result = Err(e);
+                break;
+            }
+            st.scope.vars.push((*var, item));
+            let r = st.scope.expr(body);
+            st.scope.vars.pop();
+            match r {
+                Ok(false) => {}
+                other => {
+                    result = other;
+                    break;
+                }
+            }
+        }
+        if let Some(Some(Some(slot))) = st.lists.get_mut(g as usize).map(|s| s.as_mut().map(|c| c.get_mut(m as usize))) {
+            *slot = cands;
+        }
+        result
     }
 
     pub fn describe_atom(&self, a: usize) -> String {
@@ -421,20 +548,87 @@ fn only_var(v: &ir::Value, var: u32) -> bool {
     walk(v, var, &mut seen) && seen
 }
 
-fn has_quant(e: &ir::Expr) -> bool {
-    match e {
-        ir::Expr::Quant { .. } => true,
-        ir::Expr::And(items) | ir::Expr::Or(items) => items.iter().any(has_quant),
-        ir::Expr::Not(inner) => has_quant(inner),
-        _ => false,
-    }
+/// `eval::cost` of a set of conditions, worked out at compile time: a sum of terms, each a
+/// coefficient times the lengths of some lists (a quantifier multiplies its body's terms,
+/// plus one, by its list's length). Evaluating it reads a few list lengths instead of walking
+/// every rule. Both are the exact bound clamped to `u64::MAX` (saturating sums and products
+/// of non-negative numbers), so the Dag and the reference agree on every budget refusal.
+#[derive(Debug, Default)]
+pub struct Cost {
+    /// The lists whose lengths terms multiply; `None` is `Input::var_list_bound`.
+    lists: Vec<Option<ir::Value>>,
+    /// (coefficient, indexes into `lists`), one term per distinct product.
+    terms: Vec<(u64, Vec<u32>)>,
 }
 
-fn atom_count(e: &ir::Expr) -> u64 {
-    match e {
-        ir::Expr::Atom(_) => 1,
-        ir::Expr::And(items) | ir::Expr::Or(items) => items.iter().map(atom_count).sum(),
-        ir::Expr::Not(inner) => atom_count(inner),
-        _ => 0,
+impl Cost {
+    pub fn add(&mut self, e: &ir::Expr) {
+        let mut terms = Vec::new();
+        self.terms_of(e, &mut terms);
+        for (coef, mut lists) in terms {
+            lists.sort_unstable();
+            match self.terms.iter_mut().find(|(_, l)| *l == lists) {
+                Some((c, _)) => *c = c.saturating_add(coef),
+                None => self.terms.push((coef, lists)),
+            }
+        }
+    }
+
+    fn terms_of(&mut self, e: &ir::Expr, out: &mut Vec<(u64, Vec<u32>)>) {
+        match e {
+            ir::Expr::True | ir::Expr::False => {}
+            ir::Expr::Atom(_) => out.push((1, Vec::new())),
+            ir::Expr::And(items) | ir::Expr::Or(items) => {
+                for i in items {
+                    self.terms_of(i, out);
+                }
+            }
+            ir::Expr::Not(inner) => self.terms_of(inner, out),
+            ir::Expr::Quant { list, body, .. } => {
+                let key = if list.uses_var() { None } else { Some(list.clone()) };
+                let id = match self.lists.iter().position(|l| *l == key) {
+                    Some(i) => i,
+                    None => {
+                        self.lists.push(key);
+                        self.lists.len() - 1
+                    }
+                };
+                let id = u32::try_from(id).unwrap_or(u32::MAX);
+                let mut inner = vec![(1, Vec::new())];
+                self.terms_of(body, &mut inner);
+                for (c, mut l) in inner {
+                    l.push(id);
+                    out.push((c, l));
+                }
+            }
+        }
+    }
+
+    /// The bound on this input.
+    pub(crate) fn eval(&self, scope: &crate::eval::Scope<'_>) -> u64 {
+        let mut lens: Vec<Option<u64>> = vec![None; self.lists.len()];
+        let mut total = 0u64;
+        for (coef, lists) in &self.terms {
+            let mut t = *coef;
+            for l in lists {
+                let i = *l as usize;
+                let n = match lens.get(i).copied().flatten() {
+                    Some(n) => n,
+                    None => {
+                        let n = match self.lists.get(i) {
+                            Some(Some(v)) => scope.value(v).list_len().map_or(0, |n| n as u64),
+                            _ => scope.input.var_list_bound(),
+                        };
+                        if let Some(slot) = lens.get_mut(i) {
+                            *slot = Some(n);
+                        }
+                        n
+                    }
+                };
+                t = t.saturating_mul(n);
+            }
+            total = total.saturating_add(t);
+        }
+        total
     }
 }

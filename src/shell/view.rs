@@ -53,6 +53,11 @@ impl Walker<'_> {
         if deepest > MAX_NESTING || unclosed > MAX_UNCLOSED {
             return self.opaque(format!("brackets nested deeper than {MAX_NESTING} or left open"));
         }
+        if (text.contains("$(") || text.contains('`')) && delimiterless_heredoc(text) {
+            // brush-parser 0.4 never returns on `$(<< |d ` (found by fuzzing); bash calls a
+            // here-document without a delimiter a syntax error.
+            return self.opaque("a here-document without a delimiter");
+        }
         if let Some(pipelines) = self.plain.then(|| super::plain::read(text)).flatten() {
             let mut at = At { via, cwd, depth };
             for p in pipelines {
@@ -772,6 +777,32 @@ fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed, args: &[Arg]) 
 fn old_style_tar(args: &[Arg]) -> bool {
     args.first()
         .is_some_and(|a| a.dynamic.is_none() && a.text.chars().all(|c| c.is_ascii_alphabetic()) && a.text.contains('x'))
+}
+
+/// Whether some `<<` (not `<<<`) is followed, past an optional `-` and blanks, by an operator
+/// or the end instead of a delimiter word. Read without regard to quoting: a false alarm
+/// only makes the script opaque.
+fn delimiterless_heredoc(text: &str) -> bool {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while let Some(at) = b.get(i..).and_then(|r| r.windows(2).position(|w| w == b"<<")) {
+        let mut j = i + at + 2;
+        if b.get(j) == Some(&b'<') {
+            i = j + 1;
+            continue;
+        }
+        if b.get(j) == Some(&b'-') {
+            j += 1;
+        }
+        while matches!(b.get(j), Some(b' ' | b'\t')) {
+            j += 1;
+        }
+        if matches!(b.get(j), None | Some(b'|' | b';' | b'&' | b'(' | b')' | b'<' | b'>' | b'\n')) {
+            return true;
+        }
+        i = j;
+    }
+    false
 }
 
 /// How deep brackets nest and how many are left open, counted without regard to quoting (an
