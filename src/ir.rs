@@ -630,6 +630,8 @@ pub fn describe_value(v: &Value) -> String {
         Value::TaintRank => "trace.taint".into(),
         Value::Principal => "principal".into(),
         Value::ResultText => "result.text".into(),
+        // `u32::MAX` is the variable a list filter renames every quantifier's to.
+        Value::Var(u32::MAX, segs) => path("x", segs),
         Value::Var(id, segs) => path(&format!("v{id}"), segs),
         Value::Len(inner) => format!("len({})", describe_value(inner)),
         Value::Bytes(inner) => format!("bytes({})", describe_value(inner)),

@@ -399,6 +399,11 @@ fn dag_text(policy: &crate::load::Policy) -> String {
         for line in b.prefilter.summary(&b.fields) {
             s.push_str(&format!("  prefilter {line}\n"));
         }
+        for l in &b.lists {
+            for line in l.summary() {
+                s.push_str(&format!("  {line}\n"));
+            }
+        }
     }
     s
 }

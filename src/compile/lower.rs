@@ -106,6 +106,23 @@ impl ListFilter {
     }
 }
 
+impl ListFilter {
+    /// For `--dump --format dag`: the list, its quantifiers, and its field filters.
+    pub fn summary(&self) -> Vec<String> {
+        let filtered = self.triggers.iter().filter(|t| t.is_some()).count();
+        let mut out = vec![format!(
+            "list {}: {} quantifiers, {} of them filtered per element",
+            crate::ir::describe_value(&self.list),
+            self.triggers.len(),
+            filtered
+        )];
+        for line in self.prefilter.summary(&self.fields) {
+            out.push(format!("  element prefilter {line}"));
+        }
+        out
+    }
+}
+
 /// `e` with quantifier variable `var` renamed to `SHARED_VAR`.
 fn rename(e: &ir::Expr, var: u32) -> ir::Expr {
     fn value(v: &ir::Value, var: u32) -> ir::Value {

@@ -86,37 +86,44 @@ impl FieldFilter {
             V::Absent | V::J(serde_json::Value::Null) => FIELD_DECISIVE,
             v if v.is_str() => {
                 let text = v.text().unwrap_or_default();
-                if let Some(ac) = &self.ac {
-                    for m in ac.find_overlapping_iter(text.as_ref()) {
-                        for (a, exact) in self.pattern_atoms.get(m.pattern().as_usize()).map_or(&[][..], Vec::as_slice)
-                        {
-                            report(*a, *exact);
-                        }
-                    }
-                }
-                if let Some((set_abs, atoms)) = &self.abs_globs {
-                    for i in set_abs.matches(text.as_ref()) {
-                        if let Some(a) = atoms.get(i) {
-                            report(*a, true);
-                        }
-                    }
-                }
-                if let Some((set_rel, atoms)) = &self.rel_globs {
-                    if let Some(rel) = crate::path::relative(text.as_ref(), workspace_key) {
-                        for i in set_rel.matches(rel) {
-                            if let Some(a) = atoms.get(i) {
-                                report(*a, true);
-                            }
-                        }
-                    }
-                }
+                self.scan_text(&text, workspace_key, report);
                 FIELD_DECISIVE
             }
+            // A view's list of strings (`c.flags`, `c.args`): an atom on it reads either its
+            // items (membership) or its JSON text (patterns, substrings), so both are scanned.
             _ => {
                 for a in &self.atoms {
                     report(*a, false);
                 }
                 FIELD_OPAQUE
+            }
+        }
+    }
+}
+
+impl FieldFilter {
+    fn scan_text(&self, text: &str, workspace_key: &str, report: &mut impl FnMut(u32, bool)) {
+        if let Some(ac) = &self.ac {
+            for m in ac.find_overlapping_iter(text) {
+                for (a, exact) in self.pattern_atoms.get(m.pattern().as_usize()).map_or(&[][..], Vec::as_slice) {
+                    report(*a, *exact);
+                }
+            }
+        }
+        if let Some((set_abs, atoms)) = &self.abs_globs {
+            for i in set_abs.matches(text) {
+                if let Some(a) = atoms.get(i) {
+                    report(*a, true);
+                }
+            }
+        }
+        if let Some((set_rel, atoms)) = &self.rel_globs {
+            if let Some(rel) = crate::path::relative(text, workspace_key) {
+                for i in set_rel.matches(rel) {
+                    if let Some(a) = atoms.get(i) {
+                        report(*a, true);
+                    }
+                }
             }
         }
     }

@@ -205,7 +205,16 @@ impl Walker<'_> {
     fn word(&mut self, w: &ast::Word, at: &At) -> (Arg, Range<usize>) {
         let start = self.out.commands.len();
         let mut arg = Arg { text: String::new(), dynamic: None };
-        match brush_parser::word::parse(&w.value, &brush_parser::ParserOptions::default()) {
+        // brush-parser 0.4 panics on `~` and a number past `i32` (a directory-stack index;
+        // found by fuzzing): such a word is not parsed, and any other panic is caught.
+        let parsed = if huge_tilde_index(&w.value) {
+            Err(())
+        } else {
+            std::panic::catch_unwind(|| brush_parser::word::parse(&w.value, &brush_parser::ParserOptions::default()))
+                .map_err(|_| ())
+                .and_then(|r| r.map_err(|_| ()))
+        };
+        match parsed {
             Ok(pieces) => {
                 for p in &pieces {
                     self.piece(&p.piece, w.value.get(p.start_index..p.end_index).unwrap_or(""), &mut arg, at, false);
@@ -777,6 +786,15 @@ fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed, args: &[Arg]) 
 fn old_style_tar(args: &[Arg]) -> bool {
     args.first()
         .is_some_and(|a| a.dynamic.is_none() && a.text.chars().all(|c| c.is_ascii_alphabetic()) && a.text.contains('x'))
+}
+
+/// Whether a `~`, an optional `+` or `-`, and more than nine digits appear in `word`.
+fn huge_tilde_index(word: &str) -> bool {
+    word.match_indices('~').any(|(i, _)| {
+        let rest = word.get(i + 1..).unwrap_or("");
+        let rest = rest.strip_prefix(['+', '-']).unwrap_or(rest);
+        rest.bytes().take_while(u8::is_ascii_digit).count() > 9
+    })
 }
 
 /// Whether some `<<` (not `<<<`) is followed, past an optional `-` and blanks, by an operator

@@ -233,6 +233,9 @@ fn budgets_hold() {
     for s in ["$(<< |d ", "$(<< ;d ", "echo `<< | d `"] {
         assert!(!v(s).opaque.is_empty(), "{s:?}");
     }
+    // brush-parser panics on a directory-stack index past i32 (fuzzing found it).
+    let huge = v("su root -c 'x & ~22222222222222222222 -d'");
+    assert!(huge.commands.iter().any(|c| c.name.starts_with("~2222") && c.opaque.is_some()), "{huge:?}");
     let long = "ls && ".repeat(2000) + "ls";
     assert!(!v(&long).opaque.is_empty());
 }
