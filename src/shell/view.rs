@@ -788,13 +788,30 @@ fn old_style_tar(args: &[Arg]) -> bool {
         .is_some_and(|a| a.dynamic.is_none() && a.text.chars().all(|c| c.is_ascii_alphabetic()) && a.text.contains('x'))
 }
 
-/// Whether a `~`, an optional `+` or `-`, and more than nine digits appear in `word`.
+/// Whether `word` has a tilde expression brush-parser would read as a directory-stack index
+/// past `i32`: an unquoted `~` at the start or after an unquoted `=` or `:`, an optional `+`
+/// or `-`, and more than nine digits.
 fn huge_tilde_index(word: &str) -> bool {
-    word.match_indices('~').any(|(i, _)| {
-        let rest = word.get(i + 1..).unwrap_or("");
-        let rest = rest.strip_prefix(['+', '-']).unwrap_or(rest);
-        rest.bytes().take_while(u8::is_ascii_digit).count() > 9
-    })
+    let b = word.as_bytes();
+    let (mut single, mut double) = (false, false);
+    let mut i = 0;
+    while let Some(&c) = b.get(i) {
+        match c {
+            b'\\' if !single => i += 1,
+            b'\'' if !double => single = !single,
+            b'"' if !single => double = !double,
+            b'~' if !single && !double && (i == 0 || matches!(b.get(i - 1), Some(b'=' | b':'))) => {
+                let rest = word.get(i + 1..).unwrap_or("");
+                let rest = rest.strip_prefix(['+', '-']).unwrap_or(rest);
+                if rest.bytes().take_while(u8::is_ascii_digit).count() > 9 {
+                    return true;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    false
 }
 
 /// Whether some `<<` (not `<<<`) is followed, past an optional `-` and blanks, by an operator

@@ -311,6 +311,8 @@ fn the_plain_reader_sees_what_brush_sees() {
         "time ls",
         "{ ls; }",
         "echo a\r",
+        "su root -c 'x& ~22222222222222222222e/a y'",
+        "echo 'a:~22222222222222222222' b=~33333333333333333333",
     ];
     let mut plain = 0;
     for s in scripts {
