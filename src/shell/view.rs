@@ -58,6 +58,11 @@ impl Walker<'_> {
             // here-document without a delimiter a syntax error.
             return self.opaque("a here-document without a delimiter");
         }
+        if huge_descriptor(text) {
+            // brush-parser 0.4 panics on a descriptor past `i32` (found by fuzzing); bash
+            // refuses one past its own limit.
+            return self.opaque("a file descriptor number too large");
+        }
         if let Some(pipelines) = self.plain.then(|| super::plain::read(text)).flatten() {
             let mut at = At { via, cwd, depth };
             for p in pipelines {
@@ -810,6 +815,20 @@ fn huge_tilde_index(word: &str) -> bool {
             _ => {}
         }
         i += 1;
+    }
+    false
+}
+
+/// Whether more than nine digits come right before a `<` or `>`: a redirection's descriptor
+/// (read without regard to quoting: a false alarm only makes the script opaque).
+fn huge_descriptor(text: &str) -> bool {
+    let mut digits = 0;
+    for b in text.bytes() {
+        match b {
+            b'0'..=b'9' => digits += 1,
+            b'<' | b'>' if digits > 9 => return true,
+            _ => digits = 0,
+        }
     }
     false
 }
