@@ -56,6 +56,7 @@ pub struct Dag {
     result: SideTable,
     options: CompileOptions,
     quant_filters: lower::ListCache,
+    automata: prefilter::AutomatonCache,
 }
 
 #[derive(Debug)]
@@ -80,7 +81,7 @@ pub fn compile(program: ir::Program, options: CompileOptions) -> Dag {
     let program = Arc::new(program);
     let call = side_table(&program, Side::Call);
     let result = side_table(&program, Side::Result);
-    Dag { program, call, result, options, quant_filters: lower::ListCache::default() }
+    Dag { program, call, result, options, quant_filters: lower::ListCache::default(), automata: Default::default() }
 }
 
 fn side_table(p: &ir::Program, side: Side) -> SideTable {
@@ -152,7 +153,7 @@ impl Dag {
     }
 
     fn built<'a>(&'a self, lb: &'a LazyBucket) -> &'a Bucket {
-        lb.built.get_or_init(|| lower::bucket(&self.program, &lb.rules, self.options, &lb.name, &self.quant_filters))
+        lb.built.get_or_init(|| lower::bucket(&self.program, &lb.rules, self.options, &lb.name, &self.quant_filters, &self.automata))
     }
 
     /// Builds every bucket now instead of on first use (a server does this at start-up, so

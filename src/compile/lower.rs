@@ -41,6 +41,8 @@ const SHARED_VAR: u32 = u32::MAX;
 #[derive(Debug)]
 pub struct ListFilter {
     list: ir::Value,
+    /// The quantifiers, as written, in member order.
+    members: HashMap<ir::Expr, u32>,
     fields: Vec<ir::Value>,
     prefilter: Prefilter,
     atoms: usize,
@@ -49,10 +51,25 @@ pub struct ListFilter {
     triggers: Vec<Option<Vec<u32>>>,
 }
 
-/// A list filter's quantifiers, keyed for sharing between buckets.
-type ListKey = (ir::Value, Vec<ir::Expr>);
-
 impl ListFilter {
+    /// The filter for every top-level `any` over `list` in the program: one per Dag, shared
+    /// by every bucket (each walks the quantifiers of its own rules).
+    fn for_program(p: &ir::Program, list: &ir::Value) -> ListFilter {
+        fn walk(e: &ir::Expr, list: &ir::Value, out: &mut Vec<ir::Expr>) {
+            match e {
+                ir::Expr::And(items) | ir::Expr::Or(items) => items.iter().for_each(|i| walk(i, list, out)),
+                ir::Expr::Not(inner) => walk(inner, list, out),
+                ir::Expr::Quant { all: false, list: l, .. } if l == list && !out.contains(e) => out.push(e.clone()),
+                _ => {}
+            }
+        }
+        let mut members = Vec::new();
+        for r in &p.rules {
+            walk(&r.cond, list, &mut members);
+        }
+        ListFilter::build(list, &members)
+    }
+
     fn build(list: &ir::Value, members: &[ir::Expr]) -> ListFilter {
         let renamed: Vec<ir::Expr> = members
             .iter()
@@ -63,9 +80,13 @@ impl ListFilter {
             .collect();
         let mut b = Builder::new(Some(SHARED_VAR), false);
         let roots: Vec<NodeId> = renamed.iter().map(|e| b.expr(e)).collect();
-        let prefilter = prefilter::build(&b.atoms, &b.fields, true);
+        let prefilter = prefilter::build(&b.atoms, &b.fields, true, None);
         let triggers = roots.iter().map(|r| trigger(&b.nodes, *r, &prefilter)).collect();
-        ListFilter { list: list.clone(), fields: b.fields, prefilter, atoms: b.atoms.len(), triggers }
+        // Expressions hash and compare by their source text; the regexes' lazily compiled
+        // automata inside them do not take part.
+        #[allow(clippy::mutable_key_type)]
+        let members = members.iter().zip(0u32..).map(|(e, i)| (e.clone(), i)).collect();
+        ListFilter { list: list.clone(), members, fields: b.fields, prefilter, atoms: b.atoms.len(), triggers }
     }
 
     /// For each quantifier, the elements its body may hold on (ascending).
@@ -219,13 +240,14 @@ struct Builder<'p> {
     quant_var: Option<u32>,
     /// Build list filters.
     prefilter: bool,
-    /// The quantifiers to filter, grouped by their list.
-    quants: Vec<(ir::Value, Vec<ir::Expr>)>,
+    /// Where list filters come from: the Dag's, built for its program on first use.
+    shared: Option<(&'p ListCache, &'p ir::Program)>,
+    /// The list filters this bucket's quantifiers use.
+    lists: Vec<std::sync::Arc<ListFilter>>,
 }
 
-/// List filters already built, shared by every bucket of a Dag (the floor's rules over
-/// `writes` are in several buckets).
-pub type ListCache = std::sync::Mutex<HashMap<ListKey, std::sync::Arc<ListFilter>>>;
+/// List filters already built, one per list, shared by every bucket of a Dag.
+pub type ListCache = std::sync::Mutex<HashMap<ir::Value, std::sync::Arc<ListFilter>>>;
 
 pub fn bucket(
     p: &ir::Program,
@@ -233,10 +255,12 @@ pub fn bucket(
     options: CompileOptions,
     name: &str,
     cache: &ListCache,
+    automata: &prefilter::AutomatonCache,
 ) -> Bucket {
     let mut sorted: Vec<(usize, bool)> = rules.to_vec();
     sorted.sort_by_key(|(i, _)| p.rules.get(*i).map(|r| priority(p, r)));
     let mut b = Builder::new(None, options.prefilter);
+    b.shared = Some((cache, p));
     let mut out_rules = Vec::with_capacity(sorted.len());
     for (i, check_tool) in &sorted {
         let Some(r) = p.rules.get(*i) else { continue };
@@ -248,20 +272,9 @@ pub fn bucket(
             check_tool: *check_tool,
         });
     }
-    let prefilter = if options.prefilter { prefilter::build(&b.atoms, &b.fields, false) } else { Prefilter::default() };
-    let lists = std::mem::take(&mut b.quants)
-        .into_iter()
-        .map(|key| {
-            if let Some(found) = cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
-                return found;
-            }
-            let built = std::sync::Arc::new(ListFilter::build(&key.0, &key.1));
-            if let Ok(mut c) = cache.lock() {
-                c.insert(key, built.clone());
-            }
-            built
-        })
-        .collect();
+    let prefilter =
+        if options.prefilter { prefilter::build(&b.atoms, &b.fields, false, Some(automata)) } else { Prefilter::default() };
+    let lists = std::mem::take(&mut b.lists);
     let mut always = Vec::new();
     let mut triggered = vec![Vec::new(); b.atoms.len()];
     for (pos, r) in out_rules.iter().enumerate() {
@@ -337,7 +350,8 @@ impl<'p> Builder<'p> {
             field_ids: HashMap::new(),
             quant_var,
             prefilter,
-            quants: Vec::new(),
+            shared: None,
+            lists: Vec::new(),
         }
     }
 
@@ -347,22 +361,27 @@ impl<'p> Builder<'p> {
         if list.uses_var() {
             return None;
         }
-        let g = match self.quants.iter().position(|(l, _)| l == list) {
+        let (cache, program) = self.shared?;
+        let g = match self.lists.iter().position(|f| f.list == *list) {
             Some(g) => g,
             None => {
-                self.quants.push((list.clone(), Vec::new()));
-                self.quants.len() - 1
+                let found = cache.lock().ok().and_then(|c| c.get(list).cloned());
+                let filter = match found {
+                    Some(f) => f,
+                    None => {
+                        let built = std::sync::Arc::new(ListFilter::for_program(program, list));
+                        if let Ok(mut c) = cache.lock() {
+                            c.insert(list.clone(), built.clone());
+                        }
+                        built
+                    }
+                };
+                self.lists.push(filter);
+                self.lists.len() - 1
             }
         };
-        let members = &mut self.quants.get_mut(g)?.1;
-        let m = match members.iter().position(|e| e == q) {
-            Some(m) => m,
-            None => {
-                members.push(q.clone());
-                members.len() - 1
-            }
-        };
-        Some((u32::try_from(g).ok()?, u32::try_from(m).ok()?))
+        let m = *self.lists.get(g)?.members.get(q)?;
+        Some((u32::try_from(g).ok()?, m))
     }
 
     fn intern(&mut self, n: Node) -> NodeId {

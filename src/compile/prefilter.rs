@@ -180,11 +180,19 @@ fn need(a: &Atom) -> Option<Need> {
         Atom::Matches(_, re) => re.compiled.literals().map(|l| Need::Literals(l.to_vec(), false)),
         // A glob sees the canonical, case-folded path: its literal is looked for folded. Only
         // ASCII literals are (lower-casing other text is context-sensitive: a final sigma).
-        Atom::Glob(_, g) if g.compiled.globs.len() != 1 => Some(Need::Glob),
-        Atom::Glob(_, g) => Some(match glob_literal(&g.src).filter(|l| l.is_ascii()) {
-            Some(lit) => Need::Literals(vec![lit.to_ascii_lowercase().into_bytes()], false),
-            None => Need::Glob,
-        }),
+        // A list of globs needs one of their literals, when each has one: an automaton is
+        // cheaper to build and to run than a GlobSet, and the globs run on a hit.
+        Atom::Glob(_, g) => {
+            let lits: Option<Vec<Vec<u8>>> = g
+                .compiled
+                .sources()
+                .map(|src| glob_literal(src).filter(|l| l.is_ascii()).map(|l| l.to_ascii_lowercase().into_bytes()))
+                .collect();
+            Some(match lits {
+                Some(l) if !l.is_empty() => Need::Literals(l, false),
+                _ => Need::Glob,
+            })
+        }
         _ => None,
     }
 }
@@ -311,9 +319,13 @@ pub fn hir_literals(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
     best
 }
 
+/// Automata already built, by their literals: buckets of one Dag often need the same one
+/// (the rules on `*` are in every bucket), and a DFA costs far more to build than to look up.
+pub type AutomatonCache = std::sync::Mutex<HashMap<Vec<Vec<u8>>, AhoCorasick>>;
+
 /// Builds the filters. `quick` asks for automata that are cheap to build rather than the
 /// fastest to run (quantifier filters scan short texts: names, paths).
-pub fn build(atoms: &[BucketAtom], _fields: &[Value], quick: bool) -> Prefilter {
+pub fn build(atoms: &[BucketAtom], _fields: &[Value], quick: bool, cache: Option<&AutomatonCache>) -> Prefilter {
     let mut covered = vec![false; atoms.len()];
     // field -> (literal -> atoms), globs
     let mut by_field: HashMap<u32, FieldParts> = HashMap::new();
@@ -355,7 +367,17 @@ pub fn build(atoms: &[BucketAtom], _fields: &[Value], quick: bool) -> Prefilter 
             None
         } else {
             let kind = if quick { Some(aho_corasick::AhoCorasickKind::ContiguousNFA) } else { None };
-            match AhoCorasick::builder().kind(kind).build(lits.iter().map(|(l, _)| l.as_slice())) {
+            let key: Vec<Vec<u8>> = lits.iter().map(|(l, _)| l.clone()).collect();
+            let found = cache.and_then(|c| c.lock().ok()).and_then(|c| c.get(&key).cloned());
+            let built = match found {
+                Some(ac) => Ok(ac),
+                None => AhoCorasick::builder().kind(kind).build(&key).inspect(|ac| {
+                    if let Some(mut c) = cache.and_then(|c| c.lock().ok()) {
+                        c.insert(key.clone(), ac.clone());
+                    }
+                }),
+            };
+            match built {
                 Ok(ac) => Some(ac),
                 Err(_) => {
                     // The automaton could not be built: leave every atom of this field to run.
