@@ -54,8 +54,8 @@ impl Walker<'_> {
             return self.opaque(format!("brackets nested deeper than {MAX_NESTING} or left open"));
         }
         if (text.contains("$(") || text.contains('`')) && delimiterless_heredoc(text) {
-            // brush-parser 0.4 never returns on `$(<< |d ` (found by fuzzing); bash calls a
-            // here-document without a delimiter a syntax error.
+            // brush-parser 0.4 never returns on `$(<< |d ` or `` `<<\r ` `` (found by
+            // fuzzing); bash calls a here-document without a delimiter a syntax error.
             return self.opaque("a here-document without a delimiter");
         }
         if huge_descriptor(text) {
@@ -848,10 +848,10 @@ fn delimiterless_heredoc(text: &str) -> bool {
         if b.get(j) == Some(&b'-') {
             j += 1;
         }
-        while matches!(b.get(j), Some(b' ' | b'\t')) {
+        while matches!(b.get(j), Some(b' ' | b'\t' | b'\r')) {
             j += 1;
         }
-        if matches!(b.get(j), None | Some(b'|' | b';' | b'&' | b'(' | b')' | b'<' | b'>' | b'\n')) {
+        if matches!(b.get(j), None | Some(b'|' | b';' | b'&' | b'(' | b')' | b'<' | b'>' | b'\n' | b'`')) {
             return true;
         }
         i = j;
