@@ -271,7 +271,7 @@ pub(crate) struct Run<'a> {
     /// Atoms the prefilters reported, in the order found.
     pub hit_list: Vec<u32>,
     /// Per list filter, once scanned: per quantifier, the elements its body may hold on.
-    pub lists: Vec<Option<Vec<Vec<u32>>>>,
+    pub lists: Vec<Option<lower::Candidates>>,
 }
 
 fn run(dag: &Dag, side: Side, input: &Input<'_>, mut ex: Option<&mut Explain>) -> Verdict {

@@ -89,17 +89,16 @@ impl ListFilter {
         ListFilter { list: list.clone(), members, fields: b.fields, prefilter, atoms: b.atoms.len(), triggers }
     }
 
-    /// For each quantifier, the elements its body may hold on (ascending).
-    fn scan<'a>(&'a self, st: &mut Run<'a>) -> Vec<Vec<u32>> {
-        let mut out = vec![Vec::new(); self.triggers.len()];
+    /// For each quantifier, the elements its body may hold on.
+    fn scan<'a>(&'a self, st: &mut Run<'a>) -> Candidates {
         let list = st.scope.value(&self.list);
-        let Some(n) = list.list_len() else { return out };
+        let n = list.list_len().unwrap_or(0);
+        let mut out = Candidates::new(self.triggers.len(), n);
         let input = st.scope.input;
         let ws = input.workspace_key();
         let mut reported = vec![false; self.atoms];
         for i in 0..n {
             let Some(item) = list.nth(i) else { continue };
-            let index = u32::try_from(i).unwrap_or(u32::MAX);
             reported.iter_mut().for_each(|r| *r = false);
             st.scope.vars.push((SHARED_VAR, item));
             let scope = &st.scope;
@@ -113,17 +112,53 @@ impl ListFilter {
                 },
             );
             st.scope.vars.pop();
-            for (t, cands) in self.triggers.iter().zip(out.iter_mut()) {
+            for (m, t) in self.triggers.iter().enumerate() {
                 let may = match t {
                     None => true,
                     Some(atoms) => atoms.iter().any(|a| reported.get(*a as usize).copied().unwrap_or(true)),
                 };
                 if may {
-                    cands.push(index);
+                    out.set(m, i);
                 }
             }
         }
         out
+    }
+}
+
+/// Per quantifier of a list filter, a bit set of the list's elements its body may hold on.
+#[derive(Clone, Debug)]
+pub(crate) struct Candidates {
+    words: usize,
+    bits: Vec<u64>,
+}
+
+impl Candidates {
+    fn new(members: usize, elements: usize) -> Candidates {
+        let words = elements.div_ceil(64);
+        Candidates { words, bits: vec![0; members * words] }
+    }
+
+    fn set(&mut self, member: usize, element: usize) {
+        if let Some(w) = self.bits.get_mut(member * self.words + element / 64) {
+            *w |= 1 << (element % 64);
+        }
+    }
+
+    /// The elements of `member`, ascending.
+    fn of(&self, member: usize) -> impl Iterator<Item = usize> + '_ {
+        let words = self.bits.get(member * self.words..(member + 1) * self.words).unwrap_or(&[]);
+        words.iter().enumerate().flat_map(|(wi, w)| {
+            let mut w = *w;
+            std::iter::from_fn(move || {
+                if w == 0 {
+                    return None;
+                }
+                let bit = w.trailing_zeros() as usize;
+                w &= w - 1;
+                Some(wi * 64 + bit)
+            })
+        })
     }
 }
 
@@ -528,37 +563,24 @@ impl Bucket {
                 *slot = Some(scanned);
             }
         }
-        let Some(Some(cands)) = st.lists.get_mut(g as usize).map(|s| s.as_mut().and_then(|c| c.get_mut(m as usize)))
-        else {
-            return st.scope.expr(e);
-        };
-        if cands.is_empty() {
+        let Run { scope, lists, .. } = st;
+        let Some(Some(cands)) = lists.get(g as usize) else { return scope.expr(e) };
+        let mut elements = cands.of(m as usize).peekable();
+        if elements.peek().is_none() {
             return Ok(false);
         }
-        let cands = std::mem::take(cands);
-        let items = st.scope.value(list);
-        let mut result = Ok(false);
-        for i in &cands {
-            let Some(item) = items.nth(*i as usize) else { continue };
-            if let Err(e) = st.scope.step() {
-                result = Err(e);
-                break;
-            }
-            st.scope.vars.push((*var, item));
-            let r = st.scope.expr(body);
-            st.scope.vars.pop();
-            match r {
-                Ok(false) => {}
-                other => {
-                    result = other;
-                    break;
-                }
+        let items = scope.value(list);
+        for i in elements {
+            let Some(item) = items.nth(i) else { continue };
+            scope.step()?;
+            scope.vars.push((*var, item));
+            let r = scope.expr(body);
+            scope.vars.pop();
+            if r? {
+                return Ok(true);
             }
         }
-        if let Some(Some(Some(slot))) = st.lists.get_mut(g as usize).map(|s| s.as_mut().map(|c| c.get_mut(m as usize))) {
-            *slot = cands;
-        }
-        result
+        Ok(false)
     }
 
     pub fn describe_atom(&self, a: usize) -> String {

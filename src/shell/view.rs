@@ -397,7 +397,8 @@ impl Walker<'_> {
         upstream: Option<Range<usize>>,
         text: String,
     ) {
-        let Some(((first, _), rest)) = words.split_first() else {
+        let mut words = words.into_iter();
+        let Some((first, _)) = words.next() else {
             // Assignments or redirections alone.
             self.redirect_writes(&redirects, at);
             if assigns.iter().any(|a| a.starts_with("IFS=")) {
@@ -405,7 +406,9 @@ impl Walker<'_> {
             }
             return;
         };
-        let args: Vec<Arg> = rest.iter().map(|(a, _)| a.clone()).collect();
+        // The arguments, and the commands run inside each (its substitutions).
+        let (args, ranges): (Vec<Arg>, Vec<Range<usize>>) = words.unzip();
+        let range_of = |text: &str| args.iter().position(|w| w.text == text).and_then(|i| ranges.get(i)).cloned();
         let mut cmd = Command {
             name: resolve(&first.text),
             args: args.iter().map(|a| a.text.clone()).collect(),
@@ -489,6 +492,10 @@ impl Walker<'_> {
 
         let index = self.out.commands.len();
         self.out.commands.push(cmd);
+        let runs_more = !inners.is_empty() || programs::is_shell(&name) || matches!(name.as_str(), "source" | ".");
+        if !runs_more {
+            return;
+        }
         let mut via = at.via.clone();
         via.push(name.clone());
         for inner in inners {
@@ -503,7 +510,7 @@ impl Walker<'_> {
                     self.argv(words, Vec::new(), redirects, &mut inner_at, upstream.clone(), text);
                 }
                 Inner::Script(a) => {
-                    let arg_range = rest.iter().find(|(w, _)| w.text == a.text).map(|(_, r)| r.clone());
+                    let arg_range = range_of(&a.text);
                     if let Some(d) = a.dynamic {
                         let fed = arg_range.as_ref().and_then(|r| payload(self, r));
                         let why = match fed {
@@ -520,7 +527,7 @@ impl Walker<'_> {
                     }
                 }
                 Inner::Code(a) => {
-                    let arg_range = rest.iter().find(|(w, _)| w.text == a.text).map(|(_, r)| r.clone());
+                    let arg_range = range_of(&a.text);
                     if a.dynamic.is_some() {
                         if let Some(kind) = arg_range.as_ref().and_then(|r| payload(self, r)) {
                             self.mark(index, &format!("a {kind} payload is run by `{name}`"));
@@ -535,7 +542,7 @@ impl Walker<'_> {
         }
         // `bash <(curl ...)`, `source <(curl ...)`: a script from a process substitution.
         if programs::is_shell(&name) || matches!(name.as_str(), "source" | ".") {
-            for (a, r) in rest {
+            for (a, r) in args.iter().zip(&ranges) {
                 if a.dynamic == Some("process substitution") {
                     if let Some(kind) = payload(self, r) {
                         self.mark(index, &format!("a {kind} payload is run by `{name}`"));
@@ -721,6 +728,14 @@ fn git_subcommand(args: &[Arg]) -> (Option<String>, Option<String>, Option<&'sta
 
 /// Files a command writes (besides its redirections), as written.
 fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed, args: &[Arg]) -> Vec<String> {
+    const WRITERS: &[&str] = &[
+        "tee", "truncate", "shred", "touch", "rm", "rmdir", "unlink", "mkdir", "rustfmt", "black", "chattr", "cp", "ln",
+        "install", "mv", "rsync", "chmod", "chown", "chgrp", "sed", "perl", "dd", "gofmt", "prettier", "clang-format",
+        "tar", "unzip", "git",
+    ];
+    if !WRITERS.contains(&name) {
+        return Vec::new();
+    }
     let ops: Vec<String> = p.operands.iter().map(|a| a.text.clone()).collect();
     let last = || ops.last().cloned().into_iter().collect::<Vec<_>>();
     match name {
