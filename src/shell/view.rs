@@ -864,6 +864,10 @@ fn delimiterless_heredoc(text: &str) -> bool {
             j += 1;
         }
         while matches!(b.get(j), Some(b' ' | b'\t' | b'\r')) {
+            // brush-parser reads a carriage return there as no delimiter at all.
+            if b.get(j) == Some(&b'\r') {
+                return true;
+            }
             j += 1;
         }
         if matches!(b.get(j), None | Some(b'|' | b';' | b'&' | b'(' | b')' | b'<' | b'>' | b'\n' | b'`')) {
