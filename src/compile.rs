@@ -157,13 +157,34 @@ impl Dag {
     }
 
     /// Builds every bucket now instead of on first use (a server does this at start-up, so
-    /// no request pays for it).
+    /// no request pays for it), on two threads: the largest buckets are dealt out first.
     pub fn warm(&self) {
-        for side in [Side::Call, Side::Result] {
-            for lb in &self.table(side).buckets {
-                self.built(lb);
+        let mut all: Vec<&LazyBucket> =
+            [Side::Call, Side::Result].iter().flat_map(|s| self.table(*s).buckets.iter()).collect();
+        all.sort_by_key(|lb| std::cmp::Reverse(lb.rules.len()));
+        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
+        let (mut mine_rules, mut theirs_rules) = (0usize, 0usize);
+        for lb in all {
+            if mine_rules <= theirs_rules {
+                mine_rules += lb.rules.len();
+                mine.push(lb);
+            } else {
+                theirs_rules += lb.rules.len();
+                theirs.push(lb);
             }
         }
+        std::thread::scope(|s| {
+            if !theirs.is_empty() {
+                s.spawn(|| {
+                    for lb in &theirs {
+                        self.built(lb);
+                    }
+                });
+            }
+            for lb in &mine {
+                self.built(lb);
+            }
+        });
     }
 
     /// Every bucket, built, for `--dump --format dag`.

@@ -281,8 +281,9 @@ struct Builder<'p> {
     lists: Vec<std::sync::Arc<ListFilter>>,
 }
 
-/// List filters already built, one per list, shared by every bucket of a Dag.
-pub type ListCache = std::sync::Mutex<HashMap<ir::Value, std::sync::Arc<ListFilter>>>;
+/// List filters, one per list, shared by every bucket of a Dag.
+pub type ListCache =
+    std::sync::Mutex<HashMap<ir::Value, std::sync::Arc<std::sync::OnceLock<std::sync::Arc<ListFilter>>>>>;
 
 pub fn bucket(
     p: &ir::Program,
@@ -400,17 +401,13 @@ impl<'p> Builder<'p> {
         let g = match self.lists.iter().position(|f| f.list == *list) {
             Some(g) => g,
             None => {
-                let found = cache.lock().ok().and_then(|c| c.get(list).cloned());
-                let filter = match found {
-                    Some(f) => f,
-                    None => {
-                        let built = std::sync::Arc::new(ListFilter::for_program(program, list));
-                        if let Ok(mut c) = cache.lock() {
-                            c.insert(list.clone(), built.clone());
-                        }
-                        built
-                    }
+                // One cell per list: a second bucket built at the same time (`Dag::warm`) waits
+                // for the first to finish the filter instead of building it again.
+                let cell = match cache.lock() {
+                    Ok(mut c) => c.entry(list.clone()).or_default().clone(),
+                    Err(_) => std::sync::Arc::default(),
                 };
+                let filter = cell.get_or_init(|| std::sync::Arc::new(ListFilter::for_program(program, list))).clone();
                 self.lists.push(filter);
                 self.lists.len() - 1
             }

@@ -53,9 +53,10 @@ impl Walker<'_> {
         if deepest > MAX_NESTING || unclosed > MAX_UNCLOSED {
             return self.opaque(format!("brackets nested deeper than {MAX_NESTING} or left open"));
         }
-        if (text.contains("$(") || text.contains('`')) && delimiterless_heredoc(text) {
-            // brush-parser 0.4 never returns on `$(<< |d ` or `` `<<\r ` `` (found by
-            // fuzzing); bash calls a here-document without a delimiter a syntax error.
+        if delimiterless_heredoc(text, text.contains("$(") || text.contains('`')) {
+            // brush-parser 0.4 never returns on `$(<< |d `, `` `<<\r ` `` or `<<\x0c `
+            // (found by fuzzing); bash calls a here-document without a delimiter a syntax
+            // error.
             return self.opaque("a here-document without a delimiter");
         }
         if huge_descriptor(text) {
@@ -848,10 +849,11 @@ fn huge_descriptor(text: &str) -> bool {
     false
 }
 
-/// Whether some `<<` (not `<<<`) is followed, past an optional `-` and blanks, by an operator
-/// or the end instead of a delimiter word. Read without regard to quoting: a false alarm
-/// only makes the script opaque.
-fn delimiterless_heredoc(text: &str) -> bool {
+/// Whether some `<<` (not `<<<`) is followed, past an optional `-` and blanks, by a control
+/// character (brush-parser reads `\r` and `\f` there as no delimiter), or, inside a command
+/// substitution (`substituted`), by an operator or the end instead of a delimiter word. Read
+/// without regard to quoting: a false alarm only makes the script opaque.
+fn delimiterless_heredoc(text: &str, substituted: bool) -> bool {
     let b = text.as_bytes();
     let mut i = 0;
     while let Some(at) = b.get(i..).and_then(|r| r.windows(2).position(|w| w == b"<<")) {
@@ -863,14 +865,13 @@ fn delimiterless_heredoc(text: &str) -> bool {
         if b.get(j) == Some(&b'-') {
             j += 1;
         }
-        while matches!(b.get(j), Some(b' ' | b'\t' | b'\r')) {
-            // brush-parser reads a carriage return there as no delimiter at all.
-            if b.get(j) == Some(&b'\r') {
-                return true;
-            }
+        while matches!(b.get(j), Some(b' ' | b'\t')) {
             j += 1;
         }
-        if matches!(b.get(j), None | Some(b'|' | b';' | b'&' | b'(' | b')' | b'<' | b'>' | b'\n' | b'`')) {
+        if b.get(j).is_some_and(|c| (*c < 0x20 && *c != b'\t' && *c != b'\n') || *c == 0x7f) {
+            return true;
+        }
+        if substituted && matches!(b.get(j), None | Some(b'|' | b';' | b'&' | b'(' | b')' | b'<' | b'>' | b'\n' | b'`')) {
             return true;
         }
         i = j;

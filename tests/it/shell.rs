@@ -230,7 +230,7 @@ fn budgets_hold() {
         assert!(!v(&format!("echo {}", "$(".repeat(n))).opaque.is_empty());
     }
     // brush-parser never returns on these (fuzzing found the first); they are refused first.
-    for s in ["$(<< |d ", "$(<< ;d ", "echo `<< | d `", "`<<\r `", "`<<\r o `", "go test 25555555555555>&1 | tail", "a 3000000000>f"] {
+    for s in ["$(<< |d ", "$(<< ;d ", "echo `<< | d `", "`<<\r `", "`<<\r o `", "cat <<\x0c<at cat ", "a <<\x0b x", "go test 25555555555555>&1 | tail", "a 3000000000>f"] {
         assert!(!v(s).opaque.is_empty(), "{s:?}");
     }
     // brush-parser panics on a directory-stack index past i32 (fuzzing found it).
