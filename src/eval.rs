@@ -592,9 +592,11 @@ impl<'a> Scope<'a> {
             Value::Path(inner) => {
                 let x = self.value(inner);
                 match &x {
-                    V::J(Json::String(s)) => V::S(crate::path::canonical_cow(s, &self.input.trace.workspace)),
-                    V::S(Cow::Borrowed(s)) => V::S(crate::path::canonical_cow(s, &self.input.trace.workspace)),
-                    V::S(Cow::Owned(s)) => V::S(Cow::Owned(crate::path::canonical(s, &self.input.trace.workspace))),
+                    V::J(Json::String(s)) => V::S(crate::path::canonical_in(s, self.input.workspace_key())),
+                    V::S(Cow::Borrowed(s)) => V::S(crate::path::canonical_in(s, self.input.workspace_key())),
+                    V::S(Cow::Owned(s)) => {
+                        V::S(Cow::Owned(crate::path::canonical_in(s, self.input.workspace_key()).into_owned()))
+                    }
                     _ => V::Absent,
                 }
             }

@@ -58,6 +58,15 @@ pub fn canonical_cow<'a>(p: &'a str, workspace: &str) -> std::borrow::Cow<'a, st
     std::borrow::Cow::Owned(normalize(&fold(p), &fold(workspace)))
 }
 
+/// `canonical_cow` against a workspace already in canonical form (`eval::Input::workspace_key`):
+/// the workspace is not folded again.
+pub fn canonical_in<'a>(p: &'a str, workspace_key: &str) -> std::borrow::Cow<'a, str> {
+    if is_canonical(p) {
+        return std::borrow::Cow::Borrowed(p);
+    }
+    std::borrow::Cow::Owned(normalize(&fold(p), workspace_key))
+}
+
 /// Whether `canonical` would return `p` unchanged: absolute, no empty, `.` or `..` name, no
 /// trailing `/` (but `/` itself), and every name folded (ASCII without capitals, no trailing
 /// dot or space, not `git~1`). One pass over the bytes; anything not ASCII takes the slow path.
