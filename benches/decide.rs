@@ -6,10 +6,6 @@
 
 use std::hint::black_box;
 
-/// The allocator the `fak` binary ships with (src/main.rs), so the figures are the binary's.
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion};
 use fak::compile::{compile, CompileOptions, Dag};
 use fak::eval::{decide, Call, TraceState};

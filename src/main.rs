@@ -2,12 +2,6 @@
 
 use std::process::ExitCode;
 
-/// mimalloc: a decision allocates many small strings and frees them at once (the shell view's
-/// words and commands), where it is several times faster than the system allocator
-/// (benches/README.md).
-#[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> ExitCode {
     fak::cli::main()
 }
