@@ -118,7 +118,8 @@ impl Reader<'_> {
                     self.read_heredocs()?;
                 }
                 b';' => {
-                    if need || self.peek(1) == Some(b';') {
+                    // `;;`, `;&` and `;;&` are `case` operators: a syntax error out of one.
+                    if need || matches!(self.peek(1), Some(b';' | b'&')) {
                         return None;
                     }
                     self.i += 1;

@@ -300,6 +300,8 @@ fn the_plain_reader_sees_what_brush_sees() {
         "echo $HOME",
         "if true; then ls; fi",
         "echo a;;",
+        "echo o;&>a",
+        "a ;;& b",
         "echo a |",
         "| echo",
         "echo 'unterminated",
