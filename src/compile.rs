@@ -26,8 +26,8 @@ use std::sync::{Arc, OnceLock};
 use serde_json::Value as Json;
 
 use crate::eval::{
-    is_advisory, over_budget, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState,
-    Verdict, V,
+    is_advisory, over_budget, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState, Verdict,
+    V,
 };
 use crate::ir::{self, Side, VerdictKind};
 
@@ -153,7 +153,9 @@ impl Dag {
     }
 
     fn built<'a>(&'a self, lb: &'a LazyBucket) -> &'a Bucket {
-        lb.built.get_or_init(|| lower::bucket(&self.program, &lb.rules, self.options, &lb.name, &self.quant_filters, &self.automata))
+        lb.built.get_or_init(|| {
+            lower::bucket(&self.program, &lb.rules, self.options, &lb.name, &self.quant_filters, &self.automata)
+        })
     }
 
     /// Builds every bucket now instead of on first use (a server does this at start-up, so

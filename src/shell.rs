@@ -12,8 +12,8 @@
 //! opaque, with why: a command name computed at run time, a downloaded or decoded payload fed
 //! to a shell, an `IFS` change, input the parser rejects, a budget exceeded.
 
-pub mod programs;
 mod plain;
+pub mod programs;
 mod view;
 
 use programs::Arg;

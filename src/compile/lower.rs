@@ -308,8 +308,11 @@ pub fn bucket(
             check_tool: *check_tool,
         });
     }
-    let prefilter =
-        if options.prefilter { prefilter::build(&b.atoms, &b.fields, false, Some(automata)) } else { Prefilter::default() };
+    let prefilter = if options.prefilter {
+        prefilter::build(&b.atoms, &b.fields, false, Some(automata))
+    } else {
+        Prefilter::default()
+    };
     let lists = std::mem::take(&mut b.lists);
     let mut always = Vec::new();
     let mut triggered = vec![Vec::new(); b.atoms.len()];

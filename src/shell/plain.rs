@@ -455,5 +455,6 @@ fn is_assignment(raw: &str) -> bool {
     let name = raw.get(..eq).unwrap_or("");
     let name = name.strip_suffix('+').unwrap_or(name);
     let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_') && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
 }

@@ -730,9 +730,34 @@ fn git_subcommand(args: &[Arg]) -> (Option<String>, Option<String>, Option<&'sta
 /// Files a command writes (besides its redirections), as written.
 fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed, args: &[Arg]) -> Vec<String> {
     const WRITERS: &[&str] = &[
-        "tee", "truncate", "shred", "touch", "rm", "rmdir", "unlink", "mkdir", "rustfmt", "black", "chattr", "cp", "ln",
-        "install", "mv", "rsync", "chmod", "chown", "chgrp", "sed", "perl", "dd", "gofmt", "prettier", "clang-format",
-        "tar", "unzip", "git",
+        "tee",
+        "truncate",
+        "shred",
+        "touch",
+        "rm",
+        "rmdir",
+        "unlink",
+        "mkdir",
+        "rustfmt",
+        "black",
+        "chattr",
+        "cp",
+        "ln",
+        "install",
+        "mv",
+        "rsync",
+        "chmod",
+        "chown",
+        "chgrp",
+        "sed",
+        "perl",
+        "dd",
+        "gofmt",
+        "prettier",
+        "clang-format",
+        "tar",
+        "unzip",
+        "git",
     ];
     if !WRITERS.contains(&name) {
         return Vec::new();
@@ -871,7 +896,8 @@ fn delimiterless_heredoc(text: &str, substituted: bool) -> bool {
         if b.get(j).is_some_and(|c| (*c < 0x20 && *c != b'\t' && *c != b'\n') || *c == 0x7f) {
             return true;
         }
-        if substituted && matches!(b.get(j), None | Some(b'|' | b';' | b'&' | b'(' | b')' | b'<' | b'>' | b'\n' | b'`')) {
+        if substituted && matches!(b.get(j), None | Some(b'|' | b';' | b'&' | b'(' | b')' | b'<' | b'>' | b'\n' | b'`'))
+        {
             return true;
         }
         i = j;
