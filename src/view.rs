@@ -98,7 +98,7 @@ pub const COMMAND_FIELDS: &[(&str, Ty, &str)] = &[
     ("upstream", Ty::Strs, "the programs piping into its standard input"),
     ("writes", Ty::Paths, "the files it writes"),
     ("recursive", Ty::Bool, "it runs the shell function it is defined in (a fork bomb)"),
-    ("text", Ty::Str, "its source text"),
+    ("text", Ty::Str, "its words and redirections as written (here-documents without their bodies)"),
 ];
 
 pub const REDIRECT_FIELDS: &[(&str, Ty, &str)] = &[

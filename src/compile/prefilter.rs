@@ -65,7 +65,7 @@ impl Prefilter {
     }
 
     /// Runs every field's filter over values `value_of` gives, reporting atoms to `report`
-    /// (atom, whether the hit proves it); for filters inside a quantifier (`lower::QuantFilter`).
+    /// (atom, whether the hit proves it); for the per-element filters of `lower::ListFilter`.
     pub(crate) fn scan<'a>(
         &self,
         mut value_of: impl FnMut(u32) -> V<'a>,

@@ -198,11 +198,7 @@ impl Reader<'_> {
     }
 
     fn push_text(&mut self, piece: &str) {
-        let t = &mut self.cur().text;
-        if !t.is_empty() {
-            t.push(' ');
-        }
-        t.push_str(piece);
+        append(&mut self.cur().text, piece);
     }
 
     fn push_word(&mut self, w: Word) -> Option<()> {
@@ -210,10 +206,7 @@ impl Reader<'_> {
         let cur = self.cur.get_or_insert_with(Simple::default);
         if cur.words.is_empty() {
             if is_assignment(raw) {
-                if !cur.text.is_empty() {
-                    cur.text.push(' ');
-                }
-                cur.text.push_str(raw);
+                append(&mut cur.text, raw);
                 cur.assigns.push(w.arg.text);
                 return Some(());
             }
@@ -221,10 +214,7 @@ impl Reader<'_> {
                 return None;
             }
         }
-        if !cur.text.is_empty() {
-            cur.text.push(' ');
-        }
-        cur.text.push_str(raw);
+        append(&mut cur.text, raw);
         cur.words.push(w.arg);
         Some(())
     }
@@ -447,6 +437,14 @@ impl Reader<'_> {
         }
         Some(())
     }
+}
+
+/// Adds a word or redirection to a command's text, one space after the last.
+fn append(text: &mut String, piece: &str) {
+    if !text.is_empty() {
+        text.push(' ');
+    }
+    text.push_str(piece);
 }
 
 /// `NAME=value` or `NAME+=value`.

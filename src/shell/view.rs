@@ -100,33 +100,35 @@ impl Walker<'_> {
     }
 
     fn pipeline(&mut self, p: &ast::Pipeline, at: &mut At) {
-        let mut upstream: Range<usize> = self.out.commands.len()..self.out.commands.len();
-        let single = p.seq.len() == 1;
-        for (i, c) in p.seq.iter().enumerate() {
-            // A pipeline's stages run in subshells: a `cd` inside one does not last.
-            let mut stage_at = if single { None } else { Some(at.clone()) };
-            let here = stage_at.as_mut().unwrap_or(at);
-            self.command(c, here, if i == 0 { None } else { Some(upstream.clone()) });
-            upstream = upstream.start..self.out.commands.len();
-        }
+        self.stages(p.seq.iter(), at, |w, c, here, upstream| w.command(c, here, upstream));
     }
 
     /// A pipeline of the plain reader, walked as `pipeline` walks brush-parser's.
     fn plain_pipeline(&mut self, p: Vec<super::plain::Simple>, at: &mut At) {
-        let start = self.out.commands.len();
-        let mut upstream: Range<usize> = start..start;
-        let single = p.len() == 1;
-        for (i, s) in p.into_iter().enumerate() {
-            if self.out.commands.len() >= MAX_COMMANDS {
-                self.opaque(format!("more than {MAX_COMMANDS} commands"));
-                continue;
+        self.stages(p.into_iter(), at, |w, s, here, upstream| {
+            if w.out.commands.len() >= MAX_COMMANDS {
+                return w.opaque(format!("more than {MAX_COMMANDS} commands"));
             }
+            let now = w.out.commands.len();
+            let words = s.words.into_iter().map(|a| (a, now..now)).collect();
+            w.argv(words, s.assigns, s.redirects, here, upstream, s.text);
+        });
+    }
+
+    /// Walks a pipeline's stages, each but the first with the commands before it upstream.
+    /// With more than one stage, each runs in a subshell: a `cd` inside one does not last.
+    fn stages<T>(
+        &mut self,
+        stages: impl ExactSizeIterator<Item = T>,
+        at: &mut At,
+        mut walk: impl FnMut(&mut Self, T, &mut At, Option<Range<usize>>),
+    ) {
+        let start = self.out.commands.len();
+        let single = stages.len() == 1;
+        for (i, stage) in stages.enumerate() {
             let mut stage_at = if single { None } else { Some(at.clone()) };
             let here = stage_at.as_mut().unwrap_or(at);
-            let now = self.out.commands.len();
-            let words = s.words.into_iter().map(|a| (a, now..now)).collect();
-            self.argv(words, s.assigns, s.redirects, here, if i == 0 { None } else { Some(upstream.clone()) }, s.text);
-            upstream = upstream.start..self.out.commands.len();
+            walk(self, stage, here, (i > 0).then_some(start..self.out.commands.len()));
         }
     }
 
