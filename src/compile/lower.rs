@@ -30,25 +30,157 @@ const SHARED_VAR: u32 = u32::MAX;
 
 /// One scan of a list for every `any(x in LIST: BODY)` of a bucket over it.
 ///
-/// The fields of the bodies that depend only on the variable (`x`, `path(x)`, `x.name`, ...)
-/// get per-field aho-corasick and GlobSet filters, as a bucket's fields do, and each
-/// quantifier gets `trigger` atoms one of which an element must report for its body to hold
-/// on that element. A decision scans each element of the list once, for all the quantifiers
-/// together, and keeps for each quantifier the elements that reported a trigger: the body
-/// runs on those alone, and a quantifier none reported is false without running. So the
-/// floor's thirty rules over `shell.commands` cost one scan of each command's fields, and its
-/// rules over `writes` one GlobSet match per path.
+/// Most bodies say which element they are about by a string field: `c.name == "rm"`,
+/// `c.name in escalators`, `c.name starts_with "mkfs."`. The field that keys the most bodies
+/// this way gets an exact-match table (and a short list of prefixes): one hash lookup per
+/// element says which of those quantifiers may hold on it. The fields of the other bodies that
+/// depend only on the variable (`x`, `path(x)`, `x.code`, ...) get per-field aho-corasick and
+/// GlobSet filters, as a bucket's fields do, and each such quantifier gets `trigger` atoms one
+/// of which an element must report for its body to hold on that element. A decision scans
+/// each element of the list once, for all the quantifiers together, and keeps for each
+/// quantifier the elements that may hold: the body runs on those alone, and a quantifier with
+/// none is false without running. So the floor's twenty rules over `shell.commands` cost one
+/// lookup of each command's name, and its rules over `writes` one GlobSet match per path.
 #[derive(Debug)]
 pub struct ListFilter {
     list: ir::Value,
     /// The quantifiers, as written, in member order.
     members: HashMap<ir::Expr, u32>,
+    /// The key field (a value of the variable alone) and its tables.
+    key: Option<KeyTable>,
     fields: Vec<ir::Value>,
     prefilter: Prefilter,
     atoms: usize,
-    /// Per quantifier: atom ids (this filter's numbering) one of which an element must
-    /// report; `None` when no such set is known (every element is a candidate).
-    triggers: Vec<Option<Vec<u32>>>,
+    /// Per quantifier, what makes an element a candidate.
+    triggers: Vec<Trigger>,
+}
+
+#[derive(Debug)]
+enum Trigger {
+    /// The key table says.
+    Key,
+    /// One of these atoms (this filter's prefilter numbering) must be reported.
+    Atoms(Vec<u32>),
+    /// Every element is a candidate.
+    Always,
+}
+
+/// Quantifiers keyed by one string field's value.
+#[derive(Debug)]
+struct KeyTable {
+    field: ir::Value,
+    exact: rustc_hash::FxHashMap<Box<str>, Vec<u32>>,
+    prefixes: Vec<(Box<str>, u32)>,
+}
+
+/// What a body says about the key field: it holds only when the field's value is one of
+/// `exact` or starts with one of `prefixes`.
+#[derive(Debug, Default)]
+struct Key {
+    exact: Vec<String>,
+    prefixes: Vec<String>,
+}
+
+impl Key {
+    fn weight(&self) -> usize {
+        self.exact.len() + 4 * self.prefixes.len()
+    }
+}
+
+/// The strings of a literal string or list of literal strings (non-strings never equal a
+/// string and are left out); `None` when `v` is not a literal.
+fn literal_strings(v: &ir::Value) -> Option<Vec<String>> {
+    use serde_json::Value as Json;
+    fn of_json(j: &Json, out: &mut Vec<String>) -> Option<()> {
+        match j {
+            Json::String(s) => out.push(s.clone()),
+            Json::Array(items) => {
+                for i in items {
+                    if let Json::String(s) = i {
+                        out.push(s.clone());
+                    }
+                }
+            }
+            _ => {}
+        }
+        Some(())
+    }
+    let mut out = Vec::new();
+    match v {
+        ir::Value::Lit(l) => of_json(&l.0, &mut out)?,
+        ir::Value::List(items) => {
+            for i in items {
+                match i {
+                    ir::Value::Lit(l) => {
+                        if let serde_json::Value::String(s) = &l.0 {
+                            out.push(s.clone());
+                        }
+                    }
+                    _ => return None,
+                }
+            }
+        }
+        _ => return None,
+    }
+    Some(out)
+}
+
+/// The key `e` gives field `f`, when it gives one (see `ListFilter`). Exact: `==` and `in`
+/// compare strings exactly (`eval::equal`), and `starts_with` on a plain field is
+/// `str::starts_with`.
+fn key_of(e: &ir::Expr, f: &ir::Value) -> Option<Key> {
+    match e {
+        ir::Expr::False => Some(Key::default()),
+        ir::Expr::Atom(a) => match a {
+            Atom::Cmp(ir::CmpOp::Eq, l, r) if l == f => {
+                let lit = literal_strings(r).filter(|_| matches!(r, ir::Value::Lit(x) if x.0.is_string()))?;
+                Some(Key { exact: lit, prefixes: Vec::new() })
+            }
+            Atom::Cmp(ir::CmpOp::Eq, l, r) if r == f => {
+                let lit = literal_strings(l).filter(|_| matches!(l, ir::Value::Lit(x) if x.0.is_string()))?;
+                Some(Key { exact: lit, prefixes: Vec::new() })
+            }
+            Atom::In(l, r) if l == f && !matches!(r, ir::Value::Lit(x) if x.0.is_string()) => {
+                Some(Key { exact: literal_strings(r)?, prefixes: Vec::new() })
+            }
+            Atom::StartsWith(l, ir::Value::Lit(x)) if l == f => {
+                Some(Key { exact: Vec::new(), prefixes: vec![x.0.as_str()?.to_string()] })
+            }
+            _ => None,
+        },
+        ir::Expr::And(items) => items.iter().filter_map(|i| key_of(i, f)).min_by_key(Key::weight),
+        ir::Expr::Or(items) => {
+            let mut all = Key::default();
+            for i in items {
+                let k = key_of(i, f)?;
+                all.exact.extend(k.exact);
+                all.prefixes.extend(k.prefixes);
+            }
+            Some(all)
+        }
+        _ => None,
+    }
+}
+
+/// The fields of the variable alone that an `==`, `in` or `starts_with` compares with a
+/// literal somewhere in `e`: the candidates for the key field.
+fn key_fields(e: &ir::Expr, out: &mut Vec<ir::Value>) {
+    match e {
+        ir::Expr::And(items) | ir::Expr::Or(items) => items.iter().for_each(|i| key_fields(i, out)),
+        ir::Expr::Atom(Atom::Cmp(ir::CmpOp::Eq, l, r)) => {
+            for v in [l, r] {
+                if matches!(v, ir::Value::Var(SHARED_VAR, path) if !path.is_empty()) && !out.contains(v) {
+                    out.push(v.clone());
+                }
+            }
+        }
+        ir::Expr::Atom(Atom::In(v, _) | Atom::StartsWith(v, _))
+            if matches!(v, ir::Value::Var(SHARED_VAR, path) if !path.is_empty()) && !out.contains(v) =>
+        {
+            out.push(v.clone());
+        }
+        _ => {}
+    }
 }
 
 impl ListFilter {
@@ -78,15 +210,58 @@ impl ListFilter {
                 other => other.clone(),
             })
             .collect();
+        // The key field: the one that keys the most bodies.
+        let mut candidates = Vec::new();
+        for e in &renamed {
+            key_fields(e, &mut candidates);
+        }
+        let best = candidates
+            .into_iter()
+            .map(|f| {
+                let keys: Vec<Option<Key>> = renamed.iter().map(|e| key_of(e, &f)).collect();
+                let n = keys.iter().filter(|k| k.is_some()).count();
+                (n, f, keys)
+            })
+            .filter(|(n, ..)| *n > 0)
+            .fold(None::<(usize, ir::Value, Vec<Option<Key>>)>, |best, c| match best {
+                Some(b) if b.0 >= c.0 => Some(b),
+                _ => Some(c),
+            });
+        let (key, keys) = match best {
+            Some((_, field, keys)) => {
+                let mut t = KeyTable { field, exact: Default::default(), prefixes: Vec::new() };
+                for (m, k) in (0u32..).zip(&keys) {
+                    let Some(k) = k else { continue };
+                    for e in &k.exact {
+                        let slot = t.exact.entry(e.as_str().into()).or_default();
+                        if !slot.contains(&m) {
+                            slot.push(m);
+                        }
+                    }
+                    for p in &k.prefixes {
+                        t.prefixes.push((p.as_str().into(), m));
+                    }
+                }
+                (Some(t), keys)
+            }
+            None => (None, renamed.iter().map(|_| None).collect()),
+        };
         let mut b = Builder::new(Some(SHARED_VAR), false);
-        let roots: Vec<NodeId> = renamed.iter().map(|e| b.expr(e)).collect();
+        let roots: Vec<Option<NodeId>> =
+            renamed.iter().zip(&keys).map(|(e, k)| k.is_none().then(|| b.expr(e))).collect();
         let prefilter = prefilter::build(&b.atoms, &b.fields, true, None);
-        let triggers = roots.iter().map(|r| trigger(&b.nodes, *r, &prefilter)).collect();
+        let triggers = roots
+            .iter()
+            .map(|r| match r {
+                None => Trigger::Key,
+                Some(r) => trigger(&b.nodes, *r, &prefilter).map_or(Trigger::Always, Trigger::Atoms),
+            })
+            .collect();
         // Expressions hash and compare by their source text; the regexes' lazily compiled
         // automata inside them do not take part.
         #[allow(clippy::mutable_key_type)]
         let members = members.iter().zip(0u32..).map(|(e, i)| (e.clone(), i)).collect();
-        ListFilter { list: list.clone(), members, fields: b.fields, prefilter, atoms: b.atoms.len(), triggers }
+        ListFilter { list: list.clone(), members, key, fields: b.fields, prefilter, atoms: b.atoms.len(), triggers }
     }
 
     /// For each quantifier, the elements its body may hold on.
@@ -97,25 +272,44 @@ impl ListFilter {
         let input = st.scope.input;
         let ws = input.workspace_key();
         let mut reported = vec![false; self.atoms];
+        let filtered = self.triggers.iter().any(|t| matches!(t, Trigger::Atoms(_)));
         for i in 0..n {
             let Some(item) = list.nth(i) else { continue };
-            reported.iter_mut().for_each(|r| *r = false);
             st.scope.vars.push((SHARED_VAR, item));
             let scope = &st.scope;
-            self.prefilter.scan(
-                |f| self.fields.get(f as usize).map_or(crate::eval::V::Absent, |v| scope.value(v)),
-                ws,
-                &mut |a, _| {
-                    if let Some(r) = reported.get_mut(a as usize) {
-                        *r = true;
+            if let Some(k) = &self.key {
+                let v = scope.value(&k.field);
+                if let Some(t) = v.text() {
+                    if v.is_str() {
+                        for m in k.exact.get(t.as_ref()).into_iter().flatten() {
+                            out.set(*m as usize, i);
+                        }
                     }
-                },
-            );
+                    for (p, m) in &k.prefixes {
+                        if t.starts_with(p.as_ref()) {
+                            out.set(*m as usize, i);
+                        }
+                    }
+                }
+            }
+            if filtered {
+                reported.iter_mut().for_each(|r| *r = false);
+                self.prefilter.scan(
+                    |f| self.fields.get(f as usize).map_or(crate::eval::V::Absent, |v| scope.value(v)),
+                    ws,
+                    &mut |a, _| {
+                        if let Some(r) = reported.get_mut(a as usize) {
+                            *r = true;
+                        }
+                    },
+                );
+            }
             st.scope.vars.pop();
             for (m, t) in self.triggers.iter().enumerate() {
                 let may = match t {
-                    None => true,
-                    Some(atoms) => atoms.iter().any(|a| reported.get(*a as usize).copied().unwrap_or(true)),
+                    Trigger::Key => false,
+                    Trigger::Always => true,
+                    Trigger::Atoms(atoms) => atoms.iter().any(|a| reported.get(*a as usize).copied().unwrap_or(true)),
                 };
                 if may {
                     out.set(m, i);
@@ -165,13 +359,23 @@ impl Candidates {
 impl ListFilter {
     /// For `--dump --format dag`: the list, its quantifiers, and its field filters.
     pub fn summary(&self) -> Vec<String> {
-        let filtered = self.triggers.iter().filter(|t| t.is_some()).count();
+        let filtered = self.triggers.iter().filter(|t| !matches!(t, Trigger::Always)).count();
         let mut out = vec![format!(
             "list {}: {} quantifiers, {} of them filtered per element",
             crate::ir::describe_value(&self.list),
             self.triggers.len(),
             filtered
         )];
+        if let Some(k) = &self.key {
+            let keyed = self.triggers.iter().filter(|t| matches!(t, Trigger::Key)).count();
+            out.push(format!(
+                "  element key {}: {} quantifiers by {} exact values and {} prefixes",
+                crate::ir::describe_value(&k.field),
+                keyed,
+                k.exact.len(),
+                k.prefixes.len()
+            ));
+        }
         for line in self.prefilter.summary(&self.fields) {
             out.push(format!("  element prefilter {line}"));
         }

@@ -269,6 +269,9 @@ fn dump_formats() {
     assert_eq!(json["posture"], "fail_closed");
     assert!(json["rules"].as_array().unwrap().iter().any(|r| r["id"] == "shell.rm-recursive"));
     assert!(fak(&["policy", "--dump", "--format", "ast"], None).stdout.starts_with("File {"));
+    // The floor's rules over commands are keyed by the command's name: one lookup per command.
+    let dag = fak(&["policy", "--dump", "--format", "dag"], None).stdout;
+    assert!(dag.contains("element key x.name: "), "{dag}");
     // A file's dumps, snapshotted.
     for format in ["json", "ir", "dag"] {
         let out = snap(&format!("dump-{format}"), &["policy", "--dump", "--format", format, POLICY], None);
