@@ -20,7 +20,7 @@
 mod lower;
 mod prefilter;
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Arc, OnceLock};
 
 use serde_json::Value as Json;
@@ -91,7 +91,7 @@ fn side_table(p: &ir::Program, side: Side) -> SideTable {
     names.sort_unstable();
     names.dedup();
     let mut buckets: Vec<LazyBucket> = Vec::new();
-    let mut by_rules: HashMap<Vec<(usize, bool)>, usize> = HashMap::new();
+    let mut by_rules: HashMap<Vec<(usize, bool)>, usize> = HashMap::default();
     let mut exact = rustc_hash::FxHashMap::default();
     for name in names {
         let rules: Vec<(usize, bool)> = on_side

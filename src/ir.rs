@@ -281,8 +281,33 @@ impl Eq for Lit {}
 
 impl std::hash::Hash for Lit {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        // serde_json's Display is canonical for a given value; good enough for hashing.
-        self.0.to_string().hash(state);
+        // Structural, without printing: equal values (serde_json's `PartialEq`) hash alike.
+        fn walk<H: std::hash::Hasher>(j: &serde_json::Value, state: &mut H) {
+            use serde_json::Value as J;
+            match j {
+                J::Null => 0u8.hash(state),
+                J::Bool(b) => (1u8, *b).hash(state),
+                J::Number(n) => {
+                    2u8.hash(state);
+                    // A number equals another only in the same representation.
+                    if let Some(u) = n.as_u64() {
+                        (0u8, u).hash(state);
+                    } else if let Some(i) = n.as_i64() {
+                        (1u8, i).hash(state);
+                    } else {
+                        (2u8, n.as_f64().map(f64::to_bits)).hash(state);
+                    }
+                }
+                J::String(s) => (3u8, s).hash(state),
+                J::Array(items) => {
+                    (4u8, items.len()).hash(state);
+                    items.iter().for_each(|i| walk(i, state));
+                }
+                // Objects compare without regard to order: their size alone is hashed.
+                J::Object(o) => (5u8, o.len()).hash(state),
+            }
+        }
+        walk(&self.0, state);
     }
 }
 

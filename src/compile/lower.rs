@@ -1,6 +1,6 @@
 //! Rules of one bucket to hash-consed nodes, atoms and fields, and their evaluation.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use super::prefilter::{self, Prefilter};
 use super::{priority, CompileOptions, Run, FALSE, FIELD_DECISIVE, HIT, TRUE};
@@ -44,8 +44,8 @@ const SHARED_VAR: u32 = u32::MAX;
 #[derive(Debug)]
 pub struct ListFilter {
     list: ir::Value,
-    /// The quantifiers, as written, in member order.
-    members: HashMap<ir::Expr, u32>,
+    /// The quantifiers, as written, in member order (few: found by a linear search).
+    members: Vec<ir::Expr>,
     /// The key field (a value of the variable alone) and its tables.
     key: Option<KeyTable>,
     fields: Vec<ir::Value>,
@@ -76,12 +76,12 @@ struct KeyTable {
 /// What a body says about the key field: it holds only when the field's value is one of
 /// `exact` or starts with one of `prefixes`.
 #[derive(Debug, Default)]
-struct Key {
-    exact: Vec<String>,
-    prefixes: Vec<String>,
+struct Key<'e> {
+    exact: Vec<&'e str>,
+    prefixes: Vec<&'e str>,
 }
 
-impl Key {
+impl Key<'_> {
     fn weight(&self) -> usize {
         self.exact.len() + 4 * self.prefixes.len()
     }
@@ -89,15 +89,15 @@ impl Key {
 
 /// The strings of a literal string or list of literal strings (non-strings never equal a
 /// string and are left out); `None` when `v` is not a literal.
-fn literal_strings(v: &ir::Value) -> Option<Vec<String>> {
+fn literal_strings(v: &ir::Value) -> Option<Vec<&str>> {
     use serde_json::Value as Json;
-    fn of_json(j: &Json, out: &mut Vec<String>) -> Option<()> {
+    fn of_json<'e>(j: &'e Json, out: &mut Vec<&'e str>) -> Option<()> {
         match j {
-            Json::String(s) => out.push(s.clone()),
+            Json::String(s) => out.push(s),
             Json::Array(items) => {
                 for i in items {
                     if let Json::String(s) = i {
-                        out.push(s.clone());
+                        out.push(s);
                     }
                 }
             }
@@ -113,7 +113,7 @@ fn literal_strings(v: &ir::Value) -> Option<Vec<String>> {
                 match i {
                     ir::Value::Lit(l) => {
                         if let serde_json::Value::String(s) = &l.0 {
-                            out.push(s.clone());
+                            out.push(s);
                         }
                     }
                     _ => return None,
@@ -128,7 +128,7 @@ fn literal_strings(v: &ir::Value) -> Option<Vec<String>> {
 /// The key `e` gives field `f`, when it gives one (see `ListFilter`). Exact: `==` and `in`
 /// compare strings exactly (`eval::equal`), and `starts_with` on a plain field is
 /// `str::starts_with`.
-fn key_of(e: &ir::Expr, f: &ir::Value) -> Option<Key> {
+fn key_of<'e>(e: &'e ir::Expr, f: &ir::Value) -> Option<Key<'e>> {
     match e {
         ir::Expr::False => Some(Key::default()),
         ir::Expr::Atom(a) => match a {
@@ -144,7 +144,7 @@ fn key_of(e: &ir::Expr, f: &ir::Value) -> Option<Key> {
                 Some(Key { exact: literal_strings(r)?, prefixes: Vec::new() })
             }
             Atom::StartsWith(l, ir::Value::Lit(x)) if l == f => {
-                Some(Key { exact: Vec::new(), prefixes: vec![x.0.as_str()?.to_string()] })
+                Some(Key { exact: Vec::new(), prefixes: vec![x.0.as_str()?] })
             }
             _ => None,
         },
@@ -199,10 +199,10 @@ impl ListFilter {
         for r in &p.rules {
             walk(&r.cond, list, &mut members);
         }
-        ListFilter::build(list, &members)
+        ListFilter::build(list, members)
     }
 
-    fn build(list: &ir::Value, members: &[ir::Expr]) -> ListFilter {
+    fn build(list: &ir::Value, members: Vec<ir::Expr>) -> ListFilter {
         let renamed: Vec<ir::Expr> = members
             .iter()
             .map(|m| match m {
@@ -233,13 +233,13 @@ impl ListFilter {
                 for (m, k) in (0u32..).zip(&keys) {
                     let Some(k) = k else { continue };
                     for e in &k.exact {
-                        let slot = t.exact.entry(e.as_str().into()).or_default();
+                        let slot = t.exact.entry((*e).into()).or_default();
                         if !slot.contains(&m) {
                             slot.push(m);
                         }
                     }
                     for p in &k.prefixes {
-                        t.prefixes.push((p.as_str().into(), m));
+                        t.prefixes.push(((*p).into(), m));
                     }
                 }
                 (Some(t), keys)
@@ -257,10 +257,6 @@ impl ListFilter {
                 Some(r) => trigger(&b.nodes, *r, &prefilter).map_or(Trigger::Always, Trigger::Atoms),
             })
             .collect();
-        // Expressions hash and compare by their source text; the regexes' lazily compiled
-        // automata inside them do not take part.
-        #[allow(clippy::mutable_key_type)]
-        let members = members.iter().zip(0u32..).map(|(e, i)| (e.clone(), i)).collect();
         ListFilter { list: list.clone(), members, key, fields: b.fields, prefilter, atoms: b.atoms.len(), triggers }
     }
 
@@ -470,7 +466,7 @@ pub struct Bucket {
 
 struct Builder<'p> {
     nodes: Vec<Node>,
-    node_ids: HashMap<Node, NodeId>,
+    node_ids: HashMap<u64, Vec<NodeId>>,
     atoms: Vec<BucketAtom>,
     atom_ids: HashMap<&'p ir::Atom, u32>,
     fields: Vec<ir::Value>,
@@ -586,11 +582,11 @@ impl<'p> Builder<'p> {
     fn new(quant_var: Option<u32>, prefilter: bool) -> Builder<'p> {
         Builder {
             nodes: Vec::new(),
-            node_ids: HashMap::new(),
+            node_ids: HashMap::default(),
             atoms: Vec::new(),
-            atom_ids: HashMap::new(),
+            atom_ids: HashMap::default(),
             fields: Vec::new(),
-            field_ids: HashMap::new(),
+            field_ids: HashMap::default(),
             quant_var,
             prefilter,
             shared: None,
@@ -619,17 +615,24 @@ impl<'p> Builder<'p> {
                 self.lists.len() - 1
             }
         };
-        let m = *self.lists.get(g)?.members.get(q)?;
+        let m = self.lists.get(g)?.members.iter().position(|e| e == q)?;
+        let m = u32::try_from(m).ok()?;
         Some((u32::try_from(g).ok()?, m))
     }
 
+    /// The id of node `n`, one per distinct node. Nodes are kept once, in `nodes`; the map
+    /// goes from a node's hash to the ids with that hash (a quantifier node holds a whole
+    /// expression: cloning it to key a map cost more than the rest of a bucket's build).
     fn intern(&mut self, n: Node) -> NodeId {
-        if let Some(id) = self.node_ids.get(&n) {
+        use std::hash::BuildHasher;
+        let h = rustc_hash::FxBuildHasher.hash_one(&n);
+        let ids = self.node_ids.entry(h).or_default();
+        if let Some(id) = ids.iter().find(|id| self.nodes.get(**id as usize) == Some(&n)) {
             return *id;
         }
         let id = u32::try_from(self.nodes.len()).unwrap_or(u32::MAX);
-        self.nodes.push(n.clone());
-        self.node_ids.insert(n, id);
+        ids.push(id);
+        self.nodes.push(n);
         id
     }
 

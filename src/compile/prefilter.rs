@@ -13,7 +13,7 @@
 //! the set reported it). A field whose value is not a string reports all its atoms as hits
 //! and decides none of them.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use aho_corasick::AhoCorasick;
 use globset::{GlobSet, GlobSetBuilder};
@@ -328,7 +328,7 @@ pub type AutomatonCache = std::sync::Mutex<HashMap<Vec<Vec<u8>>, AhoCorasick>>;
 pub fn build(atoms: &[BucketAtom], _fields: &[Value], quick: bool, cache: Option<&AutomatonCache>) -> Prefilter {
     let mut covered = vec![false; atoms.len()];
     // field -> (literal -> atoms), globs
-    let mut by_field: HashMap<u32, FieldParts> = HashMap::new();
+    let mut by_field: HashMap<u32, FieldParts> = HashMap::default();
     for (i, ba) in atoms.iter().enumerate() {
         let Some(field) = ba.field else { continue };
         let Some(need) = need(&ba.atom) else { continue };

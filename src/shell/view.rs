@@ -109,9 +109,8 @@ impl Walker<'_> {
             if w.out.commands.len() >= MAX_COMMANDS {
                 return w.opaque(format!("more than {MAX_COMMANDS} commands"));
             }
-            let now = w.out.commands.len();
-            let words = s.words.into_iter().map(|a| (a, now..now)).collect();
-            w.argv(words, s.assigns, s.redirects, here, upstream, s.text);
+            // No word of a plain script runs a command inside it: every range is empty.
+            w.argv(s.words, Vec::new(), s.assigns, s.redirects, here, upstream, s.text);
         });
     }
 
@@ -349,7 +348,8 @@ impl Walker<'_> {
             self.item(item, at, &mut assigns, &mut words, &mut redirects, false);
         }
         let text = shown(s);
-        self.argv(words, assigns, redirects, at, upstream, text);
+        let (args, ranges) = words.into_iter().unzip();
+        self.argv(args, ranges, assigns, redirects, at, upstream, text);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -390,68 +390,66 @@ impl Walker<'_> {
         }
     }
 
-    /// One command from its words: records it, then what it runs.
+    /// One command from its words: records it, then what it runs. `ranges[i]` holds the
+    /// commands run inside word `i` (its substitutions); missing ranges are empty.
+    #[allow(clippy::too_many_arguments)]
     fn argv(
         &mut self,
-        words: Vec<(Arg, Range<usize>)>,
+        mut args: Vec<Arg>,
+        mut ranges: Vec<Range<usize>>,
         assigns: Vec<String>,
         redirects: Vec<Redirect>,
         at: &mut At,
         upstream: Option<Range<usize>>,
         text: String,
     ) {
-        let mut words = words.into_iter();
-        let Some((first, _)) = words.next() else {
+        if args.is_empty() {
             // Assignments or redirections alone.
             self.redirect_writes(&redirects, at);
             if assigns.iter().any(|a| a.starts_with("IFS=")) {
                 self.opaque("IFS is changed");
             }
             return;
-        };
-        // The arguments, and the commands run inside each (its substitutions).
-        let (args, ranges): (Vec<Arg>, Vec<Range<usize>>) = words.unzip();
-        let range_of = |text: &str| args.iter().position(|w| w.text == text).and_then(|i| ranges.get(i)).cloned();
-        let mut cmd = Command {
-            name: resolve(&first.text),
-            args: args.iter().map(|a| a.text.clone()).collect(),
-            assigns,
-            redirects,
-            via: at.via.clone(),
-            text,
-            ..Command::default()
-        };
+        }
+        // The program, then its arguments (and the commands run inside each).
+        let first = args.remove(0);
+        if !ranges.is_empty() {
+            ranges.remove(0);
+        }
+        let range_of =
+            |args: &[Arg], text: &str| args.iter().position(|w| w.text == text).and_then(|i| ranges.get(i)).cloned();
+        let name = resolve_owned(first.text);
+        let mut opaque = None;
         if let Some(why) = first.dynamic {
             let why = format!("the command name comes from {why}");
-            cmd.opaque = Some(why.clone());
+            opaque = Some(why.clone());
             self.opaque(why);
         }
-        if cmd.assigns.iter().any(|a| a.starts_with("IFS=")) {
+        if assigns.iter().any(|a| a.starts_with("IFS=")) {
             self.opaque("IFS is changed");
         }
-        let name = cmd.name.clone();
         let parsed = programs::parse_args(programs::spec_of(&name), &args);
-        cmd.flags = parsed.flags.clone();
-        cmd.operands = parsed.operands.iter().map(|a| a.text.clone()).collect();
-        if let Some(up) = &upstream {
-            cmd.upstream = self
+        let upstream_names = match &upstream {
+            Some(up) => self
                 .out
                 .commands
                 .get(up.clone())
                 .map(|cs| cs.iter().map(|c| c.name.clone()).collect())
-                .unwrap_or_default();
-        }
+                .unwrap_or_default(),
+            None => Vec::new(),
+        };
 
         // The git subcommand, through global options and inline aliases.
         let mut inners = Vec::new();
+        let mut subcommand = None;
         if name == "git" {
             let (sub, alias_script, dynamic) = git_subcommand(&args);
             if let Some(d) = dynamic {
                 let why = format!("the git subcommand comes from {d}");
-                cmd.opaque.get_or_insert(why.clone());
+                opaque.get_or_insert(why.clone());
                 self.opaque(why);
             }
-            cmd.subcommand = sub;
+            subcommand = sub;
             if let Some(s) = alias_script {
                 inners.push(Inner::Script(Arg::lit(&s)));
             }
@@ -459,30 +457,15 @@ impl Walker<'_> {
             name.as_str(),
             "npm" | "pnpm" | "yarn" | "cargo" | "go" | "docker" | "kubectl" | "pip" | "pip3"
         ) {
-            cmd.subcommand = parsed.operands.first().filter(|a| a.dynamic.is_none()).map(|a| a.text.clone());
+            subcommand = parsed.operands.first().filter(|a| a.dynamic.is_none()).map(|a| a.text.clone());
         }
         inners.extend(programs::inner(&name, &args));
-        // A wrapper's own options are those before the command it runs.
-        if let Some(Inner::Argv(inner)) = inners.iter().find(|i| matches!(i, Inner::Argv(_))) {
-            if name != "find" {
-                let own = args.len().saturating_sub(inner.len());
-                let p = programs::parse_args(None, args.get(..own).unwrap_or(&[]));
-                cmd.flags = p.flags;
-                cmd.operands = p.operands.iter().map(|a| a.text.clone()).collect();
-            }
-        }
-        if name == "find" {
-            // `find`'s predicates are not flags: rules read them in `args`.
-            cmd.flags.clear();
-            cmd.operands = args.iter().take_while(|a| !a.text.starts_with('-')).map(|a| a.text.clone()).collect();
-        }
 
         // Where it writes.
-        let mut raw_writes: Vec<String> =
-            cmd.redirects.iter().filter(|r| r.writes()).map(|r| r.target.clone()).collect();
-        raw_writes.extend(writes_of(&name, cmd.subcommand.as_deref(), &parsed, &args));
-        cmd.writes = raw_writes.iter().map(|w| self.abs(w, at)).collect();
-        self.out.writes.extend(cmd.writes.iter().cloned());
+        let mut raw_writes: Vec<String> = redirects.iter().filter(|r| r.writes()).map(|r| r.target.clone()).collect();
+        raw_writes.extend(writes_of(&name, subcommand.as_deref(), &parsed, &args));
+        let writes: Vec<String> = raw_writes.iter().map(|w| self.abs(w, at)).collect();
+        self.out.writes.extend(writes.iter().cloned());
 
         // `cd` changes where the next commands of this list run.
         if matches!(name.as_str(), "cd" | "pushd") {
@@ -493,6 +476,32 @@ impl Walker<'_> {
             }
         }
 
+        // Flags and operands: a wrapper's own are those before the command it runs; `find`'s
+        // predicates are not flags (rules read them in `args`).
+        let (flags, operands) = if name == "find" {
+            (Vec::new(), args.iter().take_while(|a| !a.text.starts_with('-')).map(|a| a.text.clone()).collect())
+        } else if let Some(Inner::Argv(inner)) = inners.iter().find(|i| matches!(i, Inner::Argv(_))) {
+            let own = args.len().saturating_sub(inner.len());
+            let p = programs::parse_args(None, args.get(..own).unwrap_or(&[]));
+            (p.flags, p.operands.into_iter().map(|a| a.text).collect())
+        } else {
+            (parsed.flags, parsed.operands.into_iter().map(|a| a.text).collect())
+        };
+        let cmd = Command {
+            name: name.clone(),
+            args: args.iter().map(|a| a.text.clone()).collect(),
+            flags,
+            operands,
+            subcommand,
+            assigns,
+            redirects,
+            via: at.via.clone(),
+            opaque,
+            upstream: upstream_names,
+            writes,
+            text,
+            ..Command::default()
+        };
         let index = self.out.commands.len();
         self.out.commands.push(cmd);
         let runs_more = !inners.is_empty() || programs::is_shell(&name) || matches!(name.as_str(), "source" | ".");
@@ -505,15 +514,14 @@ impl Walker<'_> {
             match inner {
                 Inner::Argv(words) => {
                     let mut inner_at = At { via: via.clone(), cwd: at.cwd.clone(), depth: at.depth };
-                    let words = words.into_iter().map(|a| (a, 0..0)).collect();
                     // The inner command reads the wrapper's standard input and writes where
                     // the wrapper's redirections point.
                     let redirects = self.out.commands.get(index).map(|c| c.redirects.clone()).unwrap_or_default();
                     let text = self.out.commands.get(index).map(|c| c.text.clone()).unwrap_or_default();
-                    self.argv(words, Vec::new(), redirects, &mut inner_at, upstream.clone(), text);
+                    self.argv(words, Vec::new(), Vec::new(), redirects, &mut inner_at, upstream.clone(), text);
                 }
                 Inner::Script(a) => {
-                    let arg_range = range_of(&a.text);
+                    let arg_range = range_of(&args, &a.text);
                     if let Some(d) = a.dynamic {
                         let fed = arg_range.as_ref().and_then(|r| payload(self, r));
                         let why = match fed {
@@ -530,7 +538,7 @@ impl Walker<'_> {
                     }
                 }
                 Inner::Code(a) => {
-                    let arg_range = range_of(&a.text);
+                    let arg_range = range_of(&args, &a.text);
                     if a.dynamic.is_some() {
                         if let Some(kind) = arg_range.as_ref().and_then(|r| payload(self, r)) {
                             self.mark(index, &format!("a {kind} payload is run by `{name}`"));
@@ -685,6 +693,14 @@ fn payload(w: &Walker<'_>, r: &Range<usize>) -> Option<&'static str> {
 fn resolve(word: &str) -> String {
     let base = word.rsplit('/').next().unwrap_or(word);
     base.to_lowercase()
+}
+
+/// `resolve`, keeping the word's own buffer when it is already the name (the common case).
+fn resolve_owned(word: String) -> String {
+    if word.bytes().all(|b| b.is_ascii() && b != b'/' && !b.is_ascii_uppercase()) {
+        return word;
+    }
+    resolve(&word)
 }
 
 /// `git [global options] SUBCOMMAND`: the subcommand, an inline alias's shell script
