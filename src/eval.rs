@@ -286,7 +286,8 @@ pub(crate) struct Input<'a> {
     pub trace: &'a TraceState,
     /// The call's views, computed on first use and shared by every rule.
     view: std::cell::OnceCell<crate::view::CallView>,
-    workspace_key: std::cell::OnceCell<String>,
+    /// `None` when the trace's workspace is canonical already (the common case).
+    workspace_key: std::cell::OnceCell<Option<String>>,
     view_size: std::cell::OnceCell<u64>,
 }
 
@@ -322,7 +323,11 @@ impl<'a> Input<'a> {
 
     /// The workspace in canonical form: what relative globs are matched inside.
     pub(crate) fn workspace_key(&self) -> &str {
-        self.workspace_key.get_or_init(|| crate::path::canonical(&self.trace.workspace, "/"))
+        let ws = self.trace.workspace.as_str();
+        let key = self
+            .workspace_key
+            .get_or_init(|| (!crate::path::is_canonical(ws)).then(|| crate::path::canonical(ws, "/")));
+        key.as_deref().unwrap_or(ws)
     }
 
     /// The views, when a rule has already asked for them.

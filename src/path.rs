@@ -72,33 +72,26 @@ pub fn canonical_in<'a>(p: &'a str, workspace_key: &str) -> std::borrow::Cow<'a,
 /// dot or space, not `git~1`). One pass over the bytes; anything not ASCII takes the slow path.
 pub fn is_canonical(p: &str) -> bool {
     let b = p.as_bytes();
-    if b.first() != Some(&b'/') {
-        return false;
+    match b {
+        [] => return false,
+        [b'/'] => return true,
+        [_] => return false,
+        [first, .., last] if *first != b'/' || matches!(last, b'/' | b'.' | b' ') => return false,
+        _ => {}
     }
-    if b.len() == 1 {
-        return true;
-    }
-    let mut start = 1;
-    for i in 1..=b.len() {
-        let end = i == b.len();
-        let c = if end { b'/' } else { b.get(i).copied().unwrap_or(b'/') };
-        if c == b'/' {
-            let seg = b.get(start..i).unwrap_or_default();
-            let last = seg.last().copied();
-            if seg.is_empty()
-                || seg == b"."
-                || seg == b".."
-                || matches!(last, Some(b'.' | b' '))
-                || seg.eq_ignore_ascii_case(b"git~1")
-            {
-                return false;
-            }
-            start = i + 1;
-        } else if !c.is_ascii() || c.is_ascii_uppercase() {
+    // A name is empty, `.`, `..` or ends in a dot or a space exactly when a `/` follows a
+    // `/`, `.` or space (or the path ends in one, checked above).
+    let mut prev = 0u8;
+    let mut tilde = false;
+    for &c in b {
+        if !c.is_ascii() || c.is_ascii_uppercase() || (c == b'/' && matches!(prev, b'/' | b'.' | b' ')) {
             return false;
         }
+        tilde |= c == b'~';
+        prev = c;
     }
-    true
+    // `git~1` (a short name of `.git`) is rare: only then are the names looked at.
+    !tilde || !p.split('/').any(|seg| seg.eq_ignore_ascii_case("git~1"))
 }
 
 /// Folds every name of a path (see the module documentation); `/`s are kept as they are.
@@ -197,6 +190,35 @@ mod tests {
         for p in ["/a//b", "/a/./b", "/a/../b", "/a/", "/A", "/a./b", "/git~1", "a", "", "/a/.."] {
             assert!(!is_canonical(p), "{p:?}");
             assert_ne!(canonical(p, ws), p, "{p:?}");
+        }
+    }
+
+    /// `is_canonical` never says yes to a path `canonical` would change, and says yes to the
+    /// plain ones: every string of up to five characters over the bytes that matter.
+    #[test]
+    fn is_canonical_is_exact_on_ascii() {
+        let alphabet = ['/', '.', ' ', 'a', 'A', '~', 'g', 'i', 't', '1'];
+        let mut words = vec![String::new()];
+        for _ in 0..5 {
+            let mut next = Vec::new();
+            for w in &words {
+                for c in alphabet {
+                    next.push(format!("{w}{c}"));
+                }
+            }
+            for w in &words {
+                if is_canonical(w) {
+                    assert_eq!(canonical(w, "/ws"), *w);
+                }
+                let plain = w.starts_with('/')
+                    && !w.contains("//")
+                    && (w.len() == 1 || !w.ends_with('/'))
+                    && w.bytes().all(|c| matches!(c, b'/' | b'a' | b'g' | b'i' | b't' | b'1'));
+                if plain {
+                    assert!(is_canonical(w), "{w:?}");
+                }
+            }
+            words = next;
         }
     }
 }

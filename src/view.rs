@@ -143,7 +143,8 @@ pub struct Env<'a> {
 /// Computes the views of a call.
 pub fn of(tool: &str, args: &Json, env: &Env<'_>) -> CallView {
     let mut v = CallView::default();
-    let arg = |k: &str| args.get(k).and_then(Json::as_str);
+    // A linear search: tools take a handful of arguments, and hashing a key costs more.
+    let arg = |k: &str| args.as_object()?.iter().find(|(name, _)| *name == k).and_then(|(_, v)| v.as_str());
     if SHELL_TOOLS.contains(&tool) {
         if let Some(cmd) = arg("command") {
             v.shell = shell::view(cmd, env.workspace, env.home);
@@ -165,14 +166,36 @@ pub fn of(tool: &str, args: &Json, env: &Env<'_>) -> CallView {
             *w = crate::path::canonical(w, env.workspace);
         }
     }
-    let mut seen = std::collections::HashSet::new();
-    v.writes.retain(|w| seen.insert(w.clone()));
+    dedup_keep_first(&mut v.writes);
     if tool == "WebFetch" {
         if let Some(u) = arg("url").and_then(|u| parse_url(u, "WebFetch")) {
             v.urls.push(u);
         }
     }
     v
+}
+
+/// Removes repeated items, keeping each first one in place. A call writes a handful of files:
+/// a short list is compared pairwise, without hashing or copying.
+fn dedup_keep_first(items: &mut Vec<String>) {
+    if items.len() > 16 {
+        let keep: Vec<bool> = {
+            let mut seen = rustc_hash::FxHashSet::default();
+            items.iter().map(|w| seen.insert(w.as_str())).collect()
+        };
+        let mut keep = keep.into_iter();
+        items.retain(|_| keep.next().unwrap_or(false));
+        return;
+    }
+    let mut kept = 0;
+    for i in 0..items.len() {
+        let seen = items.get(..kept).unwrap_or_default().iter().any(|k| Some(k) == items.get(i));
+        if !seen {
+            items.swap(kept, i);
+            kept += 1;
+        }
+    }
+    items.truncate(kept);
 }
 
 fn expand_home(p: &str, home: &str) -> String {

@@ -267,7 +267,7 @@ impl ListFilter {
         let mut out = Candidates::new(self.triggers.len(), n);
         let input = st.scope.input;
         let ws = input.workspace_key();
-        let mut reported = vec![false; self.atoms];
+        let mut reported: smallvec::SmallVec<[bool; 64]> = smallvec::smallvec![false; self.atoms];
         let filtered = self.triggers.iter().any(|t| matches!(t, Trigger::Atoms(_)));
         for i in 0..n {
             let Some(item) = list.nth(i) else { continue };
@@ -320,13 +320,14 @@ impl ListFilter {
 #[derive(Clone, Debug)]
 pub(crate) struct Candidates {
     words: usize,
-    bits: Vec<u64>,
+    /// Inline for up to 32 quantifiers over a list of up to 64 elements: no allocation.
+    bits: smallvec::SmallVec<[u64; 32]>,
 }
 
 impl Candidates {
     fn new(members: usize, elements: usize) -> Candidates {
         let words = elements.div_ceil(64);
-        Candidates { words, bits: vec![0; members * words] }
+        Candidates { words, bits: smallvec::smallvec![0; members * words] }
     }
 
     fn set(&mut self, member: usize, element: usize) {
@@ -871,7 +872,7 @@ impl Cost {
 
     /// The bound on this input.
     pub(crate) fn eval(&self, scope: &crate::eval::Scope<'_>) -> u64 {
-        let mut lens: Vec<Option<u64>> = vec![None; self.lists.len()];
+        let mut lens: smallvec::SmallVec<[Option<u64>; 16]> = smallvec::smallvec![None; self.lists.len()];
         let mut total = 0u64;
         for (coef, lists) in &self.terms {
             let mut t = *coef;
