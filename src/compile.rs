@@ -332,24 +332,29 @@ fn run(dag: &Dag, side: Side, input: &Input<'_>, mut ex: Option<&mut Explain>) -
     };
     // Which rules to look at: all of them without prefilters; with them, the rules with no
     // trigger plus those whose trigger atoms the prefilters reported.
-    let candidates: Vec<u32> = if dag.options.prefilter {
+    let candidates: std::borrow::Cow<'_, [u32]> = if dag.options.prefilter {
         b.prefilter.run(b, &mut st);
         if let Some(e) = ex.as_deref_mut() {
             for a in &st.hit_list {
                 e.prefilter_hits.push(b.describe_atom(*a as usize));
             }
         }
-        let mut c = b.always.clone();
-        for atom in &st.hit_list {
-            if let Some(rs) = b.triggered.get(*atom as usize) {
-                c.extend_from_slice(rs);
+        if st.hit_list.is_empty() {
+            // Nothing reported: the rules without a trigger, as they are (no allocation).
+            std::borrow::Cow::Borrowed(b.always.as_slice())
+        } else {
+            let mut c = b.always.clone();
+            for atom in &st.hit_list {
+                if let Some(rs) = b.triggered.get(*atom as usize) {
+                    c.extend_from_slice(rs);
+                }
             }
+            c.sort_unstable();
+            c.dedup();
+            std::borrow::Cow::Owned(c)
         }
-        c.sort_unstable();
-        c.dedup();
-        c
     } else {
-        (0..u32::try_from(b.rules.len()).unwrap_or(u32::MAX)).collect()
+        std::borrow::Cow::Owned((0..u32::try_from(b.rules.len()).unwrap_or(u32::MAX)).collect())
     };
     if let Some(e) = ex.as_deref_mut() {
         e.skipped = b.rules.len().saturating_sub(candidates.len());
@@ -357,7 +362,7 @@ fn run(dag: &Dag, side: Side, input: &Input<'_>, mut ex: Option<&mut Explain>) -
     let program = &dag.program;
     let mut out = Outcome::new();
     let mut transformed = false;
-    for pos in candidates {
+    for &pos in candidates.iter() {
         let Some(br) = b.rules.get(pos as usize) else { continue };
         let Some(rule) = program.rules.get(br.rule) else { continue };
         // Past the advisories, the first DENY, QUARANTINE or ALLOW found decides its class and
