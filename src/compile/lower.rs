@@ -87,42 +87,21 @@ impl Key<'_> {
     }
 }
 
-/// The strings of a literal string or list of literal strings (non-strings never equal a
-/// string and are left out); `None` when `v` is not a literal.
-fn literal_strings(v: &ir::Value) -> Option<Vec<&str>> {
-    use serde_json::Value as Json;
-    fn of_json<'e>(j: &'e Json, out: &mut Vec<&'e str>) -> Option<()> {
-        match j {
-            Json::String(s) => out.push(s),
-            Json::Array(items) => {
-                for i in items {
-                    if let Json::String(s) = i {
-                        out.push(s);
-                    }
-                }
-            }
-            _ => {}
-        }
-        Some(())
-    }
-    let mut out = Vec::new();
+/// The strings of a literal list (the right side of `in`): its string items, as other items
+/// never equal a string; `None` when `v` is not a literal list.
+fn list_strings(v: &ir::Value) -> Option<Vec<&str>> {
     match v {
-        ir::Value::Lit(l) => of_json(&l.0, &mut out)?,
+        ir::Value::Lit(l) => Some(l.0.as_array()?.iter().filter_map(serde_json::Value::as_str).collect()),
         ir::Value::List(items) => {
+            let mut out = Vec::new();
             for i in items {
-                match i {
-                    ir::Value::Lit(l) => {
-                        if let serde_json::Value::String(s) = &l.0 {
-                            out.push(s);
-                        }
-                    }
-                    _ => return None,
-                }
+                let ir::Value::Lit(l) = i else { return None };
+                out.extend(l.0.as_str());
             }
+            Some(out)
         }
-        _ => return None,
+        _ => None,
     }
-    Some(out)
 }
 
 /// The key `e` gives field `f`, when it gives one (see `ListFilter`). Exact: `==` and `in`
@@ -132,17 +111,12 @@ fn key_of<'e>(e: &'e ir::Expr, f: &ir::Value) -> Option<Key<'e>> {
     match e {
         ir::Expr::False => Some(Key::default()),
         ir::Expr::Atom(a) => match a {
-            Atom::Cmp(ir::CmpOp::Eq, l, r) if l == f => {
-                let lit = literal_strings(r).filter(|_| matches!(r, ir::Value::Lit(x) if x.0.is_string()))?;
-                Some(Key { exact: lit, prefixes: Vec::new() })
+            Atom::Cmp(ir::CmpOp::Eq, l, ir::Value::Lit(x)) | Atom::Cmp(ir::CmpOp::Eq, ir::Value::Lit(x), l)
+                if l == f =>
+            {
+                Some(Key { exact: vec![x.0.as_str()?], prefixes: Vec::new() })
             }
-            Atom::Cmp(ir::CmpOp::Eq, l, r) if r == f => {
-                let lit = literal_strings(l).filter(|_| matches!(l, ir::Value::Lit(x) if x.0.is_string()))?;
-                Some(Key { exact: lit, prefixes: Vec::new() })
-            }
-            Atom::In(l, r) if l == f && !matches!(r, ir::Value::Lit(x) if x.0.is_string()) => {
-                Some(Key { exact: literal_strings(r)?, prefixes: Vec::new() })
-            }
+            Atom::In(l, r) if l == f => Some(Key { exact: list_strings(r)?, prefixes: Vec::new() }),
             Atom::StartsWith(l, ir::Value::Lit(x)) if l == f => {
                 Some(Key { exact: Vec::new(), prefixes: vec![x.0.as_str()?] })
             }
