@@ -4,8 +4,10 @@
 //! parse, a second parse of every word); a policy decision has a budget of a few. Most
 //! commands agents send are plain: words, quotes, escapes, redirections, here-documents,
 //! joined by `;`, `&&`, `||`, `|`, `&` and newlines. This reader takes exactly those in one
-//! pass and gives up (`None`) on anything else — `$`, backquotes, parentheses, reserved words,
-//! `!`, line continuations, control characters, `~user` — which then goes to brush-parser.
+//! pass, with command substitutions `$(...)` in words read by a nested reader (Claude Code
+//! commits with `git commit -m "$(cat <<'EOF' ... EOF)"`), and gives up (`None`) on anything
+//! else — other `$` expansions, backquotes, parentheses, reserved words, `!`, line
+//! continuations, control characters, `~user` — which then goes to brush-parser.
 //! No crate reads "the plain subset of bash, or say you can't"; it is written here for that
 //! reason. What it produces must be what the brush path produces for the same script: the
 //! differential test in tests/it/shell.rs and the `shell_plain` fuzz target hold both to one
@@ -21,7 +23,23 @@ pub(super) struct Simple {
     pub assigns: Vec<String>,
     pub redirects: Vec<Redirect>,
     pub text: String,
+    /// The command substitutions in its assignments and words, in source order.
+    pub subs: Vec<Sub>,
 }
+
+/// A command substitution `$(...)`: the script inside, already read.
+#[derive(Debug)]
+pub(super) struct Sub {
+    /// The index of the word it is in; `None` for an assignment before the command.
+    pub word: Option<usize>,
+    /// The text between `$(` and `)`.
+    pub text: String,
+    pub pipelines: Vec<Vec<Simple>>,
+}
+
+/// How deep substitutions nest before the reader leaves the script to brush-parser (whose
+/// walk refuses what is nested too deep).
+const MAX_SUB_DEPTH: usize = 4;
 
 /// Words bash treats as syntax in command position.
 const RESERVED: &[&str] = &[
@@ -31,15 +49,7 @@ const RESERVED: &[&str] = &[
 
 /// The pipelines of a plain script, in order; `None` when it is not plain.
 pub(super) fn read(script: &str) -> Option<Vec<Vec<Simple>>> {
-    let mut r = Reader {
-        s: script,
-        b: script.as_bytes(),
-        i: 0,
-        out: Vec::new(),
-        pipe: Vec::new(),
-        cur: None,
-        heredocs: Vec::new(),
-    };
+    let mut r = Reader::new(script, 0, 0);
     r.run()?;
     Some(r.out)
 }
@@ -62,6 +72,8 @@ struct Reader<'s> {
     pipe: Vec<Simple>,
     cur: Option<Simple>,
     heredocs: Vec<Pending>,
+    /// How many substitutions this reader is inside: above 0 the script ends at its `)`.
+    depth: usize,
 }
 
 /// A word as read.
@@ -71,6 +83,8 @@ struct Word {
     raw_end: usize,
     /// Some character was quoted or escaped.
     quoted: bool,
+    /// Its command substitutions, in order (their `word` not yet set).
+    subs: Vec<Sub>,
 }
 
 fn is_blank(c: u8) -> bool {
@@ -92,7 +106,11 @@ pub(super) fn braced(t: &str) -> bool {
     t.contains('{') && t.contains([',', '.']) && t.contains('}')
 }
 
-impl Reader<'_> {
+impl<'s> Reader<'s> {
+    fn new(s: &'s str, at: usize, depth: usize) -> Self {
+        Reader { s, b: s.as_bytes(), i: at, out: Vec::new(), pipe: Vec::new(), cur: None, heredocs: Vec::new(), depth }
+    }
+
     fn peek(&self, off: usize) -> Option<u8> {
         self.b.get(self.i + off).copied()
     }
@@ -157,11 +175,21 @@ impl Reader<'_> {
                     }
                     need = true;
                 }
+                b')' if self.depth > 0 => {
+                    // The end of a substitution: its here-documents must be complete.
+                    if need || !self.heredocs.is_empty() {
+                        return None;
+                    }
+                    self.i += 1;
+                    return self.end_pipeline(false);
+                }
                 b'(' | b')' => return None,
                 b'<' | b'>' => {
                     need = false;
                     self.redirect(None)?;
                 }
+                // brush-parser ends a substitution at a `)` inside a comment.
+                b'#' if self.depth > 0 => return None,
                 b'#' => {
                     while self.peek(0).is_some_and(|c| c != b'\n') {
                         self.i += 1;
@@ -186,11 +214,29 @@ impl Reader<'_> {
                 }
             }
         }
-        if need || !self.heredocs.is_empty() {
+        if need || !self.heredocs.is_empty() || self.depth > 0 {
             return None;
         }
         self.end_pipeline(false)?;
         Some(())
+    }
+
+    /// The command substitution at `$(` (not `$((`): read by a nested reader up to its `)`.
+    fn substitution(&mut self) -> Option<Sub> {
+        // Here-documents pending on this line would be read inside the substitution.
+        if self.depth >= MAX_SUB_DEPTH || !self.heredocs.is_empty() || self.peek(2) == Some(b'(') {
+            return None;
+        }
+        let start = self.i + 2;
+        let mut inner = Reader::new(self.s, start, self.depth + 1);
+        inner.run()?;
+        let text = self.s.get(start..inner.i - 1)?;
+        if text.contains('\t') {
+            return None; // brush-parser gives the word's text with tabs as spaces
+        }
+        let text = text.to_string();
+        self.i = inner.i;
+        Some(Sub { word: None, text, pipelines: inner.out })
     }
 
     fn cur(&mut self) -> &mut Simple {
@@ -208,6 +254,7 @@ impl Reader<'_> {
             if is_assignment(raw) {
                 append(&mut cur.text, raw);
                 cur.assigns.push(w.arg.text);
+                cur.subs.extend(w.subs);
                 return Some(());
             }
             if RESERVED.contains(&w.arg.text.as_str()) {
@@ -215,6 +262,8 @@ impl Reader<'_> {
             }
         }
         append(&mut cur.text, raw);
+        let index = cur.words.len();
+        cur.subs.extend(w.subs.into_iter().map(|s| Sub { word: Some(index), ..s }));
         cur.words.push(w.arg);
         Some(())
     }
@@ -251,6 +300,7 @@ impl Reader<'_> {
         let mut text = String::new();
         let mut dynamic = None;
         let mut quoted = false;
+        let mut subs = Vec::new();
         // The unquoted run being read, checked for globs and braces when it ends (as brush
         // reads a word: in pieces split at quotes and escapes).
         let mut run_start = text.len();
@@ -289,6 +339,12 @@ impl Reader<'_> {
                                 self.i += 1;
                                 break;
                             }
+                            b'$' if self.peek(1) == Some(b'(') => {
+                                let from = self.i;
+                                subs.push(self.substitution()?);
+                                text.push_str(self.s.get(from..self.i)?);
+                                dynamic = Some("command substitution");
+                            }
                             b'\\' => match self.peek(1)? {
                                 b'\n' => return None,
                                 n @ (b'"' | b'\\' | b'$' | b'`') => {
@@ -315,6 +371,14 @@ impl Reader<'_> {
                     text.push(next);
                     self.i += 1 + next.len_utf8();
                     quoted = true;
+                    run_start = text.len();
+                }
+                b'$' if self.peek(1) == Some(b'(') => {
+                    end_run(&text, run_start, &mut dynamic);
+                    let from = self.i;
+                    subs.push(self.substitution()?);
+                    text.push_str(self.s.get(from..self.i)?);
+                    dynamic = Some("command substitution");
                     run_start = text.len();
                 }
                 b'$' | b'`' | b'!' | b'\r' => return None,
@@ -349,7 +413,7 @@ impl Reader<'_> {
         if self.i == start {
             return None;
         }
-        Some(Word { arg: Arg { text, dynamic }, raw_start: start, raw_end: self.i, quoted })
+        Some(Word { arg: Arg { text, dynamic }, raw_start: start, raw_end: self.i, quoted, subs })
     }
 
     /// A redirection at `<`, `>` or `&>`, its descriptor already read.
@@ -382,12 +446,17 @@ impl Reader<'_> {
             return None;
         }
         let w = self.word()?;
+        if !w.subs.is_empty() {
+            return None; // brush-parser reads substitutions in redirections
+        }
         let raw = self.s.get(w.raw_start..w.raw_end)?;
         let shown = format!("{}{}{raw}", fd.map(|n| n.to_string()).unwrap_or_default(), op);
         match op {
             "<<" | "<<-" => {
                 let quoted = w.quoted;
-                if w.arg.dynamic.is_some() {
+                // brush-parser strips the tabs of a `<<-` body inside a substitution from the
+                // word's text as well.
+                if w.arg.dynamic.is_some() || (op == "<<-" && self.depth > 0) {
                     return None;
                 }
                 let cur = self.cur.get_or_insert_with(Simple::default);
@@ -427,6 +496,11 @@ impl Reader<'_> {
                 body.push_str(line);
                 body.push('\n');
             }
+            // brush-parser reads a substitution's end from the parentheses in its
+            // here-documents' bodies: only balanced ones stay here.
+            if self.depth > 0 && !balanced(&body) {
+                return None;
+            }
             // An unquoted delimiter expands the body: only a body with nothing to expand
             // (nor anything brush would read as a quote or pattern) stays here.
             if !h.quoted && body.contains(['$', '`', '\\', '\'', '"', '*', '?', '[', ']', '{', '}', '~', '!', '\r']) {
@@ -445,6 +519,22 @@ fn append(text: &mut String, piece: &str) {
         text.push(' ');
     }
     text.push_str(piece);
+}
+
+/// Whether every `)` in `text` closes an earlier `(` and every `(` is closed.
+fn balanced(text: &str) -> bool {
+    let mut depth = 0usize;
+    for b in text.bytes() {
+        match b {
+            b'(' => depth += 1,
+            b')' => match depth.checked_sub(1) {
+                Some(d) => depth = d,
+                None => return false,
+            },
+            _ => {}
+        }
+    }
+    depth == 0
 }
 
 /// `NAME=value` or `NAME+=value`.

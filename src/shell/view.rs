@@ -43,26 +43,8 @@ impl Walker<'_> {
 
     /// Parses and walks a script; what cannot be parsed is opaque.
     pub(crate) fn script(&mut self, text: &str, via: Vec<String>, cwd: String, depth: usize) {
-        if depth > MAX_DEPTH {
-            return self.opaque(format!("scripts nested deeper than {MAX_DEPTH}"));
-        }
-        if text.len() > MAX_SCRIPT {
-            return self.opaque(format!("a script longer than {MAX_SCRIPT} bytes"));
-        }
-        let (deepest, unclosed) = nesting(text);
-        if deepest > MAX_NESTING || unclosed > MAX_UNCLOSED {
-            return self.opaque(format!("brackets nested deeper than {MAX_NESTING} or left open"));
-        }
-        if delimiterless_heredoc(text, text.contains("$(") || text.contains('`')) {
-            // brush-parser 0.4 never returns on `$(<< |d `, `` `<<\r ` `` or `<<\x0c `
-            // (found by fuzzing); bash calls a here-document without a delimiter a syntax
-            // error.
-            return self.opaque("a here-document without a delimiter");
-        }
-        if huge_descriptor(text) {
-            // brush-parser 0.4 panics on a descriptor past `i32` (found by fuzzing); bash
-            // refuses one past its own limit.
-            return self.opaque("a file descriptor number too large");
+        if self.refused(text, depth) {
+            return;
         }
         if let Some(pipelines) = self.plain.then(|| super::plain::read(text)).flatten() {
             let mut at = At { via, cwd, depth };
@@ -88,6 +70,38 @@ impl Walker<'_> {
         }
     }
 
+    /// Whether `text` is refused before it is read (made opaque, with why): too deep, too
+    /// long, or input brush-parser is known to hang or panic on.
+    fn refused(&mut self, text: &str, depth: usize) -> bool {
+        if depth > MAX_DEPTH {
+            self.opaque(format!("scripts nested deeper than {MAX_DEPTH}"));
+            return true;
+        }
+        if text.len() > MAX_SCRIPT {
+            self.opaque(format!("a script longer than {MAX_SCRIPT} bytes"));
+            return true;
+        }
+        let (deepest, unclosed) = nesting(text);
+        if deepest > MAX_NESTING || unclosed > MAX_UNCLOSED {
+            self.opaque(format!("brackets nested deeper than {MAX_NESTING} or left open"));
+            return true;
+        }
+        if delimiterless_heredoc(text, text.contains("$(") || text.contains('`')) {
+            // brush-parser 0.4 never returns on `$(<< |d `, `` `<<\r ` `` or `<<\x0c `
+            // (found by fuzzing); bash calls a here-document without a delimiter a syntax
+            // error.
+            self.opaque("a here-document without a delimiter");
+            return true;
+        }
+        if huge_descriptor(text) {
+            // brush-parser 0.4 panics on a descriptor past `i32` (found by fuzzing); bash
+            // refuses one past its own limit.
+            self.opaque("a file descriptor number too large");
+            return true;
+        }
+        false
+    }
+
     fn list(&mut self, list: &ast::CompoundList, at: &mut At) {
         for item in &list.0 {
             self.pipeline(&item.0.first, at);
@@ -109,9 +123,37 @@ impl Walker<'_> {
             if w.out.commands.len() >= MAX_COMMANDS {
                 return w.opaque(format!("more than {MAX_COMMANDS} commands"));
             }
-            // No word of a plain script runs a command inside it: every range is empty.
-            w.argv(s.words, Vec::new(), s.assigns, s.redirects, here, upstream, s.text);
+            // The commands inside each word's substitutions (assignments' first), walked as
+            // `word` walks brush-parser's; without substitutions every range is empty.
+            let mut ranges = Vec::new();
+            if !s.subs.is_empty() {
+                let mut subs = s.subs.into_iter().peekable();
+                while let Some(sub) = subs.next_if(|s| s.word.is_none()) {
+                    w.plain_substitution(sub, here);
+                }
+                for i in 0..s.words.len() {
+                    let start = w.out.commands.len();
+                    while let Some(sub) = subs.next_if(|s| s.word == Some(i)) {
+                        w.plain_substitution(sub, here);
+                    }
+                    ranges.push(start..w.out.commands.len());
+                }
+            }
+            w.argv(s.words, ranges, s.assigns, s.redirects, here, upstream, s.text);
         });
+    }
+
+    /// A substitution the plain reader read, walked as `script` walks its text.
+    fn plain_substitution(&mut self, sub: super::plain::Sub, at: &At) {
+        if self.refused(&sub.text, at.depth + 1) {
+            return;
+        }
+        let mut via = at.via.clone();
+        via.push("$(...)".into());
+        let mut inner = At { via, cwd: at.cwd.clone(), depth: at.depth + 1 };
+        for p in sub.pipelines {
+            self.plain_pipeline(p, &mut inner);
+        }
     }
 
     /// Walks a pipeline's stages, each but the first with the commands before it upstream.
@@ -224,18 +266,28 @@ impl Walker<'_> {
         match parsed {
             Ok(pieces) => {
                 for p in &pieces {
-                    self.piece(&p.piece, w.value.get(p.start_index..p.end_index).unwrap_or(""), &mut arg, at, false);
+                    let raw = w.value.get(p.start_index..p.end_index).unwrap_or("");
+                    self.piece(&p.piece, raw, p.start_index, &mut arg, at, false);
+                }
+                if substitution_read_as_text(&pieces) {
+                    self.opaque("a command substitution the parser read as text");
                 }
             }
             Err(_) => {
                 arg.text = w.value.clone();
                 arg.dynamic = Some("a word the parser cannot read");
+                // It may run commands fak cannot see (brush-parser 0.4 gives up on
+                // `"$(cat <<EOF` with a lone `(` in the body).
+                if ["$(", "`", "<(", ">("].iter().any(|s| w.value.contains(s)) {
+                    self.opaque("a command substitution in a word the parser cannot read");
+                }
             }
         }
         (arg, start..self.out.commands.len())
     }
 
-    fn piece(&mut self, p: &WordPiece, raw: &str, arg: &mut Arg, at: &At, quoted: bool) {
+    /// One piece of a word: `raw` is its text, which starts at byte `offset` of the word.
+    fn piece(&mut self, p: &WordPiece, raw: &str, offset: usize, arg: &mut Arg, at: &At, quoted: bool) {
         match p {
             WordPiece::Text(t) => {
                 if !quoted && super::plain::globby(t) {
@@ -253,9 +305,15 @@ impl Walker<'_> {
                 arg.dynamic.get_or_insert("ANSI-C quoting");
             }
             WordPiece::DoubleQuotedSequence(inner) | WordPiece::GettextDoubleQuotedSequence(inner) => {
+                // The inner pieces' indexes count from the start of the word.
                 for i in inner {
-                    let raw = raw.get(i.start_index..i.end_index).unwrap_or("");
-                    self.piece(&i.piece, raw, arg, at, true);
+                    let inner_raw = i
+                        .start_index
+                        .checked_sub(offset)
+                        .zip(i.end_index.checked_sub(offset))
+                        .and_then(|(a, b)| raw.get(a..b))
+                        .unwrap_or("");
+                    self.piece(&i.piece, inner_raw, i.start_index, arg, at, true);
                 }
             }
             WordPiece::TildeExpansion(t) => match t {
@@ -852,6 +910,28 @@ fn old_style_tar(args: &[Arg]) -> bool {
         .is_some_and(|a| a.dynamic.is_none() && a.text.chars().all(|c| c.is_ascii_alphabetic()) && a.text.contains('x'))
 }
 
+/// Whether brush-parser read a `$(` or a backquote as text: it falls back to text when it
+/// cannot find where a substitution ends (`"$(rm -rf ~ <<EOF` with a lone `(` in the
+/// here-document), and the commands inside would go unseen.
+fn substitution_read_as_text(pieces: &[brush_parser::word::WordPieceWithSource]) -> bool {
+    let mut dollar = false;
+    pieces.iter().any(|p| match &p.piece {
+        WordPiece::Text(t) => {
+            let hidden = t.contains("$(") || t.contains('`') || (dollar && t.starts_with('('));
+            dollar = t.ends_with('$');
+            hidden
+        }
+        WordPiece::DoubleQuotedSequence(inner) | WordPiece::GettextDoubleQuotedSequence(inner) => {
+            dollar = false;
+            substitution_read_as_text(inner)
+        }
+        _ => {
+            dollar = false;
+            false
+        }
+    })
+}
+
 /// Whether `word` has a tilde expression brush-parser would read as a directory-stack index
 /// past `i32`: an unquoted `~` at the start or after an unquoted `=` or `:`, an optional `+`
 /// or `-`, and more than nine digits.
@@ -881,15 +961,11 @@ fn huge_tilde_index(word: &str) -> bool {
 /// Whether more than nine digits come right before a `<` or `>`: a redirection's descriptor
 /// (read without regard to quoting: a false alarm only makes the script opaque).
 fn huge_descriptor(text: &str) -> bool {
-    let mut digits = 0;
-    for b in text.bytes() {
-        match b {
-            b'0'..=b'9' => digits += 1,
-            b'<' | b'>' if digits > 9 => return true,
-            _ => digits = 0,
-        }
-    }
-    false
+    let b = text.as_bytes();
+    memchr::memchr2_iter(b'<', b'>', b).any(|at| {
+        let before = b.get(..at).unwrap_or_default();
+        before.iter().rev().take_while(|c| c.is_ascii_digit()).count() > 9
+    })
 }
 
 /// Whether some `<<` (not `<<<`) is followed, past an optional `-` and blanks, by a control
@@ -898,11 +974,15 @@ fn huge_descriptor(text: &str) -> bool {
 /// without regard to quoting: a false alarm only makes the script opaque.
 fn delimiterless_heredoc(text: &str, substituted: bool) -> bool {
     let b = text.as_bytes();
+    if memchr::memchr(b'<', b).is_none() {
+        return false;
+    }
+    let finder = memchr::memmem::Finder::new(b"<<");
     let mut i = 0;
-    while let Some(at) = b.get(i..).and_then(|r| r.windows(2).position(|w| w == b"<<")) {
+    while let Some(at) = b.get(i..).and_then(|r| finder.find(r)) {
         let mut j = i + at + 2;
         if b.get(j) == Some(&b'<') {
-            i = j + 1;
+            i = j + 1; // `<<<`
             continue;
         }
         if b.get(j) == Some(&b'-') {
@@ -914,9 +994,18 @@ fn delimiterless_heredoc(text: &str, substituted: bool) -> bool {
         if b.get(j).is_some_and(|c| (*c < 0x20 && *c != b'\t' && *c != b'\n') || *c == 0x7f) {
             return true;
         }
-        if substituted && matches!(b.get(j), None | Some(b'|' | b';' | b'&' | b'(' | b')' | b'<' | b'>' | b'\n' | b'`'))
-        {
-            return true;
+        if substituted {
+            if matches!(b.get(j), None | Some(b'|' | b';' | b'&' | b'(' | b')' | b'<' | b'>' | b'\n' | b'`')) {
+                return true;
+            }
+            // brush-parser 0.4 runs out of memory on a delimiter holding a substitution
+            // inside a substitution (`$(<<E$(  `, found by a differential test).
+            let word = b.get(j..).unwrap_or_default();
+            let end = word.iter().position(|c| matches!(c, b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'<' | b'>'));
+            let word = word.get(..end.unwrap_or(word.len())).unwrap_or_default();
+            if memchr::memmem::find(word, b"$(").is_some() || word.contains(&b'`') {
+                return true;
+            }
         }
         i = j;
     }
@@ -927,7 +1016,8 @@ fn delimiterless_heredoc(text: &str, substituted: bool) -> bool {
 /// over-estimate is safe: the script is then opaque).
 fn nesting(text: &str) -> (usize, usize) {
     let (mut depth, mut max) = (0usize, 0usize);
-    for b in text.bytes() {
+    let Some(first) = memchr::memchr2(b'(', b'{', text.as_bytes()) else { return (0, 0) };
+    for &b in text.as_bytes().get(first..).unwrap_or_default() {
         match b {
             b'(' | b'{' => {
                 depth += 1;

