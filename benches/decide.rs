@@ -52,6 +52,8 @@ fn calls() -> Vec<(&'static str, Call)> {
         ),
         ("bash_4k_chain", Call { tool: "Bash".into(), args: json!({"command": chain_4k()}) }),
         ("bash_4k_heredoc", Call { tool: "Bash".into(), args: json!({"command": heredoc_4k()}) }),
+        ("bash_4k_commit", Call { tool: "Bash".into(), args: json!({"command": commit_4k()}) }),
+        ("bash_4k_python", Call { tool: "Bash".into(), args: json!({"command": python_4k()}) }),
     ]
 }
 
@@ -82,6 +84,31 @@ pub fn heredoc_4k() -> String {
     format!("cat > src/handlers.py <<'EOF'\n{body}EOF\npython3 -m py_compile src/handlers.py")
 }
 
+/// A 4 KiB commit the way Claude Code writes every commit: the message in a here-document
+/// inside a command substitution.
+pub fn commit_4k() -> String {
+    let mut body = String::from("Rework the handler registry\n\n");
+    let mut i = 0;
+    while body.len() < 4096 - 120 {
+        body.push_str(&format!("- handler_{i}: return the request id and a 200 status (tests cover the empty body)\n"));
+        i += 1;
+    }
+    format!(
+        "git add -A && git commit -m \"$(cat <<'EOF'\n{body}\nCo-Authored-By: Claude <noreply@anthropic.com>\nEOF\n)\""
+    )
+}
+
+/// A 4 KiB program given to an interpreter on the command line.
+pub fn python_4k() -> String {
+    let mut body = String::from("import json, sys\n");
+    let mut i = 0;
+    while body.len() < 4096 - 40 {
+        body.push_str(&format!("def handler_{i}(request):\n    return {{'status': 200, 'id': {i}}}\n"));
+        i += 1;
+    }
+    format!("python3 -c \"{body}print('ok')\"")
+}
+
 fn bench_shell(c: &mut Criterion) {
     let mut g = c.benchmark_group("shell/view");
     let cases: Vec<(&str, String)> = vec![
@@ -89,6 +116,8 @@ fn bench_shell(c: &mut Criterion) {
         ("git_cargo", "git status && cargo test 2>&1 | tail -5".into()),
         ("4k_chain", chain_4k()),
         ("4k_heredoc", heredoc_4k()),
+        ("4k_commit", commit_4k()),
+        ("4k_python", python_4k()),
     ];
     for (name, script) in cases {
         g.bench_function(name, |b| {
@@ -127,7 +156,17 @@ fn bench_floor(c: &mut Criterion) {
     let mut g = c.benchmark_group("decide/floor");
     for prefilter in [true, false] {
         let dag = compile(fak::load::builtin().program.unwrap(), CompileOptions { prefilter });
+        // Built as `fak serve` builds it at start-up (a one-shot `preflight` is measured as
+        // a whole process).
+        dag.warm();
         for (name, call) in calls() {
+            if name.starts_with("bash_4k") {
+                // What is measured: 4 KiB commands the floor reads through and allows.
+                let len = call.args.get("command").and_then(|c| c.as_str()).map_or(0, str::len);
+                assert!((4000..=4200).contains(&len), "{name} is {len} bytes");
+                let d = decide(&dag, &call, &trace);
+                assert_eq!(d.verdict, fak::ast::VerdictKind::Allow, "{name}: {}", d.reason);
+            }
             let id = format!("{name}/prefilter={}", if prefilter { "on" } else { "off" });
             g.bench_function(id, |b| b.iter(|| black_box(decide(&dag, black_box(&call), &trace))));
         }

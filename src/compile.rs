@@ -160,6 +160,7 @@ impl Dag {
 
     /// Builds every bucket now instead of on first use (a server does this at start-up, so
     /// no request pays for it), on two threads: the largest buckets are dealt out first.
+    /// List filters get their DFAs, which a one-shot `preflight` never builds.
     pub fn warm(&self) {
         let mut all: Vec<&LazyBucket> =
             [Side::Call, Side::Result].iter().flat_map(|s| self.table(*s).buckets.iter()).collect();
@@ -187,6 +188,7 @@ impl Dag {
                 self.built(lb);
             }
         });
+        lower::speed_up(&self.quant_filters);
     }
 
     /// Every bucket, built, for `--dump --format dag`.

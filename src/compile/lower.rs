@@ -157,6 +157,17 @@ fn key_fields(e: &ir::Expr, out: &mut Vec<ir::Value>) {
     }
 }
 
+/// Builds the DFAs of every list filter built so far (`Prefilter::speed_up`).
+pub fn speed_up(cache: &ListCache) {
+    let built: Vec<std::sync::Arc<ListFilter>> = match cache.lock() {
+        Ok(c) => c.values().filter_map(|l| l.get().cloned()).collect(),
+        Err(_) => return,
+    };
+    for lf in built {
+        lf.prefilter.speed_up();
+    }
+}
+
 impl ListFilter {
     /// The filter for every top-level `any` over `list` in the program: one per Dag, shared
     /// by every bucket (each walks the quantifiers of its own rules).

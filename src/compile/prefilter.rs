@@ -38,6 +38,11 @@ pub struct Prefilter {
 struct FieldFilter {
     field: u32,
     ac: Option<AhoCorasick>,
+    /// For a quick filter (an NFA, cheap to build): its literals, and a DFA over them once
+    /// `speed_up` has built it. An NFA scans a byte in about 40 instructions, a DFA in a
+    /// few, but a DFA of 65 literals costs a million instructions to build: a server builds
+    /// it at start-up (`Dag::warm`); a one-shot `preflight` never does.
+    slow: Option<(Vec<Vec<u8>>, std::sync::OnceLock<Option<AhoCorasick>>)>,
     /// Per automaton pattern: the atoms it hints at and whether a hit proves the atom.
     pattern_atoms: Vec<Vec<(u32, bool)>>,
     /// Globs matched against the absolute path, and against the workspace-relative one.
@@ -48,6 +53,17 @@ struct FieldFilter {
 }
 
 impl Prefilter {
+    /// Builds the DFAs of quick filters (see `FieldFilter::slow`).
+    pub fn speed_up(&self) {
+        for f in &self.fields {
+            if let Some((key, dfa)) = &f.slow {
+                dfa.get_or_init(|| {
+                    AhoCorasick::builder().kind(Some(aho_corasick::AhoCorasickKind::DFA)).build(key).ok()
+                });
+            }
+        }
+    }
+
     pub fn covers(&self, atom: u32) -> bool {
         self.covered.get(atom as usize).copied().unwrap_or(false)
     }
@@ -103,7 +119,12 @@ impl FieldFilter {
 
 impl FieldFilter {
     fn scan_text(&self, text: &str, workspace_key: &str, report: &mut impl FnMut(u32, bool)) {
-        if let Some(ac) = &self.ac {
+        // A DFA pays off past a few dozen bytes (its search starts dearer).
+        let dfa = match &self.slow {
+            Some((_, d)) if text.len() >= 64 => d.get().and_then(Option::as_ref),
+            _ => None,
+        };
+        if let Some(ac) = dfa.or(self.ac.as_ref()) {
             for m in ac.find_overlapping_iter(text) {
                 for (a, exact) in self.pattern_atoms.get(m.pattern().as_usize()).map_or(&[][..], Vec::as_slice) {
                     report(*a, *exact);
@@ -363,11 +384,15 @@ pub fn build(atoms: &[BucketAtom], _fields: &[Value], quick: bool, cache: Option
         let Some(parts) = by_field.remove(&field) else { continue };
         let mut lits: Vec<(Vec<u8>, Vec<(u32, bool)>)> = parts.literals.into_iter().collect();
         lits.sort();
+        let mut slow = None;
         let ac = if lits.is_empty() {
             None
         } else {
             let kind = if quick { Some(aho_corasick::AhoCorasickKind::ContiguousNFA) } else { None };
             let key: Vec<Vec<u8>> = lits.iter().map(|(l, _)| l.clone()).collect();
+            if quick {
+                slow = Some((key.clone(), std::sync::OnceLock::new()));
+            }
             let found = cache.and_then(|c| c.lock().ok()).and_then(|c| c.get(&key).cloned());
             let built = match found {
                 Some(ac) => Ok(ac),
@@ -413,6 +438,7 @@ pub fn build(atoms: &[BucketAtom], _fields: &[Value], quick: bool, cache: Option
         fields.push(FieldFilter {
             field,
             ac,
+            slow,
             pattern_atoms: lits.into_iter().map(|(_, a)| a).collect(),
             abs_globs,
             rel_globs,

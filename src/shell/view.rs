@@ -14,9 +14,13 @@ pub const MAX_COMMANDS: usize = 512;
 pub const MAX_SCRIPT: usize = 64 * 1024;
 /// Bracket nesting the parser is given (it recurses on it).
 pub const MAX_NESTING: usize = 64;
-/// Brackets left open: brush-parser backtracks exponentially on them (30 unclosed `(` take
-/// half a minute), so more than a few are refused before it sees them.
-pub const MAX_UNCLOSED: usize = 12;
+/// Brackets left open or closed by the wrong kind: brush-parser backtracks exponentially on
+/// them (30 unclosed `(` take half a minute; in a here-document, `$(($[$[` six times over
+/// took 11 s; twelve `$((${x}` 0.18 s), so more than a few are refused before it sees them.
+pub const MAX_UNCLOSED: usize = 10;
+/// The same when the script has an array subscript in an expansion (`${a[`): each one left
+/// open multiplies brush-parser's time by about 25 (six took 26 s).
+pub const MAX_UNCLOSED_SUBSCRIPTED: usize = 2;
 
 pub(crate) struct Walker<'c> {
     pub home: &'c str,
@@ -82,7 +86,12 @@ impl Walker<'_> {
             return true;
         }
         let (deepest, unclosed) = nesting(text);
-        if deepest > MAX_NESTING || unclosed > MAX_UNCLOSED {
+        let most = if unclosed > MAX_UNCLOSED_SUBSCRIPTED && subscripted(text) {
+            MAX_UNCLOSED_SUBSCRIPTED
+        } else {
+            MAX_UNCLOSED
+        };
+        if deepest > MAX_NESTING || unclosed > most {
             self.opaque(format!("brackets nested deeper than {MAX_NESTING} or left open"));
             return true;
         }
@@ -1012,20 +1021,104 @@ fn delimiterless_heredoc(text: &str, substituted: bool) -> bool {
     false
 }
 
-/// How deep brackets nest and how many are left open, counted without regard to quoting (an
-/// over-estimate is safe: the script is then opaque).
+/// How deep brackets nest, and how many are left open or met a closer of another kind
+/// (`${a[)`), counted without regard to quoting (an over-estimate is safe: the script is then
+/// opaque). A closer with nothing open is ignored.
 fn nesting(text: &str) -> (usize, usize) {
-    let (mut depth, mut max) = (0usize, 0usize);
-    let Some(first) = memchr::memchr2(b'(', b'{', text.as_bytes()) else { return (0, 0) };
-    for &b in text.as_bytes().get(first..).unwrap_or_default() {
-        match b {
-            b'(' | b'{' => {
-                depth += 1;
-                max = max.max(depth);
+    // Openers and closers found with memchr (vectorised) and merged in order: cheaper than a
+    // byte-at-a-time scan even for code with brackets every few bytes (measured).
+    let b = text.as_bytes();
+    let Some(first) = memchr::memchr3(b'(', b'{', b'[', b) else { return (0, 0) };
+    let b = b.get(first..).unwrap_or_default();
+    let mut open = memchr::memchr3_iter(b'(', b'{', b'[', b).peekable();
+    let mut close = memchr::memchr3_iter(b')', b'}', b']', b).peekable();
+    let mut stack: smallvec::SmallVec<[u8; 32]> = smallvec::SmallVec::new();
+    let (mut max, mut crossed) = (0usize, 0usize);
+    loop {
+        let at = match (open.peek(), close.peek()) {
+            (Some(&o), Some(&c)) if o > c => close.next(),
+            (Some(_), _) => open.next(),
+            (None, Some(_)) => close.next(),
+            (None, None) => return (max, stack.len() + crossed),
+        };
+        let Some(&c) = at.and_then(|i| b.get(i)) else { return (max, stack.len() + crossed) };
+        match c {
+            b'(' | b'{' | b'[' => {
+                if stack.len() > MAX_NESTING {
+                    return (stack.len(), stack.len() + crossed);
+                }
+                stack.push(c);
+                max = max.max(stack.len());
             }
-            b')' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
+            _ => match stack.last() {
+                None => {}
+                Some(&o) if matches!((o, c), (b'(', b')') | (b'{', b'}') | (b'[', b']')) => {
+                    stack.pop();
+                }
+                Some(_) => crossed += 1,
+            },
         }
     }
-    (max, depth)
+}
+
+/// Whether `text` has `${` and a name followed by `[`: an array subscript in an expansion.
+fn subscripted(text: &str) -> bool {
+    let b = text.as_bytes();
+    memchr::memmem::find_iter(b, b"${").any(|at| {
+        let rest = b.get(at + 2..).unwrap_or_default();
+        let name = rest.iter().take_while(|c| c.is_ascii_alphanumeric() || **c == b'_').count();
+        rest.get(name) == Some(&b'[')
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use proptest::prelude::*;
+
+    /// The byte-at-a-time scans `nesting` and `huge_descriptor` must agree with.
+    fn nesting_naive(text: &str) -> (usize, usize) {
+        let mut stack = Vec::new();
+        let (mut max, mut crossed) = (0usize, 0usize);
+        for c in text.bytes() {
+            match c {
+                b'(' | b'{' | b'[' => {
+                    if stack.len() > super::MAX_NESTING {
+                        return (stack.len(), stack.len() + crossed);
+                    }
+                    stack.push(c);
+                    max = max.max(stack.len());
+                }
+                b')' | b'}' | b']' => match stack.last() {
+                    None => {}
+                    Some(&o) if (o == b'(' && c == b')') || (o == b'{' && c == b'}') || (o == b'[' && c == b']') => {
+                        stack.pop();
+                    }
+                    Some(_) => crossed += 1,
+                },
+                _ => {}
+            }
+        }
+        (max, stack.len() + crossed)
+    }
+
+    fn huge_descriptor_naive(text: &str) -> bool {
+        let mut digits = 0;
+        for b in text.bytes() {
+            match b {
+                b'0'..=b'9' => digits += 1,
+                b'<' | b'>' if digits > 9 => return true,
+                _ => digits = 0,
+            }
+        }
+        false
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 5_000, failure_persistence: None, ..ProptestConfig::default() })]
+        #[test]
+        fn guards_agree_with_a_byte_at_a_time_scan(text in "[(){}\\[\\]a<>0-9 ]{0,80}|[(\\[{]{60,70}[)}\\]]{0,8}") {
+            prop_assert_eq!(super::nesting(&text), nesting_naive(&text));
+            prop_assert_eq!(super::huge_descriptor(&text), huge_descriptor_naive(&text));
+        }
+    }
 }

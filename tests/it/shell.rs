@@ -229,6 +229,20 @@ fn budgets_hold() {
         assert!(!v(&"(".repeat(n)).opaque.is_empty());
         assert!(!v(&format!("echo {}", "$(".repeat(n))).opaque.is_empty());
     }
+    // Closed by the wrong kind, or array subscripts left open (a differential test and the
+    // fuzzer found these taking from 0.1 to 26 seconds).
+    for s in [
+        "cat <<E\n${H[)${H[)${H[)${H[)${H[)${H[)\nE",
+        "cat <<E\n${H[${H[${H[${H[${H[${H[]]]]]]\nE",
+        "cat <<E\n${H[\"$[${H[\"$[\nE",
+        "cat <<E\n$((${x}$((${x}$((${x}$((${x}$((${x}$((${x}\nE",
+        "<<-E\n$((\"$M-|${H[-E\t%$(%\"$[\"%$(MMMMM\x00${H[$O]\n\n\tE\n",
+    ] {
+        assert!(!v(s).opaque.is_empty(), "{s:?}");
+    }
+    // Balanced ones are read.
+    let arrays = "for i in \"${!a[@]}\"; do echo \"${a[$i]}\" \"${b[i]}\" $((i + 1)); done";
+    assert!(v(arrays).opaque.is_empty(), "{:?}", v(arrays));
     // brush-parser never returns on these (fuzzing found the first); they are refused first.
     for s in [
         "$(<< |d ",
