@@ -27,6 +27,13 @@ pub(super) struct Simple {
     pub subs: Vec<Sub>,
 }
 
+impl Simple {
+    fn new() -> Simple {
+        // Its text grows word by word: room for a typical command up front.
+        Simple { text: String::with_capacity(48), ..Simple::default() }
+    }
+}
+
 /// A command substitution `$(...)`: the script inside, already read.
 #[derive(Debug)]
 pub(super) struct Sub {
@@ -98,12 +105,19 @@ fn is_meta(c: u8) -> bool {
 
 /// An unquoted run of a word that the shell expands to file names.
 pub(super) fn globby(t: &str) -> bool {
-    t.contains(['*', '?']) || t.find('[').is_some_and(|i| t.get(i + 1..).is_some_and(|r| r.contains(']')))
+    let b = t.as_bytes();
+    if !b.iter().any(|c| matches!(c, b'*' | b'?' | b'[')) {
+        return false; // most runs: one pass
+    }
+    b.contains(&b'*')
+        || b.contains(&b'?')
+        || b.iter().position(|c| *c == b'[').is_some_and(|i| b.get(i + 1..).is_some_and(|r| r.contains(&b']')))
 }
 
 /// An unquoted run of a word that brace expansion rewrites.
 pub(super) fn braced(t: &str) -> bool {
-    t.contains('{') && t.contains([',', '.']) && t.contains('}')
+    let b = t.as_bytes();
+    b.contains(&b'{') && b.iter().any(|c| matches!(c, b',' | b'.')) && b.contains(&b'}')
 }
 
 impl<'s> Reader<'s> {
@@ -240,16 +254,12 @@ impl<'s> Reader<'s> {
     }
 
     fn cur(&mut self) -> &mut Simple {
-        self.cur.get_or_insert_with(Simple::default)
-    }
-
-    fn push_text(&mut self, piece: &str) {
-        append(&mut self.cur().text, piece);
+        self.cur.get_or_insert_with(Simple::new)
     }
 
     fn push_word(&mut self, w: Word) -> Option<()> {
         let raw = self.s.get(w.raw_start..w.raw_end)?;
-        let cur = self.cur.get_or_insert_with(Simple::default);
+        let cur = self.cur.get_or_insert_with(Simple::new);
         if cur.words.is_empty() {
             if is_assignment(raw) {
                 append(&mut cur.text, raw);
@@ -450,7 +460,7 @@ impl<'s> Reader<'s> {
             return None; // brush-parser reads substitutions in redirections
         }
         let raw = self.s.get(w.raw_start..w.raw_end)?;
-        let shown = format!("{}{}{raw}", fd.map(|n| n.to_string()).unwrap_or_default(), op);
+        let (raw_start, raw_end) = (w.raw_start, w.raw_end);
         match op {
             "<<" | "<<-" => {
                 let quoted = w.quoted;
@@ -459,7 +469,7 @@ impl<'s> Reader<'s> {
                 if w.arg.dynamic.is_some() || (op == "<<-" && self.depth > 0) {
                     return None;
                 }
-                let cur = self.cur.get_or_insert_with(Simple::default);
+                let cur = self.cur.get_or_insert_with(Simple::new);
                 let at = (usize::MAX, self.pipe.len(), cur.redirects.len());
                 cur.redirects.push(Redirect { op: "<<".into(), fd, target: raw.to_string(), body: None });
                 self.heredocs.push(Pending { at, delim: w.arg.text, strip_tabs: op == "<<-", quoted });
@@ -471,7 +481,18 @@ impl<'s> Reader<'s> {
                 self.cur().redirects.push(Redirect { op: op.into(), fd, target: w.arg.text, body: None });
             }
         }
-        self.push_text(&shown);
+        // The redirection as written, without blanks: `2>>file`.
+        let raw = self.s.get(raw_start..raw_end)?;
+        let text = &mut self.cur.get_or_insert_with(Simple::new).text;
+        if !text.is_empty() {
+            text.push(' ');
+        }
+        if let Some(n) = fd {
+            use std::fmt::Write as _;
+            let _ = write!(text, "{n}");
+        }
+        text.push_str(op);
+        text.push_str(raw);
         Some(())
     }
 

@@ -554,9 +554,20 @@ impl Walker<'_> {
         } else {
             (parsed.flags, parsed.operands.into_iter().map(|a| a.text).collect())
         };
+        // What the inner scripts and process substitutions need of the words, before the
+        // words move into the command.
+        let inner_ranges: Vec<Option<Range<usize>>> = inners
+            .iter()
+            .map(|i| match i {
+                Inner::Script(a) | Inner::Code(a) => range_of(&args, &a.text),
+                Inner::Argv(_) | Inner::Stdin => None,
+            })
+            .collect();
+        let substituted: smallvec::SmallVec<[bool; 8]> =
+            args.iter().map(|a| a.dynamic == Some("process substitution")).collect();
         let cmd = Command {
             name: name.clone(),
-            args: args.iter().map(|a| a.text.clone()).collect(),
+            args: args.into_iter().map(|a| a.text).collect(),
             flags,
             operands,
             subcommand,
@@ -577,7 +588,7 @@ impl Walker<'_> {
         }
         let mut via = at.via.clone();
         via.push(name.clone());
-        for inner in inners {
+        for (inner, arg_range) in inners.into_iter().zip(inner_ranges) {
             match inner {
                 Inner::Argv(words) => {
                     let mut inner_at = At { via: via.clone(), cwd: at.cwd.clone(), depth: at.depth };
@@ -588,7 +599,6 @@ impl Walker<'_> {
                     self.argv(words, Vec::new(), Vec::new(), redirects, &mut inner_at, upstream.clone(), text);
                 }
                 Inner::Script(a) => {
-                    let arg_range = range_of(&args, &a.text);
                     if let Some(d) = a.dynamic {
                         let fed = arg_range.as_ref().and_then(|r| payload(self, r));
                         let why = match fed {
@@ -605,7 +615,6 @@ impl Walker<'_> {
                     }
                 }
                 Inner::Code(a) => {
-                    let arg_range = range_of(&args, &a.text);
                     if a.dynamic.is_some() {
                         if let Some(kind) = arg_range.as_ref().and_then(|r| payload(self, r)) {
                             self.mark(index, &format!("a {kind} payload is run by `{name}`"));
@@ -620,8 +629,8 @@ impl Walker<'_> {
         }
         // `bash <(curl ...)`, `source <(curl ...)`: a script from a process substitution.
         if programs::is_shell(&name) || matches!(name.as_str(), "source" | ".") {
-            for (a, r) in args.iter().zip(&ranges) {
-                if a.dynamic == Some("process substitution") {
+            for (sub, r) in substituted.iter().zip(&ranges) {
+                if *sub {
                     if let Some(kind) = payload(self, r) {
                         self.mark(index, &format!("a {kind} payload is run by `{name}`"));
                     }
