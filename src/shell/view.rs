@@ -988,8 +988,9 @@ fn huge_descriptor(text: &str) -> bool {
 
 /// Whether some `<<` (not `<<<`) is followed, past an optional `-` and blanks, by a control
 /// character (brush-parser reads `\r` and `\f` there as no delimiter), or, inside a command
-/// substitution (`substituted`), by an operator or the end instead of a delimiter word. Read
-/// without regard to quoting: a false alarm only makes the script opaque.
+/// substitution (`substituted`), by an operator or the end instead of a delimiter word, by
+/// more than one blank, or by a delimiter holding a substitution. Read without regard to
+/// quoting: a false alarm only makes the script opaque.
 fn delimiterless_heredoc(text: &str, substituted: bool) -> bool {
     let b = text.as_bytes();
     if memchr::memchr(b'<', b).is_none() {
@@ -1006,6 +1007,7 @@ fn delimiterless_heredoc(text: &str, substituted: bool) -> bool {
         if b.get(j) == Some(&b'-') {
             j += 1;
         }
+        let blanks = j;
         while matches!(b.get(j), Some(b' ' | b'\t')) {
             j += 1;
         }
@@ -1013,6 +1015,11 @@ fn delimiterless_heredoc(text: &str, substituted: bool) -> bool {
             return true;
         }
         if substituted {
+            // brush-parser 0.4 runs out of memory on `$(<<  r ` (two blanks before the
+            // delimiter, the substitution left open; found by fuzzing).
+            if j - blanks > 1 {
+                return true;
+            }
             if matches!(b.get(j), None | Some(b'|' | b';' | b'&' | b'(' | b')' | b'<' | b'>' | b'\n' | b'`')) {
                 return true;
             }

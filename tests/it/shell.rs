@@ -256,6 +256,8 @@ fn budgets_hold() {
         "a 3000000000>f",
         // brush-parser 0.4 runs out of memory on these (a differential test found them).
         "$(<<E$(  ",
+        "$(<<  r ",
+        "$(<< \tr ",
         "cargo. <> ü & %s{} >> )\"\n)\" a=b & \"$(cat <<'E'$( <> [ab]-e ",
     ] {
         assert!(!v(s).opaque.is_empty(), "{s:?}");
