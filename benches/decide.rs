@@ -57,42 +57,40 @@ fn calls() -> Vec<(&'static str, Call)> {
     ]
 }
 
-/// A 4 KiB command line of the kind agents write: a long `&&` chain of ordinary commands.
-pub fn chain_4k() -> String {
-    let mut s = String::from("cd /workspace/repo");
+/// `start`, then `piece(0)`, `piece(1)`, ... until it is `below` bytes long or longer.
+fn grow(start: &str, below: usize, piece: impl Fn(usize) -> String) -> String {
+    let mut s = String::from(start);
     let mut i = 0;
-    while s.len() < 4096 - 80 {
-        s.push_str(&match i % 4 {
-            0 => format!(" && cargo test -p crate_{i} -- --nocapture 2>&1 | tail -n 20"),
-            1 => format!(" && git add src/module_{i}.rs tests/module_{i}.rs"),
-            2 => format!(" && grep -rn \"fn handler_{i}\" src/ | head -5"),
-            _ => format!(" && echo \"step {i} done\" >> /tmp/progress.log"),
-        });
+    while s.len() < below {
+        s.push_str(&piece(i));
         i += 1;
     }
     s
 }
 
+/// A 4 KiB command line of the kind agents write: a long `&&` chain of ordinary commands.
+pub fn chain_4k() -> String {
+    grow("cd /workspace/repo", 4096 - 80, |i| match i % 4 {
+        0 => format!(" && cargo test -p crate_{i} -- --nocapture 2>&1 | tail -n 20"),
+        1 => format!(" && git add src/module_{i}.rs tests/module_{i}.rs"),
+        2 => format!(" && grep -rn \"fn handler_{i}\" src/ | head -5"),
+        _ => format!(" && echo \"step {i} done\" >> /tmp/progress.log"),
+    })
+}
+
 /// A 4 KiB command that writes a file through a here-document, as agents often do.
 pub fn heredoc_4k() -> String {
-    let mut body = String::new();
-    let mut i = 0;
-    while body.len() < 4096 - 80 {
-        body.push_str(&format!("def handler_{i}(request):\n    return {{'status': 200, 'id': {i}}}\n\n"));
-        i += 1;
-    }
+    let body =
+        grow("", 4096 - 80, |i| format!("def handler_{i}(request):\n    return {{'status': 200, 'id': {i}}}\n\n"));
     format!("cat > src/handlers.py <<'EOF'\n{body}EOF\npython3 -m py_compile src/handlers.py")
 }
 
 /// A 4 KiB commit the way Claude Code writes every commit: the message in a here-document
 /// inside a command substitution.
 pub fn commit_4k() -> String {
-    let mut body = String::from("Rework the handler registry\n\n");
-    let mut i = 0;
-    while body.len() < 4096 - 120 {
-        body.push_str(&format!("- handler_{i}: return the request id and a 200 status (tests cover the empty body)\n"));
-        i += 1;
-    }
+    let body = grow("Rework the handler registry\n\n", 4096 - 120, |i| {
+        format!("- handler_{i}: return the request id and a 200 status (tests cover the empty body)\n")
+    });
     format!(
         "git add -A && git commit -m \"$(cat <<'EOF'\n{body}\nCo-Authored-By: Claude <noreply@anthropic.com>\nEOF\n)\""
     )
@@ -100,12 +98,9 @@ pub fn commit_4k() -> String {
 
 /// A 4 KiB program given to an interpreter on the command line.
 pub fn python_4k() -> String {
-    let mut body = String::from("import json, sys\n");
-    let mut i = 0;
-    while body.len() < 4096 - 40 {
-        body.push_str(&format!("def handler_{i}(request):\n    return {{'status': 200, 'id': {i}}}\n"));
-        i += 1;
-    }
+    let body = grow("import json, sys\n", 4096 - 40, |i| {
+        format!("def handler_{i}(request):\n    return {{'status': 200, 'id': {i}}}\n")
+    });
     format!("python3 -c \"{body}print('ok')\"")
 }
 

@@ -42,7 +42,7 @@ struct FieldFilter {
     /// `speed_up` has built it. An NFA scans a byte in about 40 instructions, a DFA in a
     /// few, but a DFA of 65 literals costs a million instructions to build: a server builds
     /// it at start-up (`Dag::warm`); a one-shot `preflight` never does.
-    slow: Option<(Vec<Vec<u8>>, std::sync::OnceLock<Option<AhoCorasick>>)>,
+    dfa: Option<(Vec<Vec<u8>>, std::sync::OnceLock<Option<AhoCorasick>>)>,
     /// Per automaton pattern: the atoms it hints at and whether a hit proves the atom.
     pattern_atoms: Vec<Vec<(u32, bool)>>,
     /// Globs matched against the absolute path, and against the workspace-relative one.
@@ -53,10 +53,10 @@ struct FieldFilter {
 }
 
 impl Prefilter {
-    /// Builds the DFAs of quick filters (see `FieldFilter::slow`).
+    /// Builds the DFAs of quick filters (see `FieldFilter::dfa`).
     pub fn speed_up(&self) {
         for f in &self.fields {
-            if let Some((key, dfa)) = &f.slow {
+            if let Some((key, dfa)) = &f.dfa {
                 dfa.get_or_init(|| {
                     AhoCorasick::builder().kind(Some(aho_corasick::AhoCorasickKind::DFA)).build(key).ok()
                 });
@@ -120,7 +120,7 @@ impl FieldFilter {
 impl FieldFilter {
     fn scan_text(&self, text: &str, workspace_key: &str, report: &mut impl FnMut(u32, bool)) {
         // A DFA pays off past a few dozen bytes (its search starts dearer).
-        let dfa = match &self.slow {
+        let dfa = match &self.dfa {
             Some((_, d)) if text.len() >= 64 => d.get().and_then(Option::as_ref),
             _ => None,
         };
@@ -384,14 +384,14 @@ pub fn build(atoms: &[BucketAtom], _fields: &[Value], quick: bool, cache: Option
         let Some(parts) = by_field.remove(&field) else { continue };
         let mut lits: Vec<(Vec<u8>, Vec<(u32, bool)>)> = parts.literals.into_iter().collect();
         lits.sort();
-        let mut slow = None;
+        let mut dfa = None;
         let ac = if lits.is_empty() {
             None
         } else {
             let kind = if quick { Some(aho_corasick::AhoCorasickKind::ContiguousNFA) } else { None };
             let key: Vec<Vec<u8>> = lits.iter().map(|(l, _)| l.clone()).collect();
             if quick {
-                slow = Some((key.clone(), std::sync::OnceLock::new()));
+                dfa = Some((key.clone(), std::sync::OnceLock::new()));
             }
             let found = cache.and_then(|c| c.lock().ok()).and_then(|c| c.get(&key).cloned());
             let built = match found {
@@ -438,7 +438,7 @@ pub fn build(atoms: &[BucketAtom], _fields: &[Value], quick: bool, cache: Option
         fields.push(FieldFilter {
             field,
             ac,
-            slow,
+            dfa,
             pattern_atoms: lits.into_iter().map(|(_, a)| a).collect(),
             abs_globs,
             rel_globs,

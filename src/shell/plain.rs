@@ -235,8 +235,9 @@ impl<'s> Reader<'s> {
         Some(())
     }
 
-    /// The command substitution at `$(` (not `$((`): read by a nested reader up to its `)`.
-    fn substitution(&mut self) -> Option<Sub> {
+    /// The command substitution at `$(` (not `$((`): read by a nested reader up to its `)`,
+    /// and added to the word's `text` as written.
+    fn substitution(&mut self, word: &mut String) -> Option<Sub> {
         // Here-documents pending on this line would be read inside the substitution.
         if self.depth >= MAX_SUB_DEPTH || !self.heredocs.is_empty() || self.peek(2) == Some(b'(') {
             return None;
@@ -248,9 +249,9 @@ impl<'s> Reader<'s> {
         if text.contains('\t') {
             return None; // brush-parser gives the word's text with tabs as spaces
         }
-        let text = text.to_string();
+        word.push_str(self.s.get(self.i..inner.i)?);
         self.i = inner.i;
-        Some(Sub { word: None, text, pipelines: inner.out })
+        Some(Sub { word: None, text: text.to_string(), pipelines: inner.out })
     }
 
     fn cur(&mut self) -> &mut Simple {
@@ -350,9 +351,7 @@ impl<'s> Reader<'s> {
                                 break;
                             }
                             b'$' if self.peek(1) == Some(b'(') => {
-                                let from = self.i;
-                                subs.push(self.substitution()?);
-                                text.push_str(self.s.get(from..self.i)?);
+                                subs.push(self.substitution(&mut text)?);
                                 dynamic = Some("command substitution");
                             }
                             b'\\' => match self.peek(1)? {
@@ -385,9 +384,7 @@ impl<'s> Reader<'s> {
                 }
                 b'$' if self.peek(1) == Some(b'(') => {
                     end_run(&text, run_start, &mut dynamic);
-                    let from = self.i;
-                    subs.push(self.substitution()?);
-                    text.push_str(self.s.get(from..self.i)?);
+                    subs.push(self.substitution(&mut text)?);
                     dynamic = Some("command substitution");
                     run_start = text.len();
                 }
@@ -460,7 +457,6 @@ impl<'s> Reader<'s> {
             return None; // brush-parser reads substitutions in redirections
         }
         let raw = self.s.get(w.raw_start..w.raw_end)?;
-        let (raw_start, raw_end) = (w.raw_start, w.raw_end);
         match op {
             "<<" | "<<-" => {
                 let quoted = w.quoted;
@@ -482,8 +478,7 @@ impl<'s> Reader<'s> {
             }
         }
         // The redirection as written, without blanks: `2>>file`.
-        let raw = self.s.get(raw_start..raw_end)?;
-        let text = &mut self.cur.get_or_insert_with(Simple::new).text;
+        let text = &mut self.cur().text;
         if !text.is_empty() {
             text.push(' ');
         }
