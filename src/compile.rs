@@ -24,6 +24,7 @@ use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Arc, OnceLock};
 
 use serde_json::Value as Json;
+use smallvec::SmallVec;
 
 use crate::eval::{
     is_advisory, over_budget, precheck, precheck_result, Call, Input, Outcome, Scope, ToolResult, TraceState, Verdict,
@@ -287,14 +288,17 @@ const FIELD_DECISIVE: u8 = 1;
 const FIELD_OPAQUE: u8 = 2;
 
 /// Per-decision scratch: field values, atom states, prefilter hits.
+///
+/// Inline up to sizes that cover the shipped floor and typical policies (a bucket of a few
+/// hundred atoms spills to the heap): a decision allocates nothing for its bookkeeping.
 pub(crate) struct Run<'a> {
     pub scope: Scope<'a>,
-    pub fields: Vec<Option<V<'a>>>,
-    pub field_modes: Vec<u8>,
+    pub fields: SmallVec<[Option<V<'a>>; 8]>,
+    pub field_modes: SmallVec<[u8; 16]>,
     /// Per atom: `UNKNOWN`, `FALSE` or `TRUE`, plus the `HIT` bit.
-    pub atoms: Vec<u8>,
+    pub atoms: SmallVec<[u8; 256]>,
     /// Atoms the prefilters reported, in the order found.
-    pub hit_list: Vec<u32>,
+    pub hit_list: SmallVec<[u32; 16]>,
     /// Per list filter, once scanned: per quantifier, the elements its body may hold on.
     pub lists: Vec<Option<lower::Candidates>>,
 }
@@ -326,11 +330,11 @@ fn run(dag: &Dag, side: Side, input: &Input<'_>, mut ex: Option<&mut Explain>) -
     }
     let mut st = Run {
         scope,
-        fields: vec![None; b.fields.len()],
-        field_modes: vec![FIELD_NOT_RUN; b.fields.len()],
-        atoms: vec![UNKNOWN; b.atoms.len()],
-        hit_list: Vec::new(),
-        lists: vec![None; b.lists.len()],
+        fields: std::iter::repeat_n(None, b.fields.len()).collect(),
+        field_modes: smallvec::smallvec![FIELD_NOT_RUN; b.fields.len()],
+        atoms: smallvec::smallvec![UNKNOWN; b.atoms.len()],
+        hit_list: SmallVec::new(),
+        lists: std::iter::repeat_n(None, b.lists.len()).collect(),
     };
     // Which rules to look at: all of them without prefilters; with them, the rules with no
     // trigger plus those whose trigger atoms the prefilters reported.

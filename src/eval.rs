@@ -171,7 +171,7 @@ pub(crate) fn precheck(call: &Call) -> Result<u64, Verdict> {
         ));
     }
     let mut m = Measure::default();
-    if let Err(what) = m.walk(&call.args, 0) {
+    if let Err(what) = m.walk_args(&call.args) {
         return Err(Verdict::builtin(VerdictKind::Deny, "OVERSIZE", "fak.budget", Some(what)));
     }
     if !call.args.is_object() {
@@ -243,6 +243,34 @@ struct Measure {
 }
 
 impl Measure {
+    /// `walk`, without recursing into the values that cannot nest: a tool's arguments are
+    /// mostly a flat object of strings.
+    fn walk_args(&mut self, v: &Json) -> Result<(), String> {
+        let Json::Object(o) = v else { return self.walk(v, 0) };
+        self.nodes += 1;
+        for (k, x) in o {
+            self.bytes += k.len();
+            match x {
+                Json::String(s) => {
+                    self.nodes += 1;
+                    self.bytes += s.len();
+                }
+                Json::Array(_) | Json::Object(_) => self.walk(x, 1)?,
+                _ => {
+                    self.nodes += 1;
+                    self.bytes += 8;
+                }
+            }
+        }
+        if self.nodes > BUDGET.max_nodes {
+            return Err(format!("arguments have more than {} values", BUDGET.max_nodes));
+        }
+        if self.bytes > BUDGET.max_input_bytes {
+            return Err(format!("arguments are larger than {} bytes", BUDGET.max_input_bytes));
+        }
+        Ok(())
+    }
+
     fn walk(&mut self, v: &Json, depth: usize) -> Result<(), String> {
         self.nodes += 1;
         if depth > BUDGET.max_depth {
@@ -765,6 +793,11 @@ pub(crate) fn describe(v: &V<'_>) -> String {
 fn lookup<'a>(mut v: V<'a>, path: &[String]) -> V<'a> {
     for key in path {
         v = match v {
+            // A tool's arguments are a handful of keys: comparing them costs less than
+            // hashing one (the map keeps insertion order, so it hashes with SipHash).
+            V::J(Json::Object(o)) if o.len() <= 8 => {
+                o.iter().find(|(k, _)| *k == key).map_or(V::Absent, |(_, x)| V::J(x))
+            }
             V::J(Json::Object(o)) => o.get(key).map_or(V::Absent, V::J),
             V::J(Json::Array(a)) => key.parse::<usize>().ok().and_then(|i| a.get(i)).map_or(V::Absent, V::J),
             V::Cmd(_) | V::Redir(_) | V::Url(_) => v.field(key),

@@ -16,34 +16,69 @@
 /// Makes `p` absolute against `workspace` and removes `.`, `..`, repeated and trailing `/`.
 /// `..` above the root stays at the root, as the kernel resolves it.
 pub fn normalize(p: &str, workspace: &str) -> String {
-    // One pass over the bytes, popping back to the last `/` on `..`: this runs for every
-    // path-typed argument of every decision.
-    let mut out = String::with_capacity(p.len() + workspace.len() + 1);
-    let base = if p.starts_with('/') { "" } else { workspace };
-    for part in [base, p] {
-        for seg in part.split('/') {
-            match seg {
-                "" | "." => {}
-                ".." => {
-                    let cut = out.rfind('/').unwrap_or(0);
-                    out.truncate(cut);
-                }
-                s => {
-                    out.push('/');
-                    out.push_str(s);
-                }
-            }
-        }
+    if is_canonical(p) {
+        // Absolute and clean already (and more): every shell view normalises its cwd.
+        return p.to_string();
     }
+    let mut out = String::with_capacity(p.len() + workspace.len() + 1);
+    if !p.starts_with('/') {
+        push_names(&mut out, workspace);
+    }
+    push_names(&mut out, p);
     if out.is_empty() {
         out.push('/');
     }
     out
 }
 
+/// `normalize` against a workspace that is normalised already (`TraceState::workspace`, a
+/// canonical workspace key): it is copied, not read name by name.
+pub fn normalize_in(p: &str, workspace_norm: &str) -> String {
+    let mut out = String::with_capacity(p.len() + workspace_norm.len() + 1);
+    if !p.starts_with('/') && workspace_norm != "/" {
+        out.push_str(workspace_norm);
+    }
+    push_names(&mut out, p);
+    if out.is_empty() {
+        out.push('/');
+    }
+    out
+}
+
+/// Appends the names of `part` to `out` (`/name` each), dropping empty names and `.`, and
+/// popping back to the last `/` on `..`. This runs for every path-typed argument of every
+/// decision: one pass over the bytes (paths are short: a loop costs less than `memchr`'s
+/// set-up), the names copied whole.
+fn push_names(out: &mut String, part: &str) {
+    let b = part.as_bytes();
+    let mut start = 0;
+    for end in (0..=b.len()).filter(|&i| i == b.len() || b.get(i) == Some(&b'/')) {
+        match b.get(start..end).unwrap_or_default() {
+            [] | [b'.'] => {}
+            [b'.', b'.'] => {
+                let cut = out.rfind('/').unwrap_or(0);
+                out.truncate(cut);
+            }
+            _ => {
+                out.push('/');
+                out.push_str(part.get(start..end).unwrap_or_default());
+            }
+        }
+        start = end + 1;
+    }
+}
+
 /// The form of a path rules compare: `normalize`d, then folded as a case-insensitive file
 /// system would (see the module documentation). Idempotent.
 pub fn canonical(p: &str, workspace: &str) -> String {
+    if is_canonical(workspace) {
+        return canonical_in(p, workspace).into_owned();
+    }
+    if is_folded(p) && is_folded(workspace) {
+        // Names with nothing to fold stay so when placed and cleaned: the common case, one
+        // pass to check and one to build.
+        return normalize(p, workspace);
+    }
     canonical_cow(p, workspace).into_owned()
 }
 
@@ -64,7 +99,46 @@ pub fn canonical_in<'a>(p: &'a str, workspace_key: &str) -> std::borrow::Cow<'a,
     if is_canonical(p) {
         return std::borrow::Cow::Borrowed(p);
     }
-    std::borrow::Cow::Owned(normalize(&fold(p), workspace_key))
+    if is_canonical_relative(p) {
+        // The common case: `src/main.rs`. Nothing to fold or clean, only to place.
+        let mut out = String::with_capacity(workspace_key.len() + 1 + p.len());
+        if workspace_key != "/" {
+            out.push_str(workspace_key);
+        }
+        out.push('/');
+        out.push_str(p);
+        return std::borrow::Cow::Owned(out);
+    }
+    if is_folded(p) {
+        // Nothing to fold, only to place and clean.
+        return std::borrow::Cow::Owned(normalize_in(p, workspace_key));
+    }
+    std::borrow::Cow::Owned(normalize_in(&fold(p), workspace_key))
+}
+
+/// Whether `fold` would leave `p` as it is, by a cheaper test that may say no to some paths
+/// `fold` leaves alone: ASCII without capitals or `~`, and no name ending in a dot or a space
+/// but `.` and `..`. One pass over the bytes.
+fn is_folded(p: &str) -> bool {
+    let b = p.as_bytes();
+    let mut name_start = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if !c.is_ascii() || c.is_ascii_uppercase() || c == b'~' {
+            return false;
+        }
+        if c == b'/' {
+            if !plain_name_end(b.get(name_start..i).unwrap_or_default()) {
+                return false;
+            }
+            name_start = i + 1;
+        }
+    }
+    plain_name_end(b.get(name_start..).unwrap_or_default())
+}
+
+/// A name NTFS would not trim: not ending in a dot or a space, or exactly `.` or `..`.
+fn plain_name_end(name: &[u8]) -> bool {
+    !matches!(name.last(), Some(b'.' | b' ')) || name == b"." || name == b".."
 }
 
 /// Whether `canonical` would return `p` unchanged: absolute, no empty, `.` or `..` name, no
@@ -79,26 +153,69 @@ pub fn is_canonical(p: &str) -> bool {
         [first, .., last] if *first != b'/' || matches!(last, b'/' | b'.' | b' ') => return false,
         _ => {}
     }
-    // A name is empty, `.`, `..` or ends in a dot or a space exactly when a `/` follows a
-    // `/`, `.` or space (or the path ends in one, checked above).
-    let mut prev = 0u8;
-    let mut tilde = false;
+    names_canonical(b, 0)
+}
+
+/// Whether `"/" + p` is canonical, for a relative `p`: then `p` placed in a canonical
+/// workspace is canonical as it stands, and placing it is one copy.
+fn is_canonical_relative(p: &str) -> bool {
+    let b = p.as_bytes();
+    match b {
+        [] | [b'/', ..] | [.., b'/' | b'.' | b' '] => false,
+        // As if after a `/`: a leading `./`, `../` or `/` ends a name badly.
+        _ => names_canonical(b, SLASH | ENDS_NAME_BADLY),
+    }
+}
+
+/// The per-byte half of `is_canonical`: no byte a canonical path never holds, no name that
+/// is empty, `.`, `..` or ends in a dot or a space before a `/` (exactly when a `/` follows a
+/// `/`, `.` or space), no `git~1`. `prev` is the class of the byte before `b`. Branch-free, a
+/// table look-up a byte: this runs on every path a rule compares.
+fn names_canonical(b: &[u8], mut prev: u8) -> bool {
+    let (mut seen, mut pairs) = (0u8, 0u8);
     for &c in b {
-        if !c.is_ascii() || c.is_ascii_uppercase() || (c == b'/' && matches!(prev, b'/' | b'.' | b' ')) {
-            return false;
-        }
-        tilde |= c == b'~';
-        prev = c;
+        let k = BYTE_CLASS.get(c as usize).copied().unwrap_or(BAD);
+        seen |= k;
+        pairs |= prev & (k << 1);
+        prev = k;
+    }
+    if seen & BAD != 0 || pairs & ENDS_NAME_BADLY != 0 {
+        return false;
     }
     // `git~1` (a short name of `.git`) is rare: only then are the names looked at.
-    !tilde || !p.split('/').any(|seg| seg.eq_ignore_ascii_case("git~1"))
+    seen & TILDE == 0 || !b.split(|c| *c == b'/').any(|seg| seg.eq_ignore_ascii_case(b"git~1"))
 }
+
+/// `is_canonical`'s byte classes: a `/` (`SLASH`); a byte a name must not end in before a
+/// `/` (`ENDS_NAME_BADLY`: `/`, `.`, space), set one bit above `SLASH` so that
+/// `prev & (k << 1)` is a bad name end followed by a `/`; a byte a canonical path never holds
+/// (`BAD`: not ASCII, a capital); `~`.
+const SLASH: u8 = 1;
+const ENDS_NAME_BADLY: u8 = 2;
+const BAD: u8 = 4;
+const TILDE: u8 = 8;
+const BYTE_CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = match i as u8 {
+            b'/' => SLASH | ENDS_NAME_BADLY,
+            b'.' | b' ' => ENDS_NAME_BADLY,
+            b'A'..=b'Z' | 0x80..=0xff => BAD,
+            b'~' => TILDE,
+            _ => 0,
+        };
+        i += 1;
+    }
+    t
+};
 
 /// Folds every name of a path (see the module documentation); `/`s are kept as they are.
 pub fn fold(p: &str) -> std::borrow::Cow<'_, str> {
-    let plain = p.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase())
-        && !p.contains("~1")
-        && !p.split('/').any(needs_trim);
+    let plain = is_folded(p)
+        || p.bytes().all(|b| b.is_ascii() && !b.is_ascii_uppercase())
+            && !p.contains("~1")
+            && !p.split('/').any(needs_trim);
     if plain {
         return std::borrow::Cow::Borrowed(p);
     }
@@ -210,6 +327,18 @@ mod tests {
                 if is_canonical(w) {
                     assert_eq!(canonical(w, "/ws"), *w);
                 }
+                if is_folded(w) {
+                    assert_eq!(fold(w), *w, "{w:?}");
+                }
+                if is_canonical_relative(w) {
+                    assert!(is_canonical(&format!("/ws/{w}")), "{w:?}");
+                    assert_eq!(canonical(w, "/ws"), format!("/ws/{w}"), "{w:?}");
+                }
+                assert_eq!(canonical_in(w, "/ws"), canonical(w, "/ws"), "{w:?}");
+                assert_eq!(canonical(w, "/ws"), normalize(&fold(w), "/ws"), "{w:?}");
+                assert_eq!(canonical(w, "/W/s."), canonical(w, "/w/s"), "{w:?}");
+                assert_eq!(normalize_in(w, "/ws"), normalize(w, "/ws"), "{w:?}");
+                assert_eq!(normalize_in(w, "/"), normalize(w, "/"), "{w:?}");
                 let plain = w.starts_with('/')
                     && !w.contains("//")
                     && (w.len() == 1 || !w.ends_with('/'))

@@ -154,16 +154,16 @@ pub fn of(tool: &str, args: &Json, env: &Env<'_>) -> CallView {
             }
         }
     }
-    for (t, key) in FILE_WRITERS {
-        if *t == tool {
-            if let Some(p) = arg(key) {
-                v.writes.push(crate::path::normalize(&expand_home(p, env.home), env.workspace));
-            }
-        }
-    }
     for w in &mut v.writes {
         if !crate::path::is_canonical(w) {
             *w = crate::path::canonical(w, env.workspace);
+        }
+    }
+    for (t, key) in FILE_WRITERS {
+        if *t == tool {
+            if let Some(p) = arg(key) {
+                v.writes.push(crate::path::canonical(&expand_home(p, env.home), env.workspace));
+            }
         }
     }
     dedup_keep_first(&mut v.writes);
@@ -198,11 +198,11 @@ fn dedup_keep_first(items: &mut Vec<String>) {
     items.truncate(kept);
 }
 
-fn expand_home(p: &str, home: &str) -> String {
+fn expand_home<'p>(p: &'p str, home: &str) -> std::borrow::Cow<'p, str> {
     match p.strip_prefix('~') {
-        Some("") => home.to_string(),
-        Some(rest) if rest.starts_with('/') => format!("{home}{rest}"),
-        _ => p.to_string(),
+        Some("") => std::borrow::Cow::Owned(home.to_string()),
+        Some(rest) if rest.starts_with('/') => std::borrow::Cow::Owned(format!("{home}{rest}")),
+        _ => std::borrow::Cow::Borrowed(p),
     }
 }
 

@@ -250,9 +250,20 @@ impl ListFilter {
         let list = st.scope.value(&self.list);
         let n = list.list_len().unwrap_or(0);
         let mut out = Candidates::new(self.triggers.len(), n);
+        if n == 0 {
+            return out;
+        }
         let input = st.scope.input;
         let ws = input.workspace_key();
-        let mut reported: smallvec::SmallVec<[bool; 64]> = smallvec::smallvec![false; self.atoms];
+        // Which atoms the element's fields reported: on the stack for up to 64 atoms.
+        let mut inline = [false; 64];
+        let mut spilled = Vec::new();
+        let reported: &mut [bool] = if self.atoms <= inline.len() {
+            inline.get_mut(..self.atoms).unwrap_or_default()
+        } else {
+            spilled.resize(self.atoms, false);
+            &mut spilled
+        };
         let filtered = self.triggers.iter().any(|t| matches!(t, Trigger::Atoms(_)));
         for i in 0..n {
             let Some(item) = list.nth(i) else { continue };
