@@ -194,6 +194,8 @@ const SLASH: u8 = 1;
 const ENDS_NAME_BADLY: u8 = 2;
 const BAD: u8 = 4;
 const TILDE: u8 = 8;
+// Indexing in a const block: an index out of bounds fails the build, never a decision.
+#[allow(clippy::indexing_slicing)]
 const BYTE_CLASS: [u8; 256] = {
     let mut t = [0u8; 256];
     let mut i = 0;
