@@ -724,7 +724,7 @@ impl Checker<'_> {
                 ctx.vars.push((var.name.clone(), id, lt.elem()));
                 let body = self.cond(ctx, body);
                 ctx.vars.pop();
-                Some(ir::Expr::Quant { all: *q == ast::Quant::All, var: id, list: lv, body: Box::new(body?) })
+                Some(ir::Expr::Quant { all: *q == ast::Quant::All, var: id, list: lv, body: Arc::new(body?) })
             }
             _ => {
                 let (v, t) = self.value(ctx, e)?;
@@ -1652,7 +1652,9 @@ pub fn simplify(e: ir::Expr) -> ir::Expr {
             Expr::Not(x) => *x,
             other => Expr::Not(Box::new(other)),
         },
-        Expr::Quant { all, var, list, body } => Expr::Quant { all, var, list, body: Box::new(simplify(*body)) },
+        Expr::Quant { all, var, list, body } => {
+            Expr::Quant { all, var, list, body: Arc::new(simplify(Arc::unwrap_or_clone(body))) }
+        }
         other => other,
     }
 }

@@ -202,7 +202,9 @@ pub enum Expr {
         all: bool,
         var: u32,
         list: Value,
-        body: Box<Expr>,
+        /// Shared: the compiler keeps quantifiers in its nodes and list filters, and a
+        /// clone is then a count, not a copy of the body.
+        body: Arc<Expr>,
     },
 }
 

@@ -415,7 +415,7 @@ fn rename(e: &ir::Expr, var: u32) -> ir::Expr {
             all: *all,
             var: *inner,
             list: value(list, var),
-            body: Box::new(if *inner == var { (**body).clone() } else { rename(body, var) }),
+            body: if *inner == var { std::sync::Arc::clone(body) } else { std::sync::Arc::new(rename(body, var)) },
         },
     }
 }

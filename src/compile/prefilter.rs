@@ -37,12 +37,14 @@ pub struct Prefilter {
 #[derive(Debug)]
 struct FieldFilter {
     field: u32,
+    /// A bucket filter's automaton, built with the bucket.
     ac: Option<Ac>,
-    /// For a quick filter (an NFA, cheap to build): its literals, and a DFA over them once
-    /// `speed_up` has built it. An NFA scans a byte in about 40 instructions, a DFA in a
-    /// few, but a DFA of 65 literals costs a million instructions to build: a server builds
-    /// it at start-up (`Dag::warm`); a one-shot `preflight` never does.
-    dfa: Option<(Vec<Vec<u8>>, std::sync::OnceLock<Option<Ac>>)>,
+    /// A quick filter's (a list filter's): its literals, an NFA built on the first text
+    /// scanned, and a DFA once `speed_up` has built it. A one-shot `preflight` builds only the
+    /// automata of fields it meets (`ls -la` has no `c.code`: the 65-literal automaton over it
+    /// is never built); a DFA of 65 literals costs a million instructions to build, so only a
+    /// server builds it, at start-up (`Dag::warm`).
+    lazy: Option<LazyAc>,
     /// Per automaton pattern: the atoms it hints at and whether a hit proves the atom.
     pattern_atoms: Vec<Vec<(u32, bool)>>,
     /// Globs matched against the absolute path, and against the workspace-relative one.
@@ -53,11 +55,11 @@ struct FieldFilter {
 }
 
 impl Prefilter {
-    /// Builds the DFAs of quick filters (see `FieldFilter::dfa`).
+    /// Builds the DFAs of quick filters (see `FieldFilter::lazy`).
     pub fn speed_up(&self) {
         for f in &self.fields {
-            if let Some((key, dfa)) = &f.dfa {
-                dfa.get_or_init(|| Ac::dfa(key));
+            if let Some(l) = &f.lazy {
+                l.dfa.get_or_init(|| Ac::dfa(&l.lits));
             }
         }
     }
@@ -119,15 +121,22 @@ impl FieldFilter {
     fn scan_text(&self, text: &str, workspace_key: &str, report: &mut impl FnMut(u32, bool)) {
         // The DFA, once built, scans a path of 27 bytes in half the instructions the NFA
         // takes, and a 4 KiB program in a quarter.
-        let dfa = self.dfa.as_ref().and_then(|(_, d)| d.get()).and_then(Option::as_ref);
-        if let Some(ac) = dfa.or(self.ac.as_ref()) {
-            let searched = ac.each_pattern(text, |p| {
-                for (a, exact) in self.pattern_atoms.get(p).map_or(&[][..], Vec::as_slice) {
-                    report(*a, *exact);
-                }
+        let ac = match &self.lazy {
+            // A text shorter than every literal holds none (an absent `c.code` builds nothing).
+            Some(l) if text.len() < l.shortest => None,
+            Some(l) => Some(l.get()),
+            None => self.ac.as_ref().map(Some),
+        };
+        if let Some(ac) = ac {
+            let searched = ac.is_some_and(|ac| {
+                ac.each_pattern(text, |p| {
+                    for (a, exact) in self.pattern_atoms.get(p).map_or(&[][..], Vec::as_slice) {
+                        report(*a, *exact);
+                    }
+                })
             });
             if !searched {
-                // Fail open towards running the rules: every atom is a candidate.
+                // Not built or the search failed: every atom is a candidate (the rules run).
                 for a in &self.atoms {
                     report(*a, false);
                 }
@@ -346,6 +355,26 @@ pub fn hir_literals(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
 /// (the rules on `*` are in every bucket), and a DFA costs far more to build than to look up.
 pub type AutomatonCache = std::sync::Mutex<HashMap<Vec<Vec<u8>>, Ac>>;
 
+/// A quick filter's automata, built when first needed (see `FieldFilter::lazy`).
+#[derive(Debug)]
+struct LazyAc {
+    lits: Vec<Vec<u8>>,
+    /// The length of the shortest literal.
+    shortest: usize,
+    nfa: std::sync::OnceLock<Option<Ac>>,
+    dfa: std::sync::OnceLock<Option<Ac>>,
+}
+
+impl LazyAc {
+    /// The DFA when built, else the NFA (built now); `None` when it cannot be built.
+    fn get(&self) -> Option<&Ac> {
+        if let Some(Some(dfa)) = self.dfa.get() {
+            return Some(dfa);
+        }
+        self.nfa.get_or_init(|| Ac::nfa(&self.lits)).as_ref()
+    }
+}
+
 /// An aho-corasick automaton of one concrete kind. The crate's `AhoCorasick` hides its kind
 /// behind a trait object, so an overlapping search pays a dynamic call per byte (about 20
 /// instructions a byte); holding the kind lets the search loop inline (a few a byte).
@@ -433,20 +462,23 @@ pub fn build(atoms: &[BucketAtom], _fields: &[Value], quick: bool, cache: Option
         let Some(parts) = by_field.remove(&field) else { continue };
         let mut lits: Vec<(Vec<u8>, Vec<(u32, bool)>)> = parts.literals.into_iter().collect();
         lits.sort();
-        let mut dfa = None;
+        let mut lazy = None;
         let ac = if lits.is_empty() {
+            None
+        } else if quick {
+            let key: Vec<Vec<u8>> = lits.iter().map(|(l, _)| l.clone()).collect();
+            let shortest = key.iter().map(Vec::len).min().unwrap_or(0);
+            lazy =
+                Some(LazyAc { lits: key, shortest, nfa: std::sync::OnceLock::new(), dfa: std::sync::OnceLock::new() });
             None
         } else {
             let key: Vec<Vec<u8>> = lits.iter().map(|(l, _)| l.clone()).collect();
-            if quick {
-                dfa = Some((key.clone(), std::sync::OnceLock::new()));
-            }
             let found = cache.and_then(|c| c.lock().ok()).and_then(|c| c.get(&key).cloned());
             let built = match found {
                 Some(ac) => Some(ac),
                 None => {
                     // As `AhoCorasick` picks: a DFA for up to 100 literals.
-                    let ac = if quick || key.len() > 100 { Ac::nfa(&key) } else { Ac::dfa(&key) };
+                    let ac = if key.len() > 100 { Ac::nfa(&key) } else { Ac::dfa(&key) };
                     if let (Some(ac), Some(mut c)) = (&ac, cache.and_then(|c| c.lock().ok())) {
                         c.insert(key.clone(), ac.clone());
                     }
@@ -489,7 +521,7 @@ pub fn build(atoms: &[BucketAtom], _fields: &[Value], quick: bool, cache: Option
         fields.push(FieldFilter {
             field,
             ac,
-            dfa,
+            lazy,
             pattern_atoms: lits.into_iter().map(|(_, a)| a).collect(),
             abs_globs,
             rel_globs,
