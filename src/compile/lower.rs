@@ -157,15 +157,31 @@ fn key_fields(e: &ir::Expr, out: &mut Vec<ir::Value>) {
     }
 }
 
-/// Builds the DFAs of every list filter built so far (`Prefilter::speed_up`).
+/// Builds the DFAs of every list filter built so far (`Prefilter::speed_up`), on two threads:
+/// the largest automata are dealt out first, to whichever thread has fewer literals.
 pub fn speed_up(cache: &ListCache) {
     let built: Vec<std::sync::Arc<ListFilter>> = match cache.lock() {
         Ok(c) => c.values().filter_map(|l| l.get().cloned()).collect(),
         Err(_) => return,
     };
-    for lf in built {
-        lf.prefilter.speed_up();
+    let mut all: Vec<&prefilter::LazyAc> = built.iter().flat_map(|lf| lf.prefilter.lazy_automata()).collect();
+    all.sort_by_key(|l| std::cmp::Reverse(l.weight()));
+    let (mut mine, mut theirs, mut mine_w, mut theirs_w) = (Vec::new(), Vec::new(), 0, 0);
+    for l in all {
+        if mine_w <= theirs_w {
+            mine_w += l.weight();
+            mine.push(l);
+        } else {
+            theirs_w += l.weight();
+            theirs.push(l);
+        }
     }
+    std::thread::scope(|s| {
+        if !theirs.is_empty() {
+            s.spawn(|| theirs.iter().for_each(|l| l.build_dfa()));
+        }
+        mine.iter().for_each(|l| l.build_dfa());
+    });
 }
 
 impl ListFilter {

@@ -55,13 +55,9 @@ struct FieldFilter {
 }
 
 impl Prefilter {
-    /// Builds the DFAs of quick filters (see `FieldFilter::lazy`).
-    pub fn speed_up(&self) {
-        for f in &self.fields {
-            if let Some(l) = &f.lazy {
-                l.dfa.get_or_init(|| Ac::dfa(&l.lits));
-            }
-        }
+    /// The automata of quick filters, whose DFAs `lower::speed_up` builds.
+    pub(crate) fn lazy_automata(&self) -> impl Iterator<Item = &LazyAc> {
+        self.fields.iter().filter_map(|f| f.lazy.as_ref())
     }
 
     pub fn covers(&self, atom: u32) -> bool {
@@ -347,6 +343,11 @@ pub fn hir_literals(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
         if best.as_ref().is_none_or(|b| min(&v) > min(b)) {
             best = Some(v);
         }
+        // Prefixes of three bytes or more are selective enough: extracting suffixes too
+        // costs as much again, at check time, for every regex.
+        if best.as_ref().is_some_and(|b| min(b) >= 3) {
+            break;
+        }
     }
     best
 }
@@ -357,7 +358,7 @@ pub type AutomatonCache = std::sync::Mutex<HashMap<Vec<Vec<u8>>, Ac>>;
 
 /// A quick filter's automata, built when first needed (see `FieldFilter::lazy`).
 #[derive(Debug)]
-struct LazyAc {
+pub(crate) struct LazyAc {
     lits: Vec<Vec<u8>>,
     /// The length of the shortest literal.
     shortest: usize,
@@ -366,6 +367,16 @@ struct LazyAc {
 }
 
 impl LazyAc {
+    /// Builds the DFA (see `FieldFilter::lazy`).
+    pub(crate) fn build_dfa(&self) {
+        self.dfa.get_or_init(|| Ac::dfa(&self.lits));
+    }
+
+    /// What building it costs, roughly: the bytes of its literals.
+    pub(crate) fn weight(&self) -> usize {
+        self.lits.iter().map(Vec::len).sum()
+    }
+
     /// The DFA when built, else the NFA (built now); `None` when it cannot be built.
     fn get(&self) -> Option<&Ac> {
         if let Some(Some(dfa)) = self.dfa.get() {
