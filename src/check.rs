@@ -92,18 +92,7 @@ fn parse_ahead(sources: &Sources, root: FileId, loader: &dyn Loader) -> HashMap<
         out.extend(parse_all(&std));
         return out;
     }
-    // Deal the modules out by size, largest first, to whichever thread has less.
-    std.sort_by_key(|(_, t)| std::cmp::Reverse(t.len()));
-    let (mut mine, mut theirs, mut mine_len, mut theirs_len) = (Vec::new(), Vec::new(), 0, 0);
-    for m in std {
-        if mine_len <= theirs_len {
-            mine_len += m.1.len();
-            mine.push(m);
-        } else {
-            theirs_len += m.1.len();
-            theirs.push(m);
-        }
-    }
+    let (mine, theirs) = crate::par::deal_two(std, |(_, t)| t.len());
     let (a, b) = std::thread::scope(|s| {
         let other = s.spawn(|| parse_all(&theirs));
         let own = parse_all(&mine);

@@ -163,20 +163,9 @@ impl Dag {
     /// no request pays for it), on two threads: the largest buckets are dealt out first.
     /// List filters get their DFAs, which a one-shot `preflight` never builds.
     pub fn warm(&self) {
-        let mut all: Vec<&LazyBucket> =
+        let all: Vec<&LazyBucket> =
             [Side::Call, Side::Result].iter().flat_map(|s| self.table(*s).buckets.iter()).collect();
-        all.sort_by_key(|lb| std::cmp::Reverse(lb.rules.len()));
-        let (mut mine, mut theirs) = (Vec::new(), Vec::new());
-        let (mut mine_rules, mut theirs_rules) = (0usize, 0usize);
-        for lb in all {
-            if mine_rules <= theirs_rules {
-                mine_rules += lb.rules.len();
-                mine.push(lb);
-            } else {
-                theirs_rules += lb.rules.len();
-                theirs.push(lb);
-            }
-        }
+        let (mine, theirs) = crate::par::deal_two(all, |lb| lb.rules.len());
         std::thread::scope(|s| {
             if !theirs.is_empty() {
                 s.spawn(|| {
@@ -290,7 +279,8 @@ const FIELD_OPAQUE: u8 = 2;
 /// Per-decision scratch: field values, atom states, prefilter hits.
 ///
 /// Inline up to sizes that cover the shipped floor and typical policies (a bucket of a few
-/// hundred atoms spills to the heap): a decision allocates nothing for its bookkeeping.
+/// hundred atoms spills to the heap); only the list filters' candidate sets, large inline,
+/// take one allocation.
 pub(crate) struct Run<'a> {
     pub scope: Scope<'a>,
     pub fields: SmallVec<[Option<V<'a>>; 8]>,

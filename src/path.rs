@@ -72,12 +72,8 @@ fn push_names(out: &mut String, part: &str) {
 /// system would (see the module documentation). Idempotent.
 pub fn canonical(p: &str, workspace: &str) -> String {
     if is_canonical(workspace) {
+        // The common case: no workspace to fold, and `canonical_in`'s one-copy paths.
         return canonical_in(p, workspace).into_owned();
-    }
-    if is_folded(p) && is_folded(workspace) {
-        // Names with nothing to fold stay so when placed and cleaned: the common case, one
-        // pass to check and one to build.
-        return normalize(p, workspace);
     }
     canonical_cow(p, workspace).into_owned()
 }
@@ -109,10 +105,7 @@ pub fn canonical_in<'a>(p: &'a str, workspace_key: &str) -> std::borrow::Cow<'a,
         out.push_str(p);
         return std::borrow::Cow::Owned(out);
     }
-    if is_folded(p) {
-        // Nothing to fold, only to place and clean.
-        return std::borrow::Cow::Owned(normalize_in(p, workspace_key));
-    }
+    // `fold` borrows a path with nothing to fold (`is_folded`).
     std::borrow::Cow::Owned(normalize_in(&fold(p), workspace_key))
 }
 

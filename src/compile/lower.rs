@@ -164,18 +164,8 @@ pub fn speed_up(cache: &ListCache) {
         Ok(c) => c.values().filter_map(|l| l.get().cloned()).collect(),
         Err(_) => return,
     };
-    let mut all: Vec<&prefilter::LazyAc> = built.iter().flat_map(|lf| lf.prefilter.lazy_automata()).collect();
-    all.sort_by_key(|l| std::cmp::Reverse(l.weight()));
-    let (mut mine, mut theirs, mut mine_w, mut theirs_w) = (Vec::new(), Vec::new(), 0, 0);
-    for l in all {
-        if mine_w <= theirs_w {
-            mine_w += l.weight();
-            mine.push(l);
-        } else {
-            theirs_w += l.weight();
-            theirs.push(l);
-        }
-    }
+    let all: Vec<&prefilter::LazyAc> = built.iter().flat_map(|lf| lf.prefilter.lazy_automata()).collect();
+    let (mine, theirs) = crate::par::deal_two(all, |l| l.weight());
     std::thread::scope(|s| {
         if !theirs.is_empty() {
             s.spawn(|| theirs.iter().for_each(|l| l.build_dfa()));
