@@ -290,7 +290,9 @@ pub(crate) struct Run<'a> {
     /// Atoms the prefilters reported, in the order found.
     pub hit_list: SmallVec<[u32; 16]>,
     /// Per list filter, once scanned: per quantifier, the elements its body may hold on.
-    pub lists: Vec<Option<lower::Candidates>>,
+    pub lists: SmallVec<[Option<lower::Candidates>; 4]>,
+    /// The candidate sets' bits (see `lower::Candidates`).
+    pub cands: SmallVec<[u64; 48]>,
 }
 
 fn run(dag: &Dag, side: Side, input: &Input<'_>, mut ex: Option<&mut Explain>) -> Verdict {
@@ -324,7 +326,8 @@ fn run(dag: &Dag, side: Side, input: &Input<'_>, mut ex: Option<&mut Explain>) -
         field_modes: smallvec::smallvec![FIELD_NOT_RUN; b.fields.len()],
         atoms: smallvec::smallvec![UNKNOWN; b.atoms.len()],
         hit_list: SmallVec::new(),
-        lists: std::iter::repeat_n(None, b.lists.len()).collect(),
+        lists: smallvec::smallvec![None; b.lists.len()],
+        cands: SmallVec::new(),
     };
     // Which rules to look at: all of them without prefilters; with them, the rules with no
     // trigger plus those whose trigger atoms the prefilters reported.

@@ -50,6 +50,10 @@ pub struct ListFilter {
     key: Option<KeyTable>,
     fields: Vec<ir::Value>,
     prefilter: Prefilter,
+    /// Atoms `x.FIELD` on a boolean field (atom, field), reported when the field is true:
+    /// `c.recursive or c.code matches fork_loops` is a candidate only on a recursive command
+    /// or one whose code holds a literal of the regexes.
+    flags: Vec<(u32, u32)>,
     atoms: usize,
     /// Per quantifier, what makes an element a candidate.
     triggers: Vec<Trigger>,
@@ -241,21 +245,40 @@ impl ListFilter {
         let roots: Vec<Option<NodeId>> =
             renamed.iter().zip(&keys).map(|(e, k)| k.is_none().then(|| b.expr(e))).collect();
         let prefilter = prefilter::build(&b.atoms, &b.fields, true, None);
+        // `x.recursive`: a boolean field of the element, read during the scan.
+        let flags: Vec<(u32, u32)> = (0u32..)
+            .zip(&b.atoms)
+            .filter_map(|(a, ba)| match (&ba.atom, ba.field) {
+                (Atom::Truthy(ir::Value::Var(SHARED_VAR, path)), Some(f)) if !path.is_empty() => Some((a, f)),
+                _ => None,
+            })
+            .collect();
+        let covers = |a: u32| prefilter.covers(a) || flags.iter().any(|(f, _)| *f == a);
         let triggers = roots
             .iter()
             .map(|r| match r {
                 None => Trigger::Key,
-                Some(r) => trigger(&b.nodes, *r, &prefilter).map_or(Trigger::Always, Trigger::Atoms),
+                Some(r) => trigger(&b.nodes, *r, &covers).map_or(Trigger::Always, Trigger::Atoms),
             })
             .collect();
-        ListFilter { list: list.clone(), members, key, fields: b.fields, prefilter, atoms: b.atoms.len(), triggers }
+        ListFilter {
+            list: list.clone(),
+            members,
+            key,
+            fields: b.fields,
+            prefilter,
+            flags,
+            atoms: b.atoms.len(),
+            triggers,
+        }
     }
 
-    /// For each quantifier, the elements its body may hold on.
+    /// For each quantifier, the elements its body may hold on: appended to `st.cands`,
+    /// their place returned.
     fn scan<'a>(&'a self, st: &mut Run<'a>) -> Candidates {
         let list = st.scope.value(&self.list);
         let n = list.list_len().unwrap_or(0);
-        let mut out = Candidates::new(self.triggers.len(), n);
+        let out = Candidates::new(&mut st.cands, self.triggers.len(), n);
         if n == 0 {
             return out;
         }
@@ -280,12 +303,12 @@ impl ListFilter {
                 if let Some(t) = v.text() {
                     if v.is_str() {
                         for m in k.exact.get(t.as_ref()).into_iter().flatten() {
-                            out.set(*m as usize, i);
+                            out.set(&mut st.cands, *m as usize, i);
                         }
                     }
                     for (p, m) in &k.prefixes {
                         if t.starts_with(p.as_ref()) {
-                            out.set(*m as usize, i);
+                            out.set(&mut st.cands, *m as usize, i);
                         }
                     }
                 }
@@ -301,6 +324,14 @@ impl ListFilter {
                         }
                     },
                 );
+                for (a, f) in &self.flags {
+                    let on = self.fields.get(*f as usize).map(|v| scope.value(v));
+                    if matches!(on, Some(crate::eval::V::B(true) | crate::eval::V::J(serde_json::Value::Bool(true)))) {
+                        if let Some(r) = reported.get_mut(*a as usize) {
+                            *r = true;
+                        }
+                    }
+                }
             }
             st.scope.vars.pop();
             for (m, t) in self.triggers.iter().enumerate() {
@@ -310,7 +341,7 @@ impl ListFilter {
                     Trigger::Atoms(atoms) => atoms.iter().any(|a| reported.get(*a as usize).copied().unwrap_or(true)),
                 };
                 if may {
-                    out.set(m, i);
+                    out.set(&mut st.cands, m, i);
                 }
             }
         }
@@ -318,41 +349,49 @@ impl ListFilter {
     }
 }
 
-/// Per quantifier of a list filter, a bit set of the list's elements its body may hold on.
-#[derive(Clone, Debug)]
+/// Per quantifier of a list filter, a bit set of the list's elements its body may hold on:
+/// where it is in `Run::cands` (every list's sets in one buffer, inline for the floor's
+/// lists of up to 64 commands, so a decision neither allocates nor moves them).
+#[derive(Clone, Copy, Debug)]
 pub(crate) struct Candidates {
+    start: usize,
     words: usize,
-    /// Inline for up to 32 quantifiers over a list of up to 64 elements: no allocation.
-    bits: smallvec::SmallVec<[u64; 32]>,
 }
 
 impl Candidates {
-    fn new(members: usize, elements: usize) -> Candidates {
+    fn new(bits: &mut smallvec::SmallVec<[u64; 48]>, members: usize, elements: usize) -> Candidates {
         let words = elements.div_ceil(64);
-        Candidates { words, bits: smallvec::smallvec![0; members * words] }
+        let start = bits.len();
+        bits.resize(start + members * words, 0);
+        Candidates { start, words }
     }
 
-    fn set(&mut self, member: usize, element: usize) {
-        if let Some(w) = self.bits.get_mut(member * self.words + element / 64) {
+    fn set(&self, bits: &mut [u64], member: usize, element: usize) {
+        if let Some(w) = bits.get_mut(self.start + member * self.words + element / 64) {
             *w |= 1 << (element % 64);
         }
     }
 
-    /// The elements of `member`, ascending.
-    fn of(&self, member: usize) -> impl Iterator<Item = usize> + '_ {
-        let words = self.bits.get(member * self.words..(member + 1) * self.words).unwrap_or(&[]);
-        words.iter().enumerate().flat_map(|(wi, w)| {
-            let mut w = *w;
-            std::iter::from_fn(move || {
-                if w == 0 {
-                    return None;
-                }
-                let bit = w.trailing_zeros() as usize;
-                w &= w - 1;
-                Some(wi * 64 + bit)
-            })
-        })
+    /// The words of `member`'s set.
+    fn of<'b>(&self, bits: &'b [u64], member: usize) -> &'b [u64] {
+        let at = self.start + member * self.words;
+        bits.get(at..at + self.words).unwrap_or(&[])
     }
+}
+
+/// The elements of a set, ascending.
+fn elements(words: &[u64]) -> impl Iterator<Item = usize> + '_ {
+    words.iter().enumerate().flat_map(|(wi, w)| {
+        let mut w = *w;
+        std::iter::from_fn(move || {
+            if w == 0 {
+                return None;
+            }
+            let bit = w.trailing_zeros() as usize;
+            w &= w - 1;
+            Some(wi * 64 + bit)
+        })
+    })
 }
 
 impl ListFilter {
@@ -521,7 +560,8 @@ pub fn bucket(
     let mut triggered = vec![Vec::new(); b.atoms.len()];
     for (pos, r) in out_rules.iter().enumerate() {
         let pos = u32::try_from(pos).unwrap_or(u32::MAX);
-        let trig = if options.prefilter && !r.advisory { trigger(&b.nodes, r.root, &prefilter) } else { None };
+        let trig =
+            if options.prefilter && !r.advisory { trigger(&b.nodes, r.root, &|a| prefilter.covers(a)) } else { None };
         match trig {
             None => always.push(pos),
             Some(atoms) => {
@@ -563,15 +603,15 @@ pub fn bucket(
 
 /// Atoms one of which the prefilters must report for the node to be true; `None` when no
 /// such set is known.
-fn trigger(nodes: &[Node], id: NodeId, pf: &Prefilter) -> Option<Vec<u32>> {
+fn trigger(nodes: &[Node], id: NodeId, covers: &dyn Fn(u32) -> bool) -> Option<Vec<u32>> {
     match nodes.get(id as usize)? {
         Node::False => Some(Vec::new()),
-        Node::Atom(a) if pf.covers(*a) => Some(vec![*a]),
-        Node::And(items) => items.iter().filter_map(|i| trigger(nodes, *i, pf)).min_by_key(Vec::len),
+        Node::Atom(a) if covers(*a) => Some(vec![*a]),
+        Node::And(items) => items.iter().filter_map(|i| trigger(nodes, *i, covers)).min_by_key(Vec::len),
         Node::Or(items) => {
             let mut all = Vec::new();
             for i in items {
-                all.extend(trigger(nodes, *i, pf)?);
+                all.extend(trigger(nodes, *i, covers)?);
             }
             all.sort_unstable();
             all.dedup();
@@ -773,14 +813,14 @@ impl Bucket {
                 *slot = Some(scanned);
             }
         }
-        let Run { scope, lists, .. } = st;
-        let Some(Some(cands)) = lists.get(g as usize) else { return scope.expr(e) };
-        let mut elements = cands.of(m as usize).peekable();
-        if elements.peek().is_none() {
+        let Run { scope, lists, cands, .. } = st;
+        let Some(Some(set)) = lists.get(g as usize) else { return scope.expr(e) };
+        let words = set.of(cands, m as usize);
+        if words.iter().all(|w| *w == 0) {
             return Ok(false);
         }
         let items = scope.value(list);
-        for i in elements {
+        for i in elements(words) {
             let Some(item) = items.nth(i) else { continue };
             scope.step()?;
             scope.vars.push((*var, item));
