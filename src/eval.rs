@@ -603,8 +603,12 @@ impl<'a> Scope<'a> {
             Value::Principal => self.input.trace.principal.as_deref().map_or(V::Absent, |p| V::S(Cow::Borrowed(p))),
             Value::ResultText => self.input.result_text.map_or(V::Absent, |t| V::S(Cow::Borrowed(t))),
             Value::Var(id, path) => {
-                let bound = self.vars.iter().rev().find(|(v, _)| v == id).map_or(V::Absent, |(_, x)| x.clone());
-                lookup(bound, path)
+                let Some((_, bound)) = self.vars.iter().rev().find(|(v, _)| v == id) else { return V::Absent };
+                match (bound, path.as_slice()) {
+                    // A field of a view's record (`c.name`), read without copying the record.
+                    (V::Cmd(_) | V::Redir(_) | V::Url(_), [key]) => bound.field(key),
+                    _ => lookup(bound.clone(), path),
+                }
             }
             Value::Len(inner) => {
                 let x = self.value(inner);
