@@ -279,8 +279,7 @@ const FIELD_OPAQUE: u8 = 2;
 /// Per-decision scratch: field values, atom states, prefilter hits.
 ///
 /// Inline up to sizes that cover the shipped floor and typical policies (a bucket of a few
-/// hundred atoms spills to the heap); only the list filters' candidate sets, large inline,
-/// take one allocation.
+/// hundred atoms, or lists of more than 64 commands, spill to the heap).
 pub(crate) struct Run<'a> {
     pub scope: Scope<'a>,
     pub fields: SmallVec<[Option<V<'a>>; 8]>,

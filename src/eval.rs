@@ -423,6 +423,11 @@ impl<'a> V<'a> {
         }
     }
 
+    /// Whether the value is `true` (what a bare condition `x` tests).
+    pub(crate) fn is_true(&self) -> bool {
+        matches!(self, V::B(true) | V::J(Json::Bool(true)))
+    }
+
     /// Whether the value is a string (the only kind prefilters see into).
     pub(crate) fn is_str(&self) -> bool {
         matches!(self, V::J(Json::String(_)) | V::S(_))
@@ -655,7 +660,7 @@ impl<'a> Scope<'a> {
         self.step()?;
         let left_of = |s: &Self, v: &'a Value| field.cloned().unwrap_or_else(|| s.value(v));
         Ok(match a {
-            Atom::Truthy(v) => matches!(left_of(self, v), V::B(true) | V::J(Json::Bool(true))),
+            Atom::Truthy(v) => left_of(self, v).is_true(),
             Atom::Cmp(op, l, r) => {
                 let (x, y) = (left_of(self, l), self.value(r));
                 match op {

@@ -325,8 +325,7 @@ impl ListFilter {
                     },
                 );
                 for (a, f) in &self.flags {
-                    let on = self.fields.get(*f as usize).map(|v| scope.value(v));
-                    if matches!(on, Some(crate::eval::V::B(true) | crate::eval::V::J(serde_json::Value::Bool(true)))) {
+                    if self.fields.get(*f as usize).is_some_and(|v| scope.value(v).is_true()) {
                         if let Some(r) = reported.get_mut(*a as usize) {
                             *r = true;
                         }
@@ -470,93 +469,6 @@ pub struct BucketAtom {
     pub atom: ir::Atom,
     /// The left side's value, when it does not depend on a quantifier variable.
     pub field: Option<u32>,
-    /// The atom specialised for a string field, when its right side is a string literal.
-    fast: Fast,
-}
-
-/// An atom whose right side is a literal string (or list of strings), evaluated on a
-/// string field without building the right side's value or going through `eval::equal`:
-/// most atoms of a policy are of this kind (`c.name == "git"`, `c.flags contains "force"`,
-/// `c.name in escalators`). Each case computes what `Scope::atom` does when the field is a
-/// string (or, for `contains`, a list of strings); on any other value the atom goes to
-/// `Scope::atom`.
-#[derive(Debug)]
-enum Fast {
-    No,
-    /// `x == "s"`
-    Eq(Box<str>),
-    /// `x != "s"`
-    Ne(Box<str>),
-    /// `x in ["s", ...]`: the list's string items (other items never equal a string).
-    In(Box<[Box<str>]>),
-    /// `x contains "s"`: a substring of a string, an element of a list of strings.
-    Contains(Box<str>),
-    /// `x starts_with "s"` on a value that is not a path.
-    StartsWith(Box<str>),
-    /// `x ends_with "s"`
-    EndsWith(Box<str>),
-}
-
-impl Fast {
-    fn of(a: &ir::Atom) -> Fast {
-        let lit = |v: &ir::Value| match v {
-            ir::Value::Lit(l) => l.0.as_str().map(Box::from),
-            _ => None,
-        };
-        let fast = match a {
-            Atom::Cmp(ir::CmpOp::Eq, _, r) => lit(r).map(Fast::Eq),
-            Atom::Cmp(ir::CmpOp::Ne, _, r) => lit(r).map(Fast::Ne),
-            Atom::In(_, r) => list_strings(r).map(|l| Fast::In(l.into_iter().map(Box::from).collect())),
-            Atom::Contains(_, r) => lit(r).map(Fast::Contains),
-            Atom::StartsWith(l, r) if !matches!(l, ir::Value::Path(_)) => lit(r).map(Fast::StartsWith),
-            Atom::EndsWith(_, r) => lit(r).map(Fast::EndsWith),
-            _ => None,
-        };
-        fast.unwrap_or(Fast::No)
-    }
-
-    /// The atom's value on `field`, when this is a case it knows.
-    #[inline]
-    fn eval(&self, field: &crate::eval::V<'_>) -> Option<bool> {
-        use crate::eval::V;
-        if matches!(self, Fast::No) {
-            return None;
-        }
-        let text: &str = match field {
-            V::S(s) => s,
-            V::J(serde_json::Value::String(s)) => s,
-            V::Strs(items) => {
-                return match self {
-                    Fast::Contains(n) => Some(items.iter().any(|i| i.as_str() == &**n)),
-                    _ => None,
-                }
-            }
-            _ => return None,
-        };
-        Some(match self {
-            Fast::No => return None,
-            Fast::Eq(s) => text == &**s,
-            Fast::Ne(s) => text != &**s,
-            Fast::In(items) => items.iter().any(|i| text == &**i),
-            Fast::Contains(n) => text.contains(&**n),
-            Fast::StartsWith(p) => text.starts_with(&**p),
-            Fast::EndsWith(p) => text.ends_with(&**p),
-        })
-    }
-}
-
-/// Evaluates atom `ba` whose field's value, if it has one, is `field`.
-#[inline]
-fn atom_holds<'a>(
-    ba: &'a BucketAtom,
-    field: Option<&crate::eval::V<'a>>,
-    scope: &mut crate::eval::Scope<'a>,
-) -> Result<bool, EvalError> {
-    if let Some(r) = field.and_then(|f| ba.fast.eval(f)) {
-        scope.step()?;
-        return Ok(r);
-    }
-    scope.atom(&ba.atom, field)
 }
 
 #[derive(Debug)]
@@ -793,8 +705,7 @@ impl<'p> Builder<'p> {
             _ => None,
         };
         let id = u32::try_from(self.atoms.len()).unwrap_or(u32::MAX);
-        let fast = if field.is_some() { Fast::of(a) } else { Fast::No };
-        self.atoms.push(BucketAtom { atom: a.clone(), field, fast });
+        self.atoms.push(BucketAtom { atom: a.clone(), field });
         self.atom_ids.insert(a, id);
         id
     }
@@ -856,7 +767,7 @@ impl Bucket {
             }
         }
         let field = ba.field.map(|f| self.field_value(f, st));
-        let r = atom_holds(ba, field.as_ref(), &mut st.scope)?;
+        let r = st.scope.atom(&ba.atom, field.as_ref())?;
         if let Some(s) = st.atoms.get_mut(a as usize) {
             *s = (*s & HIT) | if r { TRUE } else { FALSE };
         }
@@ -1026,59 +937,5 @@ impl Cost {
             total = total.saturating_add(t);
         }
         total
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::eval::{Input, Scope, TraceState, V};
-    use serde_json::json;
-    use std::borrow::Cow;
-
-    /// Wherever `Fast` answers, it answers as `Scope::atom` does.
-    #[test]
-    fn fast_atoms_agree_with_the_reference() {
-        let field = ir::Value::Args(vec!["x".into()]);
-        let lit = |j: serde_json::Value| ir::Value::Lit(ir::Lit(j));
-        let mut atoms = Vec::new();
-        for s in ["git", "gi", "it", "", "g"] {
-            atoms.push(Atom::Cmp(ir::CmpOp::Eq, field.clone(), lit(json!(s))));
-            atoms.push(Atom::Cmp(ir::CmpOp::Ne, field.clone(), lit(json!(s))));
-            atoms.push(Atom::Contains(field.clone(), lit(json!(s))));
-            atoms.push(Atom::StartsWith(field.clone(), lit(json!(s))));
-            atoms.push(Atom::EndsWith(field.clone(), lit(json!(s))));
-        }
-        atoms.push(Atom::In(field.clone(), lit(json!(["git", 1, null, ["git"]]))));
-        atoms.push(Atom::In(field.clone(), ir::Value::List(vec![lit(json!("a")), lit(json!("git"))])));
-        let (args, trace) = (json!({}), TraceState::default());
-        let input = Input::new(0, "Bash", &args, None, &trace);
-        let strings = vec!["a".to_string(), "git".to_string()];
-        let (s, n, b, arr) = (json!("git"), json!(1), json!(true), json!(["git"]));
-        let values = [
-            V::S(Cow::Borrowed("git")),
-            V::S(Cow::Owned("agit".into())),
-            V::J(&s),
-            V::J(&n),
-            V::J(&b),
-            V::J(&arr),
-            V::N(1.0),
-            V::B(true),
-            V::Absent,
-            V::Strs(&strings),
-            V::Strs(&[]),
-        ];
-        let mut answered = 0;
-        for a in &atoms {
-            let fast = Fast::of(a);
-            assert!(!matches!(fast, Fast::No), "{a:?} has a fast form");
-            for v in &values {
-                let Some(got) = fast.eval(v) else { continue };
-                answered += 1;
-                let want = Scope::new(&input).atom(a, Some(v)).unwrap_or(false);
-                assert_eq!(got, want, "{a:?} on {v:?}");
-            }
-        }
-        assert!(answered > atoms.len() * 3, "fast answered only {answered} times");
     }
 }
