@@ -123,8 +123,12 @@ impl FieldFilter {
         let searched = match (&self.lazy, &self.ac) {
             // A text shorter than every literal holds none (an absent `c.code` builds nothing).
             (Some(l), _) if text.len() < l.shortest => true,
-            (Some(l), _) => l.get().is_some_and(|ac| ac.each_pattern(text, &mut on_pattern)),
-            (None, Some(ac)) => ac.each_pattern(text, &mut on_pattern),
+            (Some(l), _) => match l.start(text) {
+                Some(None) => true,
+                Some(Some(at)) => l.get().is_some_and(|ac| ac.each_pattern(text, at, &mut on_pattern)),
+                None => l.get().is_some_and(|ac| ac.each_pattern(text, 0, &mut on_pattern)),
+            },
+            (None, Some(ac)) => ac.each_pattern(text, 0, &mut on_pattern),
             (None, None) => true,
         };
         if !searched {
@@ -359,12 +363,36 @@ pub(crate) struct LazyAc {
     shortest: usize,
     nfa: std::sync::OnceLock<Option<Ac>>,
     dfa: std::sync::OnceLock<Option<Ac>>,
+    /// Built with the DFA: SIMD searchers that find where the first literal starts in a long
+    /// text, so the overlapping scan starts there (and not at all when none occurs).
+    gate: std::sync::OnceLock<Option<Gate>>,
 }
 
 impl LazyAc {
-    /// Builds the DFA (see `FieldFilter::lazy`).
+    fn new(lits: Vec<Vec<u8>>) -> LazyAc {
+        let shortest = lits.iter().map(Vec::len).min().unwrap_or(0);
+        LazyAc {
+            lits,
+            shortest,
+            nfa: std::sync::OnceLock::new(),
+            dfa: std::sync::OnceLock::new(),
+            gate: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Builds the DFA and the gate (see `FieldFilter::lazy`).
     pub(crate) fn build_dfa(&self) {
         self.dfa.get_or_init(|| Ac::dfa(&self.lits));
+        self.gate.get_or_init(|| Gate::new(&self.lits));
+    }
+
+    /// Where the overlapping scan of `text` must start: `Some(None)` when no literal occurs
+    /// in it, `None` when there is no gate for it (short texts, or none built).
+    fn start(&self, text: &str) -> Option<Option<usize>> {
+        if text.len() < Gate::MIN_TEXT {
+            return None;
+        }
+        Some(self.gate.get()?.as_ref()?.first(text.as_bytes()))
     }
 
     /// What building it costs, roughly: the bytes of its literals.
@@ -378,6 +406,71 @@ impl LazyAc {
             return Some(dfa);
         }
         self.nfa.get_or_init(|| Ac::nfa(&self.lits)).as_ref()
+    }
+}
+
+/// Teddy searchers (aho-corasick's `packed` module: SIMD over 16 or 32 bytes at a time) over
+/// a filter's literals, in groups Teddy accepts. The overlapping DFA scan costs about 19
+/// instructions a byte; on a 4 KiB `python3 -c` program that holds none of the literals the
+/// gate answers in a fraction of that. Teddy takes at most 64 literals, and fewer when the
+/// shortest is one or two bytes long, so the literals are split by length.
+#[derive(Debug)]
+struct Gate {
+    /// Each searcher with the length of its longest literal.
+    searchers: Vec<(aho_corasick::packed::Searcher, usize)>,
+}
+
+impl Gate {
+    /// Texts shorter than this are scanned by the DFA alone: below it the searchers' set-up
+    /// costs more than the scan they would save.
+    const MIN_TEXT: usize = 256;
+
+    /// `None` when some group of literals cannot be built into a searcher (no SSSE3, or a
+    /// group Teddy refuses): the filter then scans every text.
+    fn new(lits: &[Vec<u8>]) -> Option<Gate> {
+        let mut sorted: Vec<&Vec<u8>> = lits.iter().collect();
+        sorted.sort_by_key(|l| std::cmp::Reverse(l.len()));
+        let mut searchers = Vec::new();
+        let mut rest = sorted.as_slice();
+        while !rest.is_empty() {
+            // The largest group, longest literals first, that Teddy builds.
+            let mut take = rest.len().min(64);
+            let searcher = loop {
+                let group = rest.get(..take)?;
+                let mut b = aho_corasick::packed::Config::new().builder();
+                b.extend(group.iter().copied());
+                if let Some(s) = b.build() {
+                    break s;
+                }
+                if take <= 8 {
+                    return None;
+                }
+                take /= 2;
+            };
+            let longest = rest.first().map_or(0, |l| l.len());
+            searchers.push((searcher, longest));
+            rest = rest.get(take..).unwrap_or_default();
+        }
+        Some(Gate { searchers })
+    }
+
+    /// Where the leftmost occurrence of any literal starts; every occurrence of every literal
+    /// starts there or later.
+    fn first(&self, text: &[u8]) -> Option<usize> {
+        let mut best: Option<usize> = None;
+        for (s, longest) in &self.searchers {
+            // A later group only needs to look far enough to see a literal starting before
+            // the best start found so far.
+            let end = best.map_or(text.len(), |b| b.saturating_add(*longest).min(text.len()));
+            let found = match text.get(..end) {
+                Some(t) => s.find(t),
+                None => s.find(text),
+            };
+            if let Some(m) = found {
+                best = Some(best.map_or(m.start(), |b| b.min(m.start())));
+            }
+        }
+        best
     }
 }
 
@@ -402,18 +495,18 @@ impl Ac {
         Some(Ac::Dfa(std::sync::Arc::new(dfa)))
     }
 
-    /// Calls `f` with the pattern of every match, overlapping ones included; false when the
-    /// search failed.
-    fn each_pattern(&self, text: &str, f: impl FnMut(usize)) -> bool {
+    /// Calls `f` with the pattern of every match starting at `from` or later, overlapping
+    /// ones included; false when the search failed.
+    fn each_pattern(&self, text: &str, from: usize, f: impl FnMut(usize)) -> bool {
         match self {
-            Ac::Nfa(a) => overlapping(a.as_ref(), text, f),
-            Ac::Dfa(a) => overlapping(a.as_ref(), text, f),
+            Ac::Nfa(a) => overlapping(a.as_ref(), text, from, f),
+            Ac::Dfa(a) => overlapping(a.as_ref(), text, from, f),
         }
     }
 }
 
-fn overlapping<A: Automaton>(a: &A, text: &str, mut f: impl FnMut(usize)) -> bool {
-    let input = aho_corasick::Input::new(text);
+fn overlapping<A: Automaton>(a: &A, text: &str, from: usize, mut f: impl FnMut(usize)) -> bool {
+    let input = aho_corasick::Input::new(text).range(from.min(text.len())..);
     let mut state = OverlappingState::start();
     // An error is only possible for a match kind or an anchoring the automata are not built
     // with; the caller then takes every atom of the field as a candidate.
@@ -473,9 +566,7 @@ pub fn build(atoms: &[BucketAtom], _fields: &[Value], quick: bool, cache: Option
         let ac = if key.is_empty() {
             None
         } else if quick {
-            let shortest = key.iter().map(Vec::len).min().unwrap_or(0);
-            lazy =
-                Some(LazyAc { lits: key, shortest, nfa: std::sync::OnceLock::new(), dfa: std::sync::OnceLock::new() });
+            lazy = Some(LazyAc::new(key));
             None
         } else {
             let found = cache.and_then(|c| c.lock().ok()).and_then(|c| c.get(&key).cloned());
@@ -564,6 +655,7 @@ impl Prefilter {
 }
 
 #[cfg(test)]
+#[allow(clippy::expect_used)]
 mod tests {
     use super::*;
 
@@ -584,5 +676,78 @@ mod tests {
         assert_eq!(glob_literal("{[}]a,b}c"), None);
         assert_eq!(glob_literal(r"{\},x}y"), None);
         assert_eq!(glob_literal("src/{a,b}/main.rs").as_deref(), Some("/main.rs"));
+    }
+
+    /// Where the first occurrence of any literal starts, the slow way.
+    fn first_naive(lits: &[Vec<u8>], text: &[u8]) -> Option<usize> {
+        (0..text.len()).find(|&i| lits.iter().any(|l| text.get(i..).is_some_and(|t| t.starts_with(l))))
+    }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(400))]
+        /// The gate finds the start of the leftmost occurrence of any literal, over sets of up
+        /// to 150 literals of 1 to 12 bytes (split into groups Teddy accepts) and texts over
+        /// a small alphabet, so that literals occur, overlap and repeat.
+        #[test]
+        fn gate_finds_the_first_literal(
+            lits in proptest::collection::vec(proptest::collection::vec(b'a'..=b'f', 1..12), 1..150),
+            text in proptest::collection::vec(b'a'..=b'h', 0..700),
+        ) {
+            let mut lits = lits;
+            lits.sort();
+            lits.dedup();
+            let Some(gate) = Gate::new(&lits) else { return Ok(()) };
+            proptest::prop_assert_eq!(gate.first(&text), first_naive(&lits, &text));
+        }
+    }
+
+    #[test]
+    fn gate_splits_short_literals_into_groups_teddy_accepts() {
+        // Teddy takes at most 16 one-byte literals in a group; this set needs several groups.
+        let lits: Vec<Vec<u8>> = (0u8..40).map(|i| vec![b'!' + i]).chain((0u8..40).map(|i| vec![b'~', i])).collect();
+        let Some(gate) = Gate::new(&lits) else {
+            // No SIMD searcher on this machine: the filter scans every text, as before.
+            return;
+        };
+        assert!(gate.searchers.len() >= 3, "{} groups", gate.searchers.len());
+        let mut text = vec![b'z'; 300];
+        assert_eq!(gate.first(&text), None);
+        if let Some(b) = text.get_mut(250) {
+            *b = b'#';
+        }
+        assert_eq!(gate.first(&text), Some(250));
+        text.splice(100..102, [b'~', 5]);
+        assert_eq!(gate.first(&text), Some(100));
+    }
+
+    #[test]
+    fn gated_scan_reports_what_the_full_scan_reports() {
+        let lits: Vec<Vec<u8>> =
+            ["rmtree", "os.remove", "subprocess", ".git/", "unlink"].iter().map(|l| l.as_bytes().to_vec()).collect();
+        let lazy = LazyAc::new(lits);
+        lazy.build_dfa();
+        let mut code = "def handler(request):\n    return {'status': 200}\n".repeat(40);
+        let collect = |text: &str| {
+            let mut found = Vec::new();
+            let from = match lazy.start(text) {
+                Some(None) => return found,
+                Some(Some(at)) => at,
+                None => 0,
+            };
+            let ac = lazy.get().expect("built");
+            assert!(ac.each_pattern(text, from, |p| found.push(p)));
+            found
+        };
+        let full = |text: &str| {
+            let mut found = Vec::new();
+            let ac = lazy.get().expect("built");
+            assert!(ac.each_pattern(text, 0, |p| found.push(p)));
+            found
+        };
+        assert!(code.len() >= Gate::MIN_TEXT);
+        assert_eq!(collect(&code), Vec::<usize>::new());
+        code.push_str("import shutil; shutil.rmtree('.git/x'); os.remove('.git/y')\n");
+        assert_eq!(collect(&code), full(&code));
+        assert_eq!(collect(&code).len(), 4);
     }
 }

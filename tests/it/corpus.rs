@@ -133,13 +133,19 @@ fn prefilters_change_no_floor_verdict() {
     let program = fak::load::builtin().program.unwrap();
     let on = compile(program.clone(), CompileOptions { prefilter: true });
     let off = compile(program.clone(), CompileOptions { prefilter: false });
+    // As `fak serve` builds it: list filters scan with DFAs, long texts through SIMD gates.
+    let warmed = compile(program.clone(), CompileOptions { prefilter: true });
+    warmed.warm();
     let trace = TraceState::with_workspace("/workspace/repo").home("/home/dev");
     let check = |call: &Call| -> Result<(), String> {
         let a = fak::eval::decide(&on, call, &trace);
         let b = fak::eval::decide(&off, call, &trace);
         let c = reference::decide(&program, call, &trace);
-        if a != b || a != c {
-            return Err(format!("{call:?}\n  prefilters on:  {a:?}\n  prefilters off: {b:?}\n  reference:      {c:?}"));
+        let w = fak::eval::decide(&warmed, call, &trace);
+        if a != b || a != c || w != c {
+            return Err(format!(
+                "{call:?}\n  prefilters on:  {a:?}\n  prefilters off: {b:?}\n  reference:      {c:?}\n  warmed:         {w:?}"
+            ));
         }
         Ok(())
     };
@@ -262,13 +268,53 @@ fn prefilters_change_no_floor_verdict() {
     let wrapped =
         (script, prop::sample::select(vec!["{}", "sudo {}", "bash -c '{}'", "$(echo x) {}", "({})", "echo {} | sh"]))
             .prop_map(|(s, w)| w.replace("{}", &s));
-    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
-        cases: 2_000,
-        failure_persistence: None,
-        ..proptest::test_runner::Config::default()
-    });
-    runner
+    // A runner counts the cases it has run: each property needs its own.
+    let runner = || {
+        proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+            cases: 2_000,
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })
+    };
+    runner()
         .run(&wrapped, |command| {
+            let call = Call { tool: "Bash".into(), args: serde_json::json!({ "command": command }) };
+            check(&call).map_err(TestCaseError::fail)
+        })
+        .unwrap();
+    // Long programs given to interpreters, with what the floor looks for anywhere in them (or
+    // nowhere): past a few hundred bytes a warmed filter looks for its literals with a SIMD
+    // gate first, and scans from the first one it finds.
+    let filler = prop::sample::select(vec![
+        "def handler(request):\n    return {'status': 200}\n",
+        "x = [i * i for i in range(10)]\n",
+        "console.log(JSON.stringify({a: 1}));\n",
+        " ",
+    ]);
+    let snippet = prop::sample::select(vec![
+        "",
+        "import shutil; shutil.rmtree('/')\n",
+        "open('.git/hooks/pre-commit', 'w').write('x')\n",
+        "fs.rmSync('/', {recursive: true})\n",
+        "os.system('rm -rf ~')\n",
+        "print(open('/home/dev/.ssh/id_rsa').read())\n",
+        "while True: os.fork()\n",
+        "requests.get('http://169.254.169.254/latest/')\n",
+        "rmtree",
+    ]);
+    let long = (
+        prop::sample::select(vec!["python3 -c", "node -e", "perl -e", "ruby -e"]),
+        filler,
+        0usize..120,
+        snippet,
+        0usize..120,
+    )
+        .prop_map(|(interp, fill, before, snip, after)| {
+            let code = format!("{}{snip}{}", fill.repeat(before), fill.repeat(after)).replace('"', "'");
+            format!("{interp} \"{code}\"")
+        });
+    runner()
+        .run(&long, |command| {
             let call = Call { tool: "Bash".into(), args: serde_json::json!({ "command": command }) };
             check(&call).map_err(TestCaseError::fail)
         })
@@ -293,7 +339,7 @@ fn prefilters_change_no_floor_verdict() {
         "/dev/sda",
     ]);
     let tools = prop::sample::select(vec!["Write", "Edit", "MultiEdit", "NotebookEdit"]);
-    runner
+    runner()
         .run(&(tools, writers), |(tool, path)| {
             let args = match tool {
                 "Write" => serde_json::json!({"file_path": path, "content": ""}),

@@ -773,6 +773,12 @@ fn atom(c: &mut impl Choices, ctx: &Ctx) -> String {
 /// Text built from the pools: fragments that the policies' literals look for, plus noise.
 pub fn text(c: &mut impl Choices, notes: &[&str]) -> String {
     let mut s = String::new();
+    // Sometimes a long run of filler first, so that the fragments sit past where a warmed
+    // list filter's SIMD gate starts looking (texts of 256 bytes and more).
+    if c.maybe(1, 8) {
+        let filler = *c.pick(&[" ", "-", "ab", "\n    return 0\n"]);
+        s.push_str(&filler.repeat(300 / filler.len()));
+    }
     let n = c.below(5);
     for _ in 0..n {
         match c.below(7) {
