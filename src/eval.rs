@@ -428,6 +428,15 @@ impl<'a> V<'a> {
         matches!(self, V::B(true) | V::J(Json::Bool(true)))
     }
 
+    /// The value when it is a string.
+    fn as_str(&self) -> Option<&str> {
+        match self {
+            V::J(Json::String(s)) => Some(s),
+            V::S(s) => Some(s),
+            _ => None,
+        }
+    }
+
     /// Whether the value is a string (the only kind prefilters see into).
     pub(crate) fn is_str(&self) -> bool {
         matches!(self, V::J(Json::String(_)) | V::S(_))
@@ -559,6 +568,11 @@ fn num_text(n: f64) -> String {
 
 /// JSON equality with numbers compared by value (`1 == 1.0`).
 fn equal(a: &V<'_>, b: &V<'_>) -> bool {
+    // Two strings, the common case (`c.name == "git"`, `c.name in escalators`): compared as
+    // they are, without the general path's number and text conversions.
+    if let (Some(x), Some(y)) = (a.as_str(), b.as_str()) {
+        return x == y;
+    }
     if let (Some(x), Some(y)) = (a.num(), b.num()) {
         return x == y;
     }
@@ -743,9 +757,11 @@ impl<'a> Scope<'a> {
             ir::Expr::Not(inner) => !self.expr(inner)?,
             ir::Expr::Atom(a) => self.atom(a, None)?,
             ir::Expr::Quant { all, var, list, body } => {
-                let Some(items) = self.value(list).items() else { return Ok(false) };
+                let items = self.value(list);
+                let Some(n) = items.list_len() else { return Ok(false) };
                 let mut result = *all;
-                for item in items {
+                for i in 0..n {
+                    let Some(item) = items.nth(i) else { break };
                     self.step()?;
                     self.vars.push((*var, item));
                     let r = self.expr(body);

@@ -57,6 +57,10 @@ pub struct ListFilter {
     atoms: usize,
     /// Per quantifier, what makes an element a candidate.
     triggers: Vec<Trigger>,
+    /// Per quantifier keyed by one conjunct of its body (`c.name == "git" and ...`), the body
+    /// without that conjunct, over the quantifier's own variable: every element the key
+    /// table picks for it makes that conjunct true, so it is not evaluated again.
+    lean: Vec<Option<ir::Expr>>,
 }
 
 #[derive(Debug)]
@@ -138,6 +142,17 @@ fn key_of<'e>(e: &'e ir::Expr, f: &ir::Value) -> Option<Key<'e>> {
         }
         _ => None,
     }
+}
+
+/// The conjunct of an `and` whose key `key_of` takes for the whole (the first of the
+/// lightest), when the key comes from one conjunct.
+fn key_conjunct(items: &[ir::Expr], f: &ir::Value) -> Option<usize> {
+    items
+        .iter()
+        .enumerate()
+        .filter_map(|(i, e)| key_of(e, f).map(|k| (i, k.weight())))
+        .min_by_key(|(_, w)| *w)
+        .map(|(i, _)| i)
 }
 
 /// The fields of the variable alone that an `==`, `in` or `starts_with` compares with a
@@ -261,8 +276,25 @@ impl ListFilter {
                 Some(r) => trigger(&b.nodes, *r, &covers).map_or(Trigger::Always, Trigger::Atoms),
             })
             .collect();
+        let lean = members
+            .iter()
+            .zip(&renamed)
+            .map(|(m, r)| {
+                let t = key.as_ref()?;
+                let ir::Expr::Quant { body, .. } = m else { return None };
+                let (ir::Expr::And(items), ir::Expr::And(renamed_items)) = (body.as_ref(), r) else { return None };
+                let j = key_conjunct(renamed_items, &t.field)?;
+                let rest: Vec<ir::Expr> =
+                    items.iter().enumerate().filter(|(i, _)| *i != j).map(|(_, e)| e.clone()).collect();
+                Some(match <[ir::Expr; 1]>::try_from(rest) {
+                    Ok([one]) => one,
+                    Err(rest) => ir::Expr::And(rest),
+                })
+            })
+            .collect();
         ListFilter {
             list: list.clone(),
+            lean,
             members,
             key,
             fields: b.fields,
@@ -405,12 +437,15 @@ impl ListFilter {
         )];
         if let Some(k) = &self.key {
             let keyed = self.triggers.iter().filter(|t| matches!(t, Trigger::Key)).count();
+            let lean =
+                self.triggers.iter().zip(&self.lean).filter(|(t, l)| matches!(t, Trigger::Key) && l.is_some()).count();
             out.push(format!(
-                "  element key {}: {} quantifiers by {} exact values and {} prefixes",
+                "  element key {}: {} quantifiers by {} exact values and {} prefixes ({} bodies run without their key conjunct)",
                 crate::ir::describe_value(&k.field),
                 keyed,
                 k.exact.len(),
-                k.prefixes.len()
+                k.prefixes.len(),
+                lean
             ));
         }
         for line in self.prefilter.summary(&self.fields) {
@@ -819,6 +854,11 @@ impl Bucket {
             return Ok(false);
         }
         let items = scope.value(list);
+        // Picked by the key table: the body without its key conjunct (see `ListFilter::lean`).
+        let body = match filter.triggers.get(m as usize) {
+            Some(Trigger::Key) => filter.lean.get(m as usize).and_then(Option::as_ref).unwrap_or(body),
+            _ => body,
+        };
         for i in elements(words) {
             let Some(item) = items.nth(i) else { continue };
             scope.step()?;

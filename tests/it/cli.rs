@@ -272,6 +272,14 @@ fn dump_formats() {
     // The floor's rules over commands are keyed by the command's name: one lookup per command.
     let dag = fak(&["policy", "--dump", "--format", "dag"], None).stdout;
     assert!(dag.contains("element key x.name: "), "{dag}");
+    // Bodies such as `c.name == "git" and c.subcommand == "clean" and ...` run without the
+    // conjunct the key table has already answered.
+    let lean = dag
+        .lines()
+        .find(|l| l.contains("element key x.name: "))
+        .and_then(|l| l.split_once(" prefixes ("))
+        .and_then(|(_, rest)| rest.split(' ').next()?.parse::<usize>().ok());
+    assert!(lean.is_some_and(|n| n >= 5), "{dag}");
     // A file's dumps, snapshotted.
     for format in ["json", "ir", "dag"] {
         let out = snap(&format!("dump-{format}"), &["policy", "--dump", "--format", format, POLICY], None);
