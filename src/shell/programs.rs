@@ -192,10 +192,6 @@ pub(crate) static SPECS: &[Spec] = &[
     Spec { short: &[('d', "exdir")], short_value: "d", ..spec(&["unzip"]) },
 ];
 
-pub(crate) fn spec_of(name: &str) -> Option<&'static Spec> {
-    SPECS.iter().find(|s| s.names.contains(&name))
-}
-
 /// A command's arguments sorted into flags, option values and operands.
 #[derive(Debug, Default)]
 pub(crate) struct Parsed {
@@ -331,8 +327,123 @@ const INTERPRETERS: &[&str] = &[
     "rscript",
 ];
 
+/// Programs `inner` looks into besides shells and interpreters: wrappers, `find`, `ssh`, ...
+const RUNNERS: &[&str] = &[
+    "sudo",
+    "doas",
+    "pkexec",
+    "su",
+    "env",
+    "command",
+    "builtin",
+    "nohup",
+    "busybox",
+    "chronic",
+    "unbuffer",
+    "caffeinate",
+    "flock-free",
+    "exec",
+    "nice",
+    "ionice",
+    "timeout",
+    "time",
+    "stdbuf",
+    "setsid",
+    "taskset-free",
+    "xargs",
+    "parallel",
+    "watch",
+    "ssh",
+    "eval",
+    "find",
+    "iex",
+    "invoke-expression",
+];
+
+/// Programs that write files named in their arguments (`view::writes_of` says which).
+pub(crate) const WRITERS: &[&str] = &[
+    "tee",
+    "truncate",
+    "shred",
+    "touch",
+    "rm",
+    "rmdir",
+    "unlink",
+    "mkdir",
+    "rustfmt",
+    "black",
+    "chattr",
+    "cp",
+    "ln",
+    "install",
+    "mv",
+    "rsync",
+    "chmod",
+    "chown",
+    "chgrp",
+    "sed",
+    "perl",
+    "dd",
+    "gofmt",
+    "prettier",
+    "clang-format",
+    "tar",
+    "unzip",
+    "git",
+];
+
+/// Programs whose first operand is a subcommand (`npm run`, `cargo test`); git's is found
+/// through its global options and aliases instead.
+pub(crate) const SUBCOMMANDED: &[&str] = &["npm", "pnpm", "yarn", "cargo", "go", "docker", "kubectl", "pip", "pip3"];
+
+/// What fak knows of a program, by its resolved name: one hash lookup per command instead of
+/// a search of each table.
+#[derive(Clone, Copy, Default)]
+pub(crate) struct Known {
+    pub spec: Option<&'static Spec>,
+    pub shell: bool,
+    /// `inner` may find a command, a script or program text in its arguments.
+    pub runs: bool,
+    pub writer: bool,
+    pub subcommanded: bool,
+}
+
+static KNOWN: std::sync::LazyLock<rustc_hash::FxHashMap<&'static str, Known>> = std::sync::LazyLock::new(|| {
+    let mut t: rustc_hash::FxHashMap<&'static str, Known> = rustc_hash::FxHashMap::default();
+    for s in SPECS {
+        for n in s.names {
+            t.entry(n).or_default().spec = Some(s);
+        }
+    }
+    for n in SHELLS {
+        let k = t.entry(n).or_default();
+        k.shell = true;
+        k.runs = true;
+    }
+    for n in INTERPRETERS.iter().chain(RUNNERS) {
+        t.entry(n).or_default().runs = true;
+    }
+    for n in WRITERS {
+        t.entry(n).or_default().writer = true;
+    }
+    for n in SUBCOMMANDED {
+        t.entry(n).or_default().subcommanded = true;
+    }
+    t
+});
+
+/// What fak knows of `name` (resolved: no directory, quotes removed, lower case).
+pub(crate) fn known(name: &str) -> Known {
+    match KNOWN.get(name) {
+        Some(k) => *k,
+        // `python3.12` and the like.
+        None if name.starts_with("python3.") => Known { runs: true, ..Known::default() },
+        None => Known::default(),
+    }
+}
+
 pub fn is_shell(name: &str) -> bool {
-    SHELLS.contains(&name)
+    known(name).shell
 }
 
 /// Splits leading options off a wrapper's arguments: `value` lists short letters that take a
@@ -388,6 +499,10 @@ fn joined(args: &[Arg]) -> Arg {
 /// What `name` (already resolved: no directory, quotes removed) runs, given its arguments.
 /// `None`: it runs nothing fak can name (or it is not a wrapper).
 pub(crate) fn inner(name: &str, args: &[Arg]) -> Vec<Inner> {
+    // Most commands run nothing else: one look-up says so.
+    if !known(name).runs {
+        return Vec::new();
+    }
     let argv_from = |i: usize| -> Vec<Inner> {
         let r = rest(args, i);
         if r.is_empty() {
@@ -747,7 +862,7 @@ mod tests {
     }
 
     fn flags(name: &str, s: &str) -> Vec<String> {
-        let mut f = parse_args(spec_of(name), &args(s)).flags;
+        let mut f = parse_args(known(name).spec, &args(s)).flags;
         f.sort();
         f.dedup();
         f
@@ -771,10 +886,10 @@ mod tests {
 
     #[test]
     fn values_are_not_operands() {
-        let p = parse_args(spec_of("cp"), &args("-t /dest a b"));
+        let p = parse_args(known("cp").spec, &args("-t /dest a b"));
         assert_eq!(p.value("target-directory").map(|a| a.text.as_str()), Some("/dest"));
         assert_eq!(p.operands.len(), 2);
-        let p = parse_args(spec_of("curl"), &args("-s -d @- https://x"));
+        let p = parse_args(known("curl").spec, &args("-s -d @- https://x"));
         assert_eq!(p.operands, vec![Arg::lit("https://x")]);
     }
 
@@ -783,6 +898,25 @@ mod tests {
             Some(Inner::Argv(a)) => a.iter().map(|a| a.text.clone()).collect(),
             other => panic!("{name} {s}: {other:?}"),
         }
+    }
+
+    #[test]
+    fn one_lookup_knows_a_program() {
+        let k = known("bash");
+        assert!(k.shell && k.runs && !k.writer);
+        let k = known("rm");
+        assert!(k.writer && !k.runs && k.spec.is_some());
+        assert!(known("cargo").subcommanded && !known("git").subcommanded && known("git").writer);
+        assert!(known("python3.12").runs && known("sudo").runs && known("find").runs);
+        let k = known("ls");
+        assert!(!k.shell && !k.runs && !k.writer && !k.subcommanded && k.spec.is_none());
+        // Every program with a spec, and every shell, is in the table.
+        for s in SPECS {
+            for n in s.names {
+                assert!(known(n).spec.is_some_and(|k| std::ptr::eq(k, s)), "{n}");
+            }
+        }
+        assert!(SHELLS.iter().chain(INTERPRETERS).chain(RUNNERS).all(|n| known(n).runs));
     }
 
     #[test]

@@ -495,7 +495,8 @@ impl Walker<'_> {
         if assigns.iter().any(|a| a.starts_with("IFS=")) {
             self.opaque("IFS is changed");
         }
-        let parsed = programs::parse_args(programs::spec_of(&name), &args);
+        let known = programs::known(&name);
+        let parsed = programs::parse_args(known.spec, &args);
         let upstream_names = match &upstream {
             Some(up) => self
                 .out
@@ -520,17 +521,18 @@ impl Walker<'_> {
             if let Some(s) = alias_script {
                 inners.push(Inner::Script(Arg::lit(&s)));
             }
-        } else if matches!(
-            name.as_str(),
-            "npm" | "pnpm" | "yarn" | "cargo" | "go" | "docker" | "kubectl" | "pip" | "pip3"
-        ) {
+        } else if known.subcommanded {
             subcommand = parsed.operands.first().filter(|a| a.dynamic.is_none()).map(|a| a.text.clone());
         }
-        inners.extend(programs::inner(&name, &args));
+        if known.runs {
+            inners.extend(programs::inner(&name, &args));
+        }
 
         // Where it writes.
         let mut raw_writes: Vec<String> = redirects.iter().filter(|r| r.writes()).map(|r| r.target.clone()).collect();
-        raw_writes.extend(writes_of(&name, subcommand.as_deref(), &parsed, &args));
+        if known.writer {
+            raw_writes.extend(writes_of(&name, subcommand.as_deref(), &parsed, &args));
+        }
         let writes: Vec<String> = raw_writes.iter().map(|w| self.abs(w, at)).collect();
         self.out.writes.extend(writes.iter().cloned());
 
@@ -582,7 +584,7 @@ impl Walker<'_> {
         };
         let index = self.out.commands.len();
         self.out.commands.push(cmd);
-        let runs_more = !inners.is_empty() || programs::is_shell(&name) || matches!(name.as_str(), "source" | ".");
+        let runs_more = !inners.is_empty() || known.shell || matches!(name.as_str(), "source" | ".");
         if !runs_more {
             return;
         }
@@ -628,7 +630,7 @@ impl Walker<'_> {
             }
         }
         // `bash <(curl ...)`, `source <(curl ...)`: a script from a process substitution.
-        if programs::is_shell(&name) || matches!(name.as_str(), "source" | ".") {
+        if known.shell || matches!(name.as_str(), "source" | ".") {
             for (sub, r) in substituted.iter().zip(&ranges) {
                 if *sub {
                     if let Some(kind) = payload(self, r) {
@@ -821,41 +823,9 @@ fn git_subcommand(args: &[Arg]) -> (Option<String>, Option<String>, Option<&'sta
     (None, None, None)
 }
 
-/// Files a command writes (besides its redirections), as written.
+/// Files a command writes (besides its redirections), as written; `programs::WRITERS` lists
+/// the programs this knows.
 fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed, args: &[Arg]) -> Vec<String> {
-    const WRITERS: &[&str] = &[
-        "tee",
-        "truncate",
-        "shred",
-        "touch",
-        "rm",
-        "rmdir",
-        "unlink",
-        "mkdir",
-        "rustfmt",
-        "black",
-        "chattr",
-        "cp",
-        "ln",
-        "install",
-        "mv",
-        "rsync",
-        "chmod",
-        "chown",
-        "chgrp",
-        "sed",
-        "perl",
-        "dd",
-        "gofmt",
-        "prettier",
-        "clang-format",
-        "tar",
-        "unzip",
-        "git",
-    ];
-    if !WRITERS.contains(&name) {
-        return Vec::new();
-    }
     let ops: Vec<String> = p.operands.iter().map(|a| a.text.clone()).collect();
     let last = || ops.last().cloned().into_iter().collect::<Vec<_>>();
     match name {
