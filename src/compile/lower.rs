@@ -953,7 +953,8 @@ impl Cost {
 
     /// The bound on this input.
     pub(crate) fn eval(&self, scope: &crate::eval::Scope<'_>) -> u64 {
-        let mut lens: smallvec::SmallVec<[Option<u64>; 16]> = smallvec::smallvec![None; self.lists.len()];
+        let mut lens: smallvec::SmallVec<[Option<u64>; 16]> = smallvec::SmallVec::new();
+        lens.resize(self.lists.len(), None);
         let mut total = 0u64;
         for (coef, lists) in &self.terms {
             let mut t = *coef;
