@@ -91,7 +91,7 @@ impl Redirect {
 /// The view of `script`, run in `cwd` (absolute) by a user whose home is `home`.
 pub fn view(script: &str, cwd: &str, home: &str) -> View {
     let mut w = view::Walker { home, out: View::default(), plain: true };
-    w.script(script, Vec::new(), crate::path::normalize(cwd, "/"), 0);
+    w.script(script, Vec::new(), crate::path::normalize(cwd, "/").into(), 0);
     w.out
 }
 
@@ -100,7 +100,7 @@ pub fn view(script: &str, cwd: &str, home: &str) -> View {
 #[doc(hidden)]
 pub fn view_by_brush(script: &str, cwd: &str, home: &str) -> View {
     let mut w = view::Walker { home, out: View::default(), plain: false };
-    w.script(script, Vec::new(), crate::path::normalize(cwd, "/"), 0);
+    w.script(script, Vec::new(), crate::path::normalize(cwd, "/").into(), 0);
     w.out
 }
 

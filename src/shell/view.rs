@@ -33,7 +33,8 @@ pub(crate) struct Walker<'c> {
 #[derive(Clone)]
 struct At {
     via: Vec<String>,
-    cwd: String,
+    /// Shared: every stage of a pipeline starts in its own copy of where it runs.
+    cwd: std::rc::Rc<str>,
     depth: usize,
 }
 
@@ -46,7 +47,7 @@ impl Walker<'_> {
     }
 
     /// Parses and walks a script; what cannot be parsed is opaque.
-    pub(crate) fn script(&mut self, text: &str, via: Vec<String>, cwd: String, depth: usize) {
+    pub(crate) fn script(&mut self, text: &str, via: Vec<String>, cwd: std::rc::Rc<str>, depth: usize) {
         if self.refused(text, depth) {
             return;
         }
@@ -539,8 +540,8 @@ impl Walker<'_> {
         // `cd` changes where the next commands of this list run.
         if matches!(name.as_str(), "cd" | "pushd") {
             match parsed.operands.first() {
-                Some(a) if a.dynamic.is_none() && a.text != "-" => at.cwd = self.abs(&a.text, at),
-                None => at.cwd = self.home.to_string(),
+                Some(a) if a.dynamic.is_none() && a.text != "-" => at.cwd = self.abs(&a.text, at).into(),
+                None => at.cwd = self.home.into(),
                 Some(_) => {}
             }
         }
