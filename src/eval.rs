@@ -592,7 +592,8 @@ fn equal(a: &V<'_>, b: &V<'_>) -> bool {
 /// Evaluates values and atoms for one input; `vars` holds the bound quantifier variables.
 pub(crate) struct Scope<'a> {
     pub input: &'a Input<'a>,
-    pub vars: Vec<(u32, V<'a>)>,
+    /// Inline: quantifiers nest a few deep, and most decisions bind one.
+    pub vars: smallvec::SmallVec<[(u32, V<'a>); 4]>,
     pub steps: u64,
     /// For explanations: the items for which an `any` held, described.
     pub witnesses: Option<Vec<String>>,
@@ -600,7 +601,7 @@ pub(crate) struct Scope<'a> {
 
 impl<'a> Scope<'a> {
     pub(crate) fn new(input: &'a Input<'a>) -> Scope<'a> {
-        Scope { input, vars: Vec::new(), steps: 0, witnesses: None }
+        Scope { input, vars: smallvec::SmallVec::new(), steps: 0, witnesses: None }
     }
 
     pub(crate) fn step(&mut self) -> Result<(), EvalError> {

@@ -952,7 +952,7 @@ impl Cost {
     }
 
     /// The bound on this input.
-    pub(crate) fn eval(&self, scope: &crate::eval::Scope<'_>) -> u64 {
+    pub(crate) fn eval<'a>(&'a self, scope: &crate::eval::Scope<'a>) -> u64 {
         let mut lens: smallvec::SmallVec<[Option<u64>; 16]> = smallvec::SmallVec::new();
         lens.resize(self.lists.len(), None);
         let mut total = 0u64;
