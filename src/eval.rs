@@ -369,7 +369,11 @@ impl<'a> Input<'a> {
             if self.result_text.is_some() {
                 return crate::view::CallView::default();
             }
-            let env = crate::view::Env { workspace: &self.trace.workspace, home: &self.trace.home };
+            let env = crate::view::Env {
+                workspace: &self.trace.workspace,
+                workspace_key: self.workspace_key(),
+                home: &self.trace.home,
+            };
             crate::view::of(self.tool, self.args, &env)
         })
     }

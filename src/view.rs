@@ -137,6 +137,9 @@ const FILE_WRITERS: &[(&str, &str)] =
 /// Where the call runs and whose home `~` is.
 pub struct Env<'a> {
     pub workspace: &'a str,
+    /// The workspace in canonical form (`path::canonical(workspace, "/")`), which the caller
+    /// has worked out already: equal to `workspace` when that is canonical.
+    pub workspace_key: &'a str,
     pub home: &'a str,
 }
 
@@ -154,15 +157,23 @@ pub fn of(tool: &str, args: &Json, env: &Env<'_>) -> CallView {
             }
         }
     }
+    // `path::canonical` checks the workspace's form on every call; the caller knows it.
+    let place = |p: &str| {
+        if env.workspace_key == env.workspace {
+            crate::path::canonical_in(p, env.workspace).into_owned()
+        } else {
+            crate::path::canonical(p, env.workspace)
+        }
+    };
     for w in &mut v.writes {
         if !crate::path::is_canonical(w) {
-            *w = crate::path::canonical(w, env.workspace);
+            *w = place(w);
         }
     }
     for (t, key) in FILE_WRITERS {
         if *t == tool {
             if let Some(p) = arg(key) {
-                v.writes.push(crate::path::canonical(&expand_home(p, env.home), env.workspace));
+                v.writes.push(place(&expand_home(p, env.home)));
             }
         }
     }
@@ -326,7 +337,7 @@ mod tests {
 
     #[test]
     fn shell_and_fetch_urls() {
-        let env = Env { workspace: "/w", home: "/home/dev" };
+        let env = Env { workspace: "/w", workspace_key: "/w", home: "/home/dev" };
         let v = of("Bash", &serde_json::json!({"command": "curl -s 169.254.169.254/latest && nc 10.0.0.1 80"}), &env);
         let hosts: Vec<(&str, &str)> = v.urls.iter().map(|u| (u.host.as_str(), u.by.as_str())).collect();
         assert_eq!(hosts, [("169.254.169.254", "curl"), ("10.0.0.1", "nc")]);
