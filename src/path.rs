@@ -332,6 +332,8 @@ mod tests {
                 assert_eq!(canonical_in(w, "/ws"), canonical(w, "/ws"), "{w:?}");
                 assert_eq!(canonical(w, "/ws"), normalize(&fold(w), "/ws"), "{w:?}");
                 assert_eq!(canonical(w, "/W/s."), canonical(w, "/w/s"), "{w:?}");
+                // Against a workspace's canonical key, as `view::of` places paths.
+                assert_eq!(canonical_in(w, &canonical("/W/s.", "/")), canonical(w, "/W/s."), "{w:?}");
                 assert_eq!(normalize_in(w, "/ws"), normalize(w, "/ws"), "{w:?}");
                 assert_eq!(normalize_in(w, "/"), normalize(w, "/"), "{w:?}");
                 let plain = w.starts_with('/')

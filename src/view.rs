@@ -157,14 +157,9 @@ pub fn of(tool: &str, args: &Json, env: &Env<'_>) -> CallView {
             }
         }
     }
-    // `path::canonical` checks the workspace's form on every call; the caller knows it.
-    let place = |p: &str| {
-        if env.workspace_key == env.workspace {
-            crate::path::canonical_in(p, env.workspace).into_owned()
-        } else {
-            crate::path::canonical(p, env.workspace)
-        }
-    };
+    // Against the canonical workspace the caller has: `path::canonical` would work out the
+    // workspace's form again for every path.
+    let place = |p: &str| crate::path::canonical_in(p, env.workspace_key).into_owned();
     for w in &mut v.writes {
         if !crate::path::is_canonical(w) {
             *w = place(w);
