@@ -59,7 +59,8 @@ pub struct ListFilter {
     triggers: Vec<Trigger>,
     /// Per quantifier keyed by one conjunct of its body (`c.name == "git" and ...`), the body
     /// without that conjunct, over the quantifier's own variable: every element the key
-    /// table picks for it makes that conjunct true, so it is not evaluated again.
+    /// table picks for it makes that conjunct true, so it is not evaluated again. Only keyed
+    /// quantifiers (`Trigger::Key`, whose elements come from the key table alone) have one.
     lean: Vec<Option<ir::Expr>>,
 }
 
@@ -130,7 +131,7 @@ fn key_of<'e>(e: &'e ir::Expr, f: &ir::Value) -> Option<Key<'e>> {
             }
             _ => None,
         },
-        ir::Expr::And(items) => items.iter().filter_map(|i| key_of(i, f)).min_by_key(Key::weight),
+        ir::Expr::And(items) => key_of(items.get(key_conjunct(items, f)?)?, f),
         ir::Expr::Or(items) => {
             let mut all = Key::default();
             for i in items {
@@ -279,8 +280,9 @@ impl ListFilter {
         let lean = members
             .iter()
             .zip(&renamed)
-            .map(|(m, r)| {
-                let t = key.as_ref()?;
+            .zip(&keys)
+            .map(|((m, r), k)| {
+                let t = key.as_ref().filter(|_| k.is_some())?;
                 let ir::Expr::Quant { body, .. } = m else { return None };
                 let (ir::Expr::And(items), ir::Expr::And(renamed_items)) = (body.as_ref(), r) else { return None };
                 let j = key_conjunct(renamed_items, &t.field)?;
@@ -437,8 +439,7 @@ impl ListFilter {
         )];
         if let Some(k) = &self.key {
             let keyed = self.triggers.iter().filter(|t| matches!(t, Trigger::Key)).count();
-            let lean =
-                self.triggers.iter().zip(&self.lean).filter(|(t, l)| matches!(t, Trigger::Key) && l.is_some()).count();
+            let lean = self.lean.iter().filter(|l| l.is_some()).count();
             out.push(format!(
                 "  element key {}: {} quantifiers by {} exact values and {} prefixes ({} bodies run without their key conjunct)",
                 crate::ir::describe_value(&k.field),
@@ -855,10 +856,7 @@ impl Bucket {
         }
         let items = scope.value(list);
         // Picked by the key table: the body without its key conjunct (see `ListFilter::lean`).
-        let body = match filter.triggers.get(m as usize) {
-            Some(Trigger::Key) => filter.lean.get(m as usize).and_then(Option::as_ref).unwrap_or(body),
-            _ => body,
-        };
+        let body = filter.lean.get(m as usize).and_then(Option::as_ref).unwrap_or(body);
         for i in elements(words) {
             let Some(item) = items.nth(i) else { continue };
             scope.step()?;
