@@ -11,6 +11,10 @@ use fak::compile::{compile, CompileOptions, Dag};
 use fak::eval::{decide, Call, TraceState};
 use serde_json::json;
 
+/// The allocator the `fak` binary uses (src/main.rs), so the figures are what ships.
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn program(name: &str, src: &str) -> fak::ir::Program {
     let loaded = fak::load::from_source(name, src);
     assert!(!loaded.has_errors(), "{name}: {:?}", loaded.diags);
