@@ -85,6 +85,7 @@ pub enum ItemKind {
     Reason(ReasonDecl),
     Posture(Ident),
     Advisory(Vec<Ident>),
+    Secret(SecretDecl),
     Rule(Rule),
     Test(Test),
 }
@@ -143,6 +144,25 @@ pub struct SetDecl {
     pub name: Ident,
     pub items: Vec<Lit>,
     pub span_list: Span,
+}
+
+/// `secret NAME keywords [...] pattern r"..." ...;`: a kind of secret.
+#[derive(Clone, Debug, PartialEq)]
+pub struct SecretDecl {
+    pub name: Ident,
+    pub clauses: Vec<SecretClause>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub enum SecretClause {
+    /// The list and its span.
+    Keywords(Vec<Lit>, Span),
+    Pattern(Str),
+    /// The number as written, its value and its span.
+    Entropy(f64, String, Span),
+    Except(Vec<Lit>, Span),
+    Finds(Str),
+    Ignores(Str),
 }
 
 #[derive(Clone, Debug, PartialEq)]

@@ -53,6 +53,7 @@ pub fn check(sources: &mut Sources, root: FileId, loader: &dyn Loader) -> (Optio
         stack: Vec::new(),
         program: ir::Program::default(),
         rule_ids: HashMap::new(),
+        secret_kinds: HashMap::new(),
         next_var: 0,
         reason_decls: HashMap::new(),
     };
@@ -133,6 +134,8 @@ struct Checker<'a> {
     stack: Vec<String>,
     program: ir::Program,
     rule_ids: HashMap<String, Loc>,
+    /// Secret kinds, over every module: a kind names one detector.
+    secret_kinds: HashMap<String, Loc>,
     next_var: u32,
     reason_decls: HashMap<String, Loc>,
 }
@@ -223,8 +226,10 @@ impl Checker<'_> {
             }
         }
         for item in &ast.items {
-            if let ast::ItemKind::Rule(r) = &item.kind {
-                self.rule(file, &prefix, r, &m);
+            match &item.kind {
+                ast::ItemKind::Rule(r) => self.rule(file, &prefix, r, &m),
+                ast::ItemKind::Secret(s) => self.secret_decl(file, s, &m),
+                _ => {}
             }
         }
         if is_root {
@@ -374,6 +379,183 @@ impl Checker<'_> {
             def.items.push(text);
         }
         m.sets.insert(s.name.name.clone(), def);
+    }
+
+    /// A `secret` declaration: a detector for `result.secrets`.
+    fn secret_decl(&mut self, file: FileId, s: &ast::SecretDecl, m: &Module) {
+        let at = s.name.span;
+        let errors_before = self.error_count();
+        let mut keywords: Option<Vec<String>> = None;
+        let mut pattern: Option<ir::Regex> = None;
+        let mut entropy = None;
+        let mut except: Option<Vec<ir::Regex>> = None;
+        let mut finds = Vec::new();
+        let mut ignores = Vec::new();
+        let mut seen: Vec<&'static str> = Vec::new();
+        for c in &s.clauses {
+            let (what, span) = match c {
+                ast::SecretClause::Keywords(_, sp) => ("keywords", *sp),
+                ast::SecretClause::Pattern(st) => ("pattern", st.span),
+                ast::SecretClause::Entropy(_, _, sp) => ("entropy", *sp),
+                ast::SecretClause::Except(_, sp) => ("except", *sp),
+                ast::SecretClause::Finds(_) | ast::SecretClause::Ignores(_) => ("", at),
+            };
+            if !what.is_empty() {
+                if seen.contains(&what) {
+                    self.err(
+                        Diag::error("fak::check::duplicate_clause", file, span)
+                            .message(format!("a secret has one `{what}`"))
+                            .label("second one")
+                            .help("merge them into one"),
+                    );
+                    continue;
+                }
+                seen.push(what);
+            }
+            match c {
+                ast::SecretClause::Keywords(items, _) => {
+                    let words = self.secret_list(file, m, items, ast::SetKind::Strings);
+                    for item in items {
+                        if matches!(item, ast::Lit::Str(st) if st.value.is_empty()) {
+                            self.err(
+                                Diag::error("fak::check::empty_keyword", file, item.span())
+                                    .message("an empty keyword")
+                                    .label("every line holds it")
+                                    .help("a keyword narrows the lines the pattern is tried on; write one the secret's line always holds"),
+                            );
+                        }
+                        if matches!(item, ast::Lit::Str(st) if st.value.contains('\n')) {
+                            self.err(
+                                Diag::error("fak::check::multiline_keyword", file, item.span())
+                                    .message("a keyword with a line break")
+                                    .label("no line holds it")
+                                    .help("detectors are tried line by line: a keyword is on one line"),
+                            );
+                        }
+                    }
+                    keywords = Some(words);
+                }
+                ast::SecretClause::Pattern(st) => match ir::compile_regex(&st.value) {
+                    Ok(re) => pattern = Some(re),
+                    Err(e) => self.err(bad_regex(file, st.span, &e)),
+                },
+                ast::SecretClause::Entropy(n, _, sp) => {
+                    if (0.0..=8.0).contains(n) {
+                        entropy = Some(*n);
+                    } else {
+                        self.err(
+                            Diag::error("fak::check::bad_entropy", file, *sp)
+                                .message("entropy is between 0 and 8")
+                                .label("out of range")
+                                .help("the threshold is Shannon entropy in bits per byte: about 3 for random hex, 4.5 and more for random base64"),
+                        );
+                    }
+                }
+                ast::SecretClause::Except(items, sp) => {
+                    let srcs = self.secret_list(file, m, items, ast::SetKind::Regexes);
+                    let mut res = Vec::new();
+                    for src in &srcs {
+                        match ir::compile_regex(src) {
+                            Ok(re) => res.push(re),
+                            Err(e) => {
+                                // Set items were checked where the set is; a quoted one is
+                                // reported at itself.
+                                let at = items
+                                    .iter()
+                                    .find(|i| matches!(i, ast::Lit::Str(st) if st.value == *src))
+                                    .map_or(*sp, ast::Lit::span);
+                                self.err(bad_regex(file, at, &e));
+                            }
+                        }
+                    }
+                    except = Some(res);
+                }
+                ast::SecretClause::Finds(st) => finds.push(st.value.clone()),
+                ast::SecretClause::Ignores(st) => ignores.push(st.value.clone()),
+            }
+        }
+        let mut missing = Vec::new();
+        let has_keywords = s.clauses.iter().any(|c| matches!(c, ast::SecretClause::Keywords(..)));
+        if !has_keywords || keywords.as_ref().is_some_and(|k| k.is_empty() && self.error_count() == errors_before) {
+            missing.push("`keywords [...]`");
+        }
+        if pattern.is_none() && !s.clauses.iter().any(|c| matches!(c, ast::SecretClause::Pattern(_))) {
+            missing.push("`pattern r\"...\"`");
+        }
+        if finds.is_empty() {
+            missing.push("`finds \"...\"` (a text with such a secret)");
+        }
+        if ignores.is_empty() {
+            missing.push("`ignores \"...\"` (a look-alike that is not one)");
+        }
+        if !missing.is_empty() {
+            self.err(
+                Diag::error("fak::check::incomplete_secret", file, at)
+                    .message(format!("secret `{}` needs {}", s.name.name, missing.join(", ")))
+                    .label("declared here")
+                    .help("`fak policy --test` checks that the detector finds every `finds` text and none of the `ignores` texts"),
+            );
+        }
+        let loc = Loc { file, span: at };
+        if let Some(prev) = self.secret_kinds.get(&s.name.name).copied() {
+            self.err(
+                Diag::error("fak::check::duplicate_name", file, at)
+                    .message(format!("secret kind `{}` is declared twice", s.name.name))
+                    .label("declared again here")
+                    .note(prev, "first declared here")
+                    .help("a kind names one detector, whichever module declares it: rename one"),
+            );
+            return;
+        }
+        self.secret_kinds.insert(s.name.name.clone(), loc);
+        if let (Some(keywords), Some(pattern)) = (keywords, pattern) {
+            self.program.secrets.push(crate::secrets::Detector {
+                kind: s.name.name.clone(),
+                keywords,
+                pattern,
+                entropy,
+                except: except.unwrap_or_default(),
+                finds,
+                ignores,
+                loc,
+            });
+        }
+    }
+
+    /// The strings of a `keywords` or `except` list: quoted items, and the items of sets of
+    /// `kind` named in it.
+    fn secret_list(&mut self, file: FileId, m: &Module, items: &[ast::Lit], kind: ast::SetKind) -> Vec<String> {
+        let mut out = Vec::new();
+        for item in items {
+            match item {
+                ast::Lit::Str(st) => out.push(st.value.clone()),
+                ast::Lit::Name(n) => match m.sets.get(&n.name) {
+                    Some(d) if d.kind == kind => out.extend(d.items.iter().cloned()),
+                    Some(d) => self.err(
+                        Diag::error("fak::check::bad_set_item", file, n.span)
+                            .message(format!("`{}` is a `{}` set", n.name, d.kind.keyword()))
+                            .label(format!("not a `{}` set", kind.keyword()))
+                            .help(match kind {
+                                ast::SetKind::Strings => "keywords are plain strings: name a `strings` set",
+                                _ => "exceptions are patterns: name a `regexes` set",
+                            }),
+                    ),
+                    None => self.err(
+                        Diag::error("fak::check::unknown_name", file, n.span)
+                            .message(format!("no `{}` set named `{}`", kind.keyword(), n.name))
+                            .label("not a set of this module")
+                            .help(format!("declare `{} {} = [...];` or quote the item", kind.keyword(), n.name)),
+                    ),
+                },
+                _ => self.err(
+                    Diag::error("fak::check::bad_set_item", file, item.span())
+                        .message("a string or a set name")
+                        .label("not a string")
+                        .help("quote it: `\"...\"`"),
+                ),
+            }
+        }
+        out
     }
 
     fn reason_decl(&mut self, file: FileId, r: &ast::ReasonDecl) {
@@ -1349,12 +1531,15 @@ impl Checker<'_> {
                 match segs.as_slice() {
                     [t] if t == "text" => Some((Value::ResultText, Ty::Str)),
                     [t] if t == "tool" => Some((Value::Tool, Ty::Str)),
+                    [t] if t == "secrets" => {
+                        Some((Value::View(crate::view::Field::Secrets), crate::view::Field::Secrets.ty()))
+                    }
                     _ => {
                         self.err(
                             Diag::error("fak::check::unknown_name", file, p.span)
                                 .message(format!("unknown result field `{}`", crate::ast::print::path(p)))
                                 .label("not a result field")
-                                .help("a result has `result.text` and `result.tool`"),
+                                .help("a result has `result.text`, `result.tool` and `result.secrets`"),
                         );
                         None
                     }

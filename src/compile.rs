@@ -58,6 +58,8 @@ pub struct Dag {
     options: CompileOptions,
     quant_filters: lower::ListCache,
     automata: prefilter::AutomatonCache,
+    /// The program's secret detectors, their keyword automaton built on first use.
+    secrets: crate::secrets::Detectors,
 }
 
 #[derive(Debug)]
@@ -82,7 +84,16 @@ pub fn compile(program: ir::Program, options: CompileOptions) -> Dag {
     let program = Arc::new(program);
     let call = side_table(&program, Side::Call);
     let result = side_table(&program, Side::Result);
-    Dag { program, call, result, options, quant_filters: lower::ListCache::default(), automata: Default::default() }
+    let secrets = crate::secrets::Detectors::new(&program.secrets);
+    Dag {
+        program,
+        call,
+        result,
+        options,
+        quant_filters: lower::ListCache::default(),
+        automata: Default::default(),
+        secrets,
+    }
 }
 
 fn side_table(p: &ir::Program, side: Side) -> SideTable {
@@ -132,6 +143,11 @@ fn side_table(p: &ir::Program, side: Side) -> SideTable {
 }
 
 impl Dag {
+    /// The program's secret detectors (`result.secrets`).
+    pub fn secrets(&self) -> &crate::secrets::Detectors {
+        &self.secrets
+    }
+
     pub fn program(&self) -> &ir::Program {
         &self.program
     }
@@ -178,6 +194,9 @@ impl Dag {
                 self.built(lb);
             }
         });
+        if self.result.buckets.iter().any(|b| !b.rules.is_empty()) {
+            self.secrets.warm();
+        }
         lower::speed_up(&self.quant_filters);
     }
 
@@ -259,8 +278,10 @@ fn admit_inner(dag: &Dag, result: &ToolResult, trace: &TraceState, ex: Option<&m
     };
     static EMPTY: std::sync::OnceLock<Json> = std::sync::OnceLock::new();
     let args = EMPTY.get_or_init(|| Json::Object(serde_json::Map::new()));
-    let input = Input::new(nodes, &result.tool, args, Some(&result.text), trace);
-    run(dag, Side::Result, &input, ex)
+    let input = Input::new(nodes, &result.tool, args, Some(&result.text), trace).with_secrets(&dag.secrets, false);
+    let mut v = run(dag, Side::Result, &input, ex);
+    v.secrets = input.secret_kinds();
+    v
 }
 
 const UNKNOWN: u8 = 0;

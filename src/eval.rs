@@ -91,6 +91,10 @@ pub struct Verdict {
     /// Would-be refusals that were only noted (advisory rules, advisory reasons, posture).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub advisories: Vec<Advisory>,
+    /// A result's secrets, when a rule looked for them: each kind once, in the order found.
+    /// Never the secrets themselves.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub secrets: Vec<Arc<str>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -125,6 +129,7 @@ impl Verdict {
             message: message.map(Arc::from),
             args: None,
             advisories: Vec::new(),
+            secrets: Vec::new(),
         }
     }
 
@@ -314,6 +319,9 @@ pub(crate) struct Input<'a> {
     pub trace: &'a TraceState,
     /// The call's views, computed on first use and shared by every rule.
     view: std::cell::OnceCell<crate::view::CallView>,
+    /// The detectors `result.secrets` runs, and whether to run them the slow way (the
+    /// reference interpreter).
+    secrets: Option<(&'a crate::secrets::Detectors, bool)>,
     /// `None` when the trace's workspace is canonical already (the common case).
     workspace_key: std::cell::OnceCell<Option<String>>,
     view_size: std::cell::OnceCell<u64>,
@@ -334,9 +342,16 @@ impl<'a> Input<'a> {
             result_text,
             trace,
             view: std::cell::OnceCell::new(),
+            secrets: None,
             workspace_key: std::cell::OnceCell::new(),
             view_size: std::cell::OnceCell::new(),
         }
+    }
+
+    /// The same input, finding `result.secrets` with `detectors` (`naive`: the slow way).
+    pub(crate) fn with_secrets(mut self, detectors: &'a crate::secrets::Detectors, naive: bool) -> Input<'a> {
+        self.secrets = Some((detectors, naive));
+        self
     }
 
     /// An upper bound on the length of any list a quantifier variable can lead to: one inside
@@ -358,6 +373,17 @@ impl<'a> Input<'a> {
         key.as_deref().unwrap_or(ws)
     }
 
+    /// The kinds of secret the result holds, each once, when a rule looked for them.
+    pub(crate) fn secret_kinds(&self) -> Vec<Arc<str>> {
+        let mut kinds: Vec<Arc<str>> = Vec::new();
+        for f in self.view.get().map_or(&[][..], |v| v.secrets.as_slice()) {
+            if !kinds.contains(&f.kind) {
+                kinds.push(f.kind.clone());
+            }
+        }
+        kinds
+    }
+
     /// The views, when a rule has already asked for them.
     pub(crate) fn view_if_computed(&self) -> Option<&crate::view::CallView> {
         self.view.get()
@@ -366,8 +392,20 @@ impl<'a> Input<'a> {
     /// The call's views (shell, writes, URLs), computed once.
     pub(crate) fn view(&self) -> &crate::view::CallView {
         self.view.get_or_init(|| {
-            if self.result_text.is_some() {
-                return crate::view::CallView::default();
+            if let Some(text) = self.result_text {
+                let secrets = match self.secrets {
+                    Some((d, naive)) => {
+                        let found = if naive { d.find_naive(text) } else { d.find(text) };
+                        // A detector that cannot run finds the result suspect: rules that
+                        // hold secrets out hold this one out too (fail closed).
+                        found.unwrap_or_else(|e| {
+                            let _ = e;
+                            vec![crate::secrets::Finding { kind: Arc::from("detector-failed"), offset: 0, length: 0 }]
+                        })
+                    }
+                    None => Vec::new(),
+                };
+                return crate::view::CallView { secrets, ..crate::view::CallView::default() };
             }
             let env = crate::view::Env {
                 workspace: &self.trace.workspace,
@@ -404,6 +442,8 @@ pub(crate) enum V<'a> {
     Redir(&'a crate::shell::Redirect),
     Urls(&'a [crate::view::Url]),
     Url(&'a crate::view::Url),
+    Findings(&'a [crate::secrets::Finding]),
+    Finding(&'a crate::secrets::Finding),
 }
 
 impl<'a> V<'a> {
@@ -417,9 +457,11 @@ impl<'a> V<'a> {
             V::S(s) => Some(Cow::Borrowed(s.as_ref())),
             V::N(n) => Some(Cow::Owned(num_text(*n))),
             V::B(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
-            V::L(_) | V::Strs(_) | V::Cmds(_) | V::Redirs(_) | V::Urls(_) => {
+            V::L(_) | V::Strs(_) | V::Cmds(_) | V::Redirs(_) | V::Urls(_) | V::Findings(_) => {
                 Some(Cow::Owned(self.to_json().to_string()))
             }
+            // A finding reads as its kind: never the secret.
+            V::Finding(f) => Some(Cow::Borrowed(&*f.kind)),
             // A record reads as its text: a command's source, a redirection's target, a URL.
             V::Cmd(c) => Some(Cow::Borrowed(c.text.as_str())),
             V::Redir(r) => Some(Cow::Borrowed(r.target.as_str())),
@@ -463,10 +505,12 @@ impl<'a> V<'a> {
             V::B(b) => Json::Bool(*b),
             V::L(items) => Json::Array(items.iter().map(V::to_json).collect()),
             V::Strs(s) => Json::Array(s.iter().map(|x| Json::String(x.clone())).collect()),
-            V::Cmds(_) | V::Redirs(_) | V::Urls(_) => {
+            V::Cmds(_) | V::Redirs(_) | V::Urls(_) | V::Findings(_) => {
                 Json::Array(self.items().unwrap_or_default().iter().map(V::to_json).collect())
             }
-            V::Cmd(_) | V::Redir(_) | V::Url(_) => self.text().map_or(Json::Null, |t| Json::String(t.into_owned())),
+            V::Cmd(_) | V::Redir(_) | V::Url(_) | V::Finding(_) => {
+                self.text().map_or(Json::Null, |t| Json::String(t.into_owned()))
+            }
         }
     }
 
@@ -479,6 +523,7 @@ impl<'a> V<'a> {
             V::Cmds(c) => c.len(),
             V::Redirs(r) => r.len(),
             V::Urls(u) => u.len(),
+            V::Findings(f) => f.len(),
             _ => return None,
         })
     }
@@ -493,6 +538,7 @@ impl<'a> V<'a> {
             V::Cmds(c) => c.iter().any(|x| f(&V::Cmd(x))),
             V::Redirs(r) => r.iter().any(|x| f(&V::Redir(x))),
             V::Urls(u) => u.iter().any(|x| f(&V::Url(x))),
+            V::Findings(s) => s.iter().any(|x| f(&V::Finding(x))),
             _ => return None,
         })
     }
@@ -506,6 +552,7 @@ impl<'a> V<'a> {
             V::Cmds(c) => c.get(i).map(V::Cmd),
             V::Redirs(r) => r.get(i).map(V::Redir),
             V::Urls(u) => u.get(i).map(V::Url),
+            V::Findings(f) => f.get(i).map(V::Finding),
             _ => None,
         }
     }
@@ -519,6 +566,7 @@ impl<'a> V<'a> {
             V::Cmds(c) => Some(c.iter().map(V::Cmd).collect()),
             V::Redirs(r) => Some(r.iter().map(V::Redir).collect()),
             V::Urls(u) => Some(u.iter().map(V::Url).collect()),
+            V::Findings(f) => Some(f.iter().map(V::Finding).collect()),
             _ => None,
         }
     }
@@ -559,6 +607,12 @@ impl<'a> V<'a> {
                 "port" => u.port.map_or(V::Absent, |p| V::N(f64::from(p))),
                 "path" => s(&u.path),
                 "by" => s(&u.by),
+                _ => V::Absent,
+            },
+            V::Finding(f) => match key {
+                "kind" => s(&f.kind),
+                "offset" => V::N(f.offset as f64),
+                "length" => V::N(f.length as f64),
                 _ => V::Absent,
             },
             _ => V::Absent,
@@ -630,7 +684,7 @@ impl<'a> Scope<'a> {
                 let Some((_, bound)) = self.vars.iter().rev().find(|(v, _)| v == id) else { return V::Absent };
                 match (bound, path.as_slice()) {
                     // A field of a view's record (`c.name`), read without copying the record.
-                    (V::Cmd(_) | V::Redir(_) | V::Url(_), [key]) => bound.field(key),
+                    (V::Cmd(_) | V::Redir(_) | V::Url(_) | V::Finding(_), [key]) => bound.field(key),
                     _ => lookup(bound.clone(), path),
                 }
             }
@@ -669,6 +723,7 @@ impl<'a> Scope<'a> {
                     crate::view::Field::Opaque => V::Strs(&view.shell.opaque),
                     crate::view::Field::Writes => V::Strs(&view.writes),
                     crate::view::Field::Urls => V::Urls(&view.urls),
+                    crate::view::Field::Secrets => V::Findings(&view.secrets),
                 }
             }
         }
@@ -830,7 +885,7 @@ fn lookup<'a>(mut v: V<'a>, path: &[String]) -> V<'a> {
             }
             V::J(Json::Object(o)) => o.get(key).map_or(V::Absent, V::J),
             V::J(Json::Array(a)) => key.parse::<usize>().ok().and_then(|i| a.get(i)).map_or(V::Absent, V::J),
-            V::Cmd(_) | V::Redir(_) | V::Url(_) => v.field(key),
+            V::Cmd(_) | V::Redir(_) | V::Url(_) | V::Finding(_) => v.field(key),
             _ => V::Absent,
         };
     }
@@ -912,6 +967,7 @@ impl<'p> Outcome<'p> {
             message: r.message.clone(),
             args: None,
             advisories: Vec::new(),
+            secrets: Vec::new(),
         };
         let mut v = if let Some((r, e)) = &self.error {
             let (reason, m) = match e {

@@ -38,6 +38,7 @@ pub mod manifest;
 pub(crate) mod par;
 pub mod path;
 pub mod policytest;
+pub mod secrets;
 pub mod shell;
 pub mod snapshot;
 pub mod stdlib;

@@ -22,6 +22,54 @@ impl TestOutcome<'_> {
     }
 }
 
+/// What one secret detector's own examples showed.
+pub struct SecretOutcome<'p> {
+    pub detector: &'p crate::secrets::Detector,
+    /// Each example that came out wrong, and how; empty when all passed.
+    pub failures: Vec<String>,
+}
+
+/// Checks every secret detector against its examples: each `finds` text holds a secret of its
+/// kind, and no `ignores` text does.
+pub fn run_secrets(policy: &Policy) -> Vec<SecretOutcome<'_>> {
+    let detectors = policy.dag.secrets();
+    detectors
+        .detectors()
+        .iter()
+        .map(|d| {
+            let mut failures = Vec::new();
+            let kinds = |text: &str| -> Result<Vec<String>, String> {
+                let found = detectors.find(text).map_err(|e| e.0)?;
+                Ok(found.iter().map(|f| f.kind.to_string()).collect())
+            };
+            for text in &d.finds {
+                match kinds(text) {
+                    Ok(k) if k.contains(&d.kind) => {}
+                    Ok(k) => failures.push(format!(
+                        "finds {}: no `{}` found{}",
+                        serde_json::Value::from(text.as_str()),
+                        d.kind,
+                        if k.is_empty() { String::new() } else { format!(" (found {})", k.join(", ")) }
+                    )),
+                    Err(e) => failures.push(e),
+                }
+            }
+            for text in &d.ignores {
+                match kinds(text) {
+                    Ok(k) if k.contains(&d.kind) => failures.push(format!(
+                        "ignores {}: a `{}` was found",
+                        serde_json::Value::from(text.as_str()),
+                        d.kind
+                    )),
+                    Ok(_) => {}
+                    Err(e) => failures.push(e),
+                }
+            }
+            SecretOutcome { detector: d, failures }
+        })
+        .collect()
+}
+
 pub fn run(policy: &Policy) -> Vec<TestOutcome<'_>> {
     let program = policy.dag.program();
     program.tests.iter().map(|t| run_one(policy, t)).collect()

@@ -10,6 +10,7 @@ pub const MODULES: &[(&str, &str)] = &[
     ("shell", include_str!("../stdlib/shell.fak")),
     ("selfmod", include_str!("../stdlib/selfmod.fak")),
     ("egress", include_str!("../stdlib/egress.fak")),
+    ("secrets", include_str!("../stdlib/secrets.fak")),
 ];
 
 /// The built-in floor's file name and source.

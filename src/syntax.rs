@@ -214,6 +214,13 @@ fn rule_name(r: Rule) -> Option<&'static str> {
         Rule::posture_decl | Rule::kw_posture => "`posture`",
         Rule::advisory_decl | Rule::kw_advisory | Rule::advisory_flag => "`advisory`",
         Rule::rule_decl | Rule::verdict => "an item",
+        Rule::secret_decl | Rule::kw_secret => "an item",
+        Rule::keywords_clause | Rule::kw_keywords => "`keywords`",
+        Rule::pattern_clause | Rule::kw_pattern => "`pattern`",
+        Rule::entropy_clause | Rule::kw_entropy => "`entropy`",
+        Rule::except_clause | Rule::kw_except => "`except`",
+        Rule::finds_clause | Rule::kw_finds => "`finds`",
+        Rule::ignores_clause | Rule::kw_ignores => "`ignores`",
         Rule::kw_allow | Rule::kw_deny | Rule::kw_transform | Rule::kw_quarantine => "an item",
         Rule::test_decl | Rule::kw_test => "an item",
         Rule::on_clause | Rule::kw_on => "`on`",
@@ -312,6 +319,7 @@ impl Lower {
                 ast::ItemKind::Advisory(names)
             }
             Rule::rule_decl => ast::ItemKind::Rule(self.rule(p)?),
+            Rule::secret_decl => ast::ItemKind::Secret(self.secret(p)?),
             Rule::test_decl => ast::ItemKind::Test(self.test(p)?),
             _ => return Err(self.bug(sp, "an item")),
         };
@@ -434,6 +442,42 @@ impl Lower {
             }
         }
         Ok(ast::Rule { verdict, verdict_span, id, on, clauses })
+    }
+
+    fn secret(&mut self, p: Pair<'_, Rule>) -> Result<ast::SecretDecl, Diag> {
+        let sp = span(&p);
+        let mut it = p.into_inner();
+        let _kw = self.next(&mut it, sp, "secret")?;
+        let name = self.ident(self.next(&mut it, sp, "secret name")?);
+        let mut clauses = Vec::new();
+        for c in it {
+            let csp = span(&c);
+            let rule = c.as_rule();
+            let value = c.into_inner().nth(1).ok_or_else(|| self.bug(csp, "a secret clause"))?;
+            let list = |s: &Self, v: Pair<'_, Rule>| -> Result<(Vec<ast::Lit>, Span), Diag> {
+                let vsp = span(&v);
+                Ok((v.into_inner().map(|p| s.lit(p)).collect::<Result<_, _>>()?, vsp))
+            };
+            clauses.push(match rule {
+                Rule::keywords_clause => {
+                    let (items, at) = list(self, value)?;
+                    ast::SecretClause::Keywords(items, at)
+                }
+                Rule::except_clause => {
+                    let (items, at) = list(self, value)?;
+                    ast::SecretClause::Except(items, at)
+                }
+                Rule::pattern_clause => ast::SecretClause::Pattern(self.string(value)?),
+                Rule::finds_clause => ast::SecretClause::Finds(self.string(value)?),
+                Rule::ignores_clause => ast::SecretClause::Ignores(self.string(value)?),
+                Rule::entropy_clause => match self.lit(value)? {
+                    ast::Lit::Num(n, raw, at) => ast::SecretClause::Entropy(n, raw, at),
+                    _ => return Err(self.bug(csp, "an entropy clause")),
+                },
+                _ => return Err(self.bug(csp, "a secret clause")),
+            });
+        }
+        Ok(ast::SecretDecl { name, clauses })
     }
 
     fn verdict(&self, p: Pair<'_, Rule>) -> Result<ast::VerdictKind, Diag> {

@@ -23,10 +23,13 @@ pub enum Ty {
     Cmds,
     Redirs,
     Urls,
+    /// The secrets found in a result (`result.secrets`).
+    Secrets,
     /// Records of a view (`crate::view` lists their fields).
     Cmd,
     Redir,
     Url,
+    Secret,
 }
 
 impl Ty {
@@ -47,12 +50,14 @@ impl Ty {
             Ty::Cmd => "command",
             Ty::Redir => "redirection",
             Ty::Url => "URL",
+            Ty::Secrets => "list of secrets",
+            Ty::Secret => "secret",
         }
     }
 
     /// Whether the value is a list (of anything).
     pub fn is_list(self) -> bool {
-        matches!(self, Ty::List | Ty::Strs | Ty::Paths | Ty::Cmds | Ty::Redirs | Ty::Urls)
+        matches!(self, Ty::List | Ty::Strs | Ty::Paths | Ty::Cmds | Ty::Redirs | Ty::Urls | Ty::Secrets)
     }
 
     /// What a quantifier variable over a list of this type holds.
@@ -63,6 +68,7 @@ impl Ty {
             Ty::Cmds => Ty::Cmd,
             Ty::Redirs => Ty::Redir,
             Ty::Urls => Ty::Url,
+            Ty::Secrets => Ty::Secret,
             _ => Ty::Any,
         }
     }
@@ -209,8 +215,8 @@ pub fn validate(tool: &str, args: &serde_json::Value) -> Result<(), String> {
             Str | Path => v.is_string(),
             Num => v.is_number(),
             Bool => v.is_boolean(),
-            List | Strs | Paths | Cmds | Redirs | Urls => v.is_array(),
-            Taint | Any | Cmd | Redir | Url => true,
+            List | Strs | Paths | Cmds | Redirs | Urls | Secrets => v.is_array(),
+            Taint | Any | Cmd | Redir | Url | Secret => true,
         };
         if !ok {
             return Err(format!("argument `{key}` of `{tool}` must be a {}", ty.name()));

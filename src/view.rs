@@ -20,6 +20,8 @@ pub struct CallView {
     /// normalised, case-folded), as rules compare them.
     pub writes: Vec<String>,
     pub urls: Vec<Url>,
+    /// The secrets in a result's text (empty for a call).
+    pub secrets: Vec<crate::secrets::Finding>,
 }
 
 impl CallView {
@@ -41,7 +43,11 @@ impl CallView {
             })
             .max()
             .unwrap_or(0);
-        let top = self.shell.commands.len() + self.shell.opaque.len() + self.writes.len() + self.urls.len();
+        let top = self.shell.commands.len()
+            + self.shell.opaque.len()
+            + self.writes.len()
+            + self.urls.len()
+            + self.secrets.len();
         per_command.max(top) as u64
     }
 }
@@ -57,6 +63,8 @@ pub enum Field {
     Writes,
     /// `urls`
     Urls,
+    /// `result.secrets`
+    Secrets,
 }
 
 impl Field {
@@ -66,6 +74,7 @@ impl Field {
             Field::Opaque => "shell.opaque",
             Field::Writes => "writes",
             Field::Urls => "urls",
+            Field::Secrets => "result.secrets",
         }
     }
 
@@ -75,6 +84,7 @@ impl Field {
             Field::Opaque => Ty::Strs,
             Field::Writes => Ty::Paths,
             Field::Urls => Ty::Urls,
+            Field::Secrets => Ty::Secrets,
         }
     }
 }
@@ -123,6 +133,7 @@ pub fn fields(t: Ty) -> Option<&'static [(&'static str, Ty, &'static str)]> {
         Ty::Cmd => Some(COMMAND_FIELDS),
         Ty::Redir => Some(REDIRECT_FIELDS),
         Ty::Url => Some(URL_FIELDS),
+        Ty::Secret => Some(crate::secrets::FINDING_FIELDS),
         _ => None,
     }
 }

@@ -103,8 +103,36 @@ pub fn item(k: &ItemKind) -> String {
             format!("advisory {};", names.join(", "))
         }
         ItemKind::Rule(r) => rule(r),
+        ItemKind::Secret(d) => secret(d),
         ItemKind::Test(t) => test(t),
     }
+}
+
+/// A `secret` declaration: on one line when it fits, else one clause per line.
+pub fn secret(d: &SecretDecl) -> String {
+    let list = |items: &[Lit]| format!("[{}]", items.iter().map(lit).collect::<Vec<_>>().join(", "));
+    let clauses: Vec<String> = d
+        .clauses
+        .iter()
+        .map(|c| match c {
+            SecretClause::Keywords(items, _) => format!("keywords {}", list(items)),
+            SecretClause::Pattern(s) => format!("pattern {}", s.raw),
+            SecretClause::Entropy(_, raw, _) => format!("entropy {raw}"),
+            SecretClause::Except(items, _) => format!("except {}", list(items)),
+            SecretClause::Finds(s) => format!("finds {}", s.raw),
+            SecretClause::Ignores(s) => format!("ignores {}", s.raw),
+        })
+        .collect();
+    let one = format!("secret {} {};", d.name.name, clauses.join(" "));
+    if one.len() <= WIDTH && !one.contains('\n') {
+        return one;
+    }
+    let mut s = format!("secret {}", d.name.name);
+    for c in &clauses {
+        let _ = write!(s, "\n{INDENT}{c}");
+    }
+    s.push(';');
+    s
 }
 
 pub fn rule(r: &Rule) -> String {

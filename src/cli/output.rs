@@ -36,6 +36,11 @@ pub fn verdict_line(v: &Verdict) -> String {
         v.by.rule,
         v.disposition.as_str()
     );
+    // A refused or quarantined result says what it holds (never the secret itself).
+    if let (false, Some(kind)) = (v.is_allow(), v.secrets.first()) {
+        let at = s.find(" by=").unwrap_or(s.len());
+        s.insert_str(at, &format!(" kind={kind}"));
+    }
     if let Some(args) = &v.args {
         s.push_str(&format!(" args={args}"));
     }

@@ -240,6 +240,20 @@ fn test(a: &PolicyArgs) -> ExitCode {
                 continue;
             }
         };
+        for o in crate::policytest::run_secrets(&policy) {
+            let (line, _) = policy.sources.line_col(o.detector.loc.file, o.detector.loc.span.start);
+            let what = format!("{}:{line} secret {}", policy.sources.name(o.detector.loc.file), o.detector.kind);
+            if o.failures.is_empty() {
+                passed += 1;
+                super::emit(&format!("ok    {what}\n"));
+            } else {
+                failed += 1;
+                super::emit(&format!("FAIL  {what}\n"));
+                for f in &o.failures {
+                    super::emit(&format!("      - {f}\n"));
+                }
+            }
+        }
         for o in crate::policytest::run(&policy) {
             let (line, _) = policy.sources.line_col(o.test.loc.file, o.test.loc.span.start);
             if o.passed() {

@@ -9,19 +9,21 @@ use serde_json::{json, Value as Json};
 
 use super::output::{explain_text, print_diags, verdict_json, verdict_line};
 use super::{fail, DiagArgs};
-use crate::eval::{self, Call, TraceState, Verdict};
+use crate::eval::{self, Call, ToolResult, TraceState, Verdict};
 use crate::ir::VerdictKind;
 use crate::load::{self, Policy};
 
-/// Decide tool calls against a policy.
+/// Decide tool calls, and tool results, against a policy.
 ///
-/// Prints `verdict=<ALLOW|TRANSFORM|DENY> reason=<REASON> by=<rule> disposition=<...>`.
+/// Prints `verdict=<ALLOW|TRANSFORM|DENY> reason=<REASON> by=<rule> disposition=<...>`; for a
+/// result (`--result`), `verdict=<ALLOW|QUARANTINE|DENY> reason=<REASON> kind=<secret kind>
+/// ...` when it holds a secret.
 /// The exit status is 0 whatever the verdict; it is non-zero (2) only when fak itself could
 /// not run: bad flags, an unreadable file, or a policy with errors. Arguments that are not
 /// JSON are a verdict (`DENY MALFORMED`), not a failure.
 #[derive(Args, Debug)]
 #[command(
-    after_help = "Examples:\n  fak preflight --tool Bash --args '{\"command\":\"rm -rf ~\"}'\n  fak preflight --tool Edit --args @call.json --policy policy.fak --explain\n  fak preflight --batch calls.jsonl --policy examples/dogfood-claude-policy.json"
+    after_help = "Examples:\n  fak preflight --tool Bash --args '{\"command\":\"rm -rf ~\"}'\n  fak preflight --tool Edit --args @call.json --policy policy.fak --explain\n  fak preflight --tool Read --result @.env\n  fak preflight --batch calls.jsonl --policy examples/dogfood-claude-policy.json"
 )]
 pub struct PreflightArgs {
     /// The tool name, e.g. `Bash`.
@@ -30,6 +32,10 @@ pub struct PreflightArgs {
     /// The call's arguments: JSON, `@FILE`, or `-` for stdin. Default `{}`.
     #[arg(long)]
     pub args: Option<String>,
+    /// Admit a tool result instead of deciding a call: the result's text, `@FILE`, or `-` for
+    /// stdin.
+    #[arg(long, conflicts_with = "args")]
+    pub result: Option<String>,
     /// A policy: `.fak` or `fak-policy/v1` JSON. Default: the built-in floor.
     #[arg(long)]
     pub policy: Option<PathBuf>,
@@ -51,9 +57,9 @@ pub struct PreflightArgs {
     /// Print the verdict as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Read JSON lines `{"tool": ..., "args": {...}}` from FILE (`-` for stdin) and write one
-    /// verdict JSON line for each.
-    #[arg(long, conflicts_with_all = ["tool", "args"])]
+    /// Read JSON lines `{"tool": ..., "args": {...}}` (a call) or `{"tool": ..., "result":
+    /// "..."}` (a result) from FILE (`-` for stdin) and write one verdict JSON line for each.
+    #[arg(long, conflicts_with_all = ["tool", "args", "result"])]
     pub batch: Option<String>,
     #[command(flatten)]
     pub diag: DiagArgs,
@@ -93,6 +99,14 @@ pub fn run(a: &PreflightArgs) -> ExitCode {
         return run_batch(&policy, batch, &trace);
     }
     let tool = a.tool.clone().unwrap_or_default();
+    if let Some(spec) = &a.result {
+        let text = match read_args(Some(spec)) {
+            Ok(text) => text,
+            Err(e) => return fail(e.replace("the arguments", "the result")),
+        };
+        let (verdict, explain) = eval::admit_explained(&policy.dag, &ToolResult { tool, text }, &trace);
+        return print_verdict(a, &policy, &verdict, Some(explain));
+    }
     let args = match read_args(a.args.as_deref()) {
         Ok(text) => text,
         Err(e) => return fail(e),
@@ -105,6 +119,16 @@ pub fn run(a: &PreflightArgs) -> ExitCode {
         }
         Err(e) => (malformed(&e), None),
     };
+    print_verdict(a, &policy, &verdict, explain)
+}
+
+fn print_verdict(
+    a: &PreflightArgs,
+    policy: &Policy,
+    verdict: &Verdict,
+    explain: Option<crate::compile::Explain>,
+) -> ExitCode {
+    let verdict = verdict.clone();
     let mut out = String::new();
     if a.json {
         let mut j = verdict_json(&verdict, &policy.sources);
@@ -167,6 +191,15 @@ fn run_batch(policy: &Policy, spec: &str, trace: &TraceState) -> ExitCode {
         }
         let verdict = match serde_json::from_str::<Json>(&line) {
             Ok(Json::Object(mut o)) => match o.remove("tool") {
+                Some(Json::String(tool)) if o.contains_key("result") => match o.remove("result") {
+                    Some(Json::String(text)) => eval::admit(&policy.dag, &ToolResult { tool, text }, trace),
+                    _ => Verdict::builtin(
+                        VerdictKind::Deny,
+                        "MALFORMED",
+                        "fak.input",
+                        Some("a result line's `result` is a string".into()),
+                    ),
+                },
                 Some(Json::String(tool)) => {
                     let args = o.remove("args").unwrap_or_else(|| json!({}));
                     eval::decide(&policy.dag, &Call { tool, args }, trace)

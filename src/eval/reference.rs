@@ -23,8 +23,11 @@ pub fn admit(program: &ir::Program, result: &ToolResult, trace: &TraceState) -> 
         Err(v) => return v,
     };
     let args = serde_json::Value::Object(serde_json::Map::new());
-    let input = Input::new(nodes, &result.tool, &args, Some(&result.text), trace);
-    run(program, Side::Result, &input)
+    let detectors = crate::secrets::Detectors::new(&program.secrets);
+    let input = Input::new(nodes, &result.tool, &args, Some(&result.text), trace).with_secrets(&detectors, true);
+    let mut v = run(program, Side::Result, &input);
+    v.secrets = input.secret_kinds();
+    v
 }
 
 fn run(program: &ir::Program, side: Side, input: &Input<'_>) -> Verdict {

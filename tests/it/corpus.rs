@@ -354,3 +354,139 @@ fn prefilters_change_no_floor_verdict() {
         })
         .unwrap();
 }
+
+struct ResultCase {
+    id: String,
+    /// `ALLOW` for the corpus's `ADMIT`.
+    expect: String,
+    category: String,
+    tool: String,
+    result: String,
+    line: String,
+}
+
+fn result_cases() -> Vec<ResultCase> {
+    let text = std::fs::read_to_string(util::data("corpus/results.jsonl")).unwrap();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let j: Json = serde_json::from_str(l).unwrap();
+            let s = |k: &str| j.get(k).and_then(Json::as_str).unwrap_or_default().to_string();
+            let expect = match s("expect").as_str() {
+                "ADMIT" => "ALLOW".to_string(),
+                other => other.to_string(),
+            };
+            ResultCase {
+                id: s("id"),
+                expect,
+                category: s("category"),
+                tool: s("tool"),
+                result: s("result"),
+                line: l.to_string(),
+            }
+        })
+        .collect()
+}
+
+/// Every labelled result with a secret, and every benign one, gets its label from
+/// `fak preflight --batch` on the built-in floor (the corpus lines are result lines as they
+/// are: `{"tool", "result", ...}`). The injection cases wait for the injection detectors.
+#[test]
+fn every_result_gets_its_label_from_preflight() {
+    let cases: Vec<ResultCase> = result_cases().into_iter().filter(|c| !c.category.starts_with("injection/")).collect();
+    assert!(cases.len() >= 40, "the corpus has {} secret and benign results", cases.len());
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("results.jsonl");
+    std::fs::write(&file, cases.iter().map(|c| format!("{}\n", c.line)).collect::<String>()).unwrap();
+    let out = Command::new(BIN)
+        .args(["preflight", "--batch"])
+        .arg(&file)
+        .args(["--workspace", "/workspace/repo", "--home", "/home/dev"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "preflight failed: {}", String::from_utf8_lossy(&out.stderr));
+    let verdicts: Vec<Json> =
+        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert_eq!(verdicts.len(), cases.len(), "one verdict per result");
+    let mut wrong = Vec::new();
+    for (c, v) in cases.iter().zip(&verdicts) {
+        let got = v["verdict"].as_str().unwrap_or_default();
+        if got != c.expect {
+            wrong.push(format!("{} [{}] expected {}, got {} {}", c.id, c.category, c.expect, got, v["secrets"]));
+        }
+        // A quarantined secret is reported by its kind, and the verdict never holds the secret.
+        if c.expect == "QUARANTINE" {
+            assert!(v["secrets"].as_array().is_some_and(|k| !k.is_empty()), "{}: no kind in {v}", c.id);
+            assert_eq!(v["reason"], "SECRET_EXFIL", "{}", c.id);
+        }
+    }
+    assert!(wrong.is_empty(), "{} results decided against their label:\n  {}", wrong.len(), wrong.join("\n  "));
+}
+
+/// The copy in tests/data matches the shared corpus when that is beside the repository.
+#[test]
+fn the_results_copy_matches_the_shared_corpus() {
+    let shared = util::root().join("../shared/corpus/results.jsonl");
+    if let Ok(text) = std::fs::read_to_string(&shared) {
+        let copy = std::fs::read_to_string(util::data("corpus/results.jsonl")).unwrap();
+        assert!(text == copy, "tests/data/corpus/results.jsonl differs from {}: copy it again", shared.display());
+    }
+}
+
+/// The detectors find the same secrets through their keyword automaton as line by line, and
+/// the Dag (prefilters on, off, warmed) admits results as the reference interpreter does: on
+/// the labelled results, and on texts assembled from the detectors' own examples, keywords in
+/// any case, and filler, across line breaks.
+#[test]
+fn detectors_find_what_the_line_by_line_definition_finds() {
+    use fak::compile::{compile, CompileOptions};
+    use fak::eval::{reference, ToolResult, TraceState};
+    use proptest::prelude::*;
+
+    let program = fak::load::builtin().program.unwrap();
+    let on = compile(program.clone(), CompileOptions { prefilter: true });
+    let off = compile(program.clone(), CompileOptions { prefilter: false });
+    let warmed = compile(program.clone(), CompileOptions { prefilter: true });
+    warmed.warm();
+    let trace = TraceState::with_workspace("/workspace/repo").home("/home/dev");
+    let detectors = on.secrets().clone();
+    let check = |text: &str| -> Result<(), String> {
+        let fast = detectors.find(text).map_err(|e| e.0)?;
+        let slow = detectors.find_naive(text).map_err(|e| e.0)?;
+        if fast != slow {
+            return Err(format!("{text:?}\n  automaton:    {fast:?}\n  line by line: {slow:?}"));
+        }
+        let r = ToolResult { tool: "Read".into(), text: text.to_string() };
+        let (a, b, c, w) = (
+            fak::eval::admit(&on, &r, &trace),
+            fak::eval::admit(&off, &r, &trace),
+            reference::admit(&program, &r, &trace),
+            fak::eval::admit(&warmed, &r, &trace),
+        );
+        if a != b || a != c || w != c {
+            return Err(format!("{text:?}\n  on:  {a:?}\n  off: {b:?}\n  ref: {c:?}\n  warmed: {w:?}"));
+        }
+        Ok(())
+    };
+    for c in result_cases() {
+        check(&c.result).unwrap_or_else(|e| panic!("{} ({}): {e}", c.id, c.tool));
+    }
+    let mut pieces: Vec<String> = Vec::new();
+    for d in detectors.detectors() {
+        pieces.extend(d.finds.iter().cloned());
+        pieces.extend(d.ignores.iter().cloned());
+        for k in &d.keywords {
+            pieces.push(k.clone());
+            pieces.push(k.to_ascii_lowercase());
+        }
+    }
+    pieces.extend(["\n", "\n", " ", "=", ": ", "\"", "password", "token", "fn main() {}", "é"].map(String::from));
+    let text = prop::collection::vec(prop::sample::select(pieces), 0..24).prop_map(|p| p.concat());
+    proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 3_000,
+        failure_persistence: None,
+        ..proptest::test_runner::Config::default()
+    })
+    .run(&text, |t| check(&t).map_err(TestCaseError::fail))
+    .unwrap();
+}
