@@ -189,5 +189,75 @@ fn bench_synthetic(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_compile, bench_floor, bench_shell, bench_synthetic);
+/// Benign text of about `len` bytes: this crate's own Rust sources, repeated (but for
+/// src/secrets.rs and a line of src/manifest.rs, whose tests hold fake secrets).
+pub fn source_text(len: usize) -> String {
+    let mut files: Vec<std::path::PathBuf> = Vec::new();
+    let mut dirs = vec![std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src")];
+    while let Some(d) = dirs.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                dirs.push(p);
+            } else if p.extension().is_some_and(|x| x == "rs") && !p.ends_with("secrets.rs") {
+                files.push(p);
+            }
+        }
+    }
+    files.sort();
+    let all: String = files
+        .iter()
+        .flat_map(|f| std::fs::read_to_string(f).unwrap().lines().map(|l| format!("{l}\n")).collect::<Vec<_>>())
+        .filter(|l| !l.contains("AKIA"))
+        .collect();
+    cut(all.repeat(len / all.len() + 1), len)
+}
+
+/// Benign text of about `len` bytes: a service's log, with URLs, ids, hashes and durations.
+pub fn log_text(len: usize) -> String {
+    let s = grow("", len, |i| {
+        format!(
+            "2026-11-25T10:{:02}:{:02}.{:03}Z INFO http request method=GET path=/v1/orders/{i} status=200 \
+             duration_ms={} trace_id={:032x} user_agent=\"curl/8.5.0\" upstream=https://orders.internal:8443/api\n",
+            i / 60 % 60,
+            i % 60,
+            i % 1000,
+            i % 97,
+            (i as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c834)
+        )
+    });
+    cut(s, len)
+}
+
+/// `s` cut to at most `len` bytes, at a character boundary.
+fn cut(mut s: String, len: usize) -> String {
+    let mut end = len.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s.truncate(end);
+    s
+}
+
+/// The result side: the floor's detectors (every secret kind) over benign results, which they
+/// admit, the size of a tool result (2 KiB) and large (1 MiB), as `fak serve` builds the Dag.
+fn bench_admit(c: &mut Criterion) {
+    use fak::eval::{admit, ToolResult};
+    let trace = TraceState::with_workspace("/workspace/repo").home("/home/dev");
+    let dag = compile(fak::load::builtin().program.unwrap(), CompileOptions { prefilter: true });
+    dag.warm();
+    let mut g = c.benchmark_group("admit/floor");
+    for (name, len) in [("2k", 2048usize), ("1m", 1 << 20)] {
+        for (kind, text) in [("source", source_text(len)), ("log", log_text(len))] {
+            let r = ToolResult { tool: "Read".into(), text };
+            let v = admit(&dag, &r, &trace);
+            assert_eq!(v.verdict, fak::ast::VerdictKind::Allow, "{kind}/{name}: {v:?}");
+            g.throughput(criterion::Throughput::Bytes(r.text.len() as u64));
+            g.bench_function(format!("{kind}_{name}"), |b| b.iter(|| black_box(admit(&dag, black_box(&r), &trace))));
+        }
+    }
+    g.finish();
+}
+
+criterion_group!(benches, bench_compile, bench_floor, bench_shell, bench_synthetic, bench_admit);
 criterion_main!(benches);

@@ -86,7 +86,7 @@ pub struct Detectors {
     detectors: Arc<[Detector]>,
     /// Every keyword of every detector, and the detector each belongs to. `Err` when the
     /// automaton could not be built: every line is then tried, as `find_naive` does.
-    keywords: Arc<OnceLock<Result<(aho_corasick::AhoCorasick, Vec<u32>), String>>>,
+    keywords: Arc<OnceLock<Result<(aho_corasick::dfa::DFA, Vec<u32>), String>>>,
     kinds: Arc<[Arc<str>]>,
 }
 
@@ -116,7 +116,7 @@ impl Detectors {
         let _ = self.automaton();
     }
 
-    fn automaton(&self) -> Option<&(aho_corasick::AhoCorasick, Vec<u32>)> {
+    fn automaton(&self) -> Option<&(aho_corasick::dfa::DFA, Vec<u32>)> {
         self.keywords
             .get_or_init(|| {
                 let mut words = Vec::new();
@@ -127,9 +127,14 @@ impl Detectors {
                         owner.push(u32::try_from(i).map_err(|e| e.to_string())?);
                     }
                 }
-                aho_corasick::AhoCorasick::builder()
+                // A DFA walked by `scan`'s own loop: the overlapping iterator keeps its
+                // position in memory and cost about four times as much a byte. No prefilter:
+                // the keywords start with too many different bytes for one to skip ahead.
+                aho_corasick::dfa::Builder::new()
                     .ascii_case_insensitive(true)
                     .match_kind(aho_corasick::MatchKind::Standard)
+                    .prefilter(false)
+                    .start_kind(aho_corasick::StartKind::Unanchored)
                     .build(words)
                     .map(|ac| (ac, owner))
                     .map_err(|e| e.to_string())
@@ -152,19 +157,21 @@ impl Detectors {
         let bytes = text.as_bytes();
         let mut last_line: Vec<usize> = vec![usize::MAX; self.detectors.len()];
         let mut todo: Vec<(usize, usize, usize)> = Vec::new();
-        for m in ac.find_overlapping_iter(text) {
-            let Some(&d) = owner.get(m.pattern().as_usize()) else { continue };
+        let scanned = scan(ac, bytes, |pattern, at| {
+            let Some(&d) = owner.get(pattern) else { return };
             let d = d as usize;
-            let start = memchr::memrchr(b'\n', bytes.get(..m.start()).unwrap_or_default()).map_or(0, |i| i + 1);
+            let start = memchr::memrchr(b'\n', bytes.get(..at).unwrap_or_default()).map_or(0, |i| i + 1);
             if last_line.get(d) == Some(&start) {
-                continue;
+                return;
             }
             if let Some(l) = last_line.get_mut(d) {
                 *l = start;
             }
-            let end =
-                memchr::memchr(b'\n', bytes.get(m.end()..).unwrap_or_default()).map_or(text.len(), |i| m.end() + i);
+            let end = memchr::memchr(b'\n', bytes.get(at..).unwrap_or_default()).map_or(text.len(), |i| at + i);
             todo.push((d, start, end));
+        });
+        if !scanned {
+            return self.find_naive(text);
         }
         let mut out = Vec::new();
         for (d, start, end) in todo {
@@ -227,6 +234,99 @@ impl Detectors {
         }
         Ok(())
     }
+}
+
+/// Reports every keyword occurrence in `bytes`, overlapping ones included, as the pattern and
+/// where it starts, in the order the occurrences end. `false` when the DFA cannot search (it
+/// always can: it is built unanchored).
+///
+/// A DFA walk is bound by the latency of one table load a byte, whatever the instructions
+/// around it. A long text is cut at line breaks into `LANES` pieces walked side by side, so
+/// that the loads overlap (keywords hold no line break, so none spans a cut); the hits are
+/// reported piece by piece, which keeps them in order.
+fn scan(dfa: &aho_corasick::dfa::DFA, bytes: &[u8], mut hit: impl FnMut(usize, usize)) -> bool {
+    use aho_corasick::automaton::Automaton as _;
+    const LANES: usize = 4;
+    /// Below this, one walk: cutting costs more than it saves.
+    const MIN_LANE: usize = 4096;
+    let Ok(start) = dfa.start_state(aho_corasick::Anchored::No) else { return false };
+    // Without a prefilter only match and dead states are special, and an unanchored search
+    // never dies.
+    let report = |sid, end: usize, out: &mut dyn FnMut(usize, usize)| {
+        for k in 0..dfa.match_len(sid) {
+            let p = dfa.match_pattern(sid, k);
+            out(p.as_usize(), end.saturating_sub(dfa.pattern_len(p)));
+        }
+    };
+    if bytes.len() < LANES * MIN_LANE {
+        let mut sid = start;
+        for (i, &b) in bytes.iter().enumerate() {
+            sid = dfa.next_state(aho_corasick::Anchored::No, sid, b);
+            if dfa.is_special(sid) && dfa.is_match(sid) {
+                report(sid, i + 1, &mut hit);
+            }
+        }
+        return true;
+    }
+    // Cut after the first line break at or past each quarter (a piece may be empty).
+    let mut cuts = [0usize; LANES + 1];
+    for (k, cut) in cuts.iter_mut().enumerate().skip(1) {
+        let want = bytes.len() * k / LANES;
+        *cut = if k == LANES {
+            bytes.len()
+        } else {
+            memchr::memchr(b'\n', bytes.get(want..).unwrap_or_default()).map_or(bytes.len(), |i| want + i + 1)
+        };
+    }
+    for k in 1..=LANES {
+        let prev = cuts.get(k - 1).copied().unwrap_or(0);
+        if let Some(c) = cuts.get_mut(k) {
+            *c = (*c).max(prev);
+        }
+    }
+    let lane = |k: usize| {
+        let (a, b) = (cuts.get(k).copied().unwrap_or(0), cuts.get(k + 1).copied().unwrap_or(0));
+        (a, bytes.get(a..b).unwrap_or_default())
+    };
+    let [(b0, l0), (b1, l1), (b2, l2), (b3, l3)] = [lane(0), lane(1), lane(2), lane(3)];
+    let mut hits: [Vec<(usize, usize)>; LANES] = Default::default();
+    let n = l0.len().min(l1.len()).min(l2.len()).min(l3.len());
+    fn head(l: &[u8], n: usize) -> &[u8] {
+        l.get(..n).unwrap_or_default()
+    }
+    let next = |sid, b| dfa.next_state(aho_corasick::Anchored::No, sid, b);
+    // Four states in registers, one branch a step for the rare match.
+    let (mut s0, mut s1, mut s2, mut s3) = (start, start, start, start);
+    for (i, (((&x0, &x1), &x2), &x3)) in
+        head(l0, n).iter().zip(head(l1, n)).zip(head(l2, n)).zip(head(l3, n)).enumerate()
+    {
+        s0 = next(s0, x0);
+        s1 = next(s1, x1);
+        s2 = next(s2, x2);
+        s3 = next(s3, x3);
+        if dfa.is_special(s0) | dfa.is_special(s1) | dfa.is_special(s2) | dfa.is_special(s3) {
+            for ((sid, base), h) in [(s0, b0), (s1, b1), (s2, b2), (s3, b3)].into_iter().zip(hits.iter_mut()) {
+                if dfa.is_match(sid) {
+                    report(sid, base + i + 1, &mut |p, at| h.push((p, at)));
+                }
+            }
+        }
+    }
+    // The rest of each piece, alone.
+    for ((mut sid, (base, l)), h) in
+        [s0, s1, s2, s3].into_iter().zip([(b0, l0), (b1, l1), (b2, l2), (b3, l3)]).zip(hits.iter_mut())
+    {
+        for (i, &b) in l.iter().enumerate().skip(n) {
+            sid = next(sid, b);
+            if dfa.is_special(sid) && dfa.is_match(sid) {
+                report(sid, base + i + 1, &mut |p, at| h.push((p, at)));
+            }
+        }
+    }
+    for (p, at) in hits.iter().flatten() {
+        hit(*p, *at);
+    }
+    true
 }
 
 #[cfg(test)]

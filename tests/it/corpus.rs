@@ -482,11 +482,18 @@ fn detectors_find_what_the_line_by_line_definition_finds() {
     }
     pieces.extend(["\n", "\n", " ", "=", ": ", "\"", "password", "token", "fn main() {}", "é"].map(String::from));
     let text = prop::collection::vec(prop::sample::select(pieces), 0..24).prop_map(|p| p.concat());
-    proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
-        cases: 3_000,
-        failure_persistence: None,
-        ..proptest::test_runner::Config::default()
-    })
-    .run(&text, |t| check(&t).map_err(TestCaseError::fail))
-    .unwrap();
+    let runner = |cases| {
+        proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+            cases,
+            failure_persistence: None,
+            ..proptest::test_runner::Config::default()
+        })
+    };
+    runner(3_000).run(&text, |t| check(&t).map_err(TestCaseError::fail)).unwrap();
+    // Long texts, which the automaton walks in four pieces cut at line breaks: secrets and
+    // keywords land anywhere, at the cuts too.
+    let filler = prop::sample::select(vec!["fn main() {}\n", "x", " ", "password\n", "\n"]);
+    let long = (prop::collection::vec((filler, 0usize..3000, text), 1..12))
+        .prop_map(|parts| parts.into_iter().map(|(f, n, t)| format!("{}{t}", f.repeat(n))).collect::<String>());
+    runner(48).run(&long, |t| check(&t).map_err(TestCaseError::fail)).unwrap();
 }
