@@ -146,9 +146,12 @@ pub struct SetDecl {
     pub span_list: Span,
 }
 
-/// `secret NAME keywords [...] pattern r"..." ...;`: a kind of secret.
+/// `secret NAME keywords [...] pattern r"..." ...;`: a kind of secret (or, declared with
+/// `injection`, of injection).
 #[derive(Clone, Debug, PartialEq)]
 pub struct SecretDecl {
+    /// `secret` or `injection`.
+    pub class: crate::secrets::Class,
     pub name: Ident,
     pub clauses: Vec<SecretClause>,
 }

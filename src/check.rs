@@ -134,7 +134,7 @@ struct Checker<'a> {
     stack: Vec<String>,
     program: ir::Program,
     rule_ids: HashMap<String, Loc>,
-    /// Secret kinds, over every module: a kind names one detector.
+    /// Detector kinds (secrets and injections), over every module: a kind names one detector.
     secret_kinds: HashMap<String, Loc>,
     next_var: u32,
     reason_decls: HashMap<String, Loc>,
@@ -381,7 +381,8 @@ impl Checker<'_> {
         m.sets.insert(s.name.name.clone(), def);
     }
 
-    /// A `secret` declaration: a detector for `result.secrets`.
+    /// A `secret` or `injection` declaration: a detector for `result.secrets` or
+    /// `result.injections`.
     fn secret_decl(&mut self, file: FileId, s: &ast::SecretDecl, m: &Module) {
         let at = s.name.span;
         let errors_before = self.error_count();
@@ -404,7 +405,11 @@ impl Checker<'_> {
                 if seen.contains(&what) {
                     self.err(
                         Diag::error("fak::check::duplicate_clause", file, span)
-                            .message(format!("a secret has one `{what}`"))
+                            .message(format!(
+                                "{} {} has one `{what}`",
+                                if s.class == crate::secrets::Class::Secret { "a" } else { "an" },
+                                s.class.keyword()
+                            ))
                             .label("second one")
                             .help("merge them into one"),
                     );
@@ -483,15 +488,15 @@ impl Checker<'_> {
             missing.push("`pattern r\"...\"`");
         }
         if finds.is_empty() {
-            missing.push("`finds \"...\"` (a text with such a secret)");
+            missing.push("`finds \"...\"` (a text it finds)");
         }
         if ignores.is_empty() {
-            missing.push("`ignores \"...\"` (a look-alike that is not one)");
+            missing.push("`ignores \"...\"` (a look-alike it must not find)");
         }
         if !missing.is_empty() {
             self.err(
                 Diag::error("fak::check::incomplete_secret", file, at)
-                    .message(format!("secret `{}` needs {}", s.name.name, missing.join(", ")))
+                    .message(format!("{} `{}` needs {}", s.class.keyword(), s.name.name, missing.join(", ")))
                     .label("declared here")
                     .help("`fak policy --test` checks that the detector finds every `finds` text and none of the `ignores` texts"),
             );
@@ -500,7 +505,7 @@ impl Checker<'_> {
         if let Some(prev) = self.secret_kinds.get(&s.name.name).copied() {
             self.err(
                 Diag::error("fak::check::duplicate_name", file, at)
-                    .message(format!("secret kind `{}` is declared twice", s.name.name))
+                    .message(format!("detector kind `{}` is declared twice", s.name.name))
                     .label("declared again here")
                     .note(prev, "first declared here")
                     .help("a kind names one detector, whichever module declares it: rename one"),
@@ -509,7 +514,8 @@ impl Checker<'_> {
         }
         self.secret_kinds.insert(s.name.name.clone(), loc);
         if let (Some(keywords), Some(pattern)) = (keywords, pattern) {
-            self.program.secrets.push(crate::secrets::Detector {
+            self.program.detectors.push(crate::secrets::Detector {
+                class: s.class,
                 kind: s.name.name.clone(),
                 keywords,
                 pattern,
@@ -1534,12 +1540,15 @@ impl Checker<'_> {
                     [t] if t == "secrets" => {
                         Some((Value::View(crate::view::Field::Secrets), crate::view::Field::Secrets.ty()))
                     }
+                    [t] if t == "injections" => {
+                        Some((Value::View(crate::view::Field::Injections), crate::view::Field::Injections.ty()))
+                    }
                     _ => {
                         self.err(
                             Diag::error("fak::check::unknown_name", file, p.span)
                                 .message(format!("unknown result field `{}`", crate::ast::print::path(p)))
                                 .label("not a result field")
-                                .help("a result has `result.text`, `result.tool` and `result.secrets`"),
+                                .help("a result has `result.text`, `result.tool`, `result.secrets` and `result.injections`"),
                         );
                         None
                     }

@@ -91,10 +91,10 @@ pub struct Verdict {
     /// Would-be refusals that were only noted (advisory rules, advisory reasons, posture).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub advisories: Vec<Advisory>,
-    /// A result's secrets, when a rule looked for them: each kind once, in the order found.
-    /// Never the secrets themselves.
+    /// The kinds of secret and injection a result holds, when a rule looked for them: each
+    /// kind once, secrets first, in the order found. Never the secrets themselves.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub secrets: Vec<Arc<str>>,
+    pub kinds: Vec<Arc<str>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -129,7 +129,7 @@ impl Verdict {
             message: message.map(Arc::from),
             args: None,
             advisories: Vec::new(),
-            secrets: Vec::new(),
+            kinds: Vec::new(),
         }
     }
 
@@ -319,9 +319,9 @@ pub(crate) struct Input<'a> {
     pub trace: &'a TraceState,
     /// The call's views, computed on first use and shared by every rule.
     view: std::cell::OnceCell<crate::view::CallView>,
-    /// The detectors `result.secrets` runs, and whether to run them the slow way (the
-    /// reference interpreter).
-    secrets: Option<(&'a crate::secrets::Detectors, bool)>,
+    /// The detectors `result.secrets` and `result.injections` run, and whether to run them
+    /// the slow way (the reference interpreter).
+    detectors: Option<(&'a crate::secrets::Detectors, bool)>,
     /// `None` when the trace's workspace is canonical already (the common case).
     workspace_key: std::cell::OnceCell<Option<String>>,
     view_size: std::cell::OnceCell<u64>,
@@ -342,15 +342,16 @@ impl<'a> Input<'a> {
             result_text,
             trace,
             view: std::cell::OnceCell::new(),
-            secrets: None,
+            detectors: None,
             workspace_key: std::cell::OnceCell::new(),
             view_size: std::cell::OnceCell::new(),
         }
     }
 
-    /// The same input, finding `result.secrets` with `detectors` (`naive`: the slow way).
-    pub(crate) fn with_secrets(mut self, detectors: &'a crate::secrets::Detectors, naive: bool) -> Input<'a> {
-        self.secrets = Some((detectors, naive));
+    /// The same input, finding `result.secrets` and `result.injections` with `detectors`
+    /// (`naive`: the slow way).
+    pub(crate) fn with_detectors(mut self, detectors: &'a crate::secrets::Detectors, naive: bool) -> Input<'a> {
+        self.detectors = Some((detectors, naive));
         self
     }
 
@@ -373,10 +374,16 @@ impl<'a> Input<'a> {
         key.as_deref().unwrap_or(ws)
     }
 
-    /// The kinds of secret the result holds, each once, when a rule looked for them.
-    pub(crate) fn secret_kinds(&self) -> Vec<Arc<str>> {
+    /// The kinds of secret and injection the result holds, each once, secrets first, when a
+    /// rule looked for them.
+    pub(crate) fn found_kinds(&self) -> Vec<Arc<str>> {
         let mut kinds: Vec<Arc<str>> = Vec::new();
-        for f in self.view.get().map_or(&[][..], |v| v.secrets.as_slice()) {
+        let view = self.view.get();
+        let all = view
+            .map_or(&[][..], |v| v.secrets.as_slice())
+            .iter()
+            .chain(view.map_or(&[][..], |v| v.injections.as_slice()));
+        for f in all {
             if !kinds.contains(&f.kind) {
                 kinds.push(f.kind.clone());
             }
@@ -393,19 +400,25 @@ impl<'a> Input<'a> {
     pub(crate) fn view(&self) -> &crate::view::CallView {
         self.view.get_or_init(|| {
             if let Some(text) = self.result_text {
-                let secrets = match self.secrets {
+                let found = match self.detectors {
                     Some((d, naive)) => {
                         let found = if naive { d.find_naive(text) } else { d.find(text) };
                         // A detector that cannot run finds the result suspect: rules that
                         // hold secrets out hold this one out too (fail closed).
-                        found.unwrap_or_else(|e| {
-                            let _ = e;
-                            vec![crate::secrets::Finding { kind: Arc::from("detector-failed"), offset: 0, length: 0 }]
+                        found.unwrap_or_else(|_| {
+                            let failed =
+                                crate::secrets::Finding { kind: Arc::from("detector-failed"), offset: 0, length: 0 };
+                            crate::secrets::Found { secrets: vec![(0, failed.clone())], injections: vec![(0, failed)] }
                         })
                     }
-                    None => Vec::new(),
+                    None => crate::secrets::Found::default(),
                 };
-                return crate::view::CallView { secrets, ..crate::view::CallView::default() };
+                let strip = |l: Vec<(usize, crate::secrets::Finding)>| l.into_iter().map(|(_, f)| f).collect();
+                return crate::view::CallView {
+                    secrets: strip(found.secrets),
+                    injections: strip(found.injections),
+                    ..crate::view::CallView::default()
+                };
             }
             let env = crate::view::Env {
                 workspace: &self.trace.workspace,
@@ -724,6 +737,7 @@ impl<'a> Scope<'a> {
                     crate::view::Field::Writes => V::Strs(&view.writes),
                     crate::view::Field::Urls => V::Urls(&view.urls),
                     crate::view::Field::Secrets => V::Findings(&view.secrets),
+                    crate::view::Field::Injections => V::Findings(&view.injections),
                 }
             }
         }
@@ -967,7 +981,7 @@ impl<'p> Outcome<'p> {
             message: r.message.clone(),
             args: None,
             advisories: Vec::new(),
-            secrets: Vec::new(),
+            kinds: Vec::new(),
         };
         let mut v = if let Some((r, e)) = &self.error {
             let (reason, m) = match e {

@@ -21,8 +21,9 @@ pub struct Program {
     /// DENYs citing these reasons are admitted and logged as would-deny.
     pub advisory_reasons: BTreeSet<String>,
     pub tests: Vec<Test>,
-    /// The kinds of secret result rules find (`result.secrets`), from every module.
-    pub secrets: Vec<crate::secrets::Detector>,
+    /// The detectors result rules read (`result.secrets`, `result.injections`), from every
+    /// module.
+    pub detectors: Vec<crate::secrets::Detector>,
     /// `fak-policy/v1` settings that later layers (taint, rate limits, egress) read; kept so
     /// a manifest loses nothing on the way in.
     #[serde(with = "json_text::opt_map")]

@@ -35,6 +35,7 @@ pub mod eval;
 pub mod ir;
 pub mod load;
 pub mod manifest;
+pub mod normalize;
 pub(crate) mod par;
 pub mod path;
 pub mod policytest;

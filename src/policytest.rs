@@ -22,17 +22,17 @@ impl TestOutcome<'_> {
     }
 }
 
-/// What one secret detector's own examples showed.
+/// What one detector's own examples showed.
 pub struct SecretOutcome<'p> {
     pub detector: &'p crate::secrets::Detector,
     /// Each example that came out wrong, and how; empty when all passed.
     pub failures: Vec<String>,
 }
 
-/// Checks every secret detector against its examples: each `finds` text holds a secret of its
-/// kind, and no `ignores` text does.
-pub fn run_secrets(policy: &Policy) -> Vec<SecretOutcome<'_>> {
-    let detectors = policy.dag.secrets();
+/// Checks every detector against its examples: each `finds` text holds a finding of its kind,
+/// and no `ignores` text does.
+pub fn run_detectors(policy: &Policy) -> Vec<SecretOutcome<'_>> {
+    let detectors = policy.dag.detectors();
     detectors
         .detectors()
         .iter()
@@ -40,7 +40,7 @@ pub fn run_secrets(policy: &Policy) -> Vec<SecretOutcome<'_>> {
             let mut failures = Vec::new();
             let kinds = |text: &str| -> Result<Vec<String>, String> {
                 let found = detectors.find(text).map_err(|e| e.0)?;
-                Ok(found.iter().map(|f| f.kind.to_string()).collect())
+                Ok(found.of(d.class).map(|f| f.kind.to_string()).collect())
             };
             for text in &d.finds {
                 match kinds(text) {

@@ -16,6 +16,7 @@
 //! keyword of every detector; `Detectors::find_naive` reads every line for every detector,
 //! and is what `find` is tested against.
 
+use std::borrow::Cow;
 use std::sync::{Arc, OnceLock};
 
 use crate::diag::Loc;
@@ -24,6 +25,7 @@ use crate::ir;
 /// One kind of secret, checked.
 #[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
 pub struct Detector {
+    pub class: Class,
     pub kind: String,
     /// Lines holding one of these (ASCII case ignored) are the only ones the pattern is tried
     /// on.
@@ -40,7 +42,45 @@ pub struct Detector {
     pub loc: Loc,
 }
 
-/// A secret found in a text.
+/// What a detector looks for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Class {
+    /// A credential (`secret`), looked for in the text as it is; `result.secrets`.
+    Secret,
+    /// Instructions aimed at the reading agent (`injection`), looked for in the normalised
+    /// text; `result.injections`.
+    Injection,
+}
+
+impl Class {
+    pub fn keyword(self) -> &'static str {
+        match self {
+            Class::Secret => "secret",
+            Class::Injection => "injection",
+        }
+    }
+}
+
+/// What the detectors found in one text, by class, each finding with its detector's index.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Found {
+    pub secrets: Vec<(usize, Finding)>,
+    pub injections: Vec<(usize, Finding)>,
+}
+
+impl Found {
+    /// The findings of one class.
+    pub fn of(&self, class: Class) -> impl Iterator<Item = &Finding> {
+        match class {
+            Class::Secret => &self.secrets,
+            Class::Injection => &self.injections,
+        }
+        .iter()
+        .map(|(_, f)| f)
+    }
+}
+
+/// A secret (or an injection) found in a text.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Finding {
     pub kind: Arc<str>,
@@ -53,9 +93,13 @@ pub struct Finding {
 /// The fields of a finding (`s` in `any(s in result.secrets: ...)`), for the checker;
 /// docs/POLICY.md repeats this table.
 pub const FINDING_FIELDS: &[(&str, crate::tools::Ty, &str)] = &[
-    ("kind", crate::tools::Ty::Str, "the kind of secret: the `secret` declaration's name"),
-    ("offset", crate::tools::Ty::Num, "where the secret starts, in bytes from the start of the result"),
-    ("length", crate::tools::Ty::Num, "the secret's length in bytes"),
+    ("kind", crate::tools::Ty::Str, "the kind: the `secret` or `injection` declaration's name"),
+    (
+        "offset",
+        crate::tools::Ty::Num,
+        "where it starts, in bytes from the start of the result (an injection's, of the normalised result)",
+    ),
+    ("length", crate::tools::Ty::Num, "its length in bytes"),
 ];
 
 /// Shannon entropy of `s` in bits per byte: 0 for a repeated byte, 8 at most.
@@ -88,6 +132,8 @@ pub struct Detectors {
     /// automaton could not be built: every line is then tried, as `find_naive` does.
     keywords: Arc<OnceLock<Result<(aho_corasick::dfa::DFA, Vec<u32>), String>>>,
     kinds: Arc<[Arc<str>]>,
+    /// Some detector reads the normalised text.
+    has_injections: bool,
 }
 
 /// Why a detector could not be run: its pattern is over the regex size limit.
@@ -100,6 +146,7 @@ impl Detectors {
             kinds: detectors.iter().map(|d| Arc::from(d.kind.as_str())).collect(),
             detectors: detectors.into(),
             keywords: Arc::default(),
+            has_injections: detectors.iter().any(|d| d.class == Class::Injection),
         }
     }
 
@@ -143,23 +190,99 @@ impl Detectors {
             .ok()
     }
 
-    /// The secrets in `text`, in order of where they start (then of the detectors).
-    pub fn find(&self, text: &str) -> Result<Vec<Finding>, DetectError> {
+    /// What the detectors find in a result's text: secrets in the text as it is, injections
+    /// in the text normalised (`normalize`). Each list in order of where the findings start
+    /// (then of the detectors); an injection's offset is in the normalised text.
+    pub fn find(&self, text: &str) -> Result<Found, DetectError> {
+        self.find_with(text, false)
+    }
+
+    /// The same as `find`, the slow way: every line, every detector, keywords compared one by
+    /// one.
+    pub fn find_naive(&self, text: &str) -> Result<Found, DetectError> {
+        self.find_with(text, true)
+    }
+
+    fn find_with(&self, text: &str, naive: bool) -> Result<Found, DetectError> {
+        let mut found = Found::default();
         if self.detectors.is_empty() {
-            return Ok(Vec::new());
+            return Ok(found);
         }
-        let Some((ac, owner)) = self.automaton() else {
-            return self.find_naive(text);
+        if naive || self.automaton().is_none() {
+            // The definition: secrets in the text, injections in the normalised text.
+            let normalized = if self.has_injections { crate::normalize::normalize(text) } else { Cow::Borrowed(text) };
+            match normalized {
+                Cow::Borrowed(_) => self.find_in(text, 0, None, true, &mut found)?,
+                Cow::Owned(n) => {
+                    self.find_in(text, 0, Some(Class::Secret), true, &mut found)?;
+                    self.find_in(&n, 0, Some(Class::Injection), true, &mut found)?;
+                }
+            }
+        } else {
+            // The same, in as few passes as the text allows: one over an ASCII text, then one
+            // over what was decoded.
+            let folded = if self.has_injections { crate::normalize::fold(text) } else { Cow::Borrowed(text) };
+            match &folded {
+                Cow::Borrowed(_) => self.find_in(text, 0, None, false, &mut found)?,
+                Cow::Owned(f) => {
+                    self.find_in(text, 0, Some(Class::Secret), false, &mut found)?;
+                    self.find_in(f, 0, Some(Class::Injection), false, &mut found)?;
+                }
+            }
+            let runs =
+                if self.has_injections { crate::normalize::long_runs_sampled(folded.as_bytes()) } else { Vec::new() };
+            let decoded = crate::normalize::decode_runs(&folded, &runs);
+            if !decoded.is_empty() {
+                // The normalised text is the folded one, a line break, and the decoded texts
+                // one after another: the lines after the break are the decoded text's own.
+                let rest = decoded.join("\n");
+                self.find_in(&rest, folded.len() + 1, Some(Class::Injection), false, &mut found)?;
+            }
+        }
+        for list in [&mut found.secrets, &mut found.injections] {
+            list.sort_by_key(|(d, f)| (f.offset, *d));
+            list.dedup();
+        }
+        Ok(found)
+    }
+
+    /// Runs the detectors of `only` (all when `None`) over `text`, which starts at byte `base`
+    /// of the text findings are placed in, adding to `found`: with the automaton, or `naive`ly,
+    /// line by line.
+    fn find_in(
+        &self,
+        text: &str,
+        base: usize,
+        only: Option<Class>,
+        naive: bool,
+        found: &mut Found,
+    ) -> Result<(), DetectError> {
+        let wanted = |d: &Detector| only.is_none_or(|c| c == d.class);
+        let automaton = if naive { None } else { self.automaton() };
+        let Some((ac, owner)) = automaton else {
+            let mut start = 0;
+            for line in text.split('\n') {
+                let lower = line.to_ascii_lowercase();
+                for (d, det) in self.detectors.iter().enumerate().filter(|(_, det)| wanted(det)) {
+                    if det.keywords.iter().any(|k| lower.contains(&k.to_ascii_lowercase())) {
+                        self.try_line(d, det, line, base + start, found)?;
+                    }
+                }
+                start += line.len() + 1;
+            }
+            return Ok(());
         };
-        // The lines to try each detector on. The overlapping search reports matches in the
-        // order they end, so a detector's lines come in order and repeats are next to each
-        // other.
+        // The lines to try each detector on. The scan reports keywords in the order they end,
+        // so a detector's lines come in order and repeats are next to each other.
         let bytes = text.as_bytes();
         let mut last_line: Vec<usize> = vec![usize::MAX; self.detectors.len()];
         let mut todo: Vec<(usize, usize, usize)> = Vec::new();
-        let scanned = scan(ac, bytes, |pattern, at| {
+        scan(ac, bytes, |pattern, at| {
             let Some(&d) = owner.get(pattern) else { return };
             let d = d as usize;
+            if !self.detectors.get(d).is_some_and(wanted) {
+                return;
+            }
             let start = memchr::memrchr(b'\n', bytes.get(..at).unwrap_or_default()).map_or(0, |i| i + 1);
             if last_line.get(d) == Some(&start) {
                 return;
@@ -170,48 +293,20 @@ impl Detectors {
             let end = memchr::memchr(b'\n', bytes.get(at..).unwrap_or_default()).map_or(text.len(), |i| at + i);
             todo.push((d, start, end));
         });
-        if !scanned {
-            return self.find_naive(text);
-        }
-        let mut out = Vec::new();
         for (d, start, end) in todo {
             if let (Some(det), Some(line)) = (self.detectors.get(d), text.get(start..end)) {
-                self.try_line(d, det, line, start, &mut out)?;
+                self.try_line(d, det, line, base + start, found)?;
             }
         }
-        out.sort_by_key(|f: &(usize, Finding)| (f.1.offset, f.0));
-        out.dedup();
-        Ok(out.into_iter().map(|(_, f)| f).collect())
-    }
-
-    /// The same as `find`, the slow way: every line, every detector, keywords compared one by
-    /// one.
-    pub fn find_naive(&self, text: &str) -> Result<Vec<Finding>, DetectError> {
-        let mut out = Vec::new();
-        let mut start = 0;
-        for line in text.split('\n') {
-            let lower = line.to_ascii_lowercase();
-            for (d, det) in self.detectors.iter().enumerate() {
-                if det.keywords.iter().any(|k| lower.contains(&k.to_ascii_lowercase())) {
-                    self.try_line(d, det, line, start, &mut out)?;
-                }
-            }
-            start += line.len() + 1;
-        }
-        out.sort_by_key(|f: &(usize, Finding)| (f.1.offset, f.0));
-        out.dedup();
-        Ok(out.into_iter().map(|(_, f)| f).collect())
+        Ok(())
     }
 
     /// The findings of detector `d` in one line, which starts at byte `at` of the text.
-    fn try_line(
-        &self,
-        d: usize,
-        det: &Detector,
-        line: &str,
-        at: usize,
-        out: &mut Vec<(usize, Finding)>,
-    ) -> Result<(), DetectError> {
+    fn try_line(&self, d: usize, det: &Detector, line: &str, at: usize, found: &mut Found) -> Result<(), DetectError> {
+        let out = match det.class {
+            Class::Secret => &mut found.secrets,
+            Class::Injection => &mut found.injections,
+        };
         let re = det.pattern.get().map_err(|e| DetectError(format!("secret `{}`: {e}", det.kind)))?;
         for caps in re.captures_iter(line) {
             let Some(m) = caps.get(1).or_else(|| caps.get(0)) else { continue };
@@ -248,7 +343,7 @@ fn scan(dfa: &aho_corasick::dfa::DFA, bytes: &[u8], mut hit: impl FnMut(usize, u
     use aho_corasick::automaton::Automaton as _;
     const LANES: usize = 4;
     /// Below this, one walk: cutting costs more than it saves.
-    const MIN_LANE: usize = 4096;
+    const MIN_LANE: usize = 256;
     let Ok(start) = dfa.start_state(aho_corasick::Anchored::No) else { return false };
     // Without a prefilter only match and dead states are special, and an unanchored search
     // never dies.
@@ -336,6 +431,7 @@ mod tests {
 
     fn det(kind: &str, keywords: &[&str], pattern: &str, entropy: Option<f64>, except: &[&str]) -> Detector {
         Detector {
+            class: Class::Secret,
             kind: kind.into(),
             keywords: keywords.iter().map(|s| s.to_string()).collect(),
             pattern: ir::compile_regex(pattern).unwrap(),
@@ -364,14 +460,14 @@ mod tests {
         let text = "x\nid = AKIALTIRBD7EBJV5XGWY\nAKIAIOSFODNN7EXAMPLE\nAKIAAAAAAAAAAAAAAAAA\nPassword = hunter2 password=changeme\n";
         let found = ds.find(text).unwrap();
         let got: Vec<(&str, &str)> =
-            found.iter().map(|f| (&*f.kind, text.get(f.offset..f.offset + f.length).unwrap())).collect();
+            found.of(Class::Secret).map(|f| (&*f.kind, text.get(f.offset..f.offset + f.length).unwrap())).collect();
         // The all-A key has no entropy, the EXAMPLE key is excepted, `Password` is not the
         // pattern's case, `changeme` is a placeholder.
         assert_eq!(got, [("aws", "AKIALTIRBD7EBJV5XGWY")]);
         assert_eq!(ds.find_naive(text).unwrap(), found);
         // The keyword must be on the line the pattern matches.
         let ds = Detectors::new(&[det("pw", &["secret"], r"pw=(\w+)", None, &[])]);
-        assert!(ds.find("secret\npw=abc").unwrap().is_empty());
-        assert_eq!(ds.find("secret pw=abc").unwrap().len(), 1);
+        assert_eq!(ds.find("secret\npw=abc").unwrap().of(Class::Secret).count(), 0);
+        assert_eq!(ds.find("secret pw=abc").unwrap().of(Class::Secret).count(), 1);
     }
 }

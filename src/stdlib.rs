@@ -11,6 +11,7 @@ pub const MODULES: &[(&str, &str)] = &[
     ("selfmod", include_str!("../stdlib/selfmod.fak")),
     ("egress", include_str!("../stdlib/egress.fak")),
     ("secrets", include_str!("../stdlib/secrets.fak")),
+    ("injection", include_str!("../stdlib/injection.fak")),
 ];
 
 /// The built-in floor's file name and source.

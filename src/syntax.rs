@@ -214,7 +214,7 @@ fn rule_name(r: Rule) -> Option<&'static str> {
         Rule::posture_decl | Rule::kw_posture => "`posture`",
         Rule::advisory_decl | Rule::kw_advisory | Rule::advisory_flag => "`advisory`",
         Rule::rule_decl | Rule::verdict => "an item",
-        Rule::secret_decl | Rule::kw_secret => "an item",
+        Rule::secret_decl | Rule::kw_secret | Rule::kw_injection => "an item",
         Rule::keywords_clause | Rule::kw_keywords => "`keywords`",
         Rule::pattern_clause | Rule::kw_pattern => "`pattern`",
         Rule::entropy_clause | Rule::kw_entropy => "`entropy`",
@@ -447,7 +447,11 @@ impl Lower {
     fn secret(&mut self, p: Pair<'_, Rule>) -> Result<ast::SecretDecl, Diag> {
         let sp = span(&p);
         let mut it = p.into_inner();
-        let _kw = self.next(&mut it, sp, "secret")?;
+        let kw = self.next(&mut it, sp, "secret")?;
+        let class = match kw.as_rule() {
+            Rule::kw_injection => crate::secrets::Class::Injection,
+            _ => crate::secrets::Class::Secret,
+        };
         let name = self.ident(self.next(&mut it, sp, "secret name")?);
         let mut clauses = Vec::new();
         for c in it {
@@ -477,7 +481,7 @@ impl Lower {
                 _ => return Err(self.bug(csp, "a secret clause")),
             });
         }
-        Ok(ast::SecretDecl { name, clauses })
+        Ok(ast::SecretDecl { class, name, clauses })
     }
 
     fn verdict(&self, p: Pair<'_, Rule>) -> Result<ast::VerdictKind, Diag> {

@@ -23,7 +23,7 @@ pub enum Ty {
     Cmds,
     Redirs,
     Urls,
-    /// The secrets found in a result (`result.secrets`).
+    /// What detectors found in a result (`result.secrets`, `result.injections`).
     Secrets,
     /// Records of a view (`crate::view` lists their fields).
     Cmd,
@@ -50,8 +50,8 @@ impl Ty {
             Ty::Cmd => "command",
             Ty::Redir => "redirection",
             Ty::Url => "URL",
-            Ty::Secrets => "list of secrets",
-            Ty::Secret => "secret",
+            Ty::Secrets => "list of findings",
+            Ty::Secret => "finding",
         }
     }
 

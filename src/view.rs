@@ -22,6 +22,8 @@ pub struct CallView {
     pub urls: Vec<Url>,
     /// The secrets in a result's text (empty for a call).
     pub secrets: Vec<crate::secrets::Finding>,
+    /// The injections in a result's normalised text (empty for a call).
+    pub injections: Vec<crate::secrets::Finding>,
 }
 
 impl CallView {
@@ -47,7 +49,8 @@ impl CallView {
             + self.shell.opaque.len()
             + self.writes.len()
             + self.urls.len()
-            + self.secrets.len();
+            + self.secrets.len()
+            + self.injections.len();
         per_command.max(top) as u64
     }
 }
@@ -65,6 +68,8 @@ pub enum Field {
     Urls,
     /// `result.secrets`
     Secrets,
+    /// `result.injections`
+    Injections,
 }
 
 impl Field {
@@ -75,6 +80,7 @@ impl Field {
             Field::Writes => "writes",
             Field::Urls => "urls",
             Field::Secrets => "result.secrets",
+            Field::Injections => "result.injections",
         }
     }
 
@@ -84,7 +90,7 @@ impl Field {
             Field::Opaque => Ty::Strs,
             Field::Writes => Ty::Paths,
             Field::Urls => Ty::Urls,
-            Field::Secrets => Ty::Secrets,
+            Field::Secrets | Field::Injections => Ty::Secrets,
         }
     }
 }

@@ -123,11 +123,12 @@ pub fn secret(d: &SecretDecl) -> String {
             SecretClause::Ignores(s) => format!("ignores {}", s.raw),
         })
         .collect();
-    let one = format!("secret {} {};", d.name.name, clauses.join(" "));
+    let kw = d.class.keyword();
+    let one = format!("{kw} {} {};", d.name.name, clauses.join(" "));
     if one.len() <= WIDTH && !one.contains('\n') {
         return one;
     }
-    let mut s = format!("secret {}", d.name.name);
+    let mut s = format!("{kw} {}", d.name.name);
     for c in &clauses {
         let _ = write!(s, "\n{INDENT}{c}");
     }

@@ -37,7 +37,7 @@ pub fn verdict_line(v: &Verdict) -> String {
         v.disposition.as_str()
     );
     // A refused or quarantined result says what it holds (never the secret itself).
-    if let (false, Some(kind)) = (v.is_allow(), v.secrets.first()) {
+    if let (false, Some(kind)) = (v.is_allow(), v.kinds.first()) {
         let at = s.find(" by=").unwrap_or(s.len());
         s.insert_str(at, &format!(" kind={kind}"));
     }

@@ -240,9 +240,14 @@ fn test(a: &PolicyArgs) -> ExitCode {
                 continue;
             }
         };
-        for o in crate::policytest::run_secrets(&policy) {
+        for o in crate::policytest::run_detectors(&policy) {
             let (line, _) = policy.sources.line_col(o.detector.loc.file, o.detector.loc.span.start);
-            let what = format!("{}:{line} secret {}", policy.sources.name(o.detector.loc.file), o.detector.kind);
+            let what = format!(
+                "{}:{line} {} {}",
+                policy.sources.name(o.detector.loc.file),
+                o.detector.class.keyword(),
+                o.detector.kind
+            );
             if o.failures.is_empty() {
                 passed += 1;
                 super::emit(&format!("ok    {what}\n"));

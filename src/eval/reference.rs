@@ -23,10 +23,10 @@ pub fn admit(program: &ir::Program, result: &ToolResult, trace: &TraceState) -> 
         Err(v) => return v,
     };
     let args = serde_json::Value::Object(serde_json::Map::new());
-    let detectors = crate::secrets::Detectors::new(&program.secrets);
-    let input = Input::new(nodes, &result.tool, &args, Some(&result.text), trace).with_secrets(&detectors, true);
+    let detectors = crate::secrets::Detectors::new(&program.detectors);
+    let input = Input::new(nodes, &result.tool, &args, Some(&result.text), trace).with_detectors(&detectors, true);
     let mut v = run(program, Side::Result, &input);
-    v.secrets = input.secret_kinds();
+    v.kinds = input.found_kinds();
     v
 }
 
