@@ -224,37 +224,50 @@ pub(crate) fn long_runs_sampled(bytes: &[u8]) -> Vec<(usize, usize)> {
     const STEP: usize = MIN_RUN / 2;
     let in_run = |i: usize| bytes.get(i).is_some_and(|b| IN_RUN.get(usize::from(*b)).copied().unwrap_or(false));
     let mut out = Vec::new();
-    let mut k = 0usize;
-    while (k + 1) * STEP < bytes.len() {
-        let a = k * STEP;
-        // Both looked at without a branch between: which of them is in a run is as good as
-        // random in text.
-        if !(in_run(a) & in_run(a + STEP)) {
-            k += 1;
-            continue;
+    let samples = bytes.len().div_ceil(STEP);
+    // Looked-at bytes before this one are inside a run already measured.
+    let mut skip_until = 0usize;
+    let mut k0 = 0usize;
+    while k0 < samples {
+        // 64 looked-at bytes into the bits of a word, without a branch (which of them is in a
+        // run is as good as random in text), then their pairs at once.
+        let count = (samples - k0).min(64);
+        let mut word = 0u64;
+        for j in 0..count {
+            word |= u64::from(in_run((k0 + j) * STEP)) << j;
         }
-        // A break between them (looked for from the far end: words are short) means `a`'s
-        // run is short or was measured from the pair before, and `a + STEP`'s is the next
-        // pair's to measure.
-        if (a + 1..a + STEP).rev().any(|i| !in_run(i)) {
-            k += 1;
-            continue;
+        let next = u64::from(in_run((k0 + count) * STEP));
+        let mut pairs = word & ((word >> 1) | (next << (count - 1)));
+        while pairs != 0 {
+            let k = k0 + pairs.trailing_zeros() as usize;
+            pairs &= pairs - 1;
+            if k < skip_until {
+                continue;
+            }
+            let a = k * STEP;
+            // A break between the pair (looked for from the far end: words are short) means
+            // `a`'s run is short or was measured from the pair before, and the next pair
+            // measures the other's.
+            if (a + 1..a + STEP).rev().any(|i| !in_run(i)) {
+                continue;
+            }
+            // One run: it cannot reach back into one already found, which ended at a byte
+            // outside any run at or before `a`.
+            let mut start = a;
+            while start > 0 && in_run(start - 1) {
+                start -= 1;
+            }
+            let mut end = a + STEP + 1;
+            while in_run(end) {
+                end += 1;
+            }
+            if end - start >= MIN_RUN {
+                out.push((start, end));
+            }
+            // Any later long run starts past `end`, so it holds a looked-at pair from here on.
+            skip_until = end.div_ceil(STEP);
         }
-        // One run: it cannot reach back into one already found, which ended at a byte
-        // outside any run at or before `a`.
-        let mut start = a;
-        while start > 0 && in_run(start - 1) {
-            start -= 1;
-        }
-        let mut end = a + STEP + 1;
-        while in_run(end) {
-            end += 1;
-        }
-        if end - start >= MIN_RUN {
-            out.push((start, end));
-        }
-        // Any later long run starts past `end`, so it holds a looked-at pair from here on.
-        k = (k + 1).max(end.div_ceil(STEP));
+        k0 += count;
     }
     out
 }
