@@ -58,8 +58,9 @@ pub struct Dag {
     options: CompileOptions,
     quant_filters: lower::ListCache,
     automata: prefilter::AutomatonCache,
-    /// The program's detectors, their keyword automaton built on first use.
-    detectors: crate::secrets::Detectors,
+    /// The program's detectors, built (and their keyword automaton) on first use: a call
+    /// never needs them.
+    detectors: OnceLock<crate::secrets::Detectors>,
 }
 
 #[derive(Debug)]
@@ -84,7 +85,6 @@ pub fn compile(program: ir::Program, options: CompileOptions) -> Dag {
     let program = Arc::new(program);
     let call = side_table(&program, Side::Call);
     let result = side_table(&program, Side::Result);
-    let detectors = crate::secrets::Detectors::new(&program.detectors);
     Dag {
         program,
         call,
@@ -92,7 +92,7 @@ pub fn compile(program: ir::Program, options: CompileOptions) -> Dag {
         options,
         quant_filters: lower::ListCache::default(),
         automata: Default::default(),
-        detectors,
+        detectors: OnceLock::new(),
     }
 }
 
@@ -145,7 +145,7 @@ fn side_table(p: &ir::Program, side: Side) -> SideTable {
 impl Dag {
     /// The program's detectors (`result.secrets`, `result.injections`).
     pub fn detectors(&self) -> &crate::secrets::Detectors {
-        &self.detectors
+        self.detectors.get_or_init(|| crate::secrets::Detectors::new(&self.program.detectors))
     }
 
     pub fn program(&self) -> &ir::Program {
@@ -195,7 +195,7 @@ impl Dag {
             }
         });
         if self.result.buckets.iter().any(|b| !b.rules.is_empty()) {
-            self.detectors.warm();
+            self.detectors().warm();
         }
         lower::speed_up(&self.quant_filters);
     }
@@ -278,7 +278,7 @@ fn admit_inner(dag: &Dag, result: &ToolResult, trace: &TraceState, ex: Option<&m
     };
     static EMPTY: std::sync::OnceLock<Json> = std::sync::OnceLock::new();
     let args = EMPTY.get_or_init(|| Json::Object(serde_json::Map::new()));
-    let input = Input::new(nodes, &result.tool, args, Some(&result.text), trace).with_detectors(&dag.detectors, false);
+    let input = Input::new(nodes, &result.tool, args, Some(&result.text), trace).with_detectors(dag.detectors(), false);
     let mut v = run(dag, Side::Result, &input, ex);
     v.kinds = input.found_kinds();
     v
