@@ -1,4 +1,4 @@
-//! The command line: `fak policy` and `fak preflight`.
+//! The command line: `fak policy`, `fak preflight` and `fak quarantine`.
 //!
 //! Exit status: `fak policy` exits 0 when the files are clean (warnings are shown), 1 on an
 //! error in a policy (or an unreadable one) or a failing test, 2 on bad flags; `fak preflight`
@@ -8,6 +8,7 @@
 mod output;
 mod policy;
 mod preflight;
+mod quarantine;
 
 use std::process::ExitCode;
 
@@ -28,6 +29,8 @@ pub enum Command {
     Policy(policy::PolicyArgs),
     /// Decide one tool call (or a batch) against a policy and print the verdict.
     Preflight(preflight::PreflightArgs),
+    /// List, show or release the results fak quarantined.
+    Quarantine(quarantine::QuarantineArgs),
 }
 
 /// How diagnostics are printed.
@@ -54,6 +57,7 @@ pub fn main() -> ExitCode {
     match cli.command {
         Command::Policy(a) => policy::run(&a),
         Command::Preflight(a) => preflight::run(&a),
+        Command::Quarantine(a) => quarantine::run(&a),
     }
 }
 

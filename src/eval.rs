@@ -95,6 +95,9 @@ pub struct Verdict {
     /// kind once, secrets first, in the order found. Never the secrets themselves.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub kinds: Vec<Arc<str>>,
+    /// A quarantined result's page in the store (`crate::store`), once it is paged out.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub page: Option<Arc<str>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -130,6 +133,7 @@ impl Verdict {
             args: None,
             advisories: Vec::new(),
             kinds: Vec::new(),
+            page: None,
         }
     }
 
@@ -982,6 +986,7 @@ impl<'p> Outcome<'p> {
             args: None,
             advisories: Vec::new(),
             kinds: Vec::new(),
+            page: None,
         };
         let mut v = if let Some((r, e)) = &self.error {
             let (reason, m) = match e {

@@ -43,6 +43,7 @@ pub mod secrets;
 pub mod shell;
 pub mod snapshot;
 pub mod stdlib;
+pub mod store;
 pub mod syntax;
 pub mod tools;
 pub mod view;

@@ -39,7 +39,8 @@ pub fn verdict_line(v: &Verdict) -> String {
     // A refused or quarantined result says what it holds (never the secret itself).
     if let (false, Some(kind)) = (v.is_allow(), v.kinds.first()) {
         let at = s.find(" by=").unwrap_or(s.len());
-        s.insert_str(at, &format!(" kind={kind}"));
+        let page = v.page.as_ref().map_or(String::new(), |p| format!(" id={p}"));
+        s.insert_str(at, &format!(" kind={kind}{page}"));
     }
     if let Some(args) = &v.args {
         s.push_str(&format!(" args={args}"));

@@ -45,6 +45,10 @@ pub struct PreflightArgs {
     /// The home directory `~` and `$HOME` stand for in commands and paths. Default: $HOME.
     #[arg(long)]
     pub home: Option<PathBuf>,
+    /// Where quarantined results are kept (`fak quarantine`). Default: `$XDG_STATE_HOME/fak`
+    /// (`~/.local/state/fak`).
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
     /// The trace's taint level: trusted, untrusted or quarantined.
     #[arg(long, default_value = "trusted")]
     pub taint: String,
@@ -96,7 +100,7 @@ pub fn run(a: &PreflightArgs) -> ExitCode {
     trace.taint = taint;
     trace.principal = a.principal.clone();
     if let Some(batch) = &a.batch {
-        return run_batch(&policy, batch, &trace);
+        return run_batch(&policy, batch, &trace, &mut Pager::new(a));
     }
     let tool = a.tool.clone().unwrap_or_default();
     if let Some(spec) = &a.result {
@@ -104,7 +108,13 @@ pub fn run(a: &PreflightArgs) -> ExitCode {
             Ok(text) => text,
             Err(e) => return fail(e.replace("the arguments", "the result")),
         };
-        let (verdict, explain) = eval::admit_explained(&policy.dag, &ToolResult { tool, text }, &trace);
+        let result = ToolResult { tool, text };
+        let (mut verdict, explain) = eval::admit_explained(&policy.dag, &result, &trace);
+        let mut store = Pager::new(a);
+        if let Err(e) = store.page_out(&result, &mut verdict) {
+            let _ = print_verdict(a, &policy, &verdict, Some(explain));
+            return fail(e);
+        }
         return print_verdict(a, &policy, &verdict, Some(explain));
     }
     let args = match read_args(a.args.as_deref()) {
@@ -148,6 +158,36 @@ fn print_verdict(
     ExitCode::SUCCESS
 }
 
+/// Pages quarantined results out to the store, opened on first need.
+struct Pager {
+    dir: PathBuf,
+    store: Option<crate::store::Store>,
+}
+
+impl Pager {
+    fn new(a: &PreflightArgs) -> Pager {
+        Pager { dir: a.state_dir.clone().unwrap_or_else(crate::store::default_dir), store: None }
+    }
+
+    /// Stores a quarantined result and sets the verdict's page; the page is committed before
+    /// this returns. Anything else passes untouched.
+    fn page_out(&mut self, r: &ToolResult, v: &mut Verdict) -> Result<(), String> {
+        if v.verdict != VerdictKind::Quarantine {
+            return Ok(());
+        }
+        let store = match &mut self.store {
+            Some(s) => s,
+            None => self.store.insert(crate::store::Store::open(&self.dir).map_err(|e| e.to_string())?),
+        };
+        let kinds: Vec<String> = v.kinds.iter().map(|k| k.to_string()).collect();
+        let page = store
+            .quarantine(&r.tool, &v.reason, &kinds, &r.text)
+            .map_err(|e| format!("the result could not be paged out: {e}"))?;
+        v.page = Some(page.id.into());
+        Ok(())
+    }
+}
+
 fn malformed(e: &serde_json::Error) -> Verdict {
     Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.input", Some(format!("the arguments are not JSON: {e}")))
 }
@@ -170,7 +210,7 @@ fn read_args(spec: Option<&str>) -> Result<String, String> {
     }
 }
 
-fn run_batch(policy: &Policy, spec: &str, trace: &TraceState) -> ExitCode {
+fn run_batch(policy: &Policy, spec: &str, trace: &TraceState, pager: &mut Pager) -> ExitCode {
     let reader: Box<dyn std::io::BufRead> = if spec == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
@@ -192,7 +232,14 @@ fn run_batch(policy: &Policy, spec: &str, trace: &TraceState) -> ExitCode {
         let verdict = match serde_json::from_str::<Json>(&line) {
             Ok(Json::Object(mut o)) => match o.remove("tool") {
                 Some(Json::String(tool)) if o.contains_key("result") => match o.remove("result") {
-                    Some(Json::String(text)) => eval::admit(&policy.dag, &ToolResult { tool, text }, trace),
+                    Some(Json::String(text)) => {
+                        let r = ToolResult { tool, text };
+                        let mut v = eval::admit(&policy.dag, &r, trace);
+                        if let Err(e) = pager.page_out(&r, &mut v) {
+                            return fail(e);
+                        }
+                        v
+                    }
                     _ => Verdict::builtin(
                         VerdictKind::Deny,
                         "MALFORMED",
@@ -227,6 +274,10 @@ fn run_batch(policy: &Policy, spec: &str, trace: &TraceState) -> ExitCode {
         }
         if writeln!(out, "{j}").is_err() {
             return ExitCode::SUCCESS; // the reader went away
+        }
+        // From stdin, a caller waits for each verdict before it sends the next line.
+        if spec == "-" && out.flush().is_err() {
+            return ExitCode::SUCCESS;
         }
     }
     if out.flush().is_err() {

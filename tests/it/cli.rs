@@ -554,3 +554,65 @@ fn explain_shows_the_inner_command_and_the_rule() {
     assert!(out.stdout.contains("decided by rule `shell.rm-recursive` at std.shell:"), "{}", out.stdout);
     assert!(out.stdout.contains("found: rm -rf /opt/app (inside nohup → timeout → bash -c)"), "{}", out.stdout);
 }
+
+/// A quarantined result is committed before its page id is printed: the process killed with
+/// SIGKILL right after printing leaves the page intact, and `fak quarantine` shows it and
+/// records a release.
+#[test]
+fn a_quarantined_result_survives_sigkill() {
+    use std::io::{BufRead as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fak"))
+        .args(["preflight", "--batch", "-", "--state-dir"])
+        .arg(&state)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // A secret built at run time (the fixture is fake either way).
+    let token = format!("ghp_{}", "Zq3Xv8Lm2Rt6Ny1Bw4Kp9Hd7Gf5Sj0Ac2Ue4P".get(..36).unwrap());
+    let text = format!("machine github.com\n  login dana\n  password {token}\n");
+    let line = serde_json::json!({"tool": "Read", "result": text}).to_string();
+    let mut stdin = child.stdin.take().unwrap();
+    writeln!(stdin, "{line}").unwrap();
+    stdin.flush().unwrap();
+    // Read on another thread: a verdict that never comes (unflushed output) fails the test
+    // instead of hanging it.
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut line = String::new();
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let _ = tx.send(line);
+    });
+    let Ok(verdict) = rx.recv_timeout(std::time::Duration::from_secs(60)) else {
+        child.kill().unwrap();
+        panic!("no verdict line within a minute: `preflight --batch -` must flush each verdict");
+    };
+    // Still running (its stdin is open): killed now, mid-batch.
+    child.kill().unwrap();
+    child.wait().unwrap();
+    drop(stdin);
+    let v: serde_json::Value = serde_json::from_str(&verdict).unwrap();
+    assert_eq!(v["verdict"], "QUARANTINE", "{v}");
+    assert!(!verdict.contains(&token), "the verdict never holds the secret: {verdict}");
+    let page = v["page"].as_str().unwrap().to_string();
+    let stored = fak::store::Store::open(&state).unwrap().get(&page, true).unwrap();
+    assert_eq!(stored.text.as_deref(), Some(text.as_str()));
+    assert_eq!(stored.kinds, ["github_pat", "netrc_password"]);
+
+    let state_arg = state.to_string_lossy().to_string();
+    let list = fak(&["quarantine", "list", "--state-dir", &state_arg], None);
+    assert_eq!(list.code, 0, "{}", list.stderr);
+    assert!(list.stdout.starts_with(&page) && list.stdout.contains("reason=SECRET_EXFIL"), "{}", list.stdout);
+    assert!(!list.stdout.contains(&token), "a listing never holds the text");
+    let shown = fak(&["quarantine", "show", &page, "--state-dir", &state_arg], None);
+    assert!(shown.stdout.contains(&token), "{}", shown.stdout);
+    let released = fak(&["quarantine", "release", &page, "--state-dir", &state_arg, "--json"], None);
+    let r: serde_json::Value = serde_json::from_str(released.stdout.trim()).unwrap();
+    assert!(r["released"].as_i64().is_some(), "{r}");
+    let missing = fak(&["quarantine", "show", "q-0000000000000000", "--state-dir", &state_arg], None);
+    assert_eq!(missing.code, 1);
+    assert!(missing.stderr.contains("no quarantined result"), "{}", missing.stderr);
+}

@@ -397,10 +397,12 @@ fn every_result_gets_its_label_from_preflight() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("results.jsonl");
     std::fs::write(&file, cases.iter().map(|c| format!("{}\n", c.line)).collect::<String>()).unwrap();
+    let state = dir.path().join("state");
     let out = Command::new(BIN)
         .args(["preflight", "--batch"])
         .arg(&file)
-        .args(["--workspace", "/workspace/repo", "--home", "/home/dev"])
+        .args(["--workspace", "/workspace/repo", "--home", "/home/dev", "--state-dir"])
+        .arg(&state)
         .output()
         .unwrap();
     assert!(out.status.success(), "preflight failed: {}", String::from_utf8_lossy(&out.stderr));
@@ -416,6 +418,10 @@ fn every_result_gets_its_label_from_preflight() {
         // A quarantined result is reported by what it holds, never the secret itself.
         if c.expect == "QUARANTINE" {
             assert!(v["kinds"].as_array().is_some_and(|k| !k.is_empty()), "{}: no kind in {v}", c.id);
+            // Paged out, and the page holds the result's bytes.
+            let page = v["page"].as_str().unwrap_or_else(|| panic!("{}: no page in {v}", c.id));
+            let stored = fak::store::Store::open(&state).unwrap().get(page, true).unwrap();
+            assert_eq!(stored.text.as_deref(), Some(c.result.as_str()), "{}", c.id);
             let want = if c.category.starts_with("injection/") { "PROMPT_INJECTION" } else { "SECRET_EXFIL" };
             assert_eq!(v["reason"], want, "{}", c.id);
         }
