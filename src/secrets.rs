@@ -150,10 +150,6 @@ impl Detectors {
         }
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.detectors.is_empty()
-    }
-
     pub fn detectors(&self) -> &[Detector] {
         &self.detectors
     }

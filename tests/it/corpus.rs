@@ -58,19 +58,8 @@ fn listed_deviations() -> BTreeSet<String> {
 fn every_call_gets_its_label_from_preflight() {
     let cases = cases();
     assert!(cases.len() >= 200, "the corpus has {} cases", cases.len());
-    let input: String = cases.iter().map(|c| format!("{}\n", c.line)).collect();
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("calls.jsonl");
-    std::fs::write(&file, input).unwrap();
-    let out = Command::new(BIN)
-        .args(["preflight", "--batch"])
-        .arg(&file)
-        .args(["--workspace", "/workspace/repo", "--home", "/home/dev"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "preflight failed: {}", String::from_utf8_lossy(&out.stderr));
-    let verdicts: Vec<Json> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let verdicts = preflight_batch(cases.iter().map(|c| c.line.as_str()), dir.path());
     assert_eq!(verdicts.len(), cases.len(), "one verdict per call");
 
     let listed = listed_deviations();
@@ -111,13 +100,43 @@ fn every_call_gets_its_label_from_preflight() {
     );
 }
 
-/// The copy in tests/data matches the shared corpus when that is beside the repository.
+/// The floor's program and three Dags of it: prefilters on, off, and on and warmed as
+/// `fak serve` builds it (list filters scan with DFAs, long texts through SIMD gates).
+fn floor_dags() -> (fak::ir::Program, fak::compile::Dag, fak::compile::Dag, fak::compile::Dag) {
+    use fak::compile::{compile, CompileOptions};
+    let program = fak::load::builtin().program.unwrap();
+    let on = compile(program.clone(), CompileOptions { prefilter: true });
+    let off = compile(program.clone(), CompileOptions { prefilter: false });
+    let warmed = compile(program.clone(), CompileOptions { prefilter: true });
+    warmed.warm();
+    (program, on, off, warmed)
+}
+
+/// Runs `lines` through `fak preflight --batch` on the built-in floor, with the workspace and
+/// home the labels assume and a state directory in `dir`: one verdict per line.
+fn preflight_batch<'l>(lines: impl Iterator<Item = &'l str>, dir: &std::path::Path) -> Vec<Json> {
+    let file = dir.join("input.jsonl");
+    std::fs::write(&file, lines.map(|l| format!("{l}\n")).collect::<String>()).unwrap();
+    let out = Command::new(BIN)
+        .args(["preflight", "--batch"])
+        .arg(&file)
+        .args(["--workspace", "/workspace/repo", "--home", "/home/dev", "--state-dir"])
+        .arg(dir.join("state"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "preflight failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// The copies in tests/data match the shared corpus when that is beside the repository.
 #[test]
-fn the_copy_matches_the_shared_corpus() {
-    let shared = util::root().join("../shared/corpus/calls.jsonl");
-    if let Ok(text) = std::fs::read_to_string(&shared) {
-        let copy = std::fs::read_to_string(util::data("corpus/calls.jsonl")).unwrap();
-        assert!(text == copy, "tests/data/corpus/calls.jsonl differs from {}: copy it again", shared.display());
+fn the_copies_match_the_shared_corpus() {
+    for name in ["calls.jsonl", "results.jsonl"] {
+        let shared = util::root().join("../shared/corpus").join(name);
+        if let Ok(text) = std::fs::read_to_string(&shared) {
+            let copy = std::fs::read_to_string(util::data(&format!("corpus/{name}"))).unwrap();
+            assert!(text == copy, "tests/data/corpus/{name} differs from {}: copy it again", shared.display());
+        }
     }
 }
 
@@ -126,16 +145,10 @@ fn the_copy_matches_the_shared_corpus() {
 /// the spellings the floor cares about.
 #[test]
 fn prefilters_change_no_floor_verdict() {
-    use fak::compile::{compile, CompileOptions};
     use fak::eval::{reference, Call, TraceState};
     use proptest::prelude::*;
 
-    let program = fak::load::builtin().program.unwrap();
-    let on = compile(program.clone(), CompileOptions { prefilter: true });
-    let off = compile(program.clone(), CompileOptions { prefilter: false });
-    // As `fak serve` builds it: list filters scan with DFAs, long texts through SIMD gates.
-    let warmed = compile(program.clone(), CompileOptions { prefilter: true });
-    warmed.warm();
+    let (program, on, off, warmed) = floor_dags();
     let trace = TraceState::with_workspace("/workspace/repo").home("/home/dev");
     let check = |call: &Call| -> Result<(), String> {
         let a = fak::eval::decide(&on, call, &trace);
@@ -395,20 +408,9 @@ fn every_result_gets_its_label_from_preflight() {
     let cases = result_cases();
     assert!(cases.len() >= 50, "the corpus has {} results", cases.len());
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("results.jsonl");
-    std::fs::write(&file, cases.iter().map(|c| format!("{}\n", c.line)).collect::<String>()).unwrap();
-    let state = dir.path().join("state");
-    let out = Command::new(BIN)
-        .args(["preflight", "--batch"])
-        .arg(&file)
-        .args(["--workspace", "/workspace/repo", "--home", "/home/dev", "--state-dir"])
-        .arg(&state)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "preflight failed: {}", String::from_utf8_lossy(&out.stderr));
-    let verdicts: Vec<Json> =
-        String::from_utf8_lossy(&out.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let verdicts = preflight_batch(cases.iter().map(|c| c.line.as_str()), dir.path());
     assert_eq!(verdicts.len(), cases.len(), "one verdict per result");
+    let state = dir.path().join("state");
     let mut wrong = Vec::new();
     for (c, v) in cases.iter().zip(&verdicts) {
         let got = v["verdict"].as_str().unwrap_or_default();
@@ -429,31 +431,16 @@ fn every_result_gets_its_label_from_preflight() {
     assert!(wrong.is_empty(), "{} results decided against their label:\n  {}", wrong.len(), wrong.join("\n  "));
 }
 
-/// The copy in tests/data matches the shared corpus when that is beside the repository.
-#[test]
-fn the_results_copy_matches_the_shared_corpus() {
-    let shared = util::root().join("../shared/corpus/results.jsonl");
-    if let Ok(text) = std::fs::read_to_string(&shared) {
-        let copy = std::fs::read_to_string(util::data("corpus/results.jsonl")).unwrap();
-        assert!(text == copy, "tests/data/corpus/results.jsonl differs from {}: copy it again", shared.display());
-    }
-}
-
 /// The detectors find the same secrets through their keyword automaton as line by line, and
 /// the Dag (prefilters on, off, warmed) admits results as the reference interpreter does: on
 /// the labelled results, and on texts assembled from the detectors' own examples, keywords in
 /// any case, and filler, across line breaks.
 #[test]
 fn detectors_find_what_the_line_by_line_definition_finds() {
-    use fak::compile::{compile, CompileOptions};
     use fak::eval::{reference, ToolResult, TraceState};
     use proptest::prelude::*;
 
-    let program = fak::load::builtin().program.unwrap();
-    let on = compile(program.clone(), CompileOptions { prefilter: true });
-    let off = compile(program.clone(), CompileOptions { prefilter: false });
-    let warmed = compile(program.clone(), CompileOptions { prefilter: true });
-    warmed.warm();
+    let (program, on, off, warmed) = floor_dags();
     let trace = TraceState::with_workspace("/workspace/repo").home("/home/dev");
     let detectors = on.detectors().clone();
     let check = |text: &str| -> Result<(), String> {
