@@ -85,9 +85,18 @@ pub enum ItemKind {
     Reason(ReasonDecl),
     Posture(Ident),
     Advisory(Vec<Ident>),
+    /// `source untrusted on WebFetch;`: the taint level of a tool's results.
+    Source(SourceDecl),
     Secret(SecretDecl),
     Rule(Rule),
     Test(Test),
+}
+
+/// `source LEVEL on TOOLS;`
+#[derive(Clone, Debug, PartialEq)]
+pub struct SourceDecl {
+    pub level: Ident,
+    pub on: On,
 }
 
 /// A name as written, with its place.

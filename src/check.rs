@@ -229,6 +229,7 @@ impl Checker<'_> {
             match &item.kind {
                 ast::ItemKind::Rule(r) => self.rule(file, &prefix, r, &m),
                 ast::ItemKind::Secret(s) => self.secret_decl(file, s, &m),
+                ast::ItemKind::Source(s) => self.source_decl(file, s, &m),
                 _ => {}
             }
         }
@@ -660,74 +661,10 @@ impl Checker<'_> {
                     .help("write `quarantine ... on result ...`, or `deny` to refuse the call"),
             );
         }
-        let mut sel = ir::ToolSel::default();
-        let mut known_tools: Option<Vec<String>> = Some(Vec::new());
-        match &r.on {
-            None => {
-                sel.any = true;
-                known_tools = None;
-            }
-            Some(on) => {
-                for t in &on.tools {
-                    match t {
-                        ast::ToolItem::Star(_) => {
-                            sel.any = true;
-                            known_tools = None;
-                        }
-                        ast::ToolItem::Str(s) => {
-                            if let Some(p) = s.value.strip_suffix('*') {
-                                sel.prefixes.insert(p.to_string());
-                                known_tools = None;
-                            } else {
-                                sel.exact.insert(s.value.clone());
-                                if let Some(k) = known_tools.as_mut() {
-                                    k.push(s.value.clone());
-                                }
-                            }
-                        }
-                        ast::ToolItem::Name(n) => {
-                            let found = self.tools_set_ref(file, m, n);
-                            if found.is_none() && n.name.contains('.') {
-                                continue;
-                            }
-                            if let Some(set) = found {
-                                if set.kind != ast::SetKind::Tools {
-                                    self.err(
-                                        Diag::error("fak::check::type_mismatch", file, n.span)
-                                            .message(format!(
-                                                "`{}` is a `{}` set, not a `tools` set",
-                                                n.name,
-                                                set.kind.keyword()
-                                            ))
-                                            .label("not tools")
-                                            .note(set.loc, "defined here")
-                                            .help("`on` takes tool names and `tools` sets"),
-                                    );
-                                    continue;
-                                }
-                                for item in &set.items {
-                                    if let Some(p) = item.strip_suffix('*') {
-                                        sel.prefixes.insert(p.to_string());
-                                        known_tools = None;
-                                    } else {
-                                        sel.exact.insert(item.clone());
-                                        if let Some(k) = known_tools.as_mut() {
-                                            k.push(item.clone());
-                                        }
-                                    }
-                                }
-                            } else {
-                                self.tool_name_lint(file, n);
-                                sel.exact.insert(n.name.clone());
-                                if let Some(k) = known_tools.as_mut() {
-                                    k.push(n.name.clone());
-                                }
-                            }
-                        }
-                    }
-                }
-            }
-        }
+        let (sel, known_tools) = match &r.on {
+            None => (ir::ToolSel::any(), None),
+            Some(on) => self.tool_sel(file, m, on),
+        };
         // Clauses.
         let mut reason: Option<&ast::Ident> = None;
         let mut message = None;
@@ -846,6 +783,95 @@ impl Checker<'_> {
 
     /// The set an `on` item names: a local set, or `module.set`; `None` for a tool name
     /// (after reporting an unknown `module.set`).
+    fn source_decl(&mut self, file: FileId, d: &ast::SourceDecl, m: &Module) {
+        let level = ir::taint_rank(&d.level.name);
+        if level.is_none() {
+            self.err(
+                Diag::error("fak::check::bad_taint", file, d.level.span)
+                    .message(format!("unknown taint level `{}`", d.level.name))
+                    .label("not a taint level")
+                    .help("the levels are `trusted`, `untrusted` and `quarantined`"),
+            );
+        }
+        if let Some((_, span)) = d.on.side {
+            self.err(
+                Diag::error("fak::check::source_side", file, span)
+                    .message("a `source` is about results; it takes no side")
+                    .label("drop this")
+                    .help("write `source untrusted on WebFetch;`"),
+            );
+        }
+        let (tools, _) = self.tool_sel(file, m, &d.on);
+        if let Some(level) = level {
+            self.program.sources.push(ir::Source { level, tools, loc: Loc { file, span: d.level.span } });
+        }
+    }
+
+    /// The tools an `on` clause names, and the exact list when no `*` or prefix is among them.
+    fn tool_sel(&mut self, file: FileId, m: &Module, on: &ast::On) -> (ir::ToolSel, Option<Vec<String>>) {
+        let mut sel = ir::ToolSel::default();
+        let mut known_tools: Option<Vec<String>> = Some(Vec::new());
+        for t in &on.tools {
+            match t {
+                ast::ToolItem::Star(_) => {
+                    sel.any = true;
+                    known_tools = None;
+                }
+                ast::ToolItem::Str(s) => {
+                    if let Some(p) = s.value.strip_suffix('*') {
+                        sel.prefixes.insert(p.to_string());
+                        known_tools = None;
+                    } else {
+                        sel.exact.insert(s.value.clone());
+                        if let Some(k) = known_tools.as_mut() {
+                            k.push(s.value.clone());
+                        }
+                    }
+                }
+                ast::ToolItem::Name(n) => {
+                    let found = self.tools_set_ref(file, m, n);
+                    if found.is_none() && n.name.contains('.') {
+                        continue;
+                    }
+                    if let Some(set) = found {
+                        if set.kind != ast::SetKind::Tools {
+                            self.err(
+                                Diag::error("fak::check::type_mismatch", file, n.span)
+                                    .message(format!(
+                                        "`{}` is a `{}` set, not a `tools` set",
+                                        n.name,
+                                        set.kind.keyword()
+                                    ))
+                                    .label("not tools")
+                                    .note(set.loc, "defined here")
+                                    .help("`on` takes tool names and `tools` sets"),
+                            );
+                            continue;
+                        }
+                        for item in &set.items {
+                            if let Some(p) = item.strip_suffix('*') {
+                                sel.prefixes.insert(p.to_string());
+                                known_tools = None;
+                            } else {
+                                sel.exact.insert(item.clone());
+                                if let Some(k) = known_tools.as_mut() {
+                                    k.push(item.clone());
+                                }
+                            }
+                        }
+                    } else {
+                        self.tool_name_lint(file, n);
+                        sel.exact.insert(n.name.clone());
+                        if let Some(k) = known_tools.as_mut() {
+                            k.push(n.name.clone());
+                        }
+                    }
+                }
+            }
+        }
+        (sel, known_tools)
+    }
+
     fn tools_set_ref(&mut self, file: FileId, m: &Module, n: &ast::Ident) -> Option<SetDef> {
         let Some((alias, name)) = n.name.split_once('.') else {
             return m.sets.get(&n.name).cloned();

@@ -9,6 +9,7 @@ mod output;
 mod policy;
 mod preflight;
 mod quarantine;
+mod trace;
 
 use std::process::ExitCode;
 
@@ -31,6 +32,10 @@ pub enum Command {
     Preflight(preflight::PreflightArgs),
     /// List, show or release the results fak quarantined.
     Quarantine(quarantine::QuarantineArgs),
+    /// List the traces whose taint is up, or reset one.
+    Trace(trace::TraceArgs),
+    /// List the witnesses of results models read, or revoke one.
+    Witness(trace::WitnessArgs),
 }
 
 /// How diagnostics are printed.
@@ -58,6 +63,8 @@ pub fn main() -> ExitCode {
         Command::Policy(a) => policy::run(&a),
         Command::Preflight(a) => preflight::run(&a),
         Command::Quarantine(a) => quarantine::run(&a),
+        Command::Trace(a) => trace::run_trace(&a),
+        Command::Witness(a) => trace::run_witness(&a),
     }
 }
 

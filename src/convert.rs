@@ -30,10 +30,15 @@ pub fn to_source(p: &ir::Program, header: &str) -> String {
         let _ = writeln!(out, "advisory {};", names.join(", "));
         wrote = true;
     }
+    for src in &p.sources {
+        let level = ir::TAINT_LEVELS.get(usize::from(src.level)).copied().unwrap_or("quarantined");
+        let _ = writeln!(out, "source {level} on {};", tool_list(&src.tools).join(", "));
+        wrote = true;
+    }
     if let Some(m) = &p.manifest {
         let kept: Vec<(&String, &serde_json::Value)> = m
             .iter()
-            .filter(|(k, _)| matches!(k.as_str(), "sources" | "safe_sinks" | "authorize" | "rate_limit" | "egress"))
+            .filter(|(k, _)| matches!(k.as_str(), "safe_sinks" | "authorize" | "rate_limit" | "egress"))
             .collect();
         if !kept.is_empty() {
             if wrote {
@@ -67,20 +72,26 @@ fn is_ident(s: &str) -> bool {
 /// Words that start a clause; a bare tool name cannot be one of them.
 const KEYWORDS: &[&str] = &["reason", "message", "when", "set", "advisory", "on", "call", "result"];
 
-pub fn rule(r: &ir::Rule) -> String {
-    let mut s = format!("{} {}", r.verdict.keyword(), r.id);
+/// The items of an `on` clause.
+fn tool_list(sel: &ir::ToolSel) -> Vec<String> {
     let mut tools: Vec<String> = Vec::new();
-    if r.tools.any {
+    if sel.any {
         tools.push("*".into());
     }
-    for t in &r.tools.exact {
+    for t in &sel.exact {
         // Names fak knows are written bare; others quoted, which also says "not a typo".
         let bare = is_ident(t) && crate::tools::schema(t).is_some();
         tools.push(if bare { t.clone() } else { serde_json::Value::from(t.as_str()).to_string() });
     }
-    for p in &r.tools.prefixes {
+    for p in &sel.prefixes {
         tools.push(serde_json::Value::from(format!("{p}*")).to_string());
     }
+    tools
+}
+
+pub fn rule(r: &ir::Rule) -> String {
+    let mut s = format!("{} {}", r.verdict.keyword(), r.id);
+    let tools = tool_list(&r.tools);
     let side_kw = match (r.side, r.verdict) {
         (Side::Result, VerdictKind::Quarantine) => "",
         (Side::Result, _) => " result",

@@ -98,6 +98,9 @@ pub struct Verdict {
     /// A quarantined result's page in the store (`crate::store`), once it is paged out.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub page: Option<Arc<str>>,
+    /// An admitted result's witness (`crate::store`): the digest of what the model read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub witness: Option<Arc<str>>,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -134,6 +137,7 @@ impl Verdict {
             advisories: Vec::new(),
             kinds: Vec::new(),
             page: None,
+            witness: None,
         }
     }
 
@@ -987,6 +991,7 @@ impl<'p> Outcome<'p> {
             advisories: Vec::new(),
             kinds: Vec::new(),
             page: None,
+            witness: None,
         };
         let mut v = if let Some((r, e)) = &self.error {
             let (reason, m) = match e {

@@ -24,13 +24,35 @@ pub struct Program {
     /// The detectors result rules read (`result.secrets`, `result.injections`), from every
     /// module.
     pub detectors: Vec<crate::secrets::Detector>,
+    /// Where results come from (`source` declarations, a manifest's `sources`), for taint.
+    pub sources: Vec<Source>,
     /// `fak-policy/v1` settings that later layers (taint, rate limits, egress) read; kept so
     /// a manifest loses nothing on the way in.
     #[serde(with = "json_text::opt_map")]
     pub manifest: Option<Arc<serde_json::Map<String, serde_json::Value>>>,
 }
 
+/// `source untrusted on WebFetch;`: results of these tools raise a trace's taint to `level`.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Source {
+    /// A taint rank (`TAINT_LEVELS`).
+    pub level: u8,
+    pub tools: ToolSel,
+    pub loc: Loc,
+}
+
+/// The rank of `untrusted`: what a result of a tool no `source` names raises its trace to.
+pub const UNTRUSTED: u8 = 1;
+/// The rank of `quarantined`: a trace that consumed a revoked witness.
+pub const QUARANTINED: u8 = 2;
+
 impl Program {
+    /// The taint a result of `tool` raises its trace to: the highest level among the `source`
+    /// declarations that name it, `untrusted` when none does.
+    pub fn source_level(&self, tool: &str) -> u8 {
+        self.sources.iter().filter(|s| s.tools.matches(tool)).map(|s| s.level).max().unwrap_or(UNTRUSTED)
+    }
+
     /// The disposition of a reason: declared ones first, then DESIGN.md's table.
     pub fn disposition(&self, reason: &str) -> Disposition {
         self.reasons.get(reason).copied().unwrap_or_else(|| builtin_disposition(reason))

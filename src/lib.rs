@@ -33,6 +33,7 @@ pub mod convert;
 pub mod diag;
 pub mod eval;
 pub mod ir;
+pub mod ledger;
 pub mod load;
 pub mod manifest;
 pub mod normalize;

@@ -1102,7 +1102,13 @@ impl Loader {
             if tool.trim().is_empty() {
                 self.empty_name(&p, "a tool name", true);
             }
-            self.one_of(&p, class, SOURCES, "source class");
+            if let Some(class) = self.one_of(&p, class, SOURCES, "source class") {
+                // `trusted_local` is trusted; the checked class names map onto taint ranks.
+                let level = if class == "trusted_local" { 0 } else { ir::UNTRUSTED };
+                let tools = ir::ToolSel { exact: [tool.clone()].into(), ..ir::ToolSel::default() };
+                let loc = Loc { file: self.file, span: self.value_span(&p) };
+                self.program.sources.push(ir::Source { level, tools, loc });
+            }
         }
     }
 

@@ -12,6 +12,7 @@ pub const MODULES: &[(&str, &str)] = &[
     ("egress", include_str!("../stdlib/egress.fak")),
     ("secrets", include_str!("../stdlib/secrets.fak")),
     ("injection", include_str!("../stdlib/injection.fak")),
+    ("taint", include_str!("../stdlib/taint.fak")),
 ];
 
 /// The built-in floor's file name and source.

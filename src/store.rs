@@ -1,13 +1,20 @@
-//! Durable state: quarantined results (pages), and their releases.
+//! Durable state: quarantined results (pages) and their releases, traces and their taint,
+//! witnesses and their revocations.
 //!
 //! An embedded SQLite database (`fak.db`) in a state directory, in WAL mode with full
 //! synchronisation: a page is committed before its id is handed out, so a process killed right
-//! after a quarantine loses nothing. One table per kind of record; every write is one
-//! transaction. The pages are content-addressed (`q-` and the first 16 hex digits of the
-//! text's SHA-256), so quarantining the same bytes twice keeps one page.
+//! after a quarantine loses nothing. One table per kind of record; every admission is one
+//! transaction (`Store::record`). Pages and witnesses are content-addressed (`q-` / `w-` and
+//! the first 16 hex digits of the text's SHA-256): quarantining the same bytes twice keeps one
+//! page, and a revoked witness names every later result with the same bytes.
+//!
+//! Traces: only a trace whose taint is up is stored (a trusted trace is indistinguishable from
+//! one never seen), at most `max_traces` of them; past that the least recently raised or
+//! consulted-by-a-write is forgotten, as DESIGN.md's bounded trace table allows.
 
 use std::path::{Path, PathBuf};
 
+use rusqlite::OptionalExtension as _;
 use sha2::{Digest as _, Sha256};
 
 /// Why the store could not be used.
@@ -19,6 +26,90 @@ pub enum StoreError {
     Db(PathBuf, rusqlite::Error),
     #[error("no quarantined result `{0}`")]
     NotFound(String),
+    #[error("no witness `{0}`")]
+    NoWitness(String),
+}
+
+/// The default bound of the trace table.
+pub const MAX_TRACES: u64 = 8192;
+
+/// What one admitted result leaves in the store, written in one transaction.
+pub struct Admission<'a> {
+    pub tool: &'a str,
+    pub text: &'a str,
+    pub digest: &'a Digest,
+    /// The trace it belongs to, if the caller named one.
+    pub trace: Option<&'a str>,
+    /// The taint it raises the trace to (`ir::Program::source_level`, or quarantined).
+    pub raise: u8,
+    /// `Some((reason, kinds))` when the result is quarantined: page it out.
+    pub quarantine: Option<(&'a str, &'a [String])>,
+    /// The model reads it (admitted): a witness records that.
+    pub read: bool,
+}
+
+/// What `Store::record` wrote.
+#[derive(Debug, Default)]
+pub struct Recorded {
+    pub page: Option<String>,
+    pub witness: Option<String>,
+    /// The trace's taint after the admission.
+    pub taint: u8,
+}
+
+/// A result's SHA-256, and the ids derived from it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Digest(String);
+
+impl Digest {
+    pub fn of(text: &str) -> Digest {
+        Digest(hex(&Sha256::digest(text.as_bytes())))
+    }
+
+    pub fn hex(&self) -> &str {
+        &self.0
+    }
+
+    fn short(&self) -> &str {
+        self.0.get(..16).unwrap_or(&self.0)
+    }
+
+    /// The id of the page this text is quarantined under.
+    pub fn page_id(&self) -> String {
+        format!("q-{}", self.short())
+    }
+
+    /// The id of the witness of this text.
+    pub fn witness_id(&self) -> String {
+        format!("w-{}", self.short())
+    }
+}
+
+/// A trace whose taint is up.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct TraceRow {
+    pub id: String,
+    /// The taint rank: 1 untrusted, 2 quarantined.
+    pub taint: u8,
+    /// The tool whose result raised it to this level, or `revoked:<witness>`.
+    pub source: String,
+    /// Seconds since the epoch of the last raise.
+    pub updated: i64,
+}
+
+/// A result the model read.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Witness {
+    pub id: String,
+    pub digest: String,
+    pub tool: String,
+    pub length: u64,
+    /// Seconds since the epoch it was first admitted.
+    pub created: i64,
+    /// When it was revoked, if it was.
+    pub revoked: Option<i64>,
+    /// The traces that read it.
+    pub traces: Vec<String>,
 }
 
 /// A quarantined result.
@@ -57,6 +148,7 @@ impl Page {
 pub struct Store {
     conn: rusqlite::Connection,
     path: PathBuf,
+    max_traces: u64,
 }
 
 /// The state directory when none is given: `$XDG_STATE_HOME/fak`, else
@@ -103,10 +195,218 @@ impl Store {
              CREATE TABLE IF NOT EXISTS releases (
                  page TEXT NOT NULL REFERENCES pages(id),
                  at INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS traces (
+                 id TEXT PRIMARY KEY,
+                 taint INTEGER NOT NULL,
+                 source TEXT NOT NULL,
+                 updated INTEGER NOT NULL,
+                 used INTEGER NOT NULL
+             );
+             CREATE INDEX IF NOT EXISTS traces_used ON traces(used);
+             CREATE TABLE IF NOT EXISTS resets (
+                 trace TEXT NOT NULL,
+                 taint INTEGER NOT NULL,
+                 at INTEGER NOT NULL
+             );
+             CREATE TABLE IF NOT EXISTS witnesses (
+                 id TEXT PRIMARY KEY,
+                 digest TEXT NOT NULL,
+                 tool TEXT NOT NULL,
+                 length INTEGER NOT NULL,
+                 created INTEGER NOT NULL,
+                 revoked INTEGER
+             );
+             CREATE TABLE IF NOT EXISTS consumed (
+                 witness TEXT NOT NULL REFERENCES witnesses(id),
+                 trace TEXT NOT NULL,
+                 at INTEGER NOT NULL,
+                 PRIMARY KEY (witness, trace)
+             );
+             CREATE TABLE IF NOT EXISTS revocations (
+                 witness TEXT NOT NULL REFERENCES witnesses(id),
+                 at INTEGER NOT NULL,
+                 note TEXT
              );",
         )
         .map_err(db)?;
-        Ok(Store { conn, path })
+        Ok(Store { conn, path, max_traces: MAX_TRACES })
+    }
+
+    /// Bounds the trace table at `n` traces (at least one).
+    pub fn max_traces(mut self, n: u64) -> Store {
+        self.max_traces = n.max(1);
+        self
+    }
+
+    /// A trace's taint rank; 0 (trusted) for a trace never raised, reset or forgotten.
+    pub fn taint(&self, trace: &str) -> Result<u8, StoreError> {
+        let t: Option<i64> = self
+            .conn
+            .query_row("SELECT taint FROM traces WHERE id = ?1", [trace], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(t.and_then(|t| u8::try_from(t).ok()).unwrap_or(0))
+    }
+
+    /// Whether the witness of this text was revoked.
+    pub fn revoked(&self, digest: &Digest) -> Result<bool, StoreError> {
+        let r: Option<Option<i64>> = self
+            .conn
+            .query_row("SELECT revoked FROM witnesses WHERE id = ?1", [digest.witness_id()], |r| r.get(0))
+            .optional()
+            .map_err(|e| self.err(e))?;
+        Ok(matches!(r, Some(Some(_))))
+    }
+
+    /// Writes what an admitted result leaves behind, in one transaction committed before this
+    /// returns: its page (quarantined) or its witness (read), and its trace's raised taint.
+    pub fn record(&mut self, a: &Admission<'_>) -> Result<Recorded, StoreError> {
+        let path = self.path.clone();
+        let db = |e| StoreError::Db(path.clone(), e);
+        let at = now();
+        let tx = self.conn.transaction().map_err(db)?;
+        let mut out = Recorded::default();
+        let length = i64::try_from(a.text.len()).unwrap_or(i64::MAX);
+        match a.quarantine {
+            Some((reason, kinds)) => {
+                let id = a.digest.page_id();
+                tx.execute(
+                    "INSERT OR IGNORE INTO pages (id, created, tool, reason, kinds, length, digest, text)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                    rusqlite::params![
+                        id,
+                        at,
+                        a.tool,
+                        reason,
+                        kinds.join(","),
+                        length,
+                        a.digest.hex(),
+                        a.text.as_bytes()
+                    ],
+                )
+                .map_err(db)?;
+                out.page = Some(id);
+            }
+            None if a.read => {
+                let id = a.digest.witness_id();
+                tx.execute(
+                    "INSERT OR IGNORE INTO witnesses (id, digest, tool, length, created) VALUES (?1, ?2, ?3, ?4, ?5)",
+                    rusqlite::params![id, a.digest.hex(), a.tool, length, at],
+                )
+                .map_err(db)?;
+                if let Some(trace) = a.trace {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO consumed (witness, trace, at) VALUES (?1, ?2, ?3)",
+                        rusqlite::params![id, trace, at],
+                    )
+                    .map_err(db)?;
+                }
+                out.witness = Some(id);
+            }
+            None => {}
+        }
+        if let Some(trace) = a.trace {
+            raise(&tx, trace, a.raise, a.tool, at, self.max_traces).map_err(db)?;
+            let t: Option<i64> =
+                tx.query_row("SELECT taint FROM traces WHERE id = ?1", [trace], |r| r.get(0)).optional().map_err(db)?;
+            out.taint = t.and_then(|t| u8::try_from(t).ok()).unwrap_or(0);
+        }
+        tx.commit().map_err(db)?;
+        Ok(out)
+    }
+
+    /// Every trace whose taint is up, most recently raised first.
+    pub fn traces(&self) -> Result<Vec<TraceRow>, StoreError> {
+        let mut q = self
+            .conn
+            .prepare("SELECT id, taint, source, updated FROM traces ORDER BY used DESC")
+            .map_err(|e| self.err(e))?;
+        let rows = q
+            .query_map([], |r| {
+                let taint: i64 = r.get(1)?;
+                Ok(TraceRow {
+                    id: r.get(0)?,
+                    taint: u8::try_from(taint).unwrap_or(crate::ir::QUARANTINED),
+                    source: r.get(2)?,
+                    updated: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.err(e))?;
+        rows.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))
+    }
+
+    /// Clears a trace's taint; the reset is recorded with the level it cleared. Returns that
+    /// level (0 when the trace was not raised).
+    pub fn reset(&mut self, trace: &str) -> Result<u8, StoreError> {
+        let path = self.path.clone();
+        let db = |e| StoreError::Db(path.clone(), e);
+        let tx = self.conn.transaction().map_err(db)?;
+        let t: Option<i64> =
+            tx.query_row("SELECT taint FROM traces WHERE id = ?1", [trace], |r| r.get(0)).optional().map_err(db)?;
+        let was = t.unwrap_or(0);
+        tx.execute("DELETE FROM traces WHERE id = ?1", [trace]).map_err(db)?;
+        tx.execute("INSERT INTO resets (trace, taint, at) VALUES (?1, ?2, ?3)", rusqlite::params![trace, was, now()])
+            .map_err(db)?;
+        tx.commit().map_err(db)?;
+        Ok(u8::try_from(was).unwrap_or(0))
+    }
+
+    /// Every witness, oldest first, with the traces that read it.
+    pub fn witnesses(&self) -> Result<Vec<Witness>, StoreError> {
+        let mut q = self.conn.prepare("SELECT id FROM witnesses ORDER BY created, id").map_err(|e| self.err(e))?;
+        let ids = q.query_map([], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
+        let ids = ids.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))?;
+        ids.iter().map(|id| self.witness(id)).collect()
+    }
+
+    /// One witness, with the traces that read it.
+    pub fn witness(&self, id: &str) -> Result<Witness, StoreError> {
+        let w = self
+            .conn
+            .query_row("SELECT id, digest, tool, length, created, revoked FROM witnesses WHERE id = ?1", [id], |r| {
+                let length: i64 = r.get(3)?;
+                Ok(Witness {
+                    id: r.get(0)?,
+                    digest: r.get(1)?,
+                    tool: r.get(2)?,
+                    length: u64::try_from(length).unwrap_or(0),
+                    created: r.get(4)?,
+                    revoked: r.get(5)?,
+                    traces: Vec::new(),
+                })
+            })
+            .optional()
+            .map_err(|e| self.err(e))?
+            .ok_or_else(|| StoreError::NoWitness(id.to_string()))?;
+        let mut q = self
+            .conn
+            .prepare("SELECT trace FROM consumed WHERE witness = ?1 ORDER BY at, trace")
+            .map_err(|e| self.err(e))?;
+        let traces = q.query_map([id], |r| r.get::<_, String>(0)).map_err(|e| self.err(e))?;
+        let traces = traces.collect::<Result<Vec<_>, _>>().map_err(|e| self.err(e))?;
+        Ok(Witness { traces, ..w })
+    }
+
+    /// Revokes a witness: it is marked refuted (a later result with the same bytes is
+    /// quarantined), the revocation is recorded, and every trace that read it is raised to
+    /// quarantined. Returns the witness as it now is.
+    pub fn revoke(&mut self, id: &str, note: Option<&str>) -> Result<Witness, StoreError> {
+        let w = self.witness(id)?;
+        let path = self.path.clone();
+        let db = |e| StoreError::Db(path.clone(), e);
+        let at = now();
+        let tx = self.conn.transaction().map_err(db)?;
+        tx.execute("UPDATE witnesses SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL", rusqlite::params![id, at])
+            .map_err(db)?;
+        tx.execute("INSERT INTO revocations (witness, at, note) VALUES (?1, ?2, ?3)", rusqlite::params![id, at, note])
+            .map_err(db)?;
+        let source = format!("revoked:{id}");
+        for trace in &w.traces {
+            raise(&tx, trace, crate::ir::QUARANTINED, &source, at, self.max_traces).map_err(db)?;
+        }
+        tx.commit().map_err(db)?;
+        self.witness(id)
     }
 
     fn err(&self, e: rusqlite::Error) -> StoreError {
@@ -115,8 +415,8 @@ impl Store {
 
     /// Pages `text` out, committed before this returns; the same text again is the same page.
     pub fn quarantine(&self, tool: &str, reason: &str, kinds: &[String], text: &str) -> Result<Page, StoreError> {
-        let digest = hex(&Sha256::digest(text.as_bytes()));
-        let id = format!("q-{}", digest.get(..16).unwrap_or(&digest));
+        let d = Digest::of(text);
+        let (id, digest) = (d.page_id(), d.0);
         let length = i64::try_from(text.len()).unwrap_or(i64::MAX);
         self.conn
             .execute(
@@ -172,6 +472,41 @@ impl Store {
     }
 }
 
+/// Raises a trace to `level` (a high-water mark: never lowers it) and marks it the most
+/// recently used; then forgets the least recently used traces past `max`. A trusted level
+/// stores nothing new but still marks an existing trace used.
+fn raise(
+    tx: &rusqlite::Transaction<'_>,
+    trace: &str,
+    level: u8,
+    source: &str,
+    at: i64,
+    max: u64,
+) -> rusqlite::Result<()> {
+    let used: i64 = tx.query_row("SELECT COALESCE(MAX(used), 0) + 1 FROM traces", [], |r| r.get(0))?;
+    if level == 0 {
+        tx.execute("UPDATE traces SET used = ?2 WHERE id = ?1", rusqlite::params![trace, used])?;
+        return Ok(());
+    }
+    tx.execute(
+        "INSERT INTO traces (id, taint, source, updated, used) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT(id) DO UPDATE SET
+             source = CASE WHEN excluded.taint > taint THEN excluded.source ELSE source END,
+             updated = CASE WHEN excluded.taint > taint THEN excluded.updated ELSE updated END,
+             taint = MAX(taint, excluded.taint),
+             used = excluded.used",
+        rusqlite::params![trace, level, source, at, used],
+    )?;
+    let max = i64::try_from(max).unwrap_or(i64::MAX);
+    tx.execute(
+        "DELETE FROM traces WHERE id IN (
+             SELECT id FROM traces ORDER BY used ASC
+             LIMIT MAX(0, (SELECT COUNT(*) FROM traces) - ?1))",
+        [max],
+    )?;
+    Ok(())
+}
+
 fn row(r: &rusqlite::Row<'_>, text: Option<String>) -> rusqlite::Result<Page> {
     let kinds: String = r.get(4)?;
     let length: i64 = r.get(5)?;
@@ -198,7 +533,7 @@ fn hex(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
-    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
     use super::*;
 
     #[test]
@@ -220,5 +555,65 @@ mod tests {
         assert!(r.released.is_some());
         assert!(s.get(&p.id, false).unwrap().released.is_some());
         assert!(matches!(s.get("q-0000", false), Err(StoreError::NotFound(_))));
+    }
+
+    fn admit(s: &mut Store, trace: &str, raise: u8, text: &str) -> Recorded {
+        let d = Digest::of(text);
+        let a =
+            Admission { tool: "WebFetch", text, digest: &d, trace: Some(trace), raise, quarantine: None, read: true };
+        s.record(&a).unwrap()
+    }
+
+    #[test]
+    fn taint_is_a_high_water_mark_kept_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.taint("t").unwrap(), 0, "a trace never seen is trusted");
+        assert_eq!(admit(&mut s, "t", 0, "a").taint, 0);
+        assert!(s.traces().unwrap().is_empty(), "a trusted trace is not stored");
+        assert_eq!(admit(&mut s, "t", 1, "b").taint, 1);
+        assert_eq!(admit(&mut s, "t", 0, "c").taint, 1, "a trusted result does not lower it");
+        drop(s);
+        let mut s = Store::open(dir.path()).unwrap();
+        assert_eq!(s.taint("t").unwrap(), 1);
+        assert_eq!(s.traces().unwrap()[0].source, "WebFetch");
+        assert_eq!(s.reset("t").unwrap(), 1);
+        assert_eq!(s.taint("t").unwrap(), 0);
+        assert_eq!(s.reset("t").unwrap(), 0, "resetting a clean trace is harmless");
+    }
+
+    #[test]
+    fn the_trace_table_forgets_the_least_recently_used() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap().max_traces(3);
+        for t in ["a", "b", "c"] {
+            admit(&mut s, t, 1, t);
+        }
+        // `a` is used again (a trusted result still counts as use), so `b` is the oldest.
+        admit(&mut s, "a", 0, "a2");
+        admit(&mut s, "d", 1, "d");
+        let mut ids: Vec<String> = s.traces().unwrap().into_iter().map(|t| t.id).collect();
+        ids.sort();
+        assert_eq!(ids, ["a", "c", "d"]);
+        assert_eq!(s.taint("b").unwrap(), 0);
+    }
+
+    #[test]
+    fn revoking_raises_readers_and_marks_the_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Store::open(dir.path()).unwrap();
+        let w = admit(&mut s, "r1", 0, "payload").witness.unwrap();
+        admit(&mut s, "r2", 1, "payload");
+        admit(&mut s, "r3", 0, "other");
+        assert!(!s.revoked(&Digest::of("payload")).unwrap());
+        let revoked = s.revoke(&w, Some("hostile")).unwrap();
+        assert!(revoked.revoked.is_some());
+        assert_eq!(revoked.traces, ["r1", "r2"]);
+        assert_eq!((s.taint("r1").unwrap(), s.taint("r2").unwrap(), s.taint("r3").unwrap()), (2, 2, 0));
+        assert!(s.revoked(&Digest::of("payload")).unwrap());
+        assert!(!s.revoked(&Digest::of("other")).unwrap());
+        // Revoked twice: recorded twice, still revoked once.
+        assert_eq!(s.revoke(&w, None).unwrap().revoked, revoked.revoked);
+        assert!(matches!(s.revoke("w-nope", None), Err(StoreError::NoWitness(_))));
     }
 }

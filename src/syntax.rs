@@ -215,6 +215,7 @@ fn rule_name(r: Rule) -> Option<&'static str> {
         Rule::advisory_decl | Rule::kw_advisory | Rule::advisory_flag => "`advisory`",
         Rule::rule_decl | Rule::verdict => "an item",
         Rule::secret_decl | Rule::kw_secret | Rule::kw_injection => "an item",
+        Rule::source_decl | Rule::kw_source => "`source`",
         Rule::keywords_clause | Rule::kw_keywords => "`keywords`",
         Rule::pattern_clause | Rule::kw_pattern => "`pattern`",
         Rule::entropy_clause | Rule::kw_entropy => "`entropy`",
@@ -320,6 +321,13 @@ impl Lower {
             }
             Rule::rule_decl => ast::ItemKind::Rule(self.rule(p)?),
             Rule::secret_decl => ast::ItemKind::Secret(self.secret(p)?),
+            Rule::source_decl => {
+                let mut it = p.into_inner();
+                let _kw = self.next(&mut it, sp, "source")?;
+                let level = self.ident(self.next(&mut it, sp, "source")?);
+                let on = self.on(self.next(&mut it, sp, "source")?)?;
+                ast::ItemKind::Source(ast::SourceDecl { level, on })
+            }
             Rule::test_decl => ast::ItemKind::Test(self.test(p)?),
             _ => return Err(self.bug(sp, "an item")),
         };

@@ -103,6 +103,7 @@ pub fn item(k: &ItemKind) -> String {
             format!("advisory {};", names.join(", "))
         }
         ItemKind::Rule(r) => rule(r),
+        ItemKind::Source(d) => source(d),
         ItemKind::Secret(d) => secret(d),
         ItemKind::Test(t) => test(t),
     }
@@ -136,27 +137,58 @@ pub fn secret(d: &SecretDecl) -> String {
     s
 }
 
+/// `source LEVEL on A, B;`, the tools filled onto indented lines when one line is too long.
+fn source(d: &SourceDecl) -> String {
+    let one = format!("source {}{};", d.level.name, on_clause(&d.on));
+    if one.len() <= WIDTH {
+        return one;
+    }
+    let mut s = format!("source {} on", d.level.name);
+    let mut line = String::new();
+    let n = d.on.tools.len();
+    for (i, t) in d.on.tools.iter().enumerate() {
+        let mut t = tool_item(t);
+        t.push(if i + 1 == n { ';' } else { ',' });
+        if !line.is_empty() && INDENT.len() + line.len() + 1 + t.len() > WIDTH {
+            let _ = write!(s, "\n{INDENT}{line}");
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&t);
+    }
+    let _ = write!(s, "\n{INDENT}{line}");
+    s
+}
+
+fn tool_item(t: &ToolItem) -> String {
+    match t {
+        ToolItem::Star(_) => "*".to_string(),
+        ToolItem::Str(s) => s.raw.clone(),
+        ToolItem::Name(n) => n.name.clone(),
+    }
+}
+
+/// ` on [call|result] A, B, "c*"`.
+fn on_clause(on: &On) -> String {
+    let mut s = String::from(" on");
+    if let Some((side, _)) = on.side {
+        s.push_str(match side {
+            Side::Call => " call",
+            Side::Result => " result",
+        });
+    }
+    let tools: Vec<String> = on.tools.iter().map(tool_item).collect();
+    s.push(' ');
+    s.push_str(&tools.join(", "));
+    s
+}
+
 pub fn rule(r: &Rule) -> String {
     let mut head = format!("{} {}", r.verdict.keyword(), r.id.name);
     if let Some(on) = &r.on {
-        head.push_str(" on");
-        if let Some((side, _)) = on.side {
-            head.push_str(match side {
-                Side::Call => " call",
-                Side::Result => " result",
-            });
-        }
-        let tools: Vec<String> = on
-            .tools
-            .iter()
-            .map(|t| match t {
-                ToolItem::Star(_) => "*".to_string(),
-                ToolItem::Str(s) => s.raw.clone(),
-                ToolItem::Name(n) => n.name.clone(),
-            })
-            .collect();
-        head.push(' ');
-        head.push_str(&tools.join(", "));
+        head.push_str(&on_clause(on));
     }
     let clauses: Vec<String> = r.clauses.iter().map(|c| clause(c, None)).collect();
     let mut one = head.clone();

@@ -42,6 +42,9 @@ pub fn verdict_line(v: &Verdict) -> String {
         let page = v.page.as_ref().map_or(String::new(), |p| format!(" id={p}"));
         s.insert_str(at, &format!(" kind={kind}{page}"));
     }
+    if let Some(w) = &v.witness {
+        s.push_str(&format!(" witness={w}"));
+    }
     if let Some(args) = &v.args {
         s.push_str(&format!(" args={args}"));
     }

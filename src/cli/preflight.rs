@@ -9,9 +9,11 @@ use serde_json::{json, Value as Json};
 
 use super::output::{explain_text, print_diags, verdict_json, verdict_line};
 use super::{fail, DiagArgs};
-use crate::eval::{self, Call, ToolResult, TraceState, Verdict};
+use crate::eval::{Call, ToolResult, TraceState, Verdict};
 use crate::ir::VerdictKind;
+use crate::ledger;
 use crate::load::{self, Policy};
+use crate::store::Store;
 
 /// Decide tool calls, and tool results, against a policy.
 ///
@@ -49,7 +51,11 @@ pub struct PreflightArgs {
     /// (`~/.local/state/fak`).
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
-    /// The trace's taint level: trusted, untrusted or quarantined.
+    /// The trace (conversation) the call or result belongs to. Its taint is read from the
+    /// state directory before deciding, and a result raises it (`fak trace`).
+    #[arg(long)]
+    pub trace: Option<String>,
+    /// The trace's taint level at least: trusted, untrusted or quarantined.
     #[arg(long, default_value = "trusted")]
     pub taint: String,
     /// Who the call is made for (`principal` in rules).
@@ -62,7 +68,9 @@ pub struct PreflightArgs {
     #[arg(long)]
     pub json: bool,
     /// Read JSON lines `{"tool": ..., "args": {...}}` (a call) or `{"tool": ..., "result":
-    /// "..."}` (a result) from FILE (`-` for stdin) and write one verdict JSON line for each.
+    /// "..."}` (a result), each with an optional `"trace"` (default `--trace`), from FILE
+    /// (`-` for stdin) and write one verdict JSON line for each, in order: a result raises its
+    /// trace before the next line is decided.
     #[arg(long, conflicts_with_all = ["tool", "args", "result"])]
     pub batch: Option<String>,
     #[command(flatten)]
@@ -100,36 +108,33 @@ pub fn run(a: &PreflightArgs) -> ExitCode {
     trace.taint = taint;
     trace.principal = a.principal.clone();
     if let Some(batch) = &a.batch {
-        return run_batch(&policy, batch, &trace, &mut Pager::new(a));
+        return run_batch(&policy, batch, &trace, a.trace.as_deref(), &mut State::new(a));
     }
     let tool = a.tool.clone().unwrap_or_default();
+    let mut state = State::new(a);
     if let Some(spec) = &a.result {
         let text = match read_args(Some(spec)) {
             Ok(text) => text,
             Err(e) => return fail(e.replace("the arguments", "the result")),
         };
         let result = ToolResult { tool, text };
-        let (mut verdict, explain) = eval::admit_explained(&policy.dag, &result, &trace);
-        let mut store = Pager::new(a);
-        if let Err(e) = store.page_out(&result, &mut verdict) {
-            let _ = print_verdict(a, &policy, &verdict, Some(explain));
-            return fail(e);
-        }
-        return print_verdict(a, &policy, &verdict, Some(explain));
+        return match state.admit(&policy, &result, a.trace.as_deref(), &trace) {
+            Ok((verdict, explain, taint)) => print_verdict(a, &policy, &verdict, Some(explain), taint),
+            Err(e) => fail(e),
+        };
     }
     let args = match read_args(a.args.as_deref()) {
         Ok(text) => text,
         Err(e) => return fail(e),
     };
-    let (verdict, explain) = match serde_json::from_str::<Json>(&args) {
-        Ok(args) => {
-            let call = Call { tool, args };
-            let (v, ex) = eval::decide_explained(&policy.dag, &call, &trace);
-            (v, Some(ex))
-        }
-        Err(e) => (malformed(&e), None),
+    let (verdict, explain, taint) = match serde_json::from_str::<Json>(&args) {
+        Ok(args) => match state.decide(&policy, &Call { tool, args }, a.trace.as_deref(), &trace) {
+            Ok((v, ex, taint)) => (v, Some(ex), taint),
+            Err(e) => return fail(e),
+        },
+        Err(e) => (malformed(&e), None, None),
     };
-    print_verdict(a, &policy, &verdict, explain)
+    print_verdict(a, &policy, &verdict, explain, taint)
 }
 
 fn print_verdict(
@@ -137,18 +142,25 @@ fn print_verdict(
     policy: &Policy,
     verdict: &Verdict,
     explain: Option<crate::compile::Explain>,
+    taint: Option<(&str, u8)>,
 ) -> ExitCode {
     let verdict = verdict.clone();
     let mut out = String::new();
     if a.json {
         let mut j = verdict_json(&verdict, &policy.sources);
-        if let (true, Some(ex), Some(obj)) = (a.explain, &explain, j.as_object_mut()) {
-            obj.insert("explain".into(), serde_json::to_value(ex).unwrap_or(Json::Null));
+        if let Some(obj) = j.as_object_mut() {
+            if let (true, Some(ex)) = (a.explain, &explain) {
+                obj.insert("explain".into(), serde_json::to_value(ex).unwrap_or(Json::Null));
+            }
+            add_trace(obj, taint);
         }
         out.push_str(&j.to_string());
         out.push('\n');
     } else {
         out.push_str(&verdict_line(&verdict));
+        if let Some((id, rank)) = taint {
+            out.push_str(&format!(" trace={id} taint={}", level(rank)));
+        }
         out.push('\n');
         if a.explain {
             out.push_str(&explain_text(&verdict, &explain.unwrap_or_default(), &policy.sources));
@@ -158,33 +170,67 @@ fn print_verdict(
     ExitCode::SUCCESS
 }
 
-/// Pages quarantined results out to the store, opened on first need.
-struct Pager {
-    dir: PathBuf,
-    store: Option<crate::store::Store>,
+fn level(rank: u8) -> &'static str {
+    crate::ir::TAINT_LEVELS.get(usize::from(rank)).copied().unwrap_or("quarantined")
 }
 
-impl Pager {
-    fn new(a: &PreflightArgs) -> Pager {
-        Pager { dir: a.state_dir.clone().unwrap_or_else(crate::store::default_dir), store: None }
+fn add_trace(obj: &mut serde_json::Map<String, Json>, taint: Option<(&str, u8)>) {
+    if let Some((id, rank)) = taint {
+        obj.insert("trace".into(), Json::from(id));
+        obj.insert("taint".into(), Json::from(level(rank)));
+    }
+}
+
+/// The store, opened on first need: a call without a trace never touches it.
+struct State {
+    dir: PathBuf,
+    store: Option<Store>,
+}
+
+impl State {
+    fn new(a: &PreflightArgs) -> State {
+        State { dir: a.state_dir.clone().unwrap_or_else(crate::store::default_dir), store: None }
     }
 
-    /// Stores a quarantined result and sets the verdict's page; the page is committed before
-    /// this returns. Anything else passes untouched.
-    fn page_out(&mut self, r: &ToolResult, v: &mut Verdict) -> Result<(), String> {
-        if v.verdict != VerdictKind::Quarantine {
-            return Ok(());
+    fn store(&mut self) -> Result<&mut Store, String> {
+        match self.store {
+            Some(ref mut s) => Ok(s),
+            None => Ok(self.store.insert(Store::open(&self.dir).map_err(|e| e.to_string())?)),
         }
-        let store = match &mut self.store {
-            Some(s) => s,
-            None => self.store.insert(crate::store::Store::open(&self.dir).map_err(|e| e.to_string())?),
+    }
+
+    /// Decides a call; in a trace, its stored taint counts. Returns the trace and its taint
+    /// when there is one.
+    fn decide<'t>(
+        &mut self,
+        policy: &Policy,
+        call: &Call,
+        trace: Option<&'t str>,
+        base: &TraceState,
+    ) -> Result<(Verdict, crate::compile::Explain, Option<(&'t str, u8)>), String> {
+        let Some(id) = trace else {
+            let (v, ex) = crate::compile::decide_explained(&policy.dag, call, base);
+            return Ok((v, ex, None));
         };
-        let kinds: Vec<String> = v.kinds.iter().map(|k| k.to_string()).collect();
-        let page = store
-            .quarantine(&r.tool, &v.reason, &kinds, &r.text)
-            .map_err(|e| format!("the result could not be paged out: {e}"))?;
-        v.page = Some(page.id.into());
-        Ok(())
+        let store = self.store()?;
+        let st = ledger::state(store, Some(id), base).map_err(|e| e.to_string())?;
+        let (v, ex) = crate::compile::decide_explained(&policy.dag, call, &st);
+        Ok((v, ex, Some((id, st.taint))))
+    }
+
+    /// Admits a result: a quarantined one is paged out, a read one witnessed, the trace raised,
+    /// all committed before the verdict is returned.
+    fn admit<'t>(
+        &mut self,
+        policy: &Policy,
+        result: &ToolResult,
+        trace: Option<&'t str>,
+        base: &TraceState,
+    ) -> Result<(Verdict, crate::compile::Explain, Option<(&'t str, u8)>), String> {
+        let store = self.store()?;
+        let (v, ex, rec) = ledger::admit(store, &policy.dag, result, trace, base)
+            .map_err(|e| format!("the result could not be recorded: {e}"))?;
+        Ok((v, ex, trace.map(|id| (id, rec.taint.max(base.taint)))))
     }
 }
 
@@ -210,7 +256,13 @@ fn read_args(spec: Option<&str>) -> Result<String, String> {
     }
 }
 
-fn run_batch(policy: &Policy, spec: &str, trace: &TraceState, pager: &mut Pager) -> ExitCode {
+fn run_batch(
+    policy: &Policy,
+    spec: &str,
+    base: &TraceState,
+    default_trace: Option<&str>,
+    state: &mut State,
+) -> ExitCode {
     let reader: Box<dyn std::io::BufRead> = if spec == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
@@ -229,16 +281,29 @@ fn run_batch(policy: &Policy, spec: &str, trace: &TraceState, pager: &mut Pager)
         if line.trim().is_empty() {
             continue;
         }
+        let mut line_trace: Option<String> = default_trace.map(str::to_string);
+        let mut taint = None;
         let verdict = match serde_json::from_str::<Json>(&line) {
-            Ok(Json::Object(mut o)) => match o.remove("tool") {
-                Some(Json::String(tool)) if o.contains_key("result") => match o.remove("result") {
+            Ok(Json::Object(mut o)) => match (o.remove("tool"), o.remove("trace")) {
+                (_, Some(t)) if !t.is_string() => Verdict::builtin(
+                    VerdictKind::Deny,
+                    "MALFORMED",
+                    "fak.input",
+                    Some("a line's `trace` is a string".into()),
+                ),
+                (Some(Json::String(tool)), t) if o.contains_key("result") => match o.remove("result") {
                     Some(Json::String(text)) => {
-                        let r = ToolResult { tool, text };
-                        let mut v = eval::admit(&policy.dag, &r, trace);
-                        if let Err(e) = pager.page_out(&r, &mut v) {
-                            return fail(e);
+                        if let Some(Json::String(t)) = t {
+                            line_trace = Some(t);
                         }
-                        v
+                        let r = ToolResult { tool, text };
+                        match state.admit(policy, &r, line_trace.as_deref(), base) {
+                            Ok((v, _, t)) => {
+                                taint = t.map(|(_, rank)| rank);
+                                v
+                            }
+                            Err(e) => return fail(e),
+                        }
                     }
                     _ => Verdict::builtin(
                         VerdictKind::Deny,
@@ -247,9 +312,18 @@ fn run_batch(policy: &Policy, spec: &str, trace: &TraceState, pager: &mut Pager)
                         Some("a result line's `result` is a string".into()),
                     ),
                 },
-                Some(Json::String(tool)) => {
+                (Some(Json::String(tool)), t) => {
+                    if let Some(Json::String(t)) = t {
+                        line_trace = Some(t);
+                    }
                     let args = o.remove("args").unwrap_or_else(|| json!({}));
-                    eval::decide(&policy.dag, &Call { tool, args }, trace)
+                    match state.decide(policy, &Call { tool, args }, line_trace.as_deref(), base) {
+                        Ok((v, _, t)) => {
+                            taint = t.map(|(_, rank)| rank);
+                            v
+                        }
+                        Err(e) => return fail(e),
+                    }
                 }
                 _ => Verdict::builtin(
                     VerdictKind::Deny,
@@ -271,6 +345,7 @@ fn run_batch(policy: &Policy, spec: &str, trace: &TraceState, pager: &mut Pager)
         let mut j = verdict_json(&verdict, &policy.sources);
         if let Some(obj) = j.as_object_mut() {
             obj.insert("line".into(), Json::from(n + 1));
+            add_trace(obj, line_trace.as_deref().zip(taint));
         }
         if writeln!(out, "{j}").is_err() {
             return ExitCode::SUCCESS; // the reader went away
