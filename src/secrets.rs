@@ -226,7 +226,7 @@ impl Detectors {
                 }
             }
             let runs =
-                if self.has_injections { crate::normalize::long_runs_sampled(folded.as_bytes()) } else { Vec::new() };
+                if self.has_injections { crate::normalize::long_runs_fast(folded.as_bytes()) } else { Vec::new() };
             let decoded = crate::normalize::decode_runs(&folded, &runs);
             if !decoded.is_empty() {
                 // The normalised text is the folded one, a line break, and the decoded texts
