@@ -1,5 +1,5 @@
 //! Any text as a tool result: the floor's detectors never panic nor hang, find through their
-//! keyword automaton (and the sampled run finder) exactly what the line-by-line definition
+//! keyword automaton (and the block run finder) exactly what the line-by-line definition
 //! finds, and the Dag admits the result as the reference interpreter does.
 
 #![no_main]
