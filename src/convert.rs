@@ -9,6 +9,16 @@ use std::fmt::Write as _;
 use crate::ir::{self, describe_atom, describe_value, Side, VerdictKind};
 
 pub fn to_source(p: &ir::Program, header: &str) -> String {
+    let out = unformatted(p, header);
+    // The canonical layout (long conditions broken over lines) is the formatter's; the text
+    // always parses, and if it ever did not, the unformatted text is still the answer.
+    match crate::syntax::parse(&out, crate::diag::FileId(0)) {
+        Ok(ast) => crate::ast::print::file(&ast),
+        Err(_) => out,
+    }
+}
+
+fn unformatted(p: &ir::Program, header: &str) -> String {
     let mut out = String::new();
     for line in header.lines() {
         let _ = writeln!(out, "# {line}");
@@ -36,10 +46,8 @@ pub fn to_source(p: &ir::Program, header: &str) -> String {
         wrote = true;
     }
     if let Some(m) = &p.manifest {
-        let kept: Vec<(&String, &serde_json::Value)> = m
-            .iter()
-            .filter(|(k, _)| matches!(k.as_str(), "safe_sinks" | "authorize" | "rate_limit" | "egress"))
-            .collect();
+        let kept: Vec<(&String, &serde_json::Value)> =
+            m.iter().filter(|(k, _)| matches!(k.as_str(), "rate_limit" | "egress")).collect();
         if !kept.is_empty() {
             if wrote {
                 out.push('\n');

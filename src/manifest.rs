@@ -17,10 +17,12 @@
 //! | `redact_fields: [K]` | `redact-K` | transform `args.K` to `"[REDACTED]"` on the allowed tools |
 //! | `arg_rules[n]` | `arg-n-TOOL-ARG` | deny (or note, `advisory`) by `deny_regex`, `allow_glob` or `max_bytes` |
 //! | `secret_patterns[n]` | `secret-pattern-n` | result side: quarantine (or deny, per `secret_posture`) SECRET_EXFIL |
+//! | `sources: {T: C}` | | `ir::Source`: `source trusted` (`trusted_local`) or `untrusted` on T |
+//! | (always), `safe_sinks`, `authorize` | `ifc-destructive`, `ifc-egress` | deny TRUST_VIOLATION a sink on a tainted trace (`Loader::ifc`) |
 //!
 //! Ids are sanitised (characters outside `[A-Za-z0-9_-]` become `-`) and made unique with a
-//! `-2`, `-3`, ... suffix. `sources`, `safe_sinks`, `authorize`, `rate_limit` and `egress` are
-//! validated and kept in `Program::manifest` for the layers that read them.
+//! `-2`, `-3`, ... suffix. `rate_limit` and `egress` are validated and kept in
+//! `Program::manifest` for the layers that read them.
 //!
 //! No IO, no panics: any text gives `Ok` or a list of diagnostics.
 
@@ -642,8 +644,9 @@ impl Loader {
         self.arg_rules(obj);
         self.secrets(obj);
         self.sources(obj);
-        self.safe_sinks(obj);
-        self.authorize(obj);
+        let safe = self.safe_sinks(obj);
+        let authorized = self.authorize(obj);
+        self.ifc(obj, safe, &authorized);
         self.rate_limit(obj);
         self.egress(obj);
         self.program.manifest = Some(Arc::new(obj.clone()));
@@ -1112,19 +1115,29 @@ impl Loader {
         }
     }
 
-    fn safe_sinks(&mut self, obj: &serde_json::Map<String, Json>) {
-        let Some(v) = field(obj, "safe_sinks") else { return };
+    /// The tools never gated as egress by their name; `None` when the manifest has no list
+    /// (the built-in list applies).
+    fn safe_sinks(&mut self, obj: &serde_json::Map<String, Json>) -> Option<Vec<String>> {
+        let v = field(obj, "safe_sinks")?;
         let path = [key("safe_sinks")];
+        let mut out = Vec::new();
         for (i, tool) in self.str_list(&path, v, "`\"safe_sinks\": [\"transfer_to_human\"]`") {
             if tool.trim().is_empty() {
                 self.empty_name(&child(&path, Seg::Idx(i)), "a tool name", false);
             }
+            out.push(tool.to_string());
         }
+        Some(out)
     }
 
-    fn authorize(&mut self, obj: &serde_json::Map<String, Json>) {
+    /// `(tool, sink class)` pairs released into a sink while a trace is tainted.
+    fn authorize(&mut self, obj: &serde_json::Map<String, Json>) -> Vec<(String, String)> {
         let example = "`{\"tool\": \"send_slack_message\", \"sink\": \"EGRESS\"}`";
+        let mut out = Vec::new();
         for (_, p, entry) in self.object_list(obj, "authorize", example) {
+            if let (Some(Json::String(t)), Some(Json::String(k))) = (field(entry, "tool"), field(entry, "sink")) {
+                out.push((t.clone(), k.clone()));
+            }
             self.unknown_fields(&p, entry, AUTHORIZE_FIELDS, "an `authorize` entry");
             for f in AUTHORIZE_FIELDS {
                 let fp = child(&p, key(f));
@@ -1149,6 +1162,95 @@ impl Loader {
                 }
             }
         }
+        out
+    }
+
+    /// The Go fak's information-flow gate as two rules: while a trace is tainted, a call to a
+    /// sink is TRUST_VIOLATION. A tool is a sink by its name (lower-cased): EXEC names
+    /// (`exec`, `shell`, `bash`, ...) are not gated, as in the original; DESTRUCTIVE names
+    /// (`delete`, `drop`, `wipe`, ...) are; EGRESS is a sending name (`send`, `http`, `fetch`,
+    /// ...) unless the tool is a safe sink, or an argument naming a destination (`url`, `to`,
+    /// `dest`, ...) that holds a URL, an e-mail address or an IPv4 address. `authorize`
+    /// releases a tool into one class. Under `admit_and_log` the rules are advisory.
+    fn ifc(&mut self, obj: &serde_json::Map<String, Json>, safe: Option<Vec<String>>, authorized: &[(String, String)]) {
+        const EXEC: &str = "exec|shell|bash|eval|run_command|spawn|system|subprocess";
+        const DESTRUCTIVE: &str = "delete|remove|rm_|drop|truncate|destroy|purge|wipe";
+        const EGRESS: &str = "send|http|fetch|curl|upload|webhook|email|smtp|(^|[_-])post([_-]|$)|(^|[_-])publish";
+        const DEST: &str =
+            r"(?i)^\s*([a-z][a-z0-9+.-]*://\S+|[^@\s]+@[a-z0-9-]+(\.[a-z0-9-]+)+|(\d{1,3}\.){3}\d{1,3}(:\d+)?)\s*$";
+        const DEST_KEYS: &[&str] = &[
+            "url",
+            "uri",
+            "endpoint",
+            "webhook",
+            "webhook_url",
+            "callback_url",
+            "to",
+            "dest",
+            "destination",
+            "recipient",
+            "host",
+            "address",
+            "email",
+        ];
+        /// The Go fak's safe sinks when a manifest names none: handing over to a person.
+        const SAFE: &[&str] = &["transfer_to_human_agents", "AskUserQuestion", "send_message"];
+        let span = self.value_span(&[]);
+        let name = |re: &str| -> Option<Expr> {
+            let compiled = ir::compile_regex(re).ok()?;
+            Some(atom(Atom::Matches(Value::Lower(Box::new(Value::Tool)), Pattern { src: Arc::from(re), compiled })))
+        };
+        let (Some(exec), Some(destructive), Some(egress_name), Ok(dest)) =
+            (name(EXEC), name(DESTRUCTIVE), name(EGRESS), ir::compile_regex(DEST))
+        else {
+            return;
+        };
+        let dest = Pattern { src: Arc::from(DEST), compiled: dest };
+        let tainted = atom(Atom::Cmp(CmpOp::Ge, Value::TaintRank, lit(json!(ir::UNTRUSTED))));
+        let not_in = |tools: Vec<String>| -> Option<Expr> {
+            (!tools.is_empty()).then(|| Expr::Not(Box::new(atom(Atom::In(Value::Tool, lit(Json::from(tools)))))))
+        };
+        let released = |class: &str| -> Vec<String> {
+            authorized.iter().filter(|(_, k)| k == class).map(|(t, _)| t.clone()).collect()
+        };
+        let advisory = matches!(field(obj, "posture").and_then(Json::as_str), Some("admit_and_log"));
+        let not = |e: &Expr| Expr::Not(Box::new(e.clone()));
+        // DESTRUCTIVE.
+        let mut cond = vec![tainted.clone(), destructive.clone(), not(&exec)];
+        cond.extend(not_in(released("DESTRUCTIVE")));
+        let mut r = self.rule(
+            "ifc-destructive",
+            VerdictKind::Deny,
+            Side::Call,
+            ToolSel::any(),
+            "TRUST_VIOLATION",
+            Some("a destructive sink while the trace holds untrusted data; a person decides".into()),
+            Expr::And(cond),
+            span,
+        );
+        r.advisory = advisory;
+        self.push(r);
+        // EGRESS.
+        let safe = safe.unwrap_or_else(|| SAFE.iter().map(|s| s.to_string()).collect());
+        let by_name = match not_in(safe) {
+            Some(n) => Expr::And(vec![egress_name, n]),
+            None => egress_name,
+        };
+        let by_arg = Expr::Or(DEST_KEYS.iter().map(|k| atom(Atom::Matches(args(k), dest.clone()))).collect());
+        let mut cond = vec![tainted, not(&exec), not(&destructive), Expr::Or(vec![by_name, by_arg])];
+        cond.extend(not_in(released("EGRESS")));
+        let mut r = self.rule(
+            "ifc-egress",
+            VerdictKind::Deny,
+            Side::Call,
+            ToolSel::any(),
+            "TRUST_VIOLATION",
+            Some("an egress sink while the trace holds untrusted data; a person decides".into()),
+            Expr::And(cond),
+            span,
+        );
+        r.advisory = advisory;
+        self.push(r);
     }
 
     fn rate_limit(&mut self, obj: &serde_json::Map<String, Json>) {
@@ -1411,7 +1513,7 @@ mod tests {
     #[test]
     fn empty_manifest_denies_everything() {
         let p = ok("{}");
-        assert!(p.rules.is_empty());
+        assert!(p.rules.iter().all(|r| r.id.starts_with("ifc-")), "only the taint gate");
         assert!(p.manifest.as_ref().unwrap().is_empty());
         expect(&p, "Read", json!({"file_path": "a"}), VerdictKind::Deny, "DEFAULT_DENY");
     }
@@ -1444,7 +1546,7 @@ mod tests {
         expect(&p, "exfiltrate", json!({"token": "t"}), VerdictKind::Deny, "POLICY_BLOCK");
         expect(&p, "run_query", json!({"sql": "x"}), VerdictKind::Allow, ir::NONE);
         let p = ok(r#"{"redact_fields": ["password"]}"#);
-        assert!(p.rules.is_empty());
+        assert!(p.rules.iter().all(|r| r.id.starts_with("ifc-")), "only the taint gate");
     }
 
     #[test]
@@ -1581,12 +1683,70 @@ mod tests {
             "posture": "admit_and_log"
         })
         .to_string());
-        assert!(p.rules.is_empty());
+        assert!(p.rules.iter().all(|r| r.id.starts_with("ifc-")), "only the taint gate");
         assert_eq!(p.posture, ir::Posture::AdmitAndLog);
         assert_eq!(p.advisory_reasons.len(), 2);
         let m = p.manifest.unwrap();
         assert_eq!(m["rate_limit"]["max_calls"], json!(10));
         assert_eq!(m.keys().next().map(String::as_str), Some("rate_limit"));
+    }
+
+    /// The Go fak's taint gate: sinks by name and by destination argument, `safe_sinks`,
+    /// `authorize`, EXEC names never gated, advisory under `admit_and_log`.
+    #[test]
+    fn tainted_traces_are_refused_sinks() {
+        let p = ok(&json!({
+            "allow_prefix": [""],
+            "safe_sinks": ["send_to_human"],
+            "authorize": [{"tool": "post_review_comment", "sink": "EGRESS"}, {"tool": "drop_cache", "sink": "DESTRUCTIVE"}],
+            "sources": {"fetch_url": "untrusted", "read_file": "trusted_local"}
+        })
+        .to_string());
+        assert_eq!((p.source_level("fetch_url"), p.source_level("read_file"), p.source_level("other")), (1, 0, 1));
+        let dag = crate::compile::compile(p.clone(), crate::compile::CompileOptions::default());
+        let decide = |tool: &str, args: Json, taint: u8| {
+            let trace = crate::eval::TraceState { taint, ..crate::eval::TraceState::default() };
+            let v = crate::compile::decide(&dag, &crate::eval::Call { tool: tool.into(), args }, &trace);
+            (v.verdict, v.reason.to_string(), v.by.rule.to_string())
+        };
+        let deny = |by: &str| (VerdictKind::Deny, "TRUST_VIOLATION".to_string(), by.to_string());
+        for (tool, args, by) in [
+            ("send_email", json!({"body": "x"}), Some("ifc-egress")),
+            ("WebFetch", json!({"url": "https://x"}), Some("ifc-egress")),
+            ("slack_webhook_post", json!({}), Some("ifc-egress")),
+            ("make_note", json!({"to": "dana@example.com"}), Some("ifc-egress")),
+            ("make_note", json!({"url": "https://collector.example.net/x"}), Some("ifc-egress")),
+            ("make_note", json!({"to": "the archive"}), None),
+            ("delete_branch", json!({}), Some("ifc-destructive")),
+            ("wipe_disk", json!({"url": "https://x"}), Some("ifc-destructive")),
+            ("drop_cache", json!({}), None),
+            ("post_review_comment", json!({"body": "lgtm"}), None),
+            ("send_to_human", json!({}), None),
+            ("run_shell", json!({"cmd": "curl https://x"}), None),
+            ("postgres_query", json!({}), None),
+            ("read_file", json!({"path": "a"}), None),
+        ] {
+            assert_eq!(decide(tool, args.clone(), 0).0, VerdictKind::Allow, "{tool} on a clean trace");
+            let got = decide(tool, args, 1);
+            match by {
+                Some(by) => assert_eq!(got, deny(by), "{tool}"),
+                None => assert_eq!(got.0, VerdictKind::Allow, "{tool}: {got:?}"),
+            }
+        }
+        // A safe sink by name only: a destination argument still makes it egress.
+        assert_eq!(decide("send_to_human", json!({"url": "https://x"}), 1), deny("ifc-egress"));
+        // Without a list, the built-in safe sinks.
+        let p = ok(r#"{"allow_prefix": [""]}"#);
+        let dag = crate::compile::compile(p.clone(), crate::compile::CompileOptions::default());
+        let trace = crate::eval::TraceState { taint: 1, ..crate::eval::TraceState::default() };
+        let v =
+            crate::compile::decide(&dag, &crate::eval::Call { tool: "send_message".into(), args: json!({}) }, &trace);
+        assert!(v.is_allow(), "{v:?}");
+        // admit_and_log: noted, not refused.
+        let p = ok(r#"{"allow_prefix": [""], "posture": "admit_and_log"}"#);
+        let dag = crate::compile::compile(p.clone(), crate::compile::CompileOptions::default());
+        let v = crate::compile::decide(&dag, &crate::eval::Call { tool: "send_email".into(), args: json!({}) }, &trace);
+        assert!(v.is_allow() && v.advisories.iter().any(|a| &*a.rule == "ifc-egress"), "{v:?}");
     }
 
     #[test]
@@ -1595,7 +1755,17 @@ mod tests {
         let ids: Vec<&str> = p.rules.iter().map(|r| &*r.id).collect();
         assert_eq!(
             ids,
-            ["allow-a-b", "allow-a-b-2", "allow-a-b-3", "allow-mcp__x__y", "allow--n-", "allow-", "deny-a-b"]
+            [
+                "allow-a-b",
+                "allow-a-b-2",
+                "allow-a-b-3",
+                "allow-mcp__x__y",
+                "allow--n-",
+                "allow-",
+                "deny-a-b",
+                "ifc-destructive",
+                "ifc-egress"
+            ]
         );
         // The tool itself is kept as written.
         assert!(p.rules[0].tools.exact.contains("a.b"));

@@ -236,10 +236,8 @@ fn run_mask(block: &[u8; 64]) -> u64 {
             // Letters: `b | 0x20` is a lower-case letter exactly for the 52 letters. Signed
             // compares: bytes of 0x80 and up are negative, so never in an ASCII range.
             let l = _mm_or_si128(b, _mm_set1_epi8(0x20));
-            let letter =
-                _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8(0x60)), _mm_cmplt_epi8(l, _mm_set1_epi8(0x7b)));
-            let digit =
-                _mm_and_si128(_mm_cmpgt_epi8(b, _mm_set1_epi8(0x2f)), _mm_cmplt_epi8(b, _mm_set1_epi8(0x3a)));
+            let letter = _mm_and_si128(_mm_cmpgt_epi8(l, _mm_set1_epi8(0x60)), _mm_cmplt_epi8(l, _mm_set1_epi8(0x7b)));
+            let digit = _mm_and_si128(_mm_cmpgt_epi8(b, _mm_set1_epi8(0x2f)), _mm_cmplt_epi8(b, _mm_set1_epi8(0x3a)));
             let plus_minus =
                 _mm_or_si128(_mm_cmpeq_epi8(b, _mm_set1_epi8(0x2b)), _mm_cmpeq_epi8(b, _mm_set1_epi8(0x2d)));
             let slash_under =
@@ -254,7 +252,10 @@ fn run_mask(block: &[u8; 64]) -> u64 {
 
 #[cfg(not(target_arch = "x86_64"))]
 fn run_mask(block: &[u8; 64]) -> u64 {
-    block.iter().enumerate().fold(0u64, |m, (i, b)| m | u64::from(IN_RUN.get(usize::from(*b)).copied().unwrap_or(false)) << i)
+    block
+        .iter()
+        .enumerate()
+        .fold(0u64, |m, (i, b)| m | u64::from(IN_RUN.get(usize::from(*b)).copied().unwrap_or(false)) << i)
 }
 
 /// Whether a word of `run_mask` holds `MIN_RUN` set bits in a row.
