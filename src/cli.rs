@@ -1,9 +1,11 @@
-//! The command line: `fak policy`, `fak preflight` and `fak quarantine`.
+//! The command line: `fak policy`, `fak preflight`, and the state commands `fak quarantine`,
+//! `fak trace` and `fak witness`.
 //!
 //! Exit status: `fak policy` exits 0 when the files are clean (warnings are shown), 1 on an
 //! error in a policy (or an unreadable one) or a failing test, 2 on bad flags; `fak preflight`
 //! exits 0 whatever the verdict and 2 when it could not decide (bad flags, an unreadable or
-//! broken policy).
+//! broken policy, a state directory it cannot use). The state commands exit 1 when the id
+//! they are given is unknown.
 
 mod output;
 mod policy;
