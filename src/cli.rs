@@ -7,6 +7,7 @@
 //! broken policy, a state directory it cannot use). The state commands exit 1 when the id
 //! they are given is unknown.
 
+mod hook;
 mod output;
 mod policy;
 mod preflight;
@@ -38,6 +39,8 @@ pub enum Command {
     Trace(trace::TraceArgs),
     /// List the witnesses of results models read, or revoke one.
     Witness(trace::WitnessArgs),
+    /// Run as Claude Code's PreToolUse/PostToolUse hook; `install` / `uninstall` it.
+    Hook(hook::HookArgs),
 }
 
 /// How diagnostics are printed.
@@ -67,6 +70,7 @@ pub fn main() -> ExitCode {
         Command::Quarantine(a) => quarantine::run(&a),
         Command::Trace(a) => trace::run_trace(&a),
         Command::Witness(a) => trace::run_witness(&a),
+        Command::Hook(a) => hook::run(&a),
     }
 }
 

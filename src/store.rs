@@ -30,6 +30,10 @@ pub enum StoreError {
     NoWitness(String),
 }
 
+/// The schema's version (`PRAGMA user_version`): 2 added traces, witnesses and revocations
+/// to session 11's pages and releases (1 was never written).
+const SCHEMA: i64 = 2;
+
 /// The default bound of the trace table.
 pub const MAX_TRACES: u64 = 8192;
 
@@ -227,10 +231,35 @@ impl Store {
                  witness TEXT NOT NULL REFERENCES witnesses(id),
                  at INTEGER NOT NULL,
                  note TEXT
-             );",
+             );
+             PRAGMA user_version = 2;",
         )
         .map_err(db)?;
         Ok(Store { conn, path, max_traces: MAX_TRACES })
+    }
+
+    /// Opens the store in `dir` for reading a trace's taint, the cheap way a one-shot decision
+    /// needs: `None` when there is no database yet (then every trace is trusted), and no schema
+    /// work when there is (the tables exist: whoever created the file made them).
+    pub fn open_existing(dir: &Path) -> Result<Option<Store>, StoreError> {
+        let path = dir.join("fak.db");
+        if !path.exists() {
+            return Ok(None);
+        }
+        let db = |e| StoreError::Db(path.clone(), e);
+        let conn = rusqlite::Connection::open_with_flags(
+            &path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(db)?;
+        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(db)?;
+        let version: i64 = conn.query_row("PRAGMA user_version", [], |r| r.get(0)).map_err(db)?;
+        if version < SCHEMA {
+            // Made by an older fak: let `open` add what is missing.
+            drop(conn);
+            return Store::open(dir).map(Some);
+        }
+        Ok(Some(Store { conn, path, max_traces: MAX_TRACES }))
     }
 
     /// Bounds the trace table at `n` traces (at least one).
@@ -562,6 +591,18 @@ mod tests {
         let a =
             Admission { tool: "WebFetch", text, digest: &d, trace: Some(trace), raise, quarantine: None, read: true };
         s.record(&a).unwrap()
+    }
+
+    #[test]
+    fn a_store_of_an_older_fak_gets_the_new_tables() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(Store::open_existing(dir.path()).unwrap().is_none(), "no database, nothing opened");
+        // Session 11's store: pages and releases only.
+        let old = rusqlite::Connection::open(dir.path().join("fak.db")).unwrap();
+        old.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE pages (id TEXT PRIMARY KEY);").unwrap();
+        drop(old);
+        let s = Store::open_existing(dir.path()).unwrap().unwrap();
+        assert_eq!(s.taint("t").unwrap(), 0);
     }
 
     #[test]
