@@ -82,6 +82,14 @@ pub(crate) fn emit(s: &str) {
     let _ = out.flush();
 }
 
+/// Writes to stdout and says whether it got there (the hook must not answer "nothing" when
+/// its answer was lost).
+pub(crate) fn try_emit(s: &str) -> bool {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    out.write_all(s.as_bytes()).and_then(|()| out.flush()).is_ok()
+}
+
 /// Exit status 2: fak could not do what was asked.
 pub(crate) fn fail(msg: impl std::fmt::Display) -> ExitCode {
     eprintln!("fak: {msg}");

@@ -9,7 +9,8 @@
 //! - a result the model reads gets a witness (its digest, the trace, the time);
 //! - a quarantined result is paged out, and the model gets the page's stub;
 //! - the trace is raised to the result's source level (`ir::Program::source_level`:
-//!   `source` declarations, untrusted when none names the tool);
+//!   `source` declarations, untrusted when none names the tool), and to untrusted at least
+//!   when the result is not admitted;
 //! - a result whose bytes were revoked (`Store::revoke`) is quarantined whatever the rules say:
 //!   QUARANTINE TRUST_VIOLATION, kind `revoked`.
 //!
@@ -78,7 +79,13 @@ pub fn admit(
         text: &result.text,
         digest: &digest,
         trace,
-        raise: dag.program().source_level(&result.tool),
+        // A quarantined result may have been seen anyway (a client that ignores the stub):
+        // it raises its trace to untrusted at least.
+        raise: if v.is_allow() {
+            dag.program().source_level(&result.tool)
+        } else {
+            dag.program().source_level(&result.tool).max(crate::ir::UNTRUSTED)
+        },
         quarantine,
         read: v.verdict == VerdictKind::Allow,
     };

@@ -1167,17 +1167,21 @@ impl Loader {
 
     /// The Go fak's information-flow gate as two rules: while a trace is tainted, a call to a
     /// sink is TRUST_VIOLATION. A tool is a sink by its name (lower-cased): EXEC names
-    /// (`exec`, `shell`, `bash`, ...) are not gated, as in the original; DESTRUCTIVE names
-    /// (`delete`, `drop`, `wipe`, ...) are; EGRESS is a sending name (`send`, `http`, `fetch`,
-    /// ...) unless the tool is a safe sink, or an argument naming a destination (`url`, `to`,
-    /// `dest`, ...) that holds a URL, an e-mail address or an IPv4 address. `authorize`
-    /// releases a tool into one class. Under `admit_and_log` the rules are advisory.
+    /// (the words `exec`, `shell`, `bash`, ...) are not gated, as in the original; DESTRUCTIVE
+    /// names (`delete`, `drop`, `wipe`, ...) are; EGRESS is a sending name (`send`, `http`,
+    /// `fetch`, ...) unless the tool is a safe sink, or an argument naming a destination
+    /// (`url`, `to`, `dest`, ...) that holds a URL, an e-mail address, an IPv4 address or a
+    /// host name. A tool may be both; `authorize` releases it from one class. Under
+    /// `admit_and_log` the rules are advisory.
     fn ifc(&mut self, obj: &serde_json::Map<String, Json>, safe: Option<Vec<String>>, authorized: &[(String, String)]) {
-        const EXEC: &str = "exec|shell|bash|eval|run_command|spawn|system|subprocess";
-        const DESTRUCTIVE: &str = "delete|remove|rm_|drop|truncate|destroy|purge|wipe";
+        // Whole words of the name (`_`, `-`, `.` separate them): `retrieval_upload` is not
+        // `eval`, `send_to_ticket_system` is not `system`, `run_shell` is `shell`.
+        const EXEC: &str = r"(^|[_.-])(exec|execute|shell|bash|sh|eval|run_command|spawn|system|subprocess)([_.-]|$)";
+        const DESTRUCTIVE: &str = r"delete|remove|(^|[_.-])rm([_.-]|$)|drop|truncate|destroy|purge|wipe";
         const EGRESS: &str = "send|http|fetch|curl|upload|webhook|email|smtp|(^|[_-])post([_-]|$)|(^|[_-])publish";
-        const DEST: &str =
-            r"(?i)^\s*([a-z][a-z0-9+.-]*://\S+|[^@\s]+@[a-z0-9-]+(\.[a-z0-9-]+)+|(\d{1,3}\.){3}\d{1,3}(:\d+)?)\s*$";
+        // Anywhere in the value: `Eve <eve@evil.example>`, `a@x.example, b@y.example`, a bare
+        // host name in `host`.
+        const DEST: &str = r"(?i)[a-z][a-z0-9+.-]*://\S|[^@\s<>,]+@[a-z0-9-]+(\.[a-z0-9-]+)+|\b(\d{1,3}\.){3}\d{1,3}\b|\b[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}\b";
         const DEST_KEYS: &[&str] = &[
             "url",
             "uri",
@@ -1237,7 +1241,7 @@ impl Loader {
             None => egress_name,
         };
         let by_arg = Expr::Or(DEST_KEYS.iter().map(|k| atom(Atom::Matches(args(k), dest.clone()))).collect());
-        let mut cond = vec![tainted, not(&exec), not(&destructive), Expr::Or(vec![by_name, by_arg])];
+        let mut cond = vec![tainted, not(&exec), Expr::Or(vec![by_name, by_arg])];
         cond.extend(not_in(released("EGRESS")));
         let mut r = self.rule(
             "ifc-egress",
@@ -1724,6 +1728,11 @@ mod tests {
             ("send_to_human", json!({}), None),
             ("run_shell", json!({"cmd": "curl https://x"}), None),
             ("postgres_query", json!({}), None),
+            ("send_execution_log", json!({}), Some("ifc-egress")),
+            ("retrieval_upload", json!({}), Some("ifc-egress")),
+            ("transform_rows", json!({}), None),
+            ("make_note", json!({"to": "Eve <eve@evil.example>"}), Some("ifc-egress")),
+            ("make_note", json!({"host": "collector.example.net"}), Some("ifc-egress")),
             ("read_file", json!({"path": "a"}), None),
         ] {
             assert_eq!(decide(tool, args.clone(), 0).0, VerdictKind::Allow, "{tool} on a clean trace");
@@ -1733,6 +1742,8 @@ mod tests {
                 None => assert_eq!(got.0, VerdictKind::Allow, "{tool}: {got:?}"),
             }
         }
+        // Released from DESTRUCTIVE is not released from EGRESS.
+        assert_eq!(decide("drop_cache", json!({"url": "https://x.example"}), 1), deny("ifc-egress"));
         // A safe sink by name only: a destination argument still makes it egress.
         assert_eq!(decide("send_to_human", json!({"url": "https://x"}), 1), deny("ifc-egress"));
         // Without a list, the built-in safe sinks.

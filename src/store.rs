@@ -9,8 +9,10 @@
 //! page, and a revoked witness names every later result with the same bytes.
 //!
 //! Traces: only a trace whose taint is up is stored (a trusted trace is indistinguishable from
-//! one never seen), at most `max_traces` of them; past that the least recently raised or
-//! consulted-by-a-write is forgotten, as DESIGN.md's bounded trace table allows.
+//! one never seen), at most `max_traces` of them; past that an untrusted one is forgotten
+//! before a quarantined one, the least recently raised or written first, as DESIGN.md's
+//! bounded trace table allows. Writes take the write lock when they begin (IMMEDIATE), so
+//! two processes recording at once wait for each other instead of failing.
 
 use std::path::{Path, PathBuf};
 
@@ -243,8 +245,12 @@ impl Store {
     /// work when there is (the tables exist: whoever created the file made them).
     pub fn open_existing(dir: &Path) -> Result<Option<Store>, StoreError> {
         let path = dir.join("fak.db");
-        if !path.exists() {
-            return Ok(None);
+        // An error here (a directory fak may not read) is an error, never "no database": that
+        // would read every trace as trusted.
+        match path.try_exists() {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) => return Err(StoreError::Dir(dir.to_path_buf(), e)),
         }
         let db = |e| StoreError::Db(path.clone(), e);
         let conn = rusqlite::Connection::open_with_flags(
@@ -275,7 +281,8 @@ impl Store {
             .query_row("SELECT taint FROM traces WHERE id = ?1", [trace], |r| r.get(0))
             .optional()
             .map_err(|e| self.err(e))?;
-        Ok(t.and_then(|t| u8::try_from(t).ok()).unwrap_or(0))
+        // A stored level out of range is read as the highest, never as trusted.
+        Ok(t.map_or(0, |t| u8::try_from(t).map_or(crate::ir::QUARANTINED, |t| t.min(crate::ir::QUARANTINED))))
     }
 
     /// Whether the witness of this text was revoked.
@@ -294,7 +301,7 @@ impl Store {
         let path = self.path.clone();
         let db = |e| StoreError::Db(path.clone(), e);
         let at = now();
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
         let mut out = Recorded::default();
         let length = i64::try_from(a.text.len()).unwrap_or(i64::MAX);
         match a.quarantine {
@@ -370,7 +377,7 @@ impl Store {
     pub fn reset(&mut self, trace: &str) -> Result<u8, StoreError> {
         let path = self.path.clone();
         let db = |e| StoreError::Db(path.clone(), e);
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
         let t: Option<i64> =
             tx.query_row("SELECT taint FROM traces WHERE id = ?1", [trace], |r| r.get(0)).optional().map_err(db)?;
         let was = t.unwrap_or(0);
@@ -421,17 +428,23 @@ impl Store {
     /// quarantined), the revocation is recorded, and every trace that read it is raised to
     /// quarantined. Returns the witness as it now is.
     pub fn revoke(&mut self, id: &str, note: Option<&str>) -> Result<Witness, StoreError> {
-        let w = self.witness(id)?;
+        self.witness(id)?;
         let path = self.path.clone();
         let db = |e| StoreError::Db(path.clone(), e);
         let at = now();
-        let tx = self.conn.transaction().map_err(db)?;
+        let tx = self.conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate).map_err(db)?;
         tx.execute("UPDATE witnesses SET revoked = ?2 WHERE id = ?1 AND revoked IS NULL", rusqlite::params![id, at])
             .map_err(db)?;
         tx.execute("INSERT INTO revocations (witness, at, note) VALUES (?1, ?2, ?3)", rusqlite::params![id, at, note])
             .map_err(db)?;
+        // The readers, read inside the transaction: one recorded concurrently is not missed.
+        let readers: Vec<String> = {
+            let mut q = tx.prepare("SELECT trace FROM consumed WHERE witness = ?1").map_err(db)?;
+            let rows = q.query_map([id], |r| r.get::<_, String>(0)).map_err(db)?;
+            rows.collect::<Result<_, _>>().map_err(db)?
+        };
         let source = format!("revoked:{id}");
-        for trace in &w.traces {
+        for trace in &readers {
             raise(&tx, trace, crate::ir::QUARANTINED, &source, at, self.max_traces).map_err(db)?;
         }
         tx.commit().map_err(db)?;
@@ -492,7 +505,10 @@ impl Store {
     pub fn release(&mut self, id: &str) -> Result<Page, StoreError> {
         let page = self.get(id, true)?;
         let at = now();
-        let tx = self.conn.transaction().map_err(|e| StoreError::Db(self.path.clone(), e))?;
+        let tx = self
+            .conn
+            .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+            .map_err(|e| StoreError::Db(self.path.clone(), e))?;
         tx.execute("INSERT INTO releases (page, at) VALUES (?1, ?2)", rusqlite::params![id, at])
             .and_then(|_| tx.execute("UPDATE pages SET released = ?2 WHERE id = ?1", rusqlite::params![id, at]))
             .map_err(|e| StoreError::Db(self.path.clone(), e))?;
@@ -502,7 +518,8 @@ impl Store {
 }
 
 /// Raises a trace to `level` (a high-water mark: never lowers it) and marks it the most
-/// recently used; then forgets the least recently used traces past `max`. A trusted level
+/// recently used; then forgets traces past `max`, untrusted before quarantined, the least
+/// recently used first. A trusted level
 /// stores nothing new but still marks an existing trace used.
 fn raise(
     tx: &rusqlite::Transaction<'_>,
@@ -529,7 +546,7 @@ fn raise(
     let max = i64::try_from(max).unwrap_or(i64::MAX);
     tx.execute(
         "DELETE FROM traces WHERE id IN (
-             SELECT id FROM traces ORDER BY used ASC
+             SELECT id FROM traces ORDER BY taint ASC, used ASC
              LIMIT MAX(0, (SELECT COUNT(*) FROM traces) - ?1))",
         [max],
     )?;

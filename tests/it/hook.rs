@@ -178,3 +178,38 @@ fn install_and_uninstall_touch_only_fak_entries() {
     assert!(err.contains("not JSON") && err.contains("not touched"), "{err}");
     assert_eq!(std::fs::read_to_string(&settings).unwrap(), "{ not json");
 }
+
+/// A result fak cannot judge is withheld, not passed on: the tool ran already, so a refusal
+/// would only put a message next to the unjudged text.
+#[test]
+fn a_result_fak_cannot_judge_is_withheld() {
+    let dir = tempfile::tempdir().unwrap();
+    let not_a_dir = dir.path().join("file");
+    std::fs::write(&not_a_dir, "").unwrap();
+    let unusable = not_a_dir.join("state");
+    let a = hook(&unusable, &event("post-webfetch"));
+    assert_eq!(a.code, 0, "{}", a.stderr);
+    let out = a.json.unwrap();
+    assert_eq!(out["decision"], "block");
+    let replaced = &out["hookSpecificOutput"]["updatedToolOutput"];
+    assert!(
+        replaced["result"]
+            .as_str()
+            .unwrap()
+            .starts_with("[fak: this tool result was withheld: cannot create the state directory"),
+        "{replaced}"
+    );
+    assert_eq!(replaced["url"], "https://docs.example.dev/install", "a built-in tool keeps its shape");
+    // And a call in the same state is refused.
+    let a = hook(&unusable, &event("pre-ls"));
+    assert_eq!((a.code, decision(&a).0), (2, "deny"), "{}", a.stderr);
+    // No response at all, no session: withheld, refused.
+    let mut ev: Json = serde_json::from_str(&event("post-webfetch")).unwrap();
+    ev.as_object_mut().unwrap().remove("tool_response");
+    let a = hook(dir.path(), &ev.to_string());
+    assert_eq!((a.code, a.json.as_ref().map(|j| j["decision"].clone())), (0, Some(json!("block"))));
+    let mut ev: Json = serde_json::from_str(&event("pre-ls")).unwrap();
+    ev.as_object_mut().unwrap().remove("session_id");
+    let a = hook(dir.path(), &ev.to_string());
+    assert_eq!((a.code, decision(&a).0), (2, "deny"));
+}
