@@ -10,7 +10,7 @@
 //! - a quarantined result is paged out, and the model gets the page's stub;
 //! - the trace is raised to the result's source level (`ir::Program::source_level`:
 //!   `source` declarations, untrusted when none names the tool), and to untrusted at least
-//!   when the result is not admitted;
+//!   when the result is held back for anything but a secret (an injection, revoked bytes);
 //! - a result whose bytes were revoked (`Store::revoke`) is quarantined whatever the rules say:
 //!   QUARANTINE TRUST_VIOLATION, kind `revoked`.
 //!
@@ -79,9 +79,10 @@ pub fn admit(
         text: &result.text,
         digest: &digest,
         trace,
-        // A quarantined result may have been seen anyway (a client that ignores the stub):
-        // it raises its trace to untrusted at least.
-        raise: if v.is_allow() {
+        // A result held back for anything but a secret (an injection, revoked bytes) says its
+        // source is hostile, and a client that ignores the stub may have shown it anyway: it
+        // raises the trace to untrusted at least. A secret says nothing about its source.
+        raise: if v.is_allow() || matches!(&*v.reason, "SECRET_EXFIL" | "RESULT_SECRET_DISCOVERED") {
             dag.program().source_level(&result.tool)
         } else {
             dag.program().source_level(&result.tool).max(crate::ir::UNTRUSTED)
