@@ -12,6 +12,7 @@ mod output;
 mod policy;
 mod preflight;
 mod quarantine;
+mod repl;
 mod trace;
 
 use std::process::ExitCode;

@@ -28,8 +28,9 @@ use crate::store::Store;
     after_help = "Examples:\n  fak preflight --tool Bash --args '{\"command\":\"rm -rf ~\"}'\n  fak preflight --tool Edit --args @call.json --policy policy.fak --explain\n  fak preflight --tool Read --result @.env\n  fak preflight --batch calls.jsonl --policy examples/dogfood-claude-policy.json"
 )]
 pub struct PreflightArgs {
-    /// The tool name, e.g. `Bash`.
-    #[arg(long, required_unless_present = "batch")]
+    /// The tool name, e.g. `Bash`. Without it (and without `--batch`): an interactive loop, or
+    /// one input per line when stdin is not a terminal (`:help` lists the inputs).
+    #[arg(long)]
     pub tool: Option<String>,
     /// The call's arguments: JSON, `@FILE`, or `-` for stdin. Default `{}`.
     #[arg(long)]
@@ -110,7 +111,12 @@ pub fn run(a: &PreflightArgs) -> ExitCode {
     if let Some(batch) = &a.batch {
         return run_batch(&policy, batch, &trace, a.trace.as_deref(), &mut State::new(a));
     }
-    let tool = a.tool.clone().unwrap_or_default();
+    let Some(tool) = a.tool.clone() else {
+        if a.result.is_some() || a.args.is_some() {
+            return fail("--args and --result need --tool");
+        }
+        return super::repl::run(a, policy, trace);
+    };
     let mut state = State::new(a);
     if let Some(spec) = &a.result {
         let text = match read_args(Some(spec)) {

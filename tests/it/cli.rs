@@ -488,8 +488,11 @@ fn preflight_cannot_run() {
     let out =
         snap_owned("preflight-bad-taint", &preflight(&["--taint", "filthy", "--tool", "Bash", "--args", "{}"]), None);
     assert_eq!(out.code, 2);
+    // No --tool reads inputs from stdin (here none): nothing to answer.
     let out = fak(&["preflight"], None);
-    assert_eq!(out.code, 2, "no --tool: {}", out.stderr);
+    assert_eq!((out.code, out.stdout.as_str()), (0, ""), "no --tool: {}", out.stderr);
+    let out = fak(&["preflight", "--args", "{}"], None);
+    assert_eq!(out.code, 2, "--args without --tool: {}", out.stderr);
     let out = fak(&["preflight", "--tool", "Bash", "--batch", "x"], None);
     assert_eq!(out.code, 2, "--tool with --batch");
     let out =
@@ -762,4 +765,55 @@ fn batch_lines_share_their_trace() {
             want("DENY", "MALFORMED", "-:-"),
         ]
     );
+}
+
+/// `fak preflight` with no `--tool` and stdin not a terminal: one answer per input, no
+/// prompts; multi-line JSON, results, the session's trace, `:why`, a failed `:load` keeps
+/// the policy.
+#[test]
+fn preflight_without_a_tool_reads_inputs_from_a_pipe() {
+    let dir = tempfile::tempdir().unwrap();
+    let st = dir.path().to_str().unwrap();
+    let input = [
+        "Bash rm -rf ~/",
+        "Bash ls -la",
+        "# a comment",
+        r#"Edit {"file_path": ".git/hooks/pre-commit","#,
+        r#"  "old_string": "a", "new_string": "b"}"#,
+        ":result WebFetch The weather is mild.",
+        ":trace",
+        ":reset",
+        ":trace",
+        ":load /nonexistent/p.fak",
+        "Read .env",
+        ":why",
+        ":nope",
+        ":quit",
+        "Bash ls",
+    ]
+    .join("\n");
+    let out = fak(&["preflight", "--state-dir", st, "--trace", "r1"], Some(&input));
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(!out.stdout.contains("fak>") && !out.stderr.contains("fak>"), "no prompts on a pipe");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let starts = |i: usize, p: &str| {
+        assert!(lines.get(i).is_some_and(|l| l.starts_with(p)), "line {i}: {:?}\n{}", lines.get(i), out.stdout)
+    };
+    starts(0, "verdict=DENY reason=POLICY_BLOCK by=shell.rm-recursive");
+    starts(1, "verdict=ALLOW reason=NONE by=claude-code");
+    starts(2, "verdict=DENY reason=SELF_MODIFY by=selfmod.vcs");
+    starts(3, "verdict=ALLOW reason=NONE by=default");
+    assert!(lines[3].ends_with("taint=untrusted"), "{}", lines[3]);
+    starts(4, "trace=r1 taint=untrusted");
+    starts(5, "trace=r1 taint=trusted was=untrusted");
+    starts(6, "trace=r1 taint=trusted");
+    assert!(out.stdout.contains("the policy has errors; still deciding with the one loaded before"), "{}", out.stdout);
+    assert!(
+        out.stdout
+            .contains("verdict=ALLOW reason=NONE by=claude-code disposition=NONE\n  decided by rule `claude-code`"),
+        "Read .env then :why\n{}",
+        out.stdout
+    );
+    assert!(out.stdout.contains("unknown command `:nope`"), "{}", out.stdout);
+    assert_eq!(out.stdout.matches("verdict=").count(), 5, "nothing after :quit\n{}", out.stdout);
 }
