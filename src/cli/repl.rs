@@ -6,6 +6,12 @@
 //! `:result TOOL TEXT`, `:trace`, `:reset`, `:why`, `:load FILE`, `:reload`, `:policy`,
 //! `:test`, `:help`, `:quit`. The session is one trace (`repl-<pid>` unless `--trace`), kept in
 //! the state directory like any other.
+//!
+//! On a terminal the line editor (`editor`) adds history (`repl-history` in the state
+//! directory), tab completion and colour (off with `NO_COLOR`); what each input answers is the
+//! same text either way, so the pipe tests cover the answers and the terminal test the editor.
+
+mod editor;
 
 use std::io::{BufRead as _, IsTerminal as _, Write as _};
 use std::path::PathBuf;
@@ -17,6 +23,7 @@ use super::output::{explain_text, verdict_line};
 use super::preflight::PreflightArgs;
 use crate::compile::Explain;
 use crate::eval::{Call, ToolResult, TraceState, Verdict};
+use crate::ir::VerdictKind;
 use crate::load::{self, Policy};
 use crate::store::Store;
 
@@ -51,6 +58,8 @@ fn main_argument(tool: &str) -> &'static str {
 
 struct Session {
     policy: Policy,
+    /// ANSI colour in answers (a terminal, and `NO_COLOR` unset).
+    color: bool,
     path: Option<PathBuf>,
     base: TraceState,
     trace: String,
@@ -74,10 +83,7 @@ impl Session {
         Some(match head {
             ":quit" | ":q" | ":exit" => return None,
             ":help" | ":h" => HELP.to_string(),
-            ":why" => match &self.last {
-                Some((v, ex)) => explain_text(v, ex, &self.policy.sources),
-                None => "nothing decided yet\n".into(),
-            },
+            ":why" => self.why(),
             ":trace" => match self.store().and_then(|s| s.taint(&self.trace).map_err(|e| e.to_string())) {
                 Ok(t) => format!("trace={} taint={}\n", self.trace, level(t.max(self.base.taint))),
                 Err(e) => format!("error: {e}\n"),
@@ -102,7 +108,7 @@ impl Session {
                 };
                 match crate::ledger::admit(&mut store, &self.policy.dag, &result, Some(&self.trace), &self.base) {
                     Ok((v, ex, rec)) => {
-                        let out = format!("{} taint={}\n", verdict_line(&v), level(rec.taint.max(self.base.taint)));
+                        let out = format!("{} taint={}\n", self.paint(&v), level(rec.taint.max(self.base.taint)));
                         self.last = Some((v, ex));
                         out
                     }
@@ -128,7 +134,7 @@ impl Session {
                 match st {
                     Ok(st) => {
                         let (v, ex) = crate::compile::decide_explained(&self.policy.dag, &call, &st);
-                        let out = format!("{}\n", verdict_line(&v));
+                        let out = format!("{}\n", self.paint(&v));
                         self.last = Some((v, ex));
                         out
                     }
@@ -136,6 +142,45 @@ impl Session {
                 }
             }
         })
+    }
+
+    /// The verdict line, its verdict coloured on a terminal.
+    fn paint(&self, v: &Verdict) -> String {
+        let line = verdict_line(v);
+        if !self.color {
+            return line;
+        }
+        let colour = match v.verdict {
+            VerdictKind::Allow => "32",
+            VerdictKind::Transform => "33",
+            VerdictKind::Quarantine => "35",
+            VerdictKind::Deny => "1;31",
+        };
+        match line.split_once(' ') {
+            Some((head, rest)) => format!("\x1b[{colour}m{head}\x1b[0m {rest}"),
+            None => line,
+        }
+    }
+
+    /// `:why`: the explanation of the last verdict, then the source of every rule that
+    /// matched, its name underlined.
+    fn why(&self) -> String {
+        let Some((v, ex)) = &self.last else { return "nothing decided yet\n".into() };
+        let sources = &self.policy.sources;
+        let mut s = explain_text(v, ex, sources);
+        let program = self.policy.dag.program();
+        let mut shown = Vec::new();
+        let matched = ex.rules.iter().filter(|(_, holds)| *holds).map(|(r, _)| r.as_str());
+        for id in std::iter::once(&*v.by.rule).chain(matched) {
+            if shown.contains(&id) {
+                continue;
+            }
+            shown.push(id);
+            if let Some(rule) = program.rules.iter().find(|r| &*r.id == id) {
+                s.push_str(&snippet(sources, rule.loc, self.color));
+            }
+        }
+        s
     }
 
     fn load(&mut self, path: Option<PathBuf>) -> String {
@@ -208,6 +253,30 @@ impl Session {
     }
 }
 
+/// The statement at `loc` (up to its `;`, at most 8 lines) with the span underlined, as a
+/// compiler shows code: `  --> file:line:col`, then numbered lines.
+fn snippet(sources: &crate::diag::Sources, loc: crate::diag::Loc, color: bool) -> String {
+    let text = sources.text(loc.file);
+    let (line_no, col) = sources.line_col(loc.file, loc.span.start);
+    let start = text.get(..loc.span.start).and_then(|t| t.rfind('\n')).map_or(0, |i| i + 1);
+    let width = (line_no + 8).to_string().len();
+    let mut s = format!("  {:width$}--> {}:{line_no}:{col}\n", "", sources.name(loc.file));
+    let rest = text.get(start..).unwrap_or("");
+    for (k, line) in rest.lines().take(8).enumerate() {
+        s.push_str(&format!("  {:>width$} | {line}\n", line_no + k));
+        if k == 0 {
+            let len = loc.span.end.saturating_sub(loc.span.start).clamp(1, line.len().saturating_sub(col - 1).max(1));
+            let marks = "^".repeat(len);
+            let marks = if color { format!("\x1b[1;31m{marks}\x1b[0m") } else { marks };
+            s.push_str(&format!("  {:width$} | {}{marks}\n", "", " ".repeat(col - 1)));
+        }
+        if line.trim_end().ends_with(';') {
+            break;
+        }
+    }
+    s
+}
+
 fn level(rank: u8) -> &'static str {
     crate::ir::TAINT_LEVELS.get(usize::from(rank)).copied().unwrap_or("quarantined")
 }
@@ -234,23 +303,26 @@ fn complete(buf: &str) -> bool {
 pub fn run(a: &PreflightArgs, policy: Policy, base: TraceState) -> ExitCode {
     let trace = a.trace.clone().unwrap_or_else(|| format!("repl-{}", std::process::id()));
     let dir = a.state_dir.clone().unwrap_or_else(crate::store::default_dir);
-    let mut s = Session { policy, path: a.policy.clone(), base, trace, dir, last: None };
-    let stdin = std::io::stdin();
-    let tty = stdin.is_terminal();
+    let tty = std::io::stdin().is_terminal();
+    let color = tty && std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
+    let mut s = Session { policy, color, path: a.policy.clone(), base, trace, dir, last: None };
     if tty {
-        eprintln!(
-            "fak preflight: decide calls against {}; :help for help",
-            a.policy.as_ref().map_or("the built-in floor".into(), |p| p.display().to_string())
-        );
+        terminal(&mut s)
+    } else {
+        pipe(&mut s)
     }
+}
+
+/// Tool names the policy's rules name, for completion.
+fn policy_tools(p: &Policy) -> Vec<String> {
+    p.dag.program().rules.iter().flat_map(|r| r.tools.exact.iter().cloned()).collect()
+}
+
+/// One input a line (JSON over several), one answer each, no prompts.
+fn pipe(s: &mut Session) -> ExitCode {
     let mut out = std::io::stdout().lock();
     let mut buf = String::new();
-    let mut lines = stdin.lock().lines();
-    loop {
-        if tty {
-            eprint!("{}", if buf.is_empty() { "fak> " } else { "...> " });
-        }
-        let Some(line) = lines.next() else { break };
+    for line in std::io::stdin().lock().lines() {
         let line = match line {
             Ok(l) => l,
             Err(e) => return super::fail(format!("cannot read stdin: {e}")),
@@ -264,6 +336,58 @@ pub fn run(a: &PreflightArgs, policy: Policy, base: TraceState) -> ExitCode {
         }
         let input = std::mem::take(&mut buf);
         let Some(answer) = s.input(&input) else { break };
+        if out.write_all(answer.as_bytes()).and_then(|()| out.flush()).is_err() {
+            break;
+        }
+    }
+    ExitCode::SUCCESS
+}
+
+/// The line editor: prompts, history, completion, colour.
+fn terminal(s: &mut Session) -> ExitCode {
+    use rustyline::error::ReadlineError;
+    let config = rustyline::Config::builder()
+        .auto_add_history(false)
+        .history_ignore_dups(true)
+        .and_then(|b| Ok(b.history_ignore_space(true).max_history_size(5000)?.build()));
+    let mut rl =
+        match config.and_then(rustyline::Editor::<editor::ReplHelper, rustyline::history::FileHistory>::with_config) {
+            Ok(rl) => rl,
+            Err(e) => return super::fail(format!("cannot start the line editor: {e}")),
+        };
+    rl.set_helper(Some(editor::ReplHelper::new(policy_tools(&s.policy), s.color)));
+    // History is a convenience: a state directory that cannot hold it costs only that.
+    let history = s.dir.join("repl-history");
+    let keep_history = std::fs::create_dir_all(&s.dir).is_ok();
+    if keep_history && history.exists() {
+        if let Err(e) = rl.load_history(&history) {
+            eprintln!("fak: cannot read the history in {}: {e}", history.display());
+        }
+    }
+    eprintln!(
+        "fak preflight: deciding against {}; :help lists the commands, Tab completes",
+        s.path.as_ref().map_or("the built-in floor".into(), |p| p.display().to_string())
+    );
+    let mut out = std::io::stdout().lock();
+    loop {
+        let input = match rl.readline("fak> ") {
+            Ok(l) => l,
+            Err(ReadlineError::Interrupted) => continue,
+            Err(ReadlineError::Eof) => break,
+            Err(e) => return super::fail(format!("cannot read the terminal: {e}")),
+        };
+        if !input.trim().is_empty() {
+            let _ = rl.add_history_entry(input.as_str());
+            if keep_history {
+                let _ = rl.append_history(&history);
+            }
+        }
+        let Some(answer) = s.input(&input) else { break };
+        if input.trim_start().starts_with(":load") || input.trim_start().starts_with(":reload") {
+            if let Some(h) = rl.helper_mut() {
+                h.set_tools(policy_tools(&s.policy));
+            }
+        }
         if out.write_all(answer.as_bytes()).and_then(|()| out.flush()).is_err() {
             break;
         }

@@ -13,5 +13,6 @@ mod docs;
 mod hook;
 mod parse;
 mod props;
+mod repl;
 mod shell;
 mod snapshot;
