@@ -1,5 +1,5 @@
 //! The command line: `fak policy`, `fak preflight`, and the state commands `fak quarantine`,
-//! `fak trace` and `fak witness`.
+//! `fak trace` and `fak witness`, `fak hook`, and `fak serve`.
 //!
 //! Exit status: `fak policy` exits 0 when the files are clean (warnings are shown), 1 on an
 //! error in a policy (or an unreadable one) or a failing test, 2 on bad flags; `fak preflight`
@@ -13,6 +13,7 @@ mod policy;
 mod preflight;
 mod quarantine;
 mod repl;
+mod serve;
 mod trace;
 
 use std::process::ExitCode;
@@ -42,6 +43,8 @@ pub enum Command {
     Witness(trace::WitnessArgs),
     /// Run as Claude Code's PreToolUse/PostToolUse hook; `install` / `uninstall` it.
     Hook(hook::HookArgs),
+    /// Run the gateway Claude Code and the SDKs point at: every tool call and result decided.
+    Serve(serve::ServeArgs),
 }
 
 /// How diagnostics are printed.
@@ -72,6 +75,7 @@ pub fn main() -> ExitCode {
         Command::Trace(a) => trace::run_trace(&a),
         Command::Witness(a) => trace::run_witness(&a),
         Command::Hook(a) => hook::run(&a),
+        Command::Serve(a) => serve::run(&a),
     }
 }
 

@@ -32,6 +32,7 @@ pub mod compile;
 pub mod convert;
 pub mod diag;
 pub mod eval;
+pub mod gateway;
 pub mod ir;
 pub mod ledger;
 pub mod load;

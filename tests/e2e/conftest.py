@@ -99,6 +99,49 @@ def scripted_model(tmp_path):
         m.stop()
 
 
+class FakServe:
+    """A running `fak serve` in front of an upstream."""
+
+    def __init__(self, fak_bin, upstream_url, state_dir, workspace, extra_args=(), env=None):
+        self.stderr_path = state_dir.parent / ("serve-%s.err" % state_dir.name)
+        self.stderr = open(self.stderr_path, "w")
+        self.proc = subprocess.Popen(
+            [fak_bin, "serve", "--addr", "127.0.0.1:0", "--base-url", upstream_url, "--state-dir", str(state_dir),
+             "--workspace", str(workspace), *extra_args],
+            stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env)
+        line = self.proc.stdout.readline()
+        if "listening on http://" not in line:
+            self.proc.kill()
+            raise RuntimeError("fak serve did not start: %r\n%s" % (line, self.stderr_path.read_text()))
+        self.url = line.split("listening on ")[1].split()[0]
+
+    def log_lines(self):
+        return [json.loads(l) for l in self.stderr_path.read_text().splitlines() if l.startswith("{")]
+
+    def stop(self):
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.stderr.close()
+
+
+@pytest.fixture
+def fak_serve(fak_bin, tmp_path):
+    started = []
+
+    def start(upstream_url, workspace, extra_args=(), env=None):
+        state = tmp_path / ("serve-state%d" % len(started))
+        s = FakServe(fak_bin, upstream_url, state, workspace, extra_args, env)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
+
+
 def text_of(content):
     """A tool_result's content as text, whether a string or a list of blocks."""
     if isinstance(content, str):

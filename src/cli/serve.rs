@@ -1,0 +1,138 @@
+//! `fak serve`: flags, environment, and the runtime the gateway runs on.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+use crate::gateway::{self, App, Config};
+use crate::load;
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq, Eq)]
+pub enum Provider {
+    /// An upstream speaking the Anthropic Messages API: Anthropic, or a local server with
+    /// `/v1/messages` (vLLM, llama-server). Requests pass through; fak decides in between.
+    Anthropic,
+    /// An OpenAI-compatible upstream (Ollama, llama-server, LM Studio, vLLM): not in this
+    /// version yet.
+    Openai,
+}
+
+/// Run the gateway Claude Code and the SDKs point at (`ANTHROPIC_BASE_URL`).
+///
+/// Every tool call the model proposes is decided before the client sees it; every tool result
+/// the client sends is admitted before the model reads it.
+#[derive(Args, Debug)]
+#[command(after_help = "Environment:
+  FAK_UPSTREAM_TIMEOUT_SECS  how long the upstream may stay silent (default 600)
+  FAK_BODY_LIMIT_BYTES       the largest request body accepted (default 33554432, 32 MiB)
+
+Examples:
+  fak serve --provider anthropic --base-url https://api.anthropic.com
+  ANTHROPIC_BASE_URL=http://127.0.0.1:8080 claude")]
+pub struct ServeArgs {
+    /// Where to listen.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+    /// The upstream's wire.
+    #[arg(long, value_enum, default_value_t = Provider::Anthropic)]
+    pub provider: Provider,
+    /// The upstream's base URL (without `/v1`).
+    #[arg(long, default_value = "https://api.anthropic.com")]
+    pub base_url: String,
+    /// The model to report in `/healthz` and `/v1/models`.
+    #[arg(long)]
+    pub model: Option<String>,
+    /// An environment variable holding the upstream's key; without it the client's own key
+    /// headers are forwarded.
+    #[arg(long)]
+    pub api_key_env: Option<String>,
+    /// An environment variable holding the key clients must send (`x-api-key` or
+    /// `Authorization: Bearer`); every route but `/healthz` then needs it.
+    #[arg(long)]
+    pub require_key_env: Option<String>,
+    /// A policy: `.fak` or `fak-policy/v1` JSON. Default: the built-in floor.
+    #[arg(long)]
+    pub policy: Option<PathBuf>,
+    /// The workspace root paths are placed in. Default: the current directory.
+    #[arg(long)]
+    pub workspace: Option<String>,
+    /// Where quarantined results, traces and witnesses are kept. Default: `$XDG_STATE_HOME/fak`.
+    #[arg(long)]
+    pub state_dir: Option<PathBuf>,
+}
+
+fn env_var(name: &str) -> Result<String, String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Ok(v),
+        _ => Err(format!("the environment variable {name} is not set")),
+    }
+}
+
+fn env_num(name: &str, default: u64) -> Result<u64, String> {
+    match std::env::var(name) {
+        Ok(v) => v.trim().parse().map_err(|_| format!("{name}={v:?} is not a number")),
+        Err(_) => Ok(default),
+    }
+}
+
+fn config(a: &ServeArgs) -> Result<Config, String> {
+    if a.provider == Provider::Openai {
+        return Err(
+            "--provider openai is not built yet; use an upstream with /v1/messages (--provider anthropic)".into()
+        );
+    }
+    let workspace = match &a.workspace {
+        Some(w) => w.clone(),
+        None => {
+            std::env::current_dir().map_err(|e| format!("no current directory: {e}"))?.to_string_lossy().into_owned()
+        }
+    };
+    Ok(Config {
+        addr: a.addr,
+        base_url: a.base_url.clone(),
+        model: a.model.clone(),
+        upstream_key: a.api_key_env.as_deref().map(env_var).transpose()?,
+        require_key: a.require_key_env.as_deref().map(env_var).transpose()?,
+        workspace,
+        home: std::env::var("HOME").unwrap_or_else(|_| "/".into()),
+        state_dir: a.state_dir.clone().unwrap_or_else(crate::store::default_dir),
+        upstream_timeout: Duration::from_secs(env_num("FAK_UPSTREAM_TIMEOUT_SECS", 600)?),
+        body_limit: usize::try_from(env_num("FAK_BODY_LIMIT_BYTES", 32 << 20)?).unwrap_or(usize::MAX),
+    })
+}
+
+pub fn run(a: &ServeArgs) -> ExitCode {
+    let config = match config(a) {
+        Ok(c) => c,
+        Err(e) => return super::fail(e),
+    };
+    let loaded = match &a.policy {
+        Some(p) => load::from_path(p),
+        None => load::builtin(),
+    };
+    let policy = match loaded.into_result() {
+        Ok(p) => p,
+        Err((sources, diags)) => {
+            super::output::print_diags(&diags, &sources, super::ErrorFormat::Human);
+            return super::fail("the policy has errors; not serving");
+        }
+    };
+    // A server decides many calls: build every automaton now, not on the first request.
+    policy.dag.warm();
+    let app = match App::new(config, Arc::clone(&policy.dag)) {
+        Ok(a) => Arc::new(a),
+        Err(e) => return super::fail(e),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => return super::fail(format!("cannot start the runtime: {e}")),
+    };
+    match rt.block_on(gateway::serve(app)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => super::fail(e),
+    }
+}

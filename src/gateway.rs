@@ -1,0 +1,572 @@
+//! `fak serve`: the gateway between an agent (Claude Code, an SDK) and its model.
+//!
+//! ```text
+//! client ──POST /v1/messages──▶ admit every tool_result (stubs for what is held back)
+//!                                 ──▶ upstream ──▶ decide every tool_use ──▶ client
+//! ```
+//!
+//! The request side goes through `ledger::admit` like every front end (the trace's taint, the
+//! witnesses, the pages); the response side through `messages::Adjudicator`, for a JSON body
+//! and for a stream alike. A DENY is a value (HTTP 200 with the call replaced by a text
+//! block); errors use the Anthropic envelope. Anthropic upstream errors pass through with their
+//! status and body untouched.
+//!
+//! This version forwards to an Anthropic-wire upstream (Anthropic itself, or a local server
+//! with `/v1/messages`: vLLM, llama-server); the OpenAI-compatible upstream comes next.
+
+pub mod messages;
+pub mod sse;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{any, get, post};
+use axum::Router;
+use futures_util::StreamExt as _;
+use rustc_hash::FxHashMap;
+use serde_json::{json, Value as Json};
+
+use crate::compile::Dag;
+use crate::eval::{kind_str, ToolResult, TraceState};
+use crate::store::{Digest, Store};
+
+/// How `fak serve` was asked to run.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub addr: SocketAddr,
+    /// The upstream's base URL, without `/v1/...`.
+    pub base_url: String,
+    /// The model name `/healthz` and `/v1/models` report; requests keep their own.
+    pub model: Option<String>,
+    /// The key sent upstream (`x-api-key`); else the client's own headers go.
+    pub upstream_key: Option<String>,
+    /// The key clients must present (`x-api-key` or `Authorization: Bearer`).
+    pub require_key: Option<String>,
+    pub workspace: String,
+    pub home: String,
+    pub state_dir: PathBuf,
+    pub upstream_timeout: Duration,
+    pub body_limit: usize,
+}
+
+/// What every request shares.
+pub struct App {
+    pub config: Config,
+    pub dag: Arc<Dag>,
+    client: reqwest::Client,
+    store: Mutex<Store>,
+    /// Results already admitted by this process, by trace and digest: a conversation resends
+    /// every earlier result with each turn, and each is recorded once (`admit_results`).
+    seen: Mutex<FxHashMap<(String, String), Seen>>,
+}
+
+#[derive(Clone)]
+struct Seen {
+    record: Json,
+    /// The stub the model reads instead, when the result was held back.
+    replacement: Option<String>,
+}
+
+/// At most this many remembered admissions; past it the memory starts over (each result is
+/// then recorded again once, which the store takes as the same witness or page).
+const SEEN_MAX: usize = 100_000;
+
+impl App {
+    pub fn new(config: Config, dag: Arc<Dag>) -> Result<App, String> {
+        let store = Store::open(&config.state_dir).map_err(|e| e.to_string())?;
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .read_timeout(config.upstream_timeout)
+            .build()
+            .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
+        Ok(App { config, dag, client, store: Mutex::new(store), seen: Mutex::new(FxHashMap::default()) })
+    }
+}
+
+/// The routes.
+pub fn router(app: Arc<App>) -> Router {
+    let limit = app.config.body_limit;
+    Router::new()
+        .route("/", any(root))
+        .route("/api/hello", any(root))
+        .route("/api/event_logging/{*rest}", any(quiet))
+        .route("/healthz", get(healthz))
+        .route("/v1/models", get(models))
+        .route("/v1/messages", post(messages_route))
+        .route("/v1/messages/count_tokens", post(count_tokens))
+        .fallback(not_found)
+        .layer(axum::extract::DefaultBodyLimit::max(limit))
+        .with_state(app)
+}
+
+/// Runs until SIGINT or SIGTERM, then lets requests in flight finish.
+pub async fn serve(app: Arc<App>) -> Result<(), String> {
+    let addr = app.config.addr;
+    let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    if !local.ip().is_loopback() && app.config.require_key.is_none() {
+        eprintln!(
+            "fak serve: WARNING: listening on {local}, off loopback, with no key required: anyone who can reach \
+             it can use the upstream model through it. Set --require-key-env."
+        );
+    }
+    // The first line on stdout: scripts and tests read the port from it.
+    println!("fak serve: listening on http://{local} (upstream {})", app.config.base_url);
+    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())
+}
+
+async fn shutdown() {
+    let int = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = int => {},
+        _ = term => {},
+    }
+}
+
+// --- Small routes --------------------------------------------------------------------------
+
+async fn root() -> StatusCode {
+    StatusCode::OK
+}
+
+async fn quiet() -> StatusCode {
+    StatusCode::NO_CONTENT
+}
+
+async fn healthz(State(app): State<Arc<App>>) -> Response {
+    axum::Json(json!({"ok": true, "model": app.config.model, "engine": "anthropic", "upstream": app.config.base_url}))
+        .into_response()
+}
+
+async fn models(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
+    if let Err(r) = authorize(&app, &headers) {
+        return r;
+    }
+    let data: Vec<Json> = app
+        .config
+        .model
+        .iter()
+        .map(|m| json!({"type": "model", "id": m, "display_name": m, "created_at": "1970-01-01T00:00:00Z"}))
+        .collect();
+    axum::Json(json!({"data": data, "has_more": false, "first_id": data.first().and_then(|m| m.get("id")), "last_id": data.last().and_then(|m| m.get("id"))}))
+        .into_response()
+}
+
+async fn not_found(method: Method, uri: Uri) -> Response {
+    error(StatusCode::NOT_FOUND, "not_found_error", &format!("fak serve has no route {method} {}", uri.path()))
+}
+
+/// An error in the Anthropic envelope.
+pub fn error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body = json!({"type": "error", "error": {"type": kind, "message": message}});
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// `x-api-key` or `Authorization: Bearer`, compared in constant time, when a key is required.
+fn authorize(app: &App, headers: &HeaderMap) -> Result<(), Response> {
+    let Some(want) = &app.config.require_key else { return Ok(()) };
+    let given = headers.get("x-api-key").and_then(|v| v.to_str().ok()).or_else(|| {
+        headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "))
+    });
+    match given {
+        Some(g) if constant_time_eq(g.as_bytes(), want.as_bytes()) => Ok(()),
+        _ => Err(error(
+            StatusCode::UNAUTHORIZED,
+            "authentication_error",
+            "fak serve: a valid key is required (x-api-key or Authorization: Bearer)",
+        )),
+    }
+}
+
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+// --- Traces --------------------------------------------------------------------------------
+
+/// The trace a request belongs to: `X-Trace-Id`, else Claude Code's session id, else one
+/// derived from the conversation's start (its system prompt and first message), so every turn
+/// of one conversation lands in the same trace.
+fn trace_id(headers: &HeaderMap, body: &Json) -> String {
+    for h in ["x-trace-id", "x-claude-code-session-id"] {
+        if let Some(v) = headers.get(h).and_then(|v| v.to_str().ok()).filter(|v| !v.is_empty()) {
+            return v.chars().take(200).collect();
+        }
+    }
+    let first = body.get("messages").and_then(Json::as_array).and_then(|m| m.first()).cloned().unwrap_or(Json::Null);
+    let seed = json!([body.get("system").cloned().unwrap_or(Json::Null), first]).to_string();
+    format!("conv-{}", &Digest::of(&seed).hex().get(..16).unwrap_or("0"))
+}
+
+// --- The request side: tool results ---------------------------------------------------------
+
+/// The text the detectors read of a tool_result's content: a string, or its text blocks.
+fn result_text(content: &Json) -> String {
+    match content {
+        Json::String(s) => s.clone(),
+        Json::Array(blocks) => {
+            blocks.iter().filter_map(|b| b.get("text").and_then(Json::as_str)).collect::<Vec<_>>().join("\n")
+        }
+        _ => String::new(),
+    }
+}
+
+/// Admits every tool_result of the request before the upstream sees it; held-back content is
+/// replaced by its stub. Returns the records for `_fak.result_admissions`.
+fn admit_results(app: &App, body: &mut Json, trace: &str, base: &TraceState) -> Result<Vec<Json>, String> {
+    let Some(messages) = body.get_mut("messages").and_then(Json::as_array_mut) else { return Ok(Vec::new()) };
+    let mut tools: FxHashMap<String, String> = FxHashMap::default();
+    let mut records = Vec::new();
+    for m in messages.iter_mut() {
+        let Some(content) = m.get_mut("content").and_then(Json::as_array_mut) else { continue };
+        for block in content.iter_mut() {
+            match block.get("type").and_then(Json::as_str) {
+                Some("tool_use") => {
+                    if let (Some(id), Some(name)) =
+                        (block.get("id").and_then(Json::as_str), block.get("name").and_then(Json::as_str))
+                    {
+                        tools.insert(id.to_string(), name.to_string());
+                    }
+                }
+                Some("tool_result") => {
+                    let id = block.get("tool_use_id").and_then(Json::as_str).unwrap_or("").to_string();
+                    // A result whose call fak never saw is judged as an unknown tool's: untrusted.
+                    let tool = tools.get(&id).cloned().unwrap_or_else(|| "unknown".to_string());
+                    let text = result_text(block.get("content").unwrap_or(&Json::Null));
+                    let seen = admit_one(app, &tool, &id, text, trace, base)?;
+                    if let (Some(stub), Some(o)) = (&seen.replacement, block.as_object_mut()) {
+                        o.insert("content".into(), Json::from(stub.as_str()));
+                    }
+                    records.push(seen.record);
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(records)
+}
+
+fn poisoned() -> String {
+    "fak: a lock was poisoned (a request failed inside)".to_string()
+}
+
+fn admit_one(app: &App, tool: &str, id: &str, text: String, trace: &str, base: &TraceState) -> Result<Seen, String> {
+    let digest = Digest::of(&text);
+    let key = (trace.to_string(), digest.hex().to_string());
+    let remembered = app.seen.lock().map_err(|_| poisoned())?.get(&key).cloned();
+    let mut store = app.store.lock().map_err(|_| poisoned())?;
+    if let Some(s) = remembered {
+        // A result read before stays read unless its bytes were revoked since.
+        if s.replacement.is_some() || !store.revoked(&digest).map_err(|e| e.to_string())? {
+            let mut s = s;
+            if let Some(o) = s.record.as_object_mut() {
+                o.insert("tool_use_id".into(), Json::from(id));
+            }
+            return Ok(s);
+        }
+    }
+    let result = ToolResult { tool: tool.to_string(), text };
+    let (v, _, _) =
+        crate::ledger::admit(&mut store, &app.dag, &result, Some(trace), base).map_err(|e| e.to_string())?;
+    let mut record = json!({
+        "tool": tool, "tool_use_id": id, "verdict": kind_str(v.verdict), "reason": &*v.reason,
+        "disposition": v.disposition.as_str(), "by": &*v.by.rule, "trace_id": trace,
+    });
+    if let Some(o) = record.as_object_mut() {
+        if let Some(k) = v.kinds.first() {
+            o.insert("kind".into(), Json::from(&**k));
+        }
+        if let Some(p) = &v.page {
+            o.insert("page".into(), Json::from(&**p));
+        }
+        if let Some(w) = &v.witness {
+            o.insert("witness".into(), Json::from(&**w));
+        }
+    }
+    let replacement = (!v.is_allow()).then(|| match v.page.as_deref().map(|p| store.get(p, false)) {
+        Some(Ok(page)) => page.stub(),
+        _ => format!("[fak: this tool result was withheld: {}]", v.reason),
+    });
+    drop(store);
+    let seen = Seen { record, replacement };
+    let mut map = app.seen.lock().map_err(|_| poisoned())?;
+    if map.len() >= SEEN_MAX {
+        map.clear();
+    }
+    map.insert(key, seen.clone());
+    Ok(seen)
+}
+
+// --- /v1/messages ------------------------------------------------------------------------------
+
+async fn count_tokens(State(app): State<Arc<App>>, req: Request) -> Response {
+    if let Err(r) = authorize(&app, req.headers()) {
+        return r;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, app.config.body_limit).await {
+        Ok(b) => b,
+        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", "the request body is too large"),
+    };
+    match forward(&app, &parts.headers, &parts.uri, bytes.clone()).await {
+        Ok(up) if up.status() != reqwest::StatusCode::NOT_FOUND => pass_through(up).await,
+        // No count_tokens upstream: a local estimate over what /v1/messages would send.
+        Ok(_) | Err(_) => match serde_json::from_slice::<Json>(&bytes) {
+            Ok(body) => axum::Json(json!({"input_tokens": estimate_tokens(&body)})).into_response(),
+            Err(e) => error(StatusCode::BAD_REQUEST, "invalid_request_error", &format!("the body is not JSON: {e}")),
+        },
+    }
+}
+
+/// About four bytes a token over the system prompt, the tools and the messages.
+fn estimate_tokens(body: &Json) -> u64 {
+    let part = |k: &str| body.get(k).map_or(0, |v| v.to_string().len());
+    ((part("system") + part("tools") + part("messages")) as u64).div_ceil(4)
+}
+
+async fn messages_route(State(app): State<Arc<App>>, req: Request) -> Response {
+    let started = Instant::now();
+    if let Err(r) = authorize(&app, req.headers()) {
+        return r;
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, app.config.body_limit).await {
+        Ok(b) => b,
+        Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", "the request body is too large"),
+    };
+    let mut body: Json = match serde_json::from_slice(&bytes) {
+        Ok(b @ Json::Object(_)) => b,
+        Ok(_) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", "the body is not a JSON object"),
+        Err(e) => {
+            return error(StatusCode::BAD_REQUEST, "invalid_request_error", &format!("the body is not JSON: {e}"))
+        }
+    };
+    let trace = trace_id(&parts.headers, &body);
+    let base = TraceState::with_workspace(&app.config.workspace).home(&app.config.home);
+    let stream = body.get("stream").and_then(Json::as_bool) == Some(true);
+
+    // The request side, then the state the response is decided in (the results may raise it).
+    let app2 = app.clone();
+    let (trace2, base2) = (trace.clone(), base.clone());
+    let admitted = tokio::task::spawn_blocking(move || {
+        let records = admit_results(&app2, &mut body, &trace2, &base2)?;
+        let store = app2.store.lock().map_err(|_| poisoned())?;
+        let state = crate::ledger::state(&store, Some(&trace2), &base2).map_err(|e| e.to_string())?;
+        Ok::<_, String>((body, records, state))
+    })
+    .await;
+    let (body, records, state) = match admitted {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => {
+            return error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "api_error",
+                &format!("fak could not admit the tool results: {e}"),
+            )
+        }
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "api_error", &format!("fak failed inside: {e}")),
+    };
+    let mut adj = messages::Adjudicator::new(app.dag.clone(), state, trace.clone());
+    adj.result_admissions = records;
+
+    let up = match forward(&app, &parts.headers, &parts.uri, Bytes::from(body.to_string())).await {
+        Ok(up) => up,
+        Err(e) => return upstream_error(&e),
+    };
+    let status = up.status();
+    if !status.is_success() {
+        log(&trace, "/v1/messages", status.as_u16(), started, &adj);
+        return pass_through(up).await;
+    }
+    let streamed = up
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("text/event-stream"));
+    if stream && streamed {
+        return stream_response(up, adj, trace, started);
+    }
+    let bytes = match up.bytes().await {
+        Ok(b) => b,
+        Err(e) => return upstream_error(&e.to_string()),
+    };
+    let mut msg: Json = match serde_json::from_slice(&bytes) {
+        Ok(m @ Json::Object(_)) => m,
+        _ => return error(StatusCode::BAD_GATEWAY, "api_error", "fak: the upstream's answer is not a JSON message"),
+    };
+    adj.message(&mut msg);
+    log(&trace, "/v1/messages", 200, started, &adj);
+    let mut r = axum::Json(msg).into_response();
+    if let Ok(v) = HeaderValue::from_str(&trace) {
+        r.headers_mut().insert("x-trace-id", v);
+    }
+    r
+}
+
+fn stream_response(up: reqwest::Response, adj: messages::Adjudicator, trace: String, started: Instant) -> Response {
+    let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
+    let trace2 = trace.clone();
+    tokio::spawn(async move {
+        let mut s = messages::Stream::new(adj);
+        let mut reader = sse::Reader::default();
+        let mut upstream = up.bytes_stream();
+        let send = |evs: Vec<sse::Event>| {
+            let tx = tx.clone();
+            async move {
+                for e in evs {
+                    if tx.send(Ok(Bytes::from(e.to_bytes()))).await.is_err() {
+                        return false;
+                    }
+                }
+                true
+            }
+        };
+        loop {
+            // A ping whenever the upstream is quiet (a held tool call, a slow model).
+            let next = tokio::time::timeout(Duration::from_secs(10), upstream.next()).await;
+            let out = match next {
+                Err(_) => vec![sse::Event::new("ping", r#"{"type": "ping"}"#)],
+                Ok(Some(Ok(chunk))) => match reader.feed(&chunk) {
+                    Ok(evs) => evs.into_iter().flat_map(|e| s.feed(e)).collect(),
+                    Err(e) => vec![messages::error_event("api_error", &format!("fak: {e}"))],
+                },
+                Ok(Some(Err(e))) => {
+                    let mut out: Vec<sse::Event> = Vec::new();
+                    if !s.done() {
+                        out.push(messages::error_event(
+                            "api_error",
+                            &format!("fak: the upstream failed mid-stream: {e}"),
+                        ));
+                    }
+                    let _ = send(out).await;
+                    break;
+                }
+                Ok(None) => {
+                    let mut out: Vec<sse::Event> = reader.finish().into_iter().flat_map(|e| s.feed(e)).collect();
+                    out.extend(s.finish());
+                    let _ = send(out).await;
+                    break;
+                }
+            };
+            if !send(out).await || s.done() {
+                break;
+            }
+        }
+        log(&trace2, "/v1/messages (stream)", 200, started, &s.adj);
+    });
+    let body = Body::from_stream(tokio_stream_from(rx));
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(v) = HeaderValue::from_str(&trace) {
+        h.insert("x-trace-id", v);
+    }
+    r
+}
+
+/// The receiving end of a channel as a stream (what tokio-stream's wrapper does).
+fn tokio_stream_from<T: Send + 'static>(
+    mut rx: tokio::sync::mpsc::Receiver<T>,
+) -> impl futures_util::Stream<Item = T> + Send + 'static {
+    futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// One JSON line per request on stderr: never a body or an argument.
+fn log(trace: &str, route: &str, status: u16, started: Instant, adj: &messages::Adjudicator) {
+    let mut counts: FxHashMap<&str, u32> = FxHashMap::default();
+    for a in &adj.admissions {
+        *counts.entry(a.get("verdict").and_then(Json::as_str).unwrap_or("?")).or_default() += 1;
+    }
+    let held =
+        adj.result_admissions.iter().filter(|r| r.get("verdict").and_then(Json::as_str) != Some("ALLOW")).count();
+    let line = json!({
+        "route": route, "status": status, "ms": started.elapsed().as_secs_f64() * 1000.0, "trace": trace,
+        "verdicts": counts, "results": adj.result_admissions.len(), "results_held": held,
+    });
+    eprintln!("{line}");
+}
+
+/// Sends the request upstream: the same path and query, the client's headers less the ones
+/// that belong to this hop, and the upstream key when fak has one.
+async fn forward(app: &App, headers: &HeaderMap, uri: &Uri, body: Bytes) -> Result<reqwest::Response, String> {
+    let path_and_query = uri.path_and_query().map_or(uri.path(), |p| p.as_str());
+    let url = format!("{}{}", app.config.base_url.trim_end_matches('/'), path_and_query);
+    let mut req = app.client.post(&url).body(body);
+    for (name, value) in headers {
+        let n = name.as_str();
+        let hop = matches!(
+            n,
+            "host"
+                | "content-length"
+                | "connection"
+                | "transfer-encoding"
+                | "keep-alive"
+                | "upgrade"
+                | "te"
+                | "trailer"
+                | "proxy-authorization"
+                | "accept-encoding"
+        );
+        let auth = matches!(n, "x-api-key" | "authorization");
+        // The client's key goes upstream only when fak neither has its own nor checks theirs.
+        if hop || (auth && (app.config.upstream_key.is_some() || app.config.require_key.is_some())) {
+            continue;
+        }
+        req = req.header(name, value);
+    }
+    if let Some(k) = &app.config.upstream_key {
+        req = req.header("x-api-key", k);
+    }
+    req.send().await.map_err(|e| {
+        if e.is_timeout() {
+            format!("the upstream did not answer in time: {e}")
+        } else {
+            format!("the upstream could not be reached: {e}")
+        }
+    })
+}
+
+fn upstream_error(e: &str) -> Response {
+    error(StatusCode::BAD_GATEWAY, "api_error", &format!("fak: {e}"))
+}
+
+/// An upstream answer passed on as it is: status, content type, body.
+async fn pass_through(up: reqwest::Response) -> Response {
+    let status = StatusCode::from_u16(up.status().as_u16()).unwrap_or(StatusCode::BAD_GATEWAY);
+    let ctype = up.headers().get(reqwest::header::CONTENT_TYPE).cloned();
+    let rid = up.headers().get("request-id").cloned();
+    match up.bytes().await {
+        Ok(b) => {
+            let mut r = (status, b).into_response();
+            if let Some(c) = ctype.and_then(|c| HeaderValue::from_bytes(c.as_bytes()).ok()) {
+                r.headers_mut().insert(header::CONTENT_TYPE, c);
+            }
+            if let Some(v) = rid.and_then(|c| HeaderValue::from_bytes(c.as_bytes()).ok()) {
+                r.headers_mut().insert("request-id", v);
+            }
+            r
+        }
+        Err(e) => upstream_error(&format!("the upstream's answer could not be read: {e}")),
+    }
+}
