@@ -141,6 +141,31 @@ impl Verdict {
         }
     }
 
+    /// A refusal in words for the agent: `REASON (by RULE, KINDS): MESSAGE`, never the
+    /// refused content itself. The hook and the gateway put it in front of the model.
+    pub fn why(&self) -> String {
+        let mut s = format!("{} (by {}", self.reason, self.by.rule);
+        if !self.kinds.is_empty() {
+            let kinds: Vec<&str> = self.kinds.iter().map(|k| &**k).collect();
+            s.push_str(&format!(", {}", kinds.join(", ")));
+        }
+        s.push(')');
+        if let Some(m) = &self.message {
+            s.push_str(&format!(": {m}"));
+        }
+        s
+    }
+
+    /// What the agent should do after this refusal, by its disposition.
+    pub fn advice(&self) -> &'static str {
+        match self.disposition {
+            ir::Disposition::Escalate => "A person must decide; do not retry it another way.",
+            ir::Disposition::Retryable => "Fix the call and retry.",
+            ir::Disposition::Wait => "Wait before retrying.",
+            _ => "Do not retry it another way.",
+        }
+    }
+
     pub fn is_allow(&self) -> bool {
         self.verdict == VerdictKind::Allow
     }

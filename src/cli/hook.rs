@@ -144,22 +144,7 @@ fn answer_post(tool: &str, response: &Json, stub: &str) -> ExitCode {
 }
 
 fn why(v: &Verdict) -> String {
-    let mut s = format!("fak refused this call: {} (by {}", v.reason, v.by.rule);
-    if !v.kinds.is_empty() {
-        let kinds: Vec<&str> = v.kinds.iter().map(|k| &**k).collect();
-        s.push_str(&format!(", {}", kinds.join(", ")));
-    }
-    s.push(')');
-    if let Some(m) = &v.message {
-        s.push_str(&format!(": {m}"));
-    }
-    match v.disposition {
-        crate::ir::Disposition::Escalate => s.push_str(". A person must decide; do not retry it another way."),
-        crate::ir::Disposition::Retryable => s.push_str(". Fix the call and retry."),
-        crate::ir::Disposition::Wait => s.push_str(". Wait before retrying."),
-        _ => s.push_str(". Do not retry it another way."),
-    }
-    s
+    format!("fak refused this call: {}. {}", v.why(), v.advice())
 }
 
 fn answer(a: &HookArgs, input: &str) -> ExitCode {

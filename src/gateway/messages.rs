@@ -43,24 +43,12 @@ pub enum Decided {
 
 /// The text the model reads in place of a refused call.
 pub fn refusal_text(tool: &str, id: &str, v: &Verdict) -> String {
-    let mut s = format!("[fak] The tool call `{tool}` ({id}) was refused and did not run: {}", v.reason);
-    s.push_str(&format!(" (by {}", v.by.rule));
-    if !v.kinds.is_empty() {
-        let kinds: Vec<&str> = v.kinds.iter().map(|k| &**k).collect();
-        s.push_str(&format!("; {}", kinds.join(", ")));
-    }
-    s.push(')');
-    if let Some(m) = &v.message {
-        s.push_str(&format!(": {m}"));
-    }
-    s.push_str(&format!(". Disposition {}: ", v.disposition.as_str()));
-    s.push_str(match v.disposition {
-        crate::ir::Disposition::Retryable => "fix the call before proposing it again.",
-        crate::ir::Disposition::Wait => "wait before proposing it again.",
-        crate::ir::Disposition::Escalate => "a person must decide; do not propose it again unchanged or reworded.",
-        _ => "do not propose this call again unchanged, nor another way to the same effect.",
-    });
-    s
+    format!(
+        "[fak] The tool call `{tool}` ({id}) was refused and did not run: {}. Disposition {}: {} Do not propose it again unchanged.",
+        v.why(),
+        v.disposition.as_str(),
+        v.advice()
+    )
 }
 
 impl Adjudicator {
