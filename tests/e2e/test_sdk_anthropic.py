@@ -1,0 +1,108 @@
+"""The official `anthropic` Python SDK against `fak serve` (Anthropic wire upstream: the
+scripted model). Create, stream, tools, tool results, errors, both auth headers."""
+
+import os
+import secrets
+import string
+
+import anthropic
+import pytest
+
+TOOLS = [{"name": "Bash", "description": "run a command",
+          "input_schema": {"type": "object", "properties": {"command": {"type": "string"}},
+                           "required": ["command"]}}]
+
+RM_AND_LS = {"turns": [{"text": "On it.", "tool_calls": [
+    {"name": "Bash", "input": {"command": "rm -rf ~/"}},
+    {"name": "Bash", "input": {"command": "ls -la"}}]}]}
+
+
+def client(url, **kw):
+    kw.setdefault("api_key", "sk-ant-test-not-a-real-key")
+    return anthropic.Anthropic(base_url=url, max_retries=0, timeout=30, **kw)
+
+
+def fak_of(message):
+    extra = message.model_extra or {}
+    assert "_fak" in extra, message
+    return extra["_fak"]
+
+
+def check_adjudicated(message):
+    kinds = [b.type for b in message.content]
+    assert kinds == ["text", "text", "tool_use"], kinds
+    assert message.content[1].text.startswith("[fak] The tool call `Bash`")
+    assert "POLICY_BLOCK" in message.content[1].text
+    assert message.content[2].name == "Bash" and message.content[2].input == {"command": "ls -la"}
+    assert message.stop_reason == "tool_use"
+
+
+def test_create_with_tools(tmp_path, scripted_model, fak_serve):
+    model = scripted_model(RM_AND_LS)
+    gw = fak_serve(model.url, tmp_path)
+    msg = client(gw.url).messages.create(model="claude-test", max_tokens=100, tools=TOOLS,
+                                         messages=[{"role": "user", "content": "clean up"}])
+    check_adjudicated(msg)
+    fak = fak_of(msg)
+    assert [(a["verdict"], a["by"]) for a in fak["admissions"]] == [("DENY", "shell.rm-recursive"),
+                                                                   ("ALLOW", "claude-code")]
+
+
+def test_stream_with_tools(tmp_path, scripted_model, fak_serve):
+    model = scripted_model(RM_AND_LS)
+    gw = fak_serve(model.url, tmp_path)
+    with client(gw.url).messages.stream(model="claude-test", max_tokens=100, tools=TOOLS,
+                                        messages=[{"role": "user", "content": "clean up"}]) as s:
+        events = [e.type for e in s]
+        final = s.get_final_message()
+    check_adjudicated(final)
+    assert events.count("message_stop") == 1 and events[0] == "message_start"
+    assert model.requests("/v1/messages")[-1]["body"]["stream"] is True
+
+
+def test_a_secret_in_a_tool_result_never_reaches_the_model(tmp_path, scripted_model, fak_serve):
+    model = scripted_model({"turns": [{"text": "ok"}, {"text": "noted"}]})
+    gw = fak_serve(model.url, tmp_path)
+    # A fake key made here, in a known shape (no real credential is ever in the tree).
+    key = "AKIA" + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(16))
+    secret = "".join(secrets.choice(string.ascii_letters + string.digits + "/+") for _ in range(40))
+    leaked = "[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n" % (key, secret)
+    messages = [
+        {"role": "user", "content": "show me the credentials"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "Bash",
+                                           "input": {"command": "cat ~/.aws/credentials"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": leaked}]},
+    ]
+    msg = client(gw.url).messages.create(model="claude-test", max_tokens=100, tools=TOOLS, messages=messages)
+    assert msg.content[0].text == "noted"
+    sent = model.requests("/v1/messages")[-1]["body"]["messages"][2]["content"][0]
+    assert key not in model.log_path.read_text() and secret not in model.log_path.read_text()
+    assert sent["content"].startswith("[fak: this tool result was quarantined: SECRET_EXFIL"), sent
+    held = fak_of(msg)["result_admissions"]
+    assert [(r["tool"], r["verdict"]) for r in held] == [("Bash", "QUARANTINE")], held
+
+
+def test_errors_come_back_as_the_sdk_types(tmp_path, scripted_model, fak_serve):
+    model = scripted_model({"turns": [
+        {"error": {"status": 529, "type": "overloaded_error", "message": "Overloaded (scripted)"}}]})
+    gw = fak_serve(model.url, tmp_path)
+    with pytest.raises(anthropic.APIStatusError) as e:
+        client(gw.url).messages.create(model="claude-test", max_tokens=10, tools=TOOLS,
+                                       messages=[{"role": "user", "content": "hi"}])
+    assert e.value.status_code == 529 and "Overloaded (scripted)" in str(e.value)
+    with pytest.raises(anthropic.BadRequestError):
+        client(gw.url).post("/v1/messages", body=[1], cast_to=object)
+
+
+def test_both_auth_headers(tmp_path, scripted_model, fak_serve):
+    model = scripted_model({"turns": [{"text": "hello"}]})
+    env = dict(os.environ, FAK_TEST_GATEWAY_KEY="gw-test-key-not-a-secret")
+    gw = fak_serve(model.url, tmp_path, ["--require-key-env", "FAK_TEST_GATEWAY_KEY"], env=env)
+    ask = dict(model="claude-test", max_tokens=10, tools=TOOLS, messages=[{"role": "user", "content": "hi"}])
+    # api_key: what this SDK sends for it (x-api-key or Bearer, by major version); auth_token: Bearer.
+    for c in [client(gw.url, api_key="gw-test-key-not-a-secret"),
+              anthropic.Anthropic(base_url=gw.url, auth_token="gw-test-key-not-a-secret", api_key=None,
+                                  max_retries=0)]:
+        assert c.messages.create(**ask).content[0].text == "hello"
+    with pytest.raises(anthropic.AuthenticationError):
+        client(gw.url, api_key="wrong").messages.create(**ask)
