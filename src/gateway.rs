@@ -11,10 +11,13 @@
 //! block); errors use the Anthropic envelope. Anthropic upstream errors pass through with their
 //! status and body untouched.
 //!
-//! This version forwards to an Anthropic-wire upstream (Anthropic itself, or a local server
-//! with `/v1/messages`: vLLM, llama-server); the OpenAI-compatible upstream comes next.
+//! The upstream speaks the Anthropic wire (Anthropic itself, or a local server with
+//! `/v1/messages`) or OpenAI chat completions (Ollama, llama-server, vLLM, ...): then
+//! `openai` translates the request on the way out and the answer on the way back, and the
+//! adjudication is the same.
 
 pub mod messages;
+pub mod openai;
 pub mod sse;
 
 use std::net::SocketAddr;
@@ -36,10 +39,20 @@ use crate::compile::Dag;
 use crate::eval::{kind_str, ToolResult, TraceState};
 use crate::store::{Digest, Store};
 
+/// The upstream's wire.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Provider {
+    Anthropic,
+    OpenAi,
+}
+
 /// How `fak serve` was asked to run.
 #[derive(Clone, Debug)]
 pub struct Config {
     pub addr: SocketAddr,
+    pub provider: Provider,
+    /// Merged into every OpenAI-wire upstream request (FAK_PROVIDER_EXTRA_BODY_JSON).
+    pub extra_body: Option<serde_json::Map<String, Json>>,
     /// The upstream's base URL, without `/v1/...`.
     pub base_url: String,
     /// The model name `/healthz` and `/v1/models` report; requests keep their own.
@@ -151,7 +164,11 @@ async fn quiet() -> StatusCode {
 }
 
 async fn healthz(State(app): State<Arc<App>>) -> Response {
-    axum::Json(json!({"ok": true, "model": app.config.model, "engine": "anthropic", "upstream": app.config.base_url}))
+    let engine = match app.config.provider {
+        Provider::Anthropic => "anthropic",
+        Provider::OpenAi => "openai",
+    };
+    axum::Json(json!({"ok": true, "model": app.config.model, "engine": engine, "upstream": app.config.base_url}))
         .into_response()
 }
 
@@ -328,7 +345,11 @@ async fn count_tokens(State(app): State<Arc<App>>, req: Request) -> Response {
         Ok(b) => b,
         Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", "the request body is too large"),
     };
-    match forward(&app, &parts.headers, &parts.uri, bytes.clone()).await {
+    let upstream = match app.config.provider {
+        Provider::Anthropic => forward(&app, &parts.headers, &parts.uri, bytes.clone()).await,
+        Provider::OpenAi => Err("an OpenAI-wire upstream counts no tokens".to_string()),
+    };
+    match upstream {
         Ok(up) if up.status() != reqwest::StatusCode::NOT_FOUND => pass_through(up).await,
         // No count_tokens upstream: a local estimate over what /v1/messages would send.
         Ok(_) | Err(_) => match serde_json::from_slice::<Json>(&bytes) {
@@ -389,6 +410,9 @@ async fn messages_route(State(app): State<Arc<App>>, req: Request) -> Response {
     let mut adj = messages::Adjudicator::new(app.dag.clone(), state, trace.clone());
     adj.result_admissions = records;
 
+    if app.config.provider == Provider::OpenAi {
+        return via_openai(&app, body, adj, stream, trace, started).await;
+    }
     let up = match forward(&app, &parts.headers, &parts.uri, Bytes::from(body.to_string())).await {
         Ok(up) => up,
         Err(e) => return upstream_error(&e),
@@ -398,32 +422,158 @@ async fn messages_route(State(app): State<Arc<App>>, req: Request) -> Response {
         log(&trace, "/v1/messages", status.as_u16(), started, &adj);
         return pass_through(up).await;
     }
-    let streamed = up
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|c| c.starts_with("text/event-stream"));
+    let streamed = is_sse(up.headers());
     if stream && streamed {
-        return stream_response(up, adj, trace, started);
+        return stream_response(up, adj, trace, started, None);
     }
     let bytes = match up.bytes().await {
         Ok(b) => b,
         Err(e) => return upstream_error(&e.to_string()),
     };
-    let mut msg: Json = match serde_json::from_slice(&bytes) {
+    let msg: Json = match serde_json::from_slice(&bytes) {
         Ok(m @ Json::Object(_)) => m,
         _ => return error(StatusCode::BAD_GATEWAY, "api_error", "fak: the upstream's answer is not a JSON message"),
     };
+    json_response(msg, adj, &trace, started)
+}
+
+fn is_sse(headers: &reqwest::header::HeaderMap) -> bool {
+    headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/event-stream"))
+}
+
+/// A whole Messages response, adjudicated, with `_fak` and the trace header.
+fn json_response(mut msg: Json, mut adj: messages::Adjudicator, trace: &str, started: Instant) -> Response {
     adj.message(&mut msg);
-    log(&trace, "/v1/messages", 200, started, &adj);
+    log(trace, "/v1/messages", 200, started, &adj);
     let mut r = axum::Json(msg).into_response();
-    if let Ok(v) = HeaderValue::from_str(&trace) {
+    if let Ok(v) = HeaderValue::from_str(trace) {
         r.headers_mut().insert("x-trace-id", v);
     }
     r
 }
 
-fn stream_response(up: reqwest::Response, adj: messages::Adjudicator, trace: String, started: Instant) -> Response {
+/// `/v1/messages` to an OpenAI-wire upstream: translated there and back.
+async fn via_openai(
+    app: &App,
+    body: Json,
+    adj: messages::Adjudicator,
+    stream: bool,
+    trace: String,
+    started: Instant,
+) -> Response {
+    let client_model = body.get("model").and_then(Json::as_str).unwrap_or("").to_string();
+    let (req, names) = match openai::request(&body, app.config.model.as_deref(), app.config.extra_body.as_ref()) {
+        Ok(x) => x,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", &e),
+    };
+    let url = format!("{}/v1/chat/completions", app.config.base_url.trim_end_matches('/'));
+    let mut r = app.client.post(&url).header(header::CONTENT_TYPE, "application/json").body(req.to_string());
+    if let Some(k) = &app.config.upstream_key {
+        r = r.bearer_auth(k);
+    }
+    let up = match r.send().await {
+        Ok(up) => up,
+        Err(e) => return upstream_error(&format!("the upstream could not be reached: {e}")),
+    };
+    let status = up.status();
+    if !status.is_success() {
+        let code = status.as_u16();
+        let bytes = up.bytes().await.unwrap_or_default();
+        log(&trace, "/v1/messages", code, started, &adj);
+        let s = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+        return error(s, openai::error_type(code), &openai::error_message(&bytes));
+    }
+    if stream && is_sse(up.headers()) {
+        return stream_response(up, adj, trace, started, Some(openai::StreamTranslator::new(names, client_model)));
+    }
+    let bytes = match up.bytes().await {
+        Ok(b) => b,
+        Err(e) => return upstream_error(&e.to_string()),
+    };
+    let msg = serde_json::from_slice::<Json>(&bytes)
+        .map_err(|e| e.to_string())
+        .and_then(|b| openai::response(&b, &names, &client_model));
+    match msg {
+        Ok(m) if !stream => json_response(m, adj, &trace, started),
+        // The client asked for a stream and the upstream answered whole: stream it.
+        Ok(m) => stream_whole(m, adj, trace, started),
+        Err(e) => {
+            error(StatusCode::BAD_GATEWAY, "api_error", &format!("fak: the upstream's answer cannot be read: {e}"))
+        }
+    }
+}
+
+/// A whole message as the events of a stream, adjudicated like any stream.
+fn stream_whole(msg: Json, adj: messages::Adjudicator, trace: String, started: Instant) -> Response {
+    let mut s = messages::Stream::new(adj);
+    let mut out = Vec::new();
+    for e in message_events(&msg) {
+        out.extend(s.feed(e));
+    }
+    out.extend(s.finish());
+    log(&trace, "/v1/messages (stream)", 200, started, &s.adj);
+    let bytes: Vec<u8> = out.iter().flat_map(sse::Event::to_bytes).collect();
+    sse_response(Body::from(bytes), &trace)
+}
+
+/// The events a Messages stream would have carried for `msg`.
+fn message_events(msg: &Json) -> Vec<sse::Event> {
+    let ev = |d: Json| sse::Event::new(d.get("type").and_then(Json::as_str).unwrap_or(""), d.to_string());
+    let mut start = msg.clone();
+    if let Some(o) = start.as_object_mut() {
+        o.insert("content".into(), json!([]));
+        o.insert("stop_reason".into(), Json::Null);
+    }
+    let mut out = vec![ev(json!({"type": "message_start", "message": start}))];
+    for (i, b) in msg.get("content").and_then(Json::as_array).into_iter().flatten().enumerate() {
+        let delta = match b.get("type").and_then(Json::as_str) {
+            Some("text") => json!({"type": "text_delta", "text": b.get("text").cloned().unwrap_or_default()}),
+            Some("tool_use") => {
+                json!({"type": "input_json_delta", "partial_json": b.get("input").cloned().unwrap_or_default().to_string()})
+            }
+            _ => continue,
+        };
+        let mut empty = b.clone();
+        if let Some(o) = empty.as_object_mut() {
+            if o.contains_key("text") {
+                o.insert("text".into(), json!(""));
+            }
+            if o.contains_key("input") {
+                o.insert("input".into(), json!({}));
+            }
+        }
+        out.push(ev(json!({"type": "content_block_start", "index": i, "content_block": empty})));
+        out.push(ev(json!({"type": "content_block_delta", "index": i, "delta": delta})));
+        out.push(ev(json!({"type": "content_block_stop", "index": i})));
+    }
+    out.push(ev(
+        json!({"type": "message_delta", "delta": {"stop_reason": msg.get("stop_reason"), "stop_sequence": null},
+        "usage": {"output_tokens": msg.pointer("/usage/output_tokens").cloned().unwrap_or(json!(0))}}),
+    ));
+    out.push(ev(json!({"type": "message_stop"})));
+    out
+}
+
+fn sse_response(body: Body, trace: &str) -> Response {
+    let mut r = Response::new(body);
+    let h = r.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    if let Ok(v) = HeaderValue::from_str(trace) {
+        h.insert("x-trace-id", v);
+    }
+    r
+}
+
+/// Streams the upstream's answer to the client through the adjudicator; `translate` turns an
+/// OpenAI-wire upstream's chunks into Messages events first.
+fn stream_response(
+    up: reqwest::Response,
+    adj: messages::Adjudicator,
+    trace: String,
+    started: Instant,
+    mut translate: Option<openai::StreamTranslator>,
+) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     let trace2 = trace.clone();
     tokio::spawn(async move {
@@ -447,8 +597,11 @@ fn stream_response(up: reqwest::Response, adj: messages::Adjudicator, trace: Str
             let out = match next {
                 Err(_) => vec![sse::Event::new("ping", r#"{"type": "ping"}"#)],
                 Ok(Some(Ok(chunk))) => match reader.feed(&chunk) {
-                    Ok(evs) => evs.into_iter().flat_map(|e| s.feed(e)).collect(),
-                    Err(e) => vec![messages::error_event("api_error", &format!("fak: {e}"))],
+                    Ok(evs) => match translated(&mut translate, evs) {
+                        Ok(evs) => evs.into_iter().flat_map(|e| s.feed(e)).collect(),
+                        Err(e) => s.fail_with(&format!("fak: {e}")),
+                    },
+                    Err(e) => s.fail_with(&format!("fak: {e}")),
                 },
                 Ok(Some(Err(e))) => {
                     let mut out: Vec<sse::Event> = Vec::new();
@@ -462,7 +615,15 @@ fn stream_response(up: reqwest::Response, adj: messages::Adjudicator, trace: Str
                     break;
                 }
                 Ok(None) => {
-                    let mut out: Vec<sse::Event> = reader.finish().into_iter().flat_map(|e| s.feed(e)).collect();
+                    let last: Vec<sse::Event> = reader.finish().into_iter().collect();
+                    let mut out: Vec<sse::Event> = match translated(&mut translate, last) {
+                        Ok(evs) => evs.into_iter().flat_map(|e| s.feed(e)).collect(),
+                        Err(e) => s.fail_with(&format!("fak: {e}")),
+                    };
+                    // An OpenAI-wire upstream that said it finished but sent no [DONE]: end it.
+                    if let Some(t) = translate.as_mut().filter(|t| t.finished()) {
+                        out.extend(t.end().into_iter().flat_map(|e| s.feed(e)));
+                    }
                     out.extend(s.finish());
                     let _ = send(out).await;
                     break;
@@ -474,15 +635,17 @@ fn stream_response(up: reqwest::Response, adj: messages::Adjudicator, trace: Str
         }
         log(&trace2, "/v1/messages (stream)", 200, started, &s.adj);
     });
-    let body = Body::from_stream(tokio_stream_from(rx));
-    let mut r = Response::new(body);
-    let h = r.headers_mut();
-    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-    if let Ok(v) = HeaderValue::from_str(&trace) {
-        h.insert("x-trace-id", v);
+    sse_response(Body::from_stream(tokio_stream_from(rx)), &trace)
+}
+
+/// Upstream events as Messages events: as they are, or through the OpenAI translator.
+fn translated(t: &mut Option<openai::StreamTranslator>, evs: Vec<sse::Event>) -> Result<Vec<sse::Event>, String> {
+    let Some(t) = t else { return Ok(evs) };
+    let mut out = Vec::new();
+    for e in evs {
+        out.extend(t.feed(&e.data)?);
     }
-    r
+    Ok(out)
 }
 
 /// The receiving end of a channel as a stream (what tokio-stream's wrapper does).

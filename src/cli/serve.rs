@@ -16,8 +16,8 @@ pub enum Provider {
     /// An upstream speaking the Anthropic Messages API: Anthropic, or a local server with
     /// `/v1/messages` (vLLM, llama-server). Requests pass through; fak decides in between.
     Anthropic,
-    /// An OpenAI-compatible upstream (Ollama, llama-server, LM Studio, vLLM): not in this
-    /// version yet.
+    /// An OpenAI-compatible upstream (Ollama, llama-server, LM Studio, vLLM, SGLang):
+    /// `/v1/messages` is translated to `/v1/chat/completions` and back.
     Openai,
 }
 
@@ -29,9 +29,12 @@ pub enum Provider {
 #[command(after_help = "Environment:
   FAK_UPSTREAM_TIMEOUT_SECS  how long the upstream may stay silent (default 600)
   FAK_BODY_LIMIT_BYTES       the largest request body accepted (default 33554432, 32 MiB)
+  FAK_PROVIDER_EXTRA_BODY_JSON  a JSON object merged into every OpenAI-wire upstream request
+                             (e.g. {\"top_k\": 20, \"chat_template_kwargs\": {\"enable_thinking\": false}})
 
 Examples:
   fak serve --provider anthropic --base-url https://api.anthropic.com
+  fak serve --provider openai --base-url http://127.0.0.1:11434 --model qwen3-coder   # Ollama
   ANTHROPIC_BASE_URL=http://127.0.0.1:8080 claude")]
 pub struct ServeArgs {
     /// Where to listen.
@@ -40,10 +43,11 @@ pub struct ServeArgs {
     /// The upstream's wire.
     #[arg(long, value_enum, default_value_t = Provider::Anthropic)]
     pub provider: Provider,
-    /// The upstream's base URL (without `/v1`).
+    /// The upstream's base URL (a trailing `/v1` is dropped: fak adds the path).
     #[arg(long, default_value = "https://api.anthropic.com")]
     pub base_url: String,
-    /// The model to report in `/healthz` and `/v1/models`.
+    /// The model to report in `/healthz` and `/v1/models`; with `--provider openai`, the model
+    /// every request asks the upstream for (a local server does not know `claude-...`).
     #[arg(long)]
     pub model: Option<String>,
     /// An environment variable holding the upstream's key; without it the client's own key
@@ -80,11 +84,15 @@ fn env_num(name: &str, default: u64) -> Result<u64, String> {
 }
 
 fn config(a: &ServeArgs) -> Result<Config, String> {
-    if a.provider == Provider::Openai {
-        return Err(
-            "--provider openai is not built yet; use an upstream with /v1/messages (--provider anthropic)".into()
-        );
-    }
+    let extra_body = match std::env::var("FAK_PROVIDER_EXTRA_BODY_JSON") {
+        Ok(v) if !v.trim().is_empty() => match serde_json::from_str::<serde_json::Value>(&v) {
+            Ok(serde_json::Value::Object(m)) => Some(m),
+            _ => return Err("FAK_PROVIDER_EXTRA_BODY_JSON must be a JSON object".into()),
+        },
+        _ => None,
+    };
+    // `--base-url http://localhost:11434/v1` means the same as without the `/v1`.
+    let base_url = a.base_url.trim_end_matches('/').trim_end_matches("/v1").to_string();
     let workspace = match &a.workspace {
         Some(w) => w.clone(),
         None => {
@@ -93,7 +101,12 @@ fn config(a: &ServeArgs) -> Result<Config, String> {
     };
     Ok(Config {
         addr: a.addr,
-        base_url: a.base_url.clone(),
+        provider: match a.provider {
+            Provider::Anthropic => gateway::Provider::Anthropic,
+            Provider::Openai => gateway::Provider::OpenAi,
+        },
+        extra_body,
+        base_url,
         model: a.model.clone(),
         upstream_key: a.api_key_env.as_deref().map(env_var).transpose()?,
         require_key: a.require_key_env.as_deref().map(env_var).transpose()?,

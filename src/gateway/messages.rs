@@ -184,6 +184,15 @@ impl Stream {
         vec![error_event("api_error", message)]
     }
 
+    /// Ends the stream with an error (the upstream failed or sent what cannot be read); held
+    /// calls are never sent. Nothing when it has ended already.
+    pub fn fail_with(&mut self, message: &str) -> Vec<Event> {
+        if self.done() {
+            return Vec::new();
+        }
+        self.fail(message)
+    }
+
     /// The events to send for one upstream event.
     pub fn feed(&mut self, e: Event) -> Vec<Event> {
         if self.done() {

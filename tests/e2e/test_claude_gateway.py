@@ -2,13 +2,38 @@
 scripted model: every tool call the model proposes is decided before Claude Code sees it, and
 every tool result is admitted before the model reads it."""
 
+import json
 import secrets
 import string
+
+import pytest
 
 from conftest import text_of
 
 
-def test_claude_code_through_the_gateway(tmp_path, scripted_model, fak_serve, run_claude):
+def tool_results(model, provider):
+    """Every tool result the model was sent, by call id, as text."""
+    if provider == "anthropic":
+        return {k: text_of(v["content"]) for k, v in model.tool_results().items()}
+    found = {}
+    for entry in model.requests("/v1/chat/completions"):
+        for m in entry["body"]["messages"]:
+            if m["role"] == "tool":
+                found[m["tool_call_id"]] = m["content"] if isinstance(m["content"], str) else json.dumps(m["content"])
+    return found
+
+
+def assistant_texts(model, provider):
+    """The text of every assistant turn Claude Code sent back in its last request."""
+    if provider == "anthropic":
+        last = model.requests("/v1/messages")[-1]["body"]["messages"]
+        return [b.get("text", "") for m in last if m["role"] == "assistant" for b in m["content"]]
+    last = model.requests("/v1/chat/completions")[-1]["body"]["messages"]
+    return [m.get("content") or "" for m in last if m["role"] == "assistant"]
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+def test_claude_code_through_the_gateway(tmp_path, scripted_model, fak_serve, run_claude, provider):
     project = tmp_path / "project"
     sentinel = project / "sentinel"
     sentinel.mkdir(parents=True)
@@ -25,26 +50,29 @@ def test_claude_code_through_the_gateway(tmp_path, scripted_model, fak_serve, ru
             {"name": "Bash", "input": {"command": "cat deploy.env", "description": "read"}}]},
         {"text": "Done."},
     ]})
-    gateway = fak_serve(model.url, project)
+    gateway = fak_serve(model.url, project, ["--provider", provider, "--model", "scripted-model"])
     result = run_claude(project, gateway.url)
     assert result["result"] == "Done.", result
 
     # The refused call never ran; the allowed one did, and its output went back to the model.
     assert (sentinel / "keep.txt").read_text() == "precious\n"
-    results = model.tool_results()
+    results = tool_results(model, provider)
     assert "toolu_scripted_0_0" not in results, "a refused call has no result: it never reached Claude Code"
-    assert "keep.txt" in text_of(results["toolu_scripted_0_1"]["content"])
+    assert "keep.txt" in results["toolu_scripted_0_1"]
     # What Claude Code kept of the refused call: fak's text, in the assistant turn it sent back.
-    second = model.requests("/v1/messages")[-1]["body"]["messages"]
-    said = [b.get("text", "") for m in second if m["role"] == "assistant" for b in m["content"]]
+    said = assistant_texts(model, provider)
     assert any("[fak] The tool call `Bash` (toolu_scripted_0_0) was refused" in t and "POLICY_BLOCK" in t
                for t in said), said
 
     # The secret never reached the upstream; the model read the page's stub instead.
     assert token not in model.log_path.read_text()
-    stub = text_of(results["toolu_scripted_1_0"]["content"])
+    stub = results["toolu_scripted_1_0"]
     assert "quarantined: SECRET_EXFIL" in stub and "github_pat" in stub, stub
 
+    if provider == "openai":
+        sent = model.requests("/v1/chat/completions")
+        assert sent and all(e["body"]["model"] == "scripted-model" for e in sent)
+        assert not model.requests("/v1/messages"), "an OpenAI-wire upstream only sees chat completions"
     # Claude Code streams every turn; fak logged one line per request, without bodies.
     lines = gateway.log_lines()
     assert [l["route"] for l in lines].count("/v1/messages (stream)") >= 3, lines

@@ -1,5 +1,6 @@
-"""The official `anthropic` Python SDK against `fak serve` (Anthropic wire upstream: the
-scripted model). Create, stream, tools, tool results, errors, both auth headers."""
+"""The official `anthropic` Python SDK against `fak serve`, in front of the scripted model on
+either wire (`--provider anthropic` and `openai`). Create, stream, tools, tool results,
+errors, both auth headers."""
 
 import os
 import secrets
@@ -15,6 +16,24 @@ TOOLS = [{"name": "Bash", "description": "run a command",
 RM_AND_LS = {"turns": [{"text": "On it.", "tool_calls": [
     {"name": "Bash", "input": {"command": "rm -rf ~/"}},
     {"name": "Bash", "input": {"command": "ls -la"}}]}]}
+
+
+@pytest.fixture(params=["anthropic", "openai"])
+def gateway(request, tmp_path, scripted_model, fak_serve):
+    """Starts the scripted model with a script and fak serve in front of it, on one wire."""
+
+    def start(script, extra_args=(), env=None):
+        model = scripted_model(script)
+        gw = fak_serve(model.url, tmp_path, ["--provider", request.param, *extra_args], env=env)
+        return model, gw
+
+    start.provider = request.param
+    return start
+
+
+def sent_messages(model):
+    """The last request's body as the scripted model got it, on whichever wire."""
+    return (model.requests("/v1/messages") or model.requests("/v1/chat/completions"))[-1]["body"]
 
 
 def client(url, **kw):
@@ -37,9 +56,8 @@ def check_adjudicated(message):
     assert message.stop_reason == "tool_use"
 
 
-def test_create_with_tools(tmp_path, scripted_model, fak_serve):
-    model = scripted_model(RM_AND_LS)
-    gw = fak_serve(model.url, tmp_path)
+def test_create_with_tools(gateway):
+    model, gw = gateway(RM_AND_LS)
     msg = client(gw.url).messages.create(model="claude-test", max_tokens=100, tools=TOOLS,
                                          messages=[{"role": "user", "content": "clean up"}])
     check_adjudicated(msg)
@@ -48,21 +66,19 @@ def test_create_with_tools(tmp_path, scripted_model, fak_serve):
                                                                    ("ALLOW", "claude-code")]
 
 
-def test_stream_with_tools(tmp_path, scripted_model, fak_serve):
-    model = scripted_model(RM_AND_LS)
-    gw = fak_serve(model.url, tmp_path)
+def test_stream_with_tools(gateway):
+    model, gw = gateway(RM_AND_LS)
     with client(gw.url).messages.stream(model="claude-test", max_tokens=100, tools=TOOLS,
                                         messages=[{"role": "user", "content": "clean up"}]) as s:
         events = [e.type for e in s]
         final = s.get_final_message()
     check_adjudicated(final)
     assert events.count("message_stop") == 1 and events[0] == "message_start"
-    assert model.requests("/v1/messages")[-1]["body"]["stream"] is True
+    assert sent_messages(model)["stream"] is True
 
 
-def test_a_secret_in_a_tool_result_never_reaches_the_model(tmp_path, scripted_model, fak_serve):
-    model = scripted_model({"turns": [{"text": "ok"}, {"text": "noted"}]})
-    gw = fak_serve(model.url, tmp_path)
+def test_a_secret_in_a_tool_result_never_reaches_the_model(gateway):
+    model, gw = gateway({"turns": [{"text": "ok"}, {"text": "noted"}]})
     # A fake key made here, in a known shape (no real credential is ever in the tree).
     key = "AKIA" + "".join(secrets.choice(string.ascii_uppercase + string.digits) for _ in range(16))
     secret = "".join(secrets.choice(string.ascii_letters + string.digits + "/+") for _ in range(40))
@@ -75,17 +91,17 @@ def test_a_secret_in_a_tool_result_never_reaches_the_model(tmp_path, scripted_mo
     ]
     msg = client(gw.url).messages.create(model="claude-test", max_tokens=100, tools=TOOLS, messages=messages)
     assert msg.content[0].text == "noted"
-    sent = model.requests("/v1/messages")[-1]["body"]["messages"][2]["content"][0]
     assert key not in model.log_path.read_text() and secret not in model.log_path.read_text()
-    assert sent["content"].startswith("[fak: this tool result was quarantined: SECRET_EXFIL"), sent
+    sent = sent_messages(model)["messages"]
+    result = sent[2]["content"][0]["content"] if gateway.provider == "anthropic" else sent[2]["content"]
+    assert result.startswith("[fak: this tool result was quarantined: SECRET_EXFIL"), sent
     held = fak_of(msg)["result_admissions"]
     assert [(r["tool"], r["verdict"]) for r in held] == [("Bash", "QUARANTINE")], held
 
 
-def test_errors_come_back_as_the_sdk_types(tmp_path, scripted_model, fak_serve):
-    model = scripted_model({"turns": [
+def test_errors_come_back_as_the_sdk_types(gateway):
+    model, gw = gateway({"turns": [
         {"error": {"status": 529, "type": "overloaded_error", "message": "Overloaded (scripted)"}}]})
-    gw = fak_serve(model.url, tmp_path)
     with pytest.raises(anthropic.APIStatusError) as e:
         client(gw.url).messages.create(model="claude-test", max_tokens=10, tools=TOOLS,
                                        messages=[{"role": "user", "content": "hi"}])
@@ -94,10 +110,9 @@ def test_errors_come_back_as_the_sdk_types(tmp_path, scripted_model, fak_serve):
         client(gw.url).post("/v1/messages", body=[1], cast_to=object)
 
 
-def test_both_auth_headers(tmp_path, scripted_model, fak_serve):
-    model = scripted_model({"turns": [{"text": "hello"}]})
+def test_both_auth_headers(gateway):
     env = dict(os.environ, FAK_TEST_GATEWAY_KEY="gw-test-key-not-a-secret")
-    gw = fak_serve(model.url, tmp_path, ["--require-key-env", "FAK_TEST_GATEWAY_KEY"], env=env)
+    model, gw = gateway({"turns": [{"text": "hello"}]}, ["--require-key-env", "FAK_TEST_GATEWAY_KEY"], env=env)
     ask = dict(model="claude-test", max_tokens=10, tools=TOOLS, messages=[{"role": "user", "content": "hi"}])
     # api_key: what this SDK sends for it (x-api-key or Bearer, by major version); auth_token: Bearer.
     for c in [client(gw.url, api_key="gw-test-key-not-a-secret"),

@@ -1,0 +1,636 @@
+//! Anthropic Messages ⇄ OpenAI chat completions, for OpenAI-compatible upstreams (Ollama,
+//! llama-server, LM Studio, vLLM, SGLang). No IO: a request is translated before it goes
+//! upstream, a response (or a stream of chunks) after it comes back, and the result is a
+//! Messages response (or Messages events) that `messages::Adjudicator` / `messages::Stream`
+//! decide exactly as they decide an Anthropic upstream's.
+//!
+//! What maps to what (../shared/gateway-cases.md has the bugs other proxies shipped here):
+//!
+//! - `system` (a string or text blocks) and mid-conversation `role: "system"` messages →
+//!   `system` messages in place;
+//! - a user turn's `tool_result` blocks → one `tool` message each, in order, then the turn's
+//!   text and images as a `user` message (B25); a result's images degrade to a text marker,
+//!   `is_error` to an `Error:` prefix;
+//! - an assistant turn's text blocks → `content` (joined), `tool_use` → `tool_calls` with the
+//!   same ids, thinking dropped (B26);
+//! - tools → functions (server tools, which have no `input_schema`, are dropped); names over
+//!   64 bytes are shortened reversibly (`Names`), and the response carries the original (B28);
+//! - `tool_choice` auto/any/tool/none → auto/required/function/none; `stop_sequences` →
+//!   `stop`; `max_tokens`, `temperature`, `top_p` as they are; the rest (thinking, metadata,
+//!   betas' body fields) dropped, never half-forwarded (B36, B40);
+//! - responses: text → a text block, `tool_calls` → `tool_use` blocks (arguments that are not
+//!   JSON stay a string, which the adjudicator refuses as MALFORMED), finish reasons → stop
+//!   reasons, usage → usage (cached prompt tokens as `cache_read_input_tokens`).
+
+use rustc_hash::FxHashMap;
+use serde_json::{json, Map, Value as Json};
+
+use super::sse::Event;
+
+/// The longest function name OpenAI-style servers accept.
+const MAX_NAME: usize = 64;
+
+/// Tool names as sent upstream and back: long names shortened, reversibly.
+#[derive(Default, Debug, Clone)]
+pub struct Names {
+    back: FxHashMap<String, String>,
+}
+
+impl Names {
+    fn upstream(&mut self, name: &str) -> String {
+        if name.len() <= MAX_NAME {
+            return name.to_string();
+        }
+        let digest = crate::store::Digest::of(name);
+        let hash = digest.hex().get(..8).unwrap_or("0").to_string();
+        let mut cut = MAX_NAME - 9;
+        while !name.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let short = format!("{}_{hash}", name.get(..cut).unwrap_or(""));
+        self.back.insert(short.clone(), name.to_string());
+        short
+    }
+
+    /// The client's name for an upstream one.
+    pub fn client(&self, upstream: &str) -> String {
+        self.back.get(upstream).cloned().unwrap_or_else(|| upstream.to_string())
+    }
+}
+
+fn text_of_blocks(content: &Json) -> String {
+    match content {
+        Json::String(s) => s.clone(),
+        Json::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| match b.get("type").and_then(Json::as_str) {
+                Some("text") => b.get("text").and_then(Json::as_str).map(str::to_string),
+                Some("image") | Some("document") => Some("[image omitted: the upstream reads text only here]".into()),
+                Some("tool_reference") => b.get("tool_name").and_then(Json::as_str).map(|t| format!("[tool {t}]")),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}
+
+/// An image block as an OpenAI content part.
+fn image_part(b: &Json) -> Option<Json> {
+    let src = b.get("source")?;
+    let url = match src.get("type").and_then(Json::as_str) {
+        Some("base64") => format!(
+            "data:{};base64,{}",
+            src.get("media_type").and_then(Json::as_str).unwrap_or("image/png"),
+            src.get("data").and_then(Json::as_str).unwrap_or("")
+        ),
+        Some("url") => src.get("url").and_then(Json::as_str)?.to_string(),
+        _ => return None,
+    };
+    Some(json!({"type": "image_url", "image_url": {"url": url}}))
+}
+
+/// A Messages request as a chat completions request. `model` replaces the client's model name
+/// when given (a local server does not know `claude-...`); `extra` is merged on top
+/// (FAK_PROVIDER_EXTRA_BODY_JSON: `top_k`, `chat_template_kwargs`, ...).
+pub fn request(body: &Json, model: Option<&str>, extra: Option<&Map<String, Json>>) -> Result<(Json, Names), String> {
+    let mut names = Names::default();
+    let mut out: Vec<Json> = Vec::new();
+    match body.get("system") {
+        None | Some(Json::Null) => {}
+        Some(s) => {
+            let t = text_of_blocks(s);
+            if !t.is_empty() {
+                out.push(json!({"role": "system", "content": t}));
+            }
+        }
+    }
+    let messages = body.get("messages").and_then(Json::as_array).ok_or("`messages` must be a list")?;
+    for m in messages {
+        let role = m.get("role").and_then(Json::as_str).unwrap_or("");
+        let content = m.get("content").unwrap_or(&Json::Null);
+        match role {
+            "system" => out.push(json!({"role": "system", "content": text_of_blocks(content)})),
+            "user" => match content {
+                Json::String(s) => out.push(json!({"role": "user", "content": s})),
+                Json::Array(blocks) => {
+                    let mut parts: Vec<Json> = Vec::new();
+                    for b in blocks {
+                        match b.get("type").and_then(Json::as_str) {
+                            Some("tool_result") => {
+                                let mut text = text_of_blocks(b.get("content").unwrap_or(&Json::Null));
+                                if b.get("is_error").and_then(Json::as_bool) == Some(true) {
+                                    text = format!("Error: {text}");
+                                }
+                                out.push(json!({
+                                    "role": "tool",
+                                    "tool_call_id": b.get("tool_use_id").and_then(Json::as_str).unwrap_or(""),
+                                    "content": text,
+                                }));
+                            }
+                            Some("text") => parts.push(
+                                json!({"type": "text", "text": b.get("text").and_then(Json::as_str).unwrap_or("")}),
+                            ),
+                            Some("image") => parts.extend(image_part(b)),
+                            _ => {}
+                        }
+                    }
+                    if parts.iter().all(|p| p.get("type").and_then(Json::as_str) == Some("text")) {
+                        let text: Vec<&str> =
+                            parts.iter().filter_map(|p| p.get("text").and_then(Json::as_str)).collect();
+                        if !text.is_empty() {
+                            out.push(json!({"role": "user", "content": text.join("\n")}));
+                        }
+                    } else {
+                        out.push(json!({"role": "user", "content": parts}));
+                    }
+                }
+                _ => return Err("a user message's content must be a string or a list of blocks".into()),
+            },
+            "assistant" => {
+                let mut text = Vec::new();
+                let mut calls = Vec::new();
+                match content {
+                    Json::String(s) => text.push(s.clone()),
+                    Json::Array(blocks) => {
+                        for b in blocks {
+                            match b.get("type").and_then(Json::as_str) {
+                                Some("text") => {
+                                    text.push(b.get("text").and_then(Json::as_str).unwrap_or("").to_string())
+                                }
+                                Some("tool_use") => {
+                                    let name = b.get("name").and_then(Json::as_str).unwrap_or("");
+                                    calls.push(json!({
+                                        "id": b.get("id").and_then(Json::as_str).unwrap_or(""),
+                                        "type": "function",
+                                        "function": {
+                                            "name": names.upstream(name),
+                                            "arguments": b.get("input").cloned().unwrap_or_else(|| json!({})).to_string(),
+                                        },
+                                    }));
+                                }
+                                _ => {} // thinking, redacted_thinking: the upstream has no place for them
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+                let mut msg = json!({"role": "assistant", "content": if text.is_empty() { Json::Null } else { Json::from(text.join("\n")) }});
+                if !calls.is_empty() {
+                    if let Some(o) = msg.as_object_mut() {
+                        o.insert("tool_calls".into(), Json::Array(calls));
+                    }
+                }
+                out.push(msg);
+            }
+            other => return Err(format!("unknown message role `{other}`")),
+        }
+    }
+    let mut req = Map::new();
+    let model = model.map(str::to_string).or_else(|| body.get("model").and_then(Json::as_str).map(str::to_string));
+    req.insert("model".into(), Json::from(model.unwrap_or_default()));
+    req.insert("messages".into(), Json::Array(out));
+    if let Some(tools) = body.get("tools").and_then(Json::as_array) {
+        let fns: Vec<Json> = tools
+            .iter()
+            .filter_map(|t| {
+                let schema = t.get("input_schema")?; // server tools have none
+                let name = t.get("name").and_then(Json::as_str)?;
+                let mut f = json!({"name": names.upstream(name), "parameters": schema});
+                if let (Some(d), Some(o)) = (t.get("description"), f.as_object_mut()) {
+                    o.insert("description".into(), d.clone());
+                }
+                Some(json!({"type": "function", "function": f}))
+            })
+            .collect();
+        if !fns.is_empty() {
+            req.insert("tools".into(), Json::Array(fns));
+        }
+    }
+    if let Some(tc) = body.get("tool_choice") {
+        let choice = match tc.get("type").and_then(Json::as_str) {
+            Some("any") => Some(json!("required")),
+            Some("none") => Some(json!("none")),
+            Some("tool") => tc
+                .get("name")
+                .and_then(Json::as_str)
+                .map(|n| json!({"type": "function", "function": {"name": names.upstream(n)}})),
+            Some("auto") => Some(json!("auto")),
+            _ => None,
+        };
+        if let Some(c) = choice {
+            req.insert("tool_choice".into(), c);
+        }
+        if tc.get("disable_parallel_tool_use").and_then(Json::as_bool) == Some(true) {
+            req.insert("parallel_tool_calls".into(), json!(false));
+        }
+    }
+    for (from, to) in
+        [("max_tokens", "max_tokens"), ("temperature", "temperature"), ("top_p", "top_p"), ("stop_sequences", "stop")]
+    {
+        if let Some(v) = body.get(from) {
+            req.insert(to.into(), v.clone());
+        }
+    }
+    if body.get("stream").and_then(Json::as_bool) == Some(true) {
+        req.insert("stream".into(), json!(true));
+        req.insert("stream_options".into(), json!({"include_usage": true}));
+    }
+    if let Some(extra) = extra {
+        for (k, v) in extra {
+            req.insert(k.clone(), v.clone());
+        }
+    }
+    Ok((Json::Object(req), names))
+}
+
+fn stop_reason(finish: Option<&str>) -> &'static str {
+    match finish {
+        Some("length") => "max_tokens",
+        Some("tool_calls") | Some("function_call") => "tool_use",
+        Some("content_filter") => "refusal",
+        _ => "end_turn",
+    }
+}
+
+fn usage(u: Option<&Json>) -> Json {
+    let n = |k: &str| u.and_then(|u| u.get(k)).and_then(Json::as_u64).unwrap_or(0);
+    let cached = u.and_then(|u| u.pointer("/prompt_tokens_details/cached_tokens")).and_then(Json::as_u64).unwrap_or(0);
+    json!({
+        "input_tokens": n("prompt_tokens").saturating_sub(cached),
+        "output_tokens": n("completion_tokens"),
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": cached,
+    })
+}
+
+/// A tool call's arguments as the input of a tool_use: the JSON object they hold, or the raw
+/// string when they are not one (which the adjudicator refuses as MALFORMED).
+fn input_of(arguments: &str) -> Json {
+    if arguments.trim().is_empty() {
+        return json!({});
+    }
+    match serde_json::from_str::<Json>(arguments) {
+        Ok(v @ Json::Object(_)) => v,
+        _ => Json::from(arguments),
+    }
+}
+
+/// A chat completion as a Messages response.
+pub fn response(body: &Json, names: &Names, model: &str) -> Result<Json, String> {
+    let choice = body.pointer("/choices/0").ok_or("the upstream's answer has no choices")?;
+    let msg = choice.get("message").ok_or("the upstream's choice has no message")?;
+    let mut content = Vec::new();
+    if let Some(t) = msg.get("content").and_then(Json::as_str).filter(|t| !t.is_empty()) {
+        content.push(json!({"type": "text", "text": t}));
+    }
+    for c in msg.get("tool_calls").and_then(Json::as_array).into_iter().flatten() {
+        let name = c.pointer("/function/name").and_then(Json::as_str).unwrap_or("");
+        let args = c.pointer("/function/arguments").and_then(Json::as_str).unwrap_or("");
+        content.push(json!({
+            "type": "tool_use",
+            "id": c.get("id").and_then(Json::as_str).map_or_else(|| format!("toolu_fak_{}", content.len()), str::to_string),
+            "name": names.client(name),
+            "input": input_of(args),
+        }));
+    }
+    let has_calls = content.iter().any(|b| b.get("type").and_then(Json::as_str) == Some("tool_use"));
+    let mut stop = stop_reason(choice.get("finish_reason").and_then(Json::as_str));
+    if has_calls {
+        stop = "tool_use";
+    }
+    Ok(json!({
+        "id": format!("msg_{}", body.get("id").and_then(Json::as_str).unwrap_or("fak")),
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": null,
+        "usage": usage(body.get("usage")),
+    }))
+}
+
+/// Where a streamed tool call goes: its Messages block index.
+struct ToolSlot {
+    index: u64,
+}
+
+/// Chat completion chunks → Messages events, one chunk at a time.
+pub struct StreamTranslator {
+    names: Names,
+    model: String,
+    started: bool,
+    next: u64,
+    text: Option<u64>,
+    tools: FxHashMap<u64, ToolSlot>,
+    open: Vec<u64>,
+    finish: Option<String>,
+    usage: Option<Json>,
+    ended: bool,
+}
+
+fn ev(data: Json) -> Event {
+    let name = data.get("type").and_then(Json::as_str).unwrap_or("").to_string();
+    Event::new(name, data.to_string())
+}
+
+impl StreamTranslator {
+    pub fn new(names: Names, model: String) -> StreamTranslator {
+        StreamTranslator {
+            names,
+            model,
+            started: false,
+            next: 0,
+            text: None,
+            tools: FxHashMap::default(),
+            open: Vec::new(),
+            finish: None,
+            usage: None,
+            ended: false,
+        }
+    }
+
+    fn start(&mut self, id: &str, out: &mut Vec<Event>) {
+        if !self.started {
+            self.started = true;
+            out.push(ev(json!({"type": "message_start", "message": {
+                "id": format!("msg_{id}"), "type": "message", "role": "assistant", "model": self.model,
+                "content": [], "stop_reason": null, "stop_sequence": null,
+                "usage": {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+            }})));
+        }
+    }
+
+    fn close_all(&mut self, out: &mut Vec<Event>) {
+        for i in std::mem::take(&mut self.open) {
+            out.push(ev(json!({"type": "content_block_stop", "index": i})));
+        }
+        self.text = None;
+    }
+
+    /// The events one upstream `data:` line gives. `[DONE]` ends the message.
+    pub fn feed(&mut self, data: &str) -> Result<Vec<Event>, String> {
+        let mut out = Vec::new();
+        if self.ended {
+            return Ok(out);
+        }
+        if data.trim() == "[DONE]" {
+            return Ok(self.end());
+        }
+        let chunk: Json = serde_json::from_str(data).map_err(|e| format!("an upstream chunk is not JSON: {e}"))?;
+        if let Some(err) = chunk.get("error") {
+            let msg = err.get("message").and_then(Json::as_str).unwrap_or("the upstream failed");
+            return Err(format!("the upstream failed mid-stream: {msg}"));
+        }
+        let id = chunk.get("id").and_then(Json::as_str).unwrap_or("fak").to_string();
+        self.start(&id, &mut out);
+        if let Some(u) = chunk.get("usage").filter(|u| !u.is_null()) {
+            self.usage = Some(u.clone());
+        }
+        let Some(choice) = chunk.pointer("/choices/0") else { return Ok(out) };
+        let delta = choice.get("delta").cloned().unwrap_or(Json::Null);
+        if let Some(t) = delta.get("content").and_then(Json::as_str).filter(|t| !t.is_empty()) {
+            let i = match self.text {
+                Some(i) => i,
+                None => {
+                    let i = self.next;
+                    self.next += 1;
+                    self.text = Some(i);
+                    self.open.push(i);
+                    out.push(ev(json!({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}})));
+                    i
+                }
+            };
+            out.push(ev(
+                json!({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": t}}),
+            ));
+        }
+        for c in delta.get("tool_calls").and_then(Json::as_array).into_iter().flatten() {
+            let k = c.get("index").and_then(Json::as_u64).unwrap_or(0);
+            if !self.tools.contains_key(&k) {
+                // A text block before a call is finished: the client's indexes stay in order.
+                if let Some(t) = self.text.take() {
+                    self.open.retain(|i| *i != t);
+                    out.push(ev(json!({"type": "content_block_stop", "index": t})));
+                }
+                let i = self.next;
+                self.next += 1;
+                self.open.push(i);
+                let name = c.pointer("/function/name").and_then(Json::as_str).unwrap_or("");
+                let id = c.get("id").and_then(Json::as_str).map_or_else(|| format!("toolu_fak_{i}"), str::to_string);
+                out.push(ev(json!({"type": "content_block_start", "index": i,
+                    "content_block": {"type": "tool_use", "id": id, "name": self.names.client(name), "input": {}}})));
+                self.tools.insert(k, ToolSlot { index: i });
+            }
+            if let (Some(slot), Some(args)) =
+                (self.tools.get(&k), c.pointer("/function/arguments").and_then(Json::as_str).filter(|a| !a.is_empty()))
+            {
+                out.push(ev(json!({"type": "content_block_delta", "index": slot.index,
+                    "delta": {"type": "input_json_delta", "partial_json": args}})));
+            }
+        }
+        if let Some(f) = choice.get("finish_reason").and_then(Json::as_str) {
+            self.finish = Some(f.to_string());
+            self.close_all(&mut out);
+        }
+        Ok(out)
+    }
+
+    /// The message's end: its blocks closed, the stop reason, the usage, `message_stop`.
+    pub fn end(&mut self) -> Vec<Event> {
+        let mut out = Vec::new();
+        if self.ended {
+            return out;
+        }
+        self.ended = true;
+        self.start("fak", &mut out);
+        self.close_all(&mut out);
+        let stop = if self.tools.is_empty() { stop_reason(self.finish.as_deref()) } else { "tool_use" };
+        out.push(ev(json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
+            "usage": usage(self.usage.as_ref())})));
+        out.push(ev(json!({"type": "message_stop"})));
+        out
+    }
+
+    /// Whether the upstream said the message is over (`finish_reason` or `[DONE]`).
+    pub fn finished(&self) -> bool {
+        self.finish.is_some() || self.ended
+    }
+}
+
+/// An OpenAI-style upstream error as the Anthropic error type for its status.
+pub fn error_type(status: u16) -> &'static str {
+    match status {
+        400 | 422 => "invalid_request_error",
+        401 => "authentication_error",
+        403 => "permission_error",
+        404 => "not_found_error",
+        413 => "request_too_large",
+        429 => "rate_limit_error",
+        503 | 529 => "overloaded_error",
+        _ => "api_error",
+    }
+}
+
+/// The message of an OpenAI-style error body (`{"error": {"message"}}`, `{"detail"}`, text).
+pub fn error_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    match serde_json::from_slice::<Json>(body) {
+        Ok(v) => v
+            .pointer("/error/message")
+            .or_else(|| v.get("error").filter(|e| e.is_string()))
+            .or_else(|| v.get("detail"))
+            .or_else(|| v.get("message"))
+            .map_or_else(
+                || text.chars().take(500).collect(),
+                |m| m.as_str().map_or_else(|| m.to_string(), str::to_string),
+            ),
+        Err(_) => text.chars().take(500).collect(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn a_claude_code_conversation_translates() {
+        let body = json!({
+            "model": "claude-opus-4-8", "max_tokens": 32000, "stream": true,
+            "system": [{"type": "text", "text": "x-anthropic-billing-header: cc"}, {"type": "text", "text": "You are Claude Code."}],
+            "thinking": {"type": "adaptive"}, "metadata": {"user_id": "u"}, "context_management": {},
+            "tools": [
+                {"name": "Bash", "description": "Run", "input_schema": {"type": "object"}},
+                {"name": format!("mcp__{}__query", "a".repeat(70)), "input_schema": {"type": "object"}},
+                {"type": "web_search_20250305", "name": "web_search"},
+            ],
+            "tool_choice": {"type": "any"},
+            "messages": [
+                {"role": "user", "content": "list it"},
+                {"role": "system", "content": "mid-conversation note"},
+                {"role": "assistant", "content": [
+                    {"type": "thinking", "thinking": "hmm", "signature": "s"},
+                    {"type": "text", "text": "Listing."},
+                    {"type": "tool_use", "id": "t1", "name": "Bash", "input": {"command": "ls"}},
+                    {"type": "tool_use", "id": "t2", "name": format!("mcp__{}__query", "a".repeat(70)), "input": {}},
+                    {"type": "text", "text": "And more."},
+                ]},
+                {"role": "user", "content": [
+                    {"type": "tool_result", "tool_use_id": "t1", "content": "a\nb"},
+                    {"type": "tool_result", "tool_use_id": "t2", "is_error": true, "content": [{"type": "text", "text": "boom"}]},
+                    {"type": "text", "text": "now what?"},
+                ]},
+            ],
+        });
+        let (req, names) = request(&body, Some("qwen3"), None).unwrap();
+        assert_eq!(req["model"], "qwen3");
+        assert_eq!(req["stream_options"], json!({"include_usage": true}));
+        assert_eq!(req["tool_choice"], "required");
+        assert!(
+            req.get("thinking").is_none() && req.get("metadata").is_none() && req.get("context_management").is_none()
+        );
+        let roles: Vec<&str> =
+            req["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
+        assert_eq!(roles, ["system", "user", "system", "assistant", "tool", "tool", "user"]);
+        assert_eq!(req["messages"][0]["content"], "x-anthropic-billing-header: cc\nYou are Claude Code.");
+        let a = &req["messages"][3];
+        assert_eq!(a["content"], "Listing.\nAnd more.");
+        assert_eq!(a["tool_calls"][0]["function"]["arguments"], "{\"command\":\"ls\"}");
+        let short = a["tool_calls"][1]["function"]["name"].as_str().unwrap();
+        assert!(short.len() <= 64, "{short}");
+        assert_eq!(names.client(short), format!("mcp__{}__query", "a".repeat(70)));
+        assert_eq!(req["messages"][5]["content"], "Error: boom");
+        assert_eq!(req["messages"][6]["content"], "now what?");
+        let tools: Vec<&str> =
+            req["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
+        assert_eq!(tools.len(), 2, "the server tool is dropped: {tools:?}");
+        assert_eq!(tools[1], short);
+    }
+
+    #[test]
+    fn a_completion_becomes_a_message() {
+        let (_, names) =
+            request(&json!({"messages": [], "tools": [{"name": "Bash", "input_schema": {}}]}), None, None).unwrap();
+        let body = json!({"id": "c1", "choices": [{"finish_reason": "tool_calls", "message": {"content": "Sure.", "tool_calls": [
+            {"id": "call_1", "type": "function", "function": {"name": "Bash", "arguments": "{\"command\": \"ls\"}"}},
+            {"id": "call_2", "type": "function", "function": {"name": "Bash", "arguments": "{\"command\": "}},
+        ]}}], "usage": {"prompt_tokens": 100, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": 40}}});
+        let m = response(&body, &names, "claude-x").unwrap();
+        assert_eq!(m["stop_reason"], "tool_use");
+        assert_eq!(
+            m["content"][1],
+            json!({"type": "tool_use", "id": "call_1", "name": "Bash", "input": {"command": "ls"}})
+        );
+        assert_eq!(m["content"][2]["input"], "{\"command\": ", "not JSON: kept as a string for the adjudicator");
+        assert_eq!(m["usage"]["input_tokens"], 60);
+        assert_eq!(m["usage"]["cache_read_input_tokens"], 40);
+        let stop =
+            response(&json!({"choices": [{"finish_reason": "length", "message": {"content": "…"}}]}), &names, "m")
+                .unwrap();
+        assert_eq!(stop["stop_reason"], "max_tokens");
+        assert!(response(&json!({"choices": []}), &names, "m").is_err());
+    }
+
+    #[test]
+    fn chunks_become_events_with_contiguous_indexes() {
+        let mut t = StreamTranslator::new(Names::default(), "m".into());
+        let chunks = [
+            json!({"id": "c", "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}),
+            json!({"id": "c", "choices": [{"index": 0, "delta": {"content": "Let me "}}]}),
+            json!({"id": "c", "choices": [{"index": 0, "delta": {"content": "look."}}]}),
+            json!({"id": "c", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "id": "call_a", "type": "function", "function": {"name": "Bash", "arguments": ""}}]}}]}),
+            json!({"id": "c", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "{\"command\":"}}]}}]}),
+            json!({"id": "c", "choices": [{"index": 0, "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "\"ls\"}"}}]}}]}),
+            json!({"id": "c", "choices": [{"index": 0, "delta": {}, "finish_reason": "tool_calls"}]}),
+            json!({"id": "c", "choices": [], "usage": {"prompt_tokens": 9, "completion_tokens": 3}}),
+        ];
+        let mut events = Vec::new();
+        for c in &chunks {
+            events.extend(t.feed(&c.to_string()).unwrap());
+        }
+        events.extend(t.feed("[DONE]").unwrap());
+        let names: Vec<&str> = events.iter().map(|e| e.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "message_start",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "content_block_start",
+                "content_block_delta",
+                "content_block_delta",
+                "content_block_stop",
+                "message_delta",
+                "message_stop"
+            ]
+        );
+        let data: Vec<Json> = events.iter().map(|e| serde_json::from_str(&e.data).unwrap()).collect();
+        assert_eq!(data[5]["index"], 1);
+        assert_eq!(data[5]["content_block"]["id"], "call_a");
+        assert_eq!(data[9]["delta"]["stop_reason"], "tool_use");
+        assert_eq!(data[9]["usage"]["output_tokens"], 3);
+        // The translated events adjudicate like an Anthropic upstream's.
+        let policy = crate::load::builtin().into_result().ok().unwrap();
+        let adj = super::super::messages::Adjudicator::new(
+            policy.dag,
+            crate::eval::TraceState::with_workspace("/w"),
+            "t".into(),
+        );
+        let mut s = super::super::messages::Stream::new(adj);
+        let out: Vec<Event> = events.into_iter().flat_map(|e| s.feed(e)).collect();
+        assert!(s.done() && out.iter().any(|e| e.data.contains("\"partial_json\":\"{\\\"command\\\":\\\"ls\\\"}\"")));
+    }
+
+    #[test]
+    fn upstream_errors_keep_their_message() {
+        assert_eq!(error_message(br#"{"error": {"message": "model not found", "type": "x"}}"#), "model not found");
+        assert_eq!(error_message(br#"{"detail": "bad"}"#), "bad");
+        assert_eq!(error_message(b"<html>oops</html>"), "<html>oops</html>");
+        assert_eq!(error_type(429), "rate_limit_error");
+        assert_eq!(error_type(503), "overloaded_error");
+    }
+}
