@@ -16,6 +16,7 @@
 //! `openai` translates the request on the way out and the answer on the way back, and the
 //! adjudication is the same.
 
+pub mod chat;
 pub mod messages;
 pub mod openai;
 pub mod sse;
@@ -113,6 +114,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/models", get(models))
         .route("/v1/messages", post(messages_route))
         .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/v1/chat/completions", post(chat_route))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .with_state(app)
@@ -424,7 +426,7 @@ async fn messages_route(State(app): State<Arc<App>>, req: Request) -> Response {
     }
     let streamed = is_sse(up.headers());
     if stream && streamed {
-        return stream_response(up, adj, trace, started, None);
+        return stream_response(up, adj, trace, started, None, None);
     }
     let bytes = match up.bytes().await {
         Ok(b) => b,
@@ -484,7 +486,14 @@ async fn via_openai(
         return error(s, openai::error_type(code), &openai::error_message(&bytes));
     }
     if stream && is_sse(up.headers()) {
-        return stream_response(up, adj, trace, started, Some(openai::StreamTranslator::new(names, client_model)));
+        return stream_response(
+            up,
+            adj,
+            trace,
+            started,
+            Some(openai::StreamTranslator::new(names, client_model)),
+            None,
+        );
     }
     let bytes = match up.bytes().await {
         Ok(b) => b,
@@ -573,15 +582,26 @@ fn stream_response(
     trace: String,
     started: Instant,
     mut translate: Option<openai::StreamTranslator>,
+    write: Option<chat::ChunkWriter>,
 ) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     let trace2 = trace.clone();
+    let route = if write.is_some() { "/v1/chat/completions (stream)" } else { "/v1/messages (stream)" };
+    let write = std::sync::Arc::new(Mutex::new(write));
     tokio::spawn(async move {
         let mut s = messages::Stream::new(adj);
         let mut reader = sse::Reader::default();
         let mut upstream = up.bytes_stream();
         let send = |evs: Vec<sse::Event>| {
             let tx = tx.clone();
+            // Chat clients get chunks: the adjudicated events through the writer.
+            let evs: Vec<sse::Event> = match write.lock() {
+                Ok(mut w) => match w.as_mut() {
+                    Some(w) => evs.iter().flat_map(|e| w.write(e)).collect(),
+                    None => evs,
+                },
+                Err(_) => vec![messages::error_event("api_error", "fak: a lock was poisoned")],
+            };
             async move {
                 for e in evs {
                     if tx.send(Ok(Bytes::from(e.to_bytes()))).await.is_err() {
@@ -633,7 +653,7 @@ fn stream_response(
                 break;
             }
         }
-        log(&trace2, "/v1/messages (stream)", 200, started, &s.adj);
+        log(&trace2, route, 200, started, &s.adj);
     });
     sse_response(Body::from_stream(tokio_stream_from(rx)), &trace)
 }
@@ -732,4 +752,214 @@ async fn pass_through(up: reqwest::Response) -> Response {
         }
         Err(e) => upstream_error(&format!("the upstream's answer could not be read: {e}")),
     }
+}
+
+// --- /v1/chat/completions ------------------------------------------------------------------
+
+/// An error in the OpenAI envelope.
+fn oai_error(status: StatusCode, kind: &str, message: &str) -> Response {
+    let body = json!({"error": {"message": message, "type": kind, "param": null, "code": null}});
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+}
+
+/// Admits every `tool` message of a chat request (the tool named by the assistant's
+/// `tool_calls` with the same id), replacing what is held back by its stub.
+fn admit_chat_results(app: &App, body: &mut Json, trace: &str, base: &TraceState) -> Result<Vec<Json>, String> {
+    let Some(messages) = body.get_mut("messages").and_then(Json::as_array_mut) else { return Ok(Vec::new()) };
+    let mut tools: FxHashMap<String, String> = FxHashMap::default();
+    let mut records = Vec::new();
+    for m in messages.iter_mut() {
+        match m.get("role").and_then(Json::as_str) {
+            Some("assistant") => {
+                for c in m.get("tool_calls").and_then(Json::as_array).into_iter().flatten() {
+                    if let (Some(id), Some(name)) =
+                        (c.get("id").and_then(Json::as_str), c.pointer("/function/name").and_then(Json::as_str))
+                    {
+                        tools.insert(id.to_string(), name.to_string());
+                    }
+                }
+            }
+            Some("tool") => {
+                let id = m.get("tool_call_id").and_then(Json::as_str).unwrap_or("").to_string();
+                let tool = tools.get(&id).cloned().unwrap_or_else(|| "unknown".to_string());
+                let text = result_text(m.get("content").unwrap_or(&Json::Null));
+                let seen = admit_one(app, &tool, &id, text, trace, base)?;
+                if let (Some(stub), Some(o)) = (&seen.replacement, m.as_object_mut()) {
+                    o.insert("content".into(), Json::from(stub.as_str()));
+                }
+                records.push(seen.record);
+            }
+            _ => {}
+        }
+    }
+    Ok(records)
+}
+
+async fn chat_route(State(app): State<Arc<App>>, req: Request) -> Response {
+    let started = Instant::now();
+    if authorize(&app, req.headers()).is_err() {
+        return oai_error(
+            StatusCode::UNAUTHORIZED,
+            "invalid_request_error",
+            "fak serve: a valid key is required (Authorization: Bearer or x-api-key)",
+        );
+    }
+    let (parts, body) = req.into_parts();
+    let bytes = match axum::body::to_bytes(body, app.config.body_limit).await {
+        Ok(b) => b,
+        Err(_) => {
+            return oai_error(StatusCode::PAYLOAD_TOO_LARGE, "invalid_request_error", "the request body is too large")
+        }
+    };
+    let mut body: Json = match serde_json::from_slice(&bytes) {
+        Ok(b @ Json::Object(_)) => b,
+        Ok(_) => return oai_error(StatusCode::BAD_REQUEST, "invalid_request_error", "the body is not a JSON object"),
+        Err(e) => {
+            return oai_error(StatusCode::BAD_REQUEST, "invalid_request_error", &format!("the body is not JSON: {e}"))
+        }
+    };
+    let trace = trace_id(&parts.headers, &body);
+    let base = TraceState::with_workspace(&app.config.workspace).home(&app.config.home);
+    let stream = body.get("stream").and_then(Json::as_bool) == Some(true);
+    let include_usage = body.pointer("/stream_options/include_usage").and_then(Json::as_bool) == Some(true);
+    let client_model = body.get("model").and_then(Json::as_str).unwrap_or("").to_string();
+    if let (Some(m), Some(o)) = (&app.config.model, body.as_object_mut()) {
+        o.insert("model".into(), Json::from(m.as_str()));
+    }
+
+    let app2 = app.clone();
+    let (trace2, base2) = (trace.clone(), base.clone());
+    let admitted = tokio::task::spawn_blocking(move || {
+        let records = admit_chat_results(&app2, &mut body, &trace2, &base2)?;
+        let store = app2.store.lock().map_err(|_| poisoned())?;
+        let state = crate::ledger::state(&store, Some(&trace2), &base2).map_err(|e| e.to_string())?;
+        Ok::<_, String>((body, records, state))
+    })
+    .await;
+    let (body, records, state) = match admitted {
+        Ok(Ok(x)) => x,
+        Ok(Err(e)) => {
+            return oai_error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "server_error",
+                &format!("fak could not admit the tool results: {e}"),
+            )
+        }
+        Err(e) => {
+            return oai_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &format!("fak failed inside: {e}"))
+        }
+    };
+    let mut adj = messages::Adjudicator::new(app.dag.clone(), state, trace.clone());
+    adj.result_admissions = records;
+    let base_url = app.config.base_url.trim_end_matches('/');
+
+    let (up, translate) = match app.config.provider {
+        Provider::OpenAi => {
+            let mut req = body;
+            if let (Some(extra), Some(o)) = (&app.config.extra_body, req.as_object_mut()) {
+                for (k, v) in extra {
+                    o.insert(k.clone(), v.clone());
+                }
+            }
+            let mut r = app
+                .client
+                .post(format!("{base_url}/v1/chat/completions"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .body(req.to_string());
+            if let Some(k) = &app.config.upstream_key {
+                r = r.bearer_auth(k);
+            }
+            (r.send().await, Some(openai::StreamTranslator::new(openai::Names::default(), client_model.clone())))
+        }
+        Provider::Anthropic => {
+            let req = match chat::to_messages_request(&body, None) {
+                Ok(r) => r,
+                Err(e) => return oai_error(StatusCode::BAD_REQUEST, "invalid_request_error", &e),
+            };
+            let mut r = app
+                .client
+                .post(format!("{base_url}/v1/messages"))
+                .header(header::CONTENT_TYPE, "application/json")
+                .header("anthropic-version", "2023-06-01")
+                .body(req.to_string());
+            let bearer = parts
+                .headers
+                .get(header::AUTHORIZATION)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.strip_prefix("Bearer "));
+            match (&app.config.upstream_key, &app.config.require_key, bearer) {
+                (Some(k), _, _) => r = r.header("x-api-key", k),
+                (None, None, Some(k)) => r = r.header("x-api-key", k),
+                _ => {}
+            }
+            (r.send().await, None)
+        }
+    };
+    let up = match up {
+        Ok(up) => up,
+        Err(e) => {
+            return oai_error(
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                &format!("fak: the upstream could not be reached: {e}"),
+            )
+        }
+    };
+    let status = up.status();
+    if !status.is_success() {
+        let code = status.as_u16();
+        let s = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
+        log(&trace, "/v1/chat/completions", code, started, &adj);
+        let bytes = up.bytes().await.unwrap_or_default();
+        let message = serde_json::from_slice::<Json>(&bytes)
+            .ok()
+            .and_then(|v| v.pointer("/error/message").and_then(Json::as_str).map(str::to_string))
+            .unwrap_or_else(|| openai::error_message(&bytes));
+        return oai_error(s, openai::error_type(code), &message);
+    }
+    if stream && is_sse(up.headers()) {
+        return stream_response(
+            up,
+            adj,
+            trace,
+            started,
+            translate,
+            Some(chat::ChunkWriter::new(client_model, include_usage)),
+        );
+    }
+    let bytes = match up.bytes().await {
+        Ok(b) => b,
+        Err(e) => return oai_error(StatusCode::BAD_GATEWAY, "server_error", &format!("fak: {e}")),
+    };
+    let msg =
+        serde_json::from_slice::<Json>(&bytes).map_err(|e| e.to_string()).and_then(|b| match app.config.provider {
+            Provider::OpenAi => openai::response(&b, &openai::Names::default(), &client_model),
+            Provider::Anthropic if b.is_object() => Ok(b),
+            Provider::Anthropic => Err("not a message".into()),
+        });
+    let mut msg = match msg {
+        Ok(m) => m,
+        Err(e) => {
+            return oai_error(
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                &format!("fak: the upstream's answer cannot be read: {e}"),
+            )
+        }
+    };
+    adj.message(&mut msg);
+    log(&trace, "/v1/chat/completions", 200, started, &adj);
+    let out = chat::to_chat_response(&msg, &client_model);
+    if stream {
+        // Asked to stream, answered whole: the completion as chunks.
+        let mut w = chat::ChunkWriter::new(client_model, include_usage);
+        let evs: Vec<sse::Event> = message_events(&msg).iter().flat_map(|e| w.write(e)).collect();
+        let bytes: Vec<u8> = evs.iter().flat_map(sse::Event::to_bytes).collect();
+        return sse_response(Body::from(bytes), &trace);
+    }
+    let mut r = axum::Json(out).into_response();
+    if let Ok(v) = HeaderValue::from_str(&trace) {
+        r.headers_mut().insert("x-trace-id", v);
+    }
+    r
 }
