@@ -464,6 +464,7 @@ async fn via_openai(
     started: Instant,
 ) -> Response {
     let client_model = body.get("model").and_then(Json::as_str).unwrap_or("").to_string();
+    let estimate = estimate_tokens(&body);
     let (req, names) = match openai::request(&body, app.config.model.as_deref(), app.config.extra_body.as_ref()) {
         Ok(x) => x,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", &e),
@@ -491,7 +492,7 @@ async fn via_openai(
             adj,
             trace,
             started,
-            Some(openai::StreamTranslator::new(names, client_model)),
+            Some(openai::StreamTranslator::new(names, client_model).with_input_estimate(estimate)),
             None,
         );
     }

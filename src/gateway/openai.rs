@@ -253,6 +253,16 @@ fn stop_reason(finish: Option<&str>) -> &'static str {
     }
 }
 
+/// The stop reason of a message: `tool_use` when it has calls, but `max_tokens` when the
+/// upstream ran out of room (its last call's arguments are likely cut short, B13).
+fn final_stop(finish: Option<&str>, calls: bool) -> &'static str {
+    match finish {
+        Some("length") => "max_tokens",
+        _ if calls => "tool_use",
+        f => stop_reason(f),
+    }
+}
+
 fn usage(u: Option<&Json>) -> Json {
     let n = |k: &str| u.and_then(|u| u.get(k)).and_then(Json::as_u64).unwrap_or(0);
     let cached = u.and_then(|u| u.pointer("/prompt_tokens_details/cached_tokens")).and_then(Json::as_u64).unwrap_or(0);
@@ -295,10 +305,7 @@ pub fn response(body: &Json, names: &Names, model: &str) -> Result<Json, String>
         }));
     }
     let has_calls = content.iter().any(|b| b.get("type").and_then(Json::as_str) == Some("tool_use"));
-    let mut stop = stop_reason(choice.get("finish_reason").and_then(Json::as_str));
-    if has_calls {
-        stop = "tool_use";
-    }
+    let stop = final_stop(choice.get("finish_reason").and_then(Json::as_str), has_calls);
     Ok(json!({
         "id": format!("msg_{}", body.get("id").and_then(Json::as_str).unwrap_or("fak")),
         "type": "message",
@@ -314,6 +321,8 @@ pub fn response(body: &Json, names: &Names, model: &str) -> Result<Json, String>
 /// Where a streamed tool call goes: its Messages block index.
 struct ToolSlot {
     index: u64,
+    /// The id the upstream gave the call, when it gave one.
+    id: Option<String>,
 }
 
 /// Chat completion chunks → Messages events, one chunk at a time.
@@ -324,7 +333,11 @@ pub struct StreamTranslator {
     next: u64,
     text: Option<u64>,
     tools: FxHashMap<u64, ToolSlot>,
+    /// Calls already closed because a new id took their index.
+    retired: usize,
     open: Vec<u64>,
+    /// What `message_start` reports as input tokens before the upstream says (B22).
+    input_estimate: u64,
     finish: Option<String>,
     usage: Option<Json>,
     ended: bool,
@@ -336,6 +349,12 @@ fn ev(data: Json) -> Event {
 }
 
 impl StreamTranslator {
+    /// `message_start` reports `tokens` as the input until the upstream's usage arrives.
+    pub fn with_input_estimate(mut self, tokens: u64) -> StreamTranslator {
+        self.input_estimate = tokens;
+        self
+    }
+
     pub fn new(names: Names, model: String) -> StreamTranslator {
         StreamTranslator {
             names,
@@ -344,7 +363,9 @@ impl StreamTranslator {
             next: 0,
             text: None,
             tools: FxHashMap::default(),
+            retired: 0,
             open: Vec::new(),
+            input_estimate: 0,
             finish: None,
             usage: None,
             ended: false,
@@ -357,7 +378,7 @@ impl StreamTranslator {
             out.push(ev(json!({"type": "message_start", "message": {
                 "id": format!("msg_{id}"), "type": "message", "role": "assistant", "model": self.model,
                 "content": [], "stop_reason": null, "stop_sequence": null,
-                "usage": {"input_tokens": 0, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
+                "usage": {"input_tokens": self.input_estimate, "output_tokens": 0, "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0},
             }})));
         }
     }
@@ -406,8 +427,21 @@ impl StreamTranslator {
                 json!({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": t}}),
             ));
         }
-        for c in delta.get("tool_calls").and_then(Json::as_array).into_iter().flatten() {
-            let k = c.get("index").and_then(Json::as_u64).unwrap_or(0);
+        for (pos, c) in delta.get("tool_calls").and_then(Json::as_array).into_iter().flatten().enumerate() {
+            // Ollama omits `index`, or says 0 for every call: a missing index is the call's
+            // position, and a new id on an index already used starts a new call (B16).
+            let k = c.get("index").and_then(Json::as_u64).unwrap_or(pos as u64);
+            let new_id = c.get("id").and_then(Json::as_str).filter(|i| !i.is_empty());
+            if let (Some(slot), Some(id)) = (self.tools.get(&k), new_id) {
+                if slot.id.as_deref().is_some_and(|old| old != id) {
+                    let old = self.tools.remove(&k).map(|s| s.index);
+                    if let Some(i) = old {
+                        self.open.retain(|o| *o != i);
+                        out.push(ev(json!({"type": "content_block_stop", "index": i})));
+                    }
+                    self.retired += 1;
+                }
+            }
             if !self.tools.contains_key(&k) {
                 // A text block before a call is finished: the client's indexes stay in order.
                 if let Some(t) = self.text.take() {
@@ -421,7 +455,7 @@ impl StreamTranslator {
                 let id = c.get("id").and_then(Json::as_str).map_or_else(|| format!("toolu_fak_{i}"), str::to_string);
                 out.push(ev(json!({"type": "content_block_start", "index": i,
                     "content_block": {"type": "tool_use", "id": id, "name": self.names.client(name), "input": {}}})));
-                self.tools.insert(k, ToolSlot { index: i });
+                self.tools.insert(k, ToolSlot { index: i, id: new_id.map(str::to_string) });
             }
             if let (Some(slot), Some(args)) =
                 (self.tools.get(&k), c.pointer("/function/arguments").and_then(Json::as_str).filter(|a| !a.is_empty()))
@@ -446,7 +480,8 @@ impl StreamTranslator {
         self.ended = true;
         self.start("fak", &mut out);
         self.close_all(&mut out);
-        let stop = if self.tools.is_empty() { stop_reason(self.finish.as_deref()) } else { "tool_use" };
+        let calls = !self.tools.is_empty() || self.retired > 0;
+        let stop = final_stop(self.finish.as_deref(), calls);
         out.push(ev(json!({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": null},
             "usage": usage(self.usage.as_ref())})));
         out.push(ev(json!({"type": "message_stop"})));
@@ -623,6 +658,199 @@ mod tests {
         let mut s = super::super::messages::Stream::new(adj);
         let out: Vec<Event> = events.into_iter().flat_map(|e| s.feed(e)).collect();
         assert!(s.done() && out.iter().any(|e| e.data.contains("\"partial_json\":\"{\\\"command\\\":\\\"ls\\\"}\"")));
+    }
+
+    fn events_of(chunks: &[Json], done: bool) -> Vec<Json> {
+        let mut t = StreamTranslator::new(Names::default(), "m".into()).with_input_estimate(77);
+        let mut events = Vec::new();
+        for c in chunks {
+            events.extend(t.feed(&c.to_string()).unwrap());
+        }
+        if done {
+            events.extend(t.feed("[DONE]").unwrap());
+        } else if t.finished() {
+            events.extend(t.end());
+        }
+        // Through the adjudicator, as the gateway sends them.
+        let policy = crate::load::builtin().into_result().ok().unwrap();
+        let adj = super::super::messages::Adjudicator::new(
+            policy.dag,
+            crate::eval::TraceState::with_workspace("/w"),
+            "t".into(),
+        );
+        let mut s = super::super::messages::Stream::new(adj);
+        let mut out: Vec<Event> = events.into_iter().flat_map(|e| s.feed(e)).collect();
+        out.extend(s.finish());
+        let out: Vec<Json> = out.iter().map(|e| serde_json::from_str(&e.data).unwrap()).collect();
+        check_order(&out);
+        out
+    }
+
+    /// B02–B05: one message_start first, one message_stop last (or an error), every delta and
+    /// stop on a started, open block, indexes 0..n each started once.
+    fn check_order(out: &[Json]) {
+        let types: Vec<&str> = out.iter().map(|d| d["type"].as_str().unwrap()).collect();
+        assert_eq!(types.first(), Some(&"message_start"), "{types:?}");
+        let last = *types.last().unwrap();
+        assert!(last == "message_stop" || last == "error", "{types:?}");
+        assert_eq!(types.iter().filter(|t| **t == "message_start").count(), 1);
+        let mut open = std::collections::BTreeSet::new();
+        let mut started = 0u64;
+        for d in out {
+            let i = d["index"].as_u64();
+            match d["type"].as_str().unwrap() {
+                "content_block_start" => {
+                    assert_eq!(i, Some(started), "contiguous indexes");
+                    started += 1;
+                    assert!(open.insert(i.unwrap()));
+                }
+                "content_block_delta" => assert!(open.contains(&i.unwrap()), "delta on an open block"),
+                "content_block_stop" => assert!(open.remove(&i.unwrap()), "stop on an open block"),
+                "message_delta" => assert!(open.is_empty(), "blocks closed before the end"),
+                _ => {}
+            }
+        }
+    }
+
+    fn call_chunk(index: Option<u64>, id: Option<&str>, name: Option<&str>, args: &str) -> Json {
+        let mut c = json!({"function": {"arguments": args}});
+        if let Some(i) = index {
+            c["index"] = json!(i);
+        }
+        if let Some(id) = id {
+            c["id"] = json!(id);
+            c["type"] = json!("function");
+        }
+        if let Some(n) = name {
+            c["function"]["name"] = json!(n);
+        }
+        json!({"id": "x", "choices": [{"index": 0, "delta": {"tool_calls": [c]}}]})
+    }
+
+    fn finish(reason: &str) -> Json {
+        json!({"id": "x", "choices": [{"index": 0, "delta": {}, "finish_reason": reason}]})
+    }
+
+    fn calls_of(out: &[Json]) -> Vec<(String, Json)> {
+        let mut calls: Vec<(u64, String, String)> = Vec::new();
+        for d in out {
+            if d["type"] == "content_block_start" && d["content_block"]["type"] == "tool_use" {
+                calls.push((
+                    d["index"].as_u64().unwrap(),
+                    d["content_block"]["id"].as_str().unwrap().into(),
+                    String::new(),
+                ));
+            }
+            if d["delta"]["type"] == "input_json_delta" {
+                let c = calls.iter_mut().find(|c| Some(c.0) == d["index"].as_u64()).unwrap();
+                c.2.push_str(d["delta"]["partial_json"].as_str().unwrap());
+            }
+        }
+        calls.into_iter().map(|(_, id, j)| (id, serde_json::from_str(&j).unwrap())).collect()
+    }
+
+    #[test]
+    fn interleaved_parallel_calls_stay_apart() {
+        // B15: fragments of two calls interleaved, 1 character at a time (B13).
+        let a = r#"{"command": "ls -la"}"#;
+        let b = r#"{"file_path": "README.md"}"#;
+        let mut chunks = vec![
+            call_chunk(Some(0), Some("call_a"), Some("Bash"), ""),
+            call_chunk(Some(1), Some("call_b"), Some("Read"), ""),
+        ];
+        for k in 0..a.len().max(b.len()) {
+            for (i, s) in [(0, a), (1, b)] {
+                if let Some(ch) = s.get(k..k + 1) {
+                    chunks.push(call_chunk(Some(i), None, None, ch));
+                }
+            }
+        }
+        chunks.push(finish("tool_calls"));
+        let out = events_of(&chunks, true);
+        assert_eq!(
+            calls_of(&out),
+            [
+                ("call_a".to_string(), json!({"command": "ls -la"})),
+                ("call_b".to_string(), json!({"file_path": "README.md"}))
+            ]
+        );
+        assert_eq!(out[0]["message"]["usage"]["input_tokens"], 77, "B22: an estimate before the usage");
+    }
+
+    #[test]
+    fn ollama_index_zero_for_every_call_and_no_index() {
+        // B16: every call at index 0, told apart by their ids; then calls with no index.
+        let chunks = [
+            call_chunk(Some(0), Some("call_1"), Some("Bash"), r#"{"command": "pwd"}"#),
+            call_chunk(Some(0), Some("call_2"), Some("Bash"), r#"{"command": "date"}"#),
+            finish("tool_calls"),
+        ];
+        let out = events_of(&chunks, true);
+        assert_eq!(
+            calls_of(&out),
+            [("call_1".into(), json!({"command": "pwd"})), ("call_2".into(), json!({"command": "date"}))]
+        );
+        let no_index = json!({"id": "x", "choices": [{"index": 0, "delta": {"tool_calls": [
+            {"id": "c1", "function": {"name": "Bash", "arguments": "{\"command\": \"ls\"}"}},
+            {"id": "c2", "function": {"name": "Bash", "arguments": "{\"command\": \"id\"}"}}]}, "finish_reason": "tool_calls"}]});
+        assert_eq!(calls_of(&events_of(&[no_index], false)).len(), 2);
+    }
+
+    #[test]
+    fn one_chunk_with_everything_and_empty_arguments() {
+        // B17 and B19: text, a zero-argument call, finish and usage in one chunk, no [DONE].
+        let chunk = json!({"id": "x", "choices": [{"index": 0, "delta": {"content": "Here.", "tool_calls": [
+            {"index": 0, "id": "c0", "type": "function", "function": {"name": "TodoRead", "arguments": ""}}]},
+            "finish_reason": "tool_calls"}], "usage": {"prompt_tokens": 5, "completion_tokens": 2}});
+        let out = events_of(&[chunk], false);
+        let delta = out.iter().find(|d| d["type"] == "message_delta").unwrap();
+        assert_eq!(delta["usage"]["output_tokens"], 2);
+        assert_eq!(out.last().unwrap()["type"], "message_stop");
+        let started: Vec<&str> = out
+            .iter()
+            .filter(|d| d["type"] == "content_block_start")
+            .map(|d| d["content_block"]["type"].as_str().unwrap())
+            .collect();
+        assert_eq!(started[0], "text");
+    }
+
+    #[test]
+    fn truncated_arguments_are_not_executable() {
+        // B13: finish_reason length cuts the arguments: max_tokens, and no call goes out.
+        let chunks = [call_chunk(Some(0), Some("c"), Some("Bash"), r#"{"command": "echo hel"#), finish("length")];
+        let out = events_of(&chunks, true);
+        assert!(calls_of(&out).is_empty());
+        let delta = out.iter().find(|d| d["type"] == "message_delta").unwrap();
+        assert_eq!(delta["delta"]["stop_reason"], "max_tokens");
+    }
+
+    #[test]
+    fn a_long_command_with_escapes_round_trips() {
+        // B14: a 4 KiB command with quotes, backslashes, pipes and unicode, in 7-byte pieces.
+        let mut cmd = String::new();
+        while cmd.len() < 4096 {
+            cmd.push_str(r#"grep -n "a"b" 'c\d' | sed 's/x/ü→/' && echo "$(date)" ; "#);
+        }
+        let args = json!({"command": cmd}).to_string();
+        let mut chunks = vec![call_chunk(Some(0), Some("c"), Some("Bash"), "")];
+        let bytes: Vec<char> = args.chars().collect();
+        for piece in bytes.chunks(7) {
+            chunks.push(call_chunk(Some(0), None, None, &piece.iter().collect::<String>()));
+        }
+        chunks.push(finish("tool_calls"));
+        // The floor may refuse or allow it; either way the input it saw is byte-exact.
+        let mut t = StreamTranslator::new(Names::default(), "m".into());
+        let mut joined = String::new();
+        for c in &chunks {
+            for e in t.feed(&c.to_string()).unwrap() {
+                let d: Json = serde_json::from_str(&e.data).unwrap();
+                if let Some(p) = d["delta"]["partial_json"].as_str() {
+                    joined.push_str(p);
+                }
+            }
+        }
+        assert_eq!(serde_json::from_str::<Json>(&joined).unwrap()["command"], cmd);
+        events_of(&chunks, true);
     }
 
     #[test]
