@@ -854,6 +854,44 @@ mod tests {
     }
 
     #[test]
+    fn a_mid_stream_error_ends_the_stream_in_its_words() {
+        // B09: an error chunk after the start is an `error` event with the upstream's wording,
+        // never a success; the call in flight is not sent.
+        let mut t = StreamTranslator::new(Names::default(), "m".into());
+        let policy = crate::load::builtin().into_result().ok().unwrap();
+        let adj = super::super::messages::Adjudicator::new(
+            policy.dag,
+            crate::eval::TraceState::with_workspace("/w"),
+            "t".into(),
+        );
+        let mut s = super::super::messages::Stream::new(adj);
+        let mut out: Vec<Event> = Vec::new();
+        for e in t.feed(&call_chunk(Some(0), Some("c"), Some("Bash"), r#"{"command": "ls"}"#).to_string()).unwrap() {
+            out.extend(s.feed(e));
+        }
+        let err = t.feed(r#"{"error": {"message": "context length exceeded (8192)"}}"#).unwrap_err();
+        out.extend(s.fail_with(&format!("fak: {err}")));
+        out.extend(s.finish());
+        let last: Json = serde_json::from_str(&out.last().unwrap().data).unwrap();
+        assert_eq!(last["type"], "error");
+        assert!(last["error"]["message"].as_str().unwrap().contains("context length exceeded (8192)"));
+        assert!(!out.iter().any(|e| e.data.contains("tool_use")));
+    }
+
+    #[test]
+    fn a_call_without_a_name_is_refused_and_one_without_an_id_gets_one() {
+        // B18.
+        let chunk = json!({"id": "x", "choices": [{"index": 0, "delta": {"tool_calls": [
+            {"index": 0, "function": {"name": "Bash", "arguments": "{\"command\": \"ls\"}"}},
+            {"index": 1, "id": "c1", "function": {"name": "", "arguments": "{}"}}]}, "finish_reason": "tool_calls"}]});
+        let out = events_of(&[chunk], true);
+        let calls = calls_of(&out);
+        assert_eq!(calls.len(), 1);
+        assert!(calls[0].0.starts_with("toolu_fak_"), "{calls:?}");
+        assert!(out.iter().any(|d| d["delta"]["text"].as_str().is_some_and(|t| t.contains("MALFORMED"))));
+    }
+
+    #[test]
     fn upstream_errors_keep_their_message() {
         assert_eq!(error_message(br#"{"error": {"message": "model not found", "type": "x"}}"#), "model not found");
         assert_eq!(error_message(br#"{"detail": "bad"}"#), "bad");

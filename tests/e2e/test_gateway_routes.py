@@ -100,3 +100,40 @@ def test_a_json_response_is_adjudicated_and_the_trace_is_stable(tmp_path, script
     assert again == headers["x-trace-id"], "the same conversation, the same trace"
     other = call("POST", gw.url + "/v1/messages", req, {"x-trace-id": "mine"})[1]["x-trace-id"]
     assert other == "mine"
+
+
+def test_count_tokens_is_forwarded_or_estimated(tmp_path, scripted_model, fak_serve):
+    """B33: forwarded to an Anthropic upstream (which answers here), estimated for an OpenAI
+    one; system, tools and messages all count."""
+    model = scripted_model({"turns": []})
+    req = {"model": "m", "system": "x" * 400, "tools": [{"name": "Bash", "input_schema": {"type": "object"}}],
+           "messages": [{"role": "user", "content": "hi"}]}
+    anthropic_gw = fak_serve(model.url, tmp_path)
+    status, _, raw = call("POST", anthropic_gw.url + "/v1/messages/count_tokens?beta=true", req)
+    assert status == 200 and json.loads(raw)["input_tokens"] > 100
+    assert model.requests("/v1/messages/count_tokens"), "forwarded"
+    openai_gw = fak_serve(model.url, tmp_path, ["--provider", "openai"])
+    status, _, raw = call("POST", openai_gw.url + "/v1/messages/count_tokens", req)
+    assert status == 200 and json.loads(raw)["input_tokens"] > 100
+    assert len(model.requests("/v1/messages/count_tokens")) == 1, "not forwarded to an OpenAI upstream"
+
+
+def test_anthropic_headers_go_to_an_anthropic_upstream_only(tmp_path, scripted_model, fak_serve):
+    """B36: anthropic-version, anthropic-beta and unknown headers pass verbatim to an Anthropic
+    upstream; an OpenAI upstream gets none of them."""
+    model = scripted_model({"turns": [{"text": "hi"}, {"text": "hi"}]})
+    headers = {"anthropic-version": "2023-06-01", "anthropic-beta": "context-management-2025-06-27,effort-2025-11-24",
+               "x-custom-thing": "kept"}
+    req = {"model": "m", "max_tokens": 10, "context_management": {"edits": []},
+           "tools": [{"name": "Bash", "input_schema": {"type": "object"}}], "messages": [{"role": "user", "content": "hi"}]}
+    a = fak_serve(model.url, tmp_path)
+    assert call("POST", a.url + "/v1/messages", req, headers)[0] == 200
+    sent = model.requests("/v1/messages")[-1]
+    for k, v in headers.items():
+        assert sent["headers"][k] == v
+    assert sent["body"]["context_management"] == {"edits": []}, "the paired body field stays with its beta"
+    o = fak_serve(model.url, tmp_path, ["--provider", "openai"])
+    assert call("POST", o.url + "/v1/messages", req, headers)[0] == 200
+    sent = model.requests("/v1/chat/completions")[-1]
+    assert not any(k.startswith("anthropic-") or k == "x-custom-thing" for k in sent["headers"]), sent["headers"]
+    assert "context_management" not in sent["body"], "dropped together with its beta"
