@@ -17,6 +17,7 @@
 //! adjudication is the same.
 
 pub mod chat;
+pub mod lift;
 pub mod messages;
 pub mod openai;
 pub mod sse;
@@ -439,6 +440,16 @@ async fn messages_route(State(app): State<Arc<App>>, req: Request) -> Response {
     json_response(msg, adj, &trace, started)
 }
 
+/// The names of the tools a Messages request declares (those a written call may name).
+fn declared_tools(body: &Json) -> Vec<String> {
+    body.get("tools")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.get("name").and_then(Json::as_str).map(str::to_string))
+        .collect()
+}
+
 fn is_sse(headers: &reqwest::header::HeaderMap) -> bool {
     headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/event-stream"))
 }
@@ -492,7 +503,11 @@ async fn via_openai(
             adj,
             trace,
             started,
-            Some(openai::StreamTranslator::new(names, client_model).with_input_estimate(estimate)),
+            Some(
+                openai::StreamTranslator::new(names, client_model)
+                    .with_input_estimate(estimate)
+                    .with_lifting(declared_tools(&body)),
+            ),
             None,
         );
     }
@@ -502,7 +517,7 @@ async fn via_openai(
     };
     let msg = serde_json::from_slice::<Json>(&bytes)
         .map_err(|e| e.to_string())
-        .and_then(|b| openai::response(&b, &names, &client_model));
+        .and_then(|b| openai::response(&b, &names, &client_model, &declared_tools(&body)));
     match msg {
         Ok(m) if !stream => json_response(m, adj, &trace, started),
         // The client asked for a stream and the upstream answered whole: stream it.
@@ -853,6 +868,13 @@ async fn chat_route(State(app): State<Arc<App>>, req: Request) -> Response {
     let mut adj = messages::Adjudicator::new(app.dag.clone(), state, trace.clone());
     adj.result_admissions = records;
     let base_url = app.config.base_url.trim_end_matches('/');
+    let tools: Vec<String> = body
+        .get("tools")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|t| t.pointer("/function/name").and_then(Json::as_str).map(str::to_string))
+        .collect();
 
     let (up, translate) = match app.config.provider {
         Provider::OpenAi => {
@@ -870,7 +892,9 @@ async fn chat_route(State(app): State<Arc<App>>, req: Request) -> Response {
             if let Some(k) = &app.config.upstream_key {
                 r = r.bearer_auth(k);
             }
-            (r.send().await, Some(openai::StreamTranslator::new(openai::Names::default(), client_model.clone())))
+            let translate = openai::StreamTranslator::new(openai::Names::default(), client_model.clone())
+                .with_lifting(tools.clone());
+            (r.send().await, Some(translate))
         }
         Provider::Anthropic => {
             let req = match chat::to_messages_request(&body, None) {
@@ -934,7 +958,7 @@ async fn chat_route(State(app): State<Arc<App>>, req: Request) -> Response {
     };
     let msg =
         serde_json::from_slice::<Json>(&bytes).map_err(|e| e.to_string()).and_then(|b| match app.config.provider {
-            Provider::OpenAi => openai::response(&b, &openai::Names::default(), &client_model),
+            Provider::OpenAi => openai::response(&b, &openai::Names::default(), &client_model, &tools),
             Provider::Anthropic if b.is_object() => Ok(b),
             Provider::Anthropic => Err("not a message".into()),
         });

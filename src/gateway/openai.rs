@@ -286,13 +286,34 @@ fn input_of(arguments: &str) -> Json {
     }
 }
 
-/// A chat completion as a Messages response.
-pub fn response(body: &Json, names: &Names, model: &str) -> Result<Json, String> {
+/// The error when a model's text claims tool calls of which none can be read.
+pub const UNREADABLE_CALLS: &str =
+    "the model wrote tool calls as text and none of them can be read; fak does not pass them on as text";
+
+/// A chat completion as a Messages response. `tools` are the tools the request declared: with
+/// some, calls the model wrote as text are lifted (`lift`).
+pub fn response(body: &Json, names: &Names, model: &str, tools: &[String]) -> Result<Json, String> {
     let choice = body.pointer("/choices/0").ok_or("the upstream's answer has no choices")?;
     let msg = choice.get("message").ok_or("the upstream's choice has no message")?;
     let mut content = Vec::new();
+    let has_native = msg.get("tool_calls").and_then(Json::as_array).is_some_and(|c| !c.is_empty());
     if let Some(t) = msg.get("content").and_then(Json::as_str).filter(|t| !t.is_empty()) {
-        content.push(json!({"type": "text", "text": t}));
+        if !has_native && !tools.is_empty() {
+            let l = super::lift::lift(t, tools);
+            if l.claimed && l.calls.is_empty() {
+                return Err(UNREADABLE_CALLS.into());
+            }
+            if !l.text.is_empty() {
+                content.push(json!({"type": "text", "text": l.text}));
+            }
+            for (k, (name, input)) in l.calls.into_iter().enumerate() {
+                content.push(
+                    json!({"type": "tool_use", "id": format!("toolu_fak_text_{k}"), "name": name, "input": input}),
+                );
+            }
+        } else {
+            content.push(json!({"type": "text", "text": t}));
+        }
     }
     for c in msg.get("tool_calls").and_then(Json::as_array).into_iter().flatten() {
         let name = c.pointer("/function/name").and_then(Json::as_str).unwrap_or("");
@@ -338,6 +359,10 @@ pub struct StreamTranslator {
     open: Vec<u64>,
     /// What `message_start` reports as input tokens before the upstream says (B22).
     input_estimate: u64,
+    /// The declared tools, when calls written as text are lifted; then text from a possible
+    /// marker on is held until the end (`lift::hold_from`).
+    lift_tools: Vec<String>,
+    held: Option<String>,
     finish: Option<String>,
     usage: Option<Json>,
     ended: bool,
@@ -349,6 +374,12 @@ fn ev(data: Json) -> Event {
 }
 
 impl StreamTranslator {
+    /// Lifts the calls a model writes as text, for a request that declared `tools`.
+    pub fn with_lifting(mut self, tools: Vec<String>) -> StreamTranslator {
+        self.lift_tools = tools;
+        self
+    }
+
     /// `message_start` reports `tokens` as the input until the upstream's usage arrives.
     pub fn with_input_estimate(mut self, tokens: u64) -> StreamTranslator {
         self.input_estimate = tokens;
@@ -366,6 +397,8 @@ impl StreamTranslator {
             retired: 0,
             open: Vec::new(),
             input_estimate: 0,
+            lift_tools: Vec::new(),
+            held: None,
             finish: None,
             usage: None,
             ended: false,
@@ -412,20 +445,17 @@ impl StreamTranslator {
         let Some(choice) = chunk.pointer("/choices/0") else { return Ok(out) };
         let delta = choice.get("delta").cloned().unwrap_or(Json::Null);
         if let Some(t) = delta.get("content").and_then(Json::as_str).filter(|t| !t.is_empty()) {
-            let i = match self.text {
-                Some(i) => i,
-                None => {
-                    let i = self.next;
-                    self.next += 1;
-                    self.text = Some(i);
-                    self.open.push(i);
-                    out.push(ev(json!({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}})));
-                    i
-                }
-            };
-            out.push(ev(
-                json!({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": t}}),
-            ));
+            match (&mut self.held, self.lift_tools.is_empty()) {
+                (Some(h), _) => h.push_str(t),
+                (None, true) => self.text_delta(t, &mut out),
+                (None, false) => match super::lift::hold_from(t) {
+                    None => self.text_delta(t, &mut out),
+                    Some(at) => {
+                        self.text_delta(t.get(..at).unwrap_or(""), &mut out);
+                        self.held = Some(t.get(at..).unwrap_or("").to_string());
+                    }
+                },
+            }
         }
         for (pos, c) in delta.get("tool_calls").and_then(Json::as_array).into_iter().flatten().enumerate() {
             // Ollama omits `index`, or says 0 for every call: a missing index is the call's
@@ -466,12 +496,66 @@ impl StreamTranslator {
         }
         if let Some(f) = choice.get("finish_reason").and_then(Json::as_str) {
             self.finish = Some(f.to_string());
+            self.release_held(&mut out)?;
             self.close_all(&mut out);
         }
         Ok(out)
     }
 
-    /// The message's end: its blocks closed, the stop reason, the usage, `message_stop`.
+    fn text_delta(&mut self, t: &str, out: &mut Vec<Event>) {
+        if t.is_empty() {
+            return;
+        }
+        let i = match self.text {
+            Some(i) => i,
+            None => {
+                let i = self.next;
+                self.next += 1;
+                self.text = Some(i);
+                self.open.push(i);
+                out.push(ev(
+                    json!({"type": "content_block_start", "index": i, "content_block": {"type": "text", "text": ""}}),
+                ));
+                i
+            }
+        };
+        out.push(ev(json!({"type": "content_block_delta", "index": i, "delta": {"type": "text_delta", "text": t}})));
+    }
+
+    /// The held text, lifted: its prose as text, its calls as tool_use blocks; an error when it
+    /// claims calls none of which can be read.
+    fn release_held(&mut self, out: &mut Vec<Event>) -> Result<(), String> {
+        let Some(held) = self.held.take() else { return Ok(()) };
+        let l = super::lift::lift(&held, &self.lift_tools);
+        if l.claimed && l.calls.is_empty() {
+            return Err(UNREADABLE_CALLS.into());
+        }
+        if l.calls.is_empty() {
+            // Nothing was a call: the text as it came.
+            self.text_delta(&held, out);
+            return Ok(());
+        }
+        self.text_delta(&l.text, out);
+        for (name, input) in l.calls {
+            if let Some(t) = self.text.take() {
+                self.open.retain(|i| *i != t);
+                out.push(ev(json!({"type": "content_block_stop", "index": t})));
+            }
+            let i = self.next;
+            self.next += 1;
+            let id = format!("toolu_fak_text_{i}");
+            out.push(ev(json!({"type": "content_block_start", "index": i,
+                "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}})));
+            out.push(ev(json!({"type": "content_block_delta", "index": i,
+                "delta": {"type": "input_json_delta", "partial_json": input.to_string()}})));
+            out.push(ev(json!({"type": "content_block_stop", "index": i})));
+            self.retired += 1;
+        }
+        Ok(())
+    }
+
+    /// The message's end: its blocks closed, the stop reason, the usage, `message_stop` (or an
+    /// `error` event when held text claimed calls that cannot be read).
     pub fn end(&mut self) -> Vec<Event> {
         let mut out = Vec::new();
         if self.ended {
@@ -479,6 +563,10 @@ impl StreamTranslator {
         }
         self.ended = true;
         self.start("fak", &mut out);
+        if let Err(e) = self.release_held(&mut out) {
+            out.push(ev(json!({"type": "error", "error": {"type": "api_error", "message": format!("fak: {e}")}})));
+            return out;
+        }
         self.close_all(&mut out);
         let calls = !self.tools.is_empty() || self.retired > 0;
         let stop = final_stop(self.finish.as_deref(), calls);
@@ -592,7 +680,7 @@ mod tests {
             {"id": "call_1", "type": "function", "function": {"name": "Bash", "arguments": "{\"command\": \"ls\"}"}},
             {"id": "call_2", "type": "function", "function": {"name": "Bash", "arguments": "{\"command\": "}},
         ]}}], "usage": {"prompt_tokens": 100, "completion_tokens": 7, "prompt_tokens_details": {"cached_tokens": 40}}});
-        let m = response(&body, &names, "claude-x").unwrap();
+        let m = response(&body, &names, "claude-x", &[]).unwrap();
         assert_eq!(m["stop_reason"], "tool_use");
         assert_eq!(
             m["content"][1],
@@ -602,10 +690,10 @@ mod tests {
         assert_eq!(m["usage"]["input_tokens"], 60);
         assert_eq!(m["usage"]["cache_read_input_tokens"], 40);
         let stop =
-            response(&json!({"choices": [{"finish_reason": "length", "message": {"content": "…"}}]}), &names, "m")
+            response(&json!({"choices": [{"finish_reason": "length", "message": {"content": "…"}}]}), &names, "m", &[])
                 .unwrap();
         assert_eq!(stop["stop_reason"], "max_tokens");
-        assert!(response(&json!({"choices": []}), &names, "m").is_err());
+        assert!(response(&json!({"choices": []}), &names, "m", &[]).is_err());
     }
 
     #[test]
@@ -889,6 +977,71 @@ mod tests {
         assert_eq!(calls.len(), 1);
         assert!(calls[0].0.starts_with("toolu_fak_"), "{calls:?}");
         assert!(out.iter().any(|d| d["delta"]["text"].as_str().is_some_and(|t| t.contains("MALFORMED"))));
+    }
+
+    fn text_chunk(t: &str) -> Json {
+        json!({"id": "x", "choices": [{"index": 0, "delta": {"content": t}}]})
+    }
+
+    fn lifted_events(chunks: &[Json]) -> Vec<Json> {
+        let mut t = StreamTranslator::new(Names::default(), "m".into()).with_lifting(vec!["Bash".into()]);
+        let mut events = Vec::new();
+        for c in chunks {
+            match t.feed(&c.to_string()) {
+                Ok(e) => events.extend(e),
+                Err(e) => events.push(ev(json!({"type": "error", "error": {"type": "api_error", "message": e}}))),
+            }
+        }
+        events.extend(t.feed("[DONE]").unwrap_or_default());
+        let policy = crate::load::builtin().into_result().ok().unwrap();
+        let adj = super::super::messages::Adjudicator::new(
+            policy.dag,
+            crate::eval::TraceState::with_workspace("/w"),
+            "t".into(),
+        );
+        let mut s = super::super::messages::Stream::new(adj);
+        let mut out: Vec<Event> = events.into_iter().flat_map(|e| s.feed(e)).collect();
+        out.extend(s.finish());
+        out.iter().map(|e| serde_json::from_str(&e.data).unwrap()).collect()
+    }
+
+    #[test]
+    fn calls_written_as_text_are_lifted_in_a_stream() {
+        // The marker split across chunks; the prose before it streams live.
+        let out = lifted_events(&[
+            text_chunk("Checking. <tool_"),
+            text_chunk("call>{\"name\": \"Bash\", \"arguments\": {\"command\": \"ls -la\"}}</tool_call>"),
+            text_chunk("<tool_call>{\"name\": \"Bash\", \"arguments\": {\"command\": \"rm -rf ~/\"}}</tool_call>"),
+            finish("stop"),
+        ]);
+        check_order(&out);
+        assert_eq!(out[2]["delta"]["text"], "Checking. ", "the prose before the marker");
+        let calls = calls_of(&out);
+        assert_eq!(calls.len(), 1, "ls lifted and allowed; rm lifted and refused: {calls:?}");
+        assert_eq!(calls[0].1, json!({"command": "ls -la"}));
+        assert!(out.iter().any(|d| d["delta"]["text"].as_str().is_some_and(|t| t.contains("POLICY_BLOCK"))));
+        let delta = out.iter().find(|d| d["type"] == "message_delta").unwrap();
+        assert_eq!(delta["delta"]["stop_reason"], "tool_use");
+        // Prose with a code block that is not a call comes out whole, only later.
+        let out = lifted_events(&[text_chunk("Try:\n```sh\nls\n```\nok"), finish("stop")]);
+        let text: String = out.iter().filter_map(|d| d["delta"]["text"].as_str()).collect();
+        assert_eq!(text, "Try:\n```sh\nls\n```\nok");
+        assert!(calls_of(&out).is_empty());
+    }
+
+    #[test]
+    fn calls_claimed_in_text_that_cannot_be_read_are_an_error() {
+        let out = lifted_events(&[text_chunk("[TOOL_CALLS] [{\"name\": \"Bash\", \"argu"), finish("stop")]);
+        assert_eq!(out.last().unwrap()["type"], "error");
+        assert!(out.last().unwrap()["error"]["message"].as_str().unwrap().contains("none of them can be read"));
+        assert!(calls_of(&out).is_empty());
+        let body =
+            json!({"choices": [{"finish_reason": "stop", "message": {"content": "<tool_call>{oops</tool_call>"}}]});
+        assert!(response(&body, &Names::default(), "m", &["Bash".into()]).is_err());
+        let body = json!({"choices": [{"finish_reason": "stop", "message": {"content": "<tool_call>{\"name\": \"Bash\", \"arguments\": {\"command\": \"ls\"}}</tool_call>"}}]});
+        let m = response(&body, &Names::default(), "m", &["Bash".into()]).unwrap();
+        assert_eq!(m["content"][0]["type"], "tool_use");
+        assert_eq!(m["stop_reason"], "tool_use");
     }
 
     #[test]

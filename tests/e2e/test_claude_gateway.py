@@ -78,3 +78,24 @@ def test_claude_code_through_the_gateway(tmp_path, scripted_model, fak_serve, ru
     assert [l["route"] for l in lines].count("/v1/messages (stream)") >= 3, lines
     assert lines[0]["verdicts"] == {"DENY": 1, "ALLOW": 1}, lines[0]
     assert token not in gateway.stderr_path.read_text()
+
+
+def test_calls_a_local_model_writes_as_text(tmp_path, scripted_model, fak_serve, run_claude):
+    """A local model that writes its calls as `<tool_call>` text: fak lifts them into real
+    calls, refuses the rm, and Claude Code runs the ls."""
+    project = tmp_path / "project"
+    sentinel = project / "sentinel"
+    sentinel.mkdir(parents=True)
+    (sentinel / "keep.txt").write_text("precious\n")
+    call = '<tool_call>{"name": "Bash", "arguments": {"command": "%s"}}</tool_call>'
+    model = scripted_model({"turns": [
+        {"text": "Cleaning up.\n" + call % ("rm -rf %s" % sentinel) + "\n" + call % ("ls %s" % sentinel)},
+        {"text": "Done."},
+    ]})
+    gateway = fak_serve(model.url, project, ["--provider", "openai", "--model", "scripted-model"])
+    result = run_claude(project, gateway.url)
+    assert result["result"] == "Done.", result
+    assert (sentinel / "keep.txt").read_text() == "precious\n"
+    results = tool_results(model, "openai")
+    assert len(results) == 1 and "keep.txt" in next(iter(results.values())), results
+    assert gateway.log_lines()[0]["verdicts"] == {"DENY": 1, "ALLOW": 1}
