@@ -76,21 +76,49 @@ pub struct App {
     pub dag: Arc<Dag>,
     client: reqwest::Client,
     store: Mutex<Store>,
-    /// Results already admitted by this process, by trace and digest: a conversation resends
-    /// every earlier result with each turn, and each is recorded once (`admit_results`).
-    seen: Mutex<FxHashMap<(String, String), Seen>>,
+    /// Results already admitted by this process: a conversation resends every earlier result
+    /// with each turn, and each is recorded once (`admit_one`).
+    seen: Mutex<SeenCache>,
 }
 
 #[derive(Clone)]
 struct Seen {
-    record: Json,
+    /// The `_fak` record, serialized (a fraction of a `Json` tree's memory).
+    record: Arc<str>,
     /// The stub the model reads instead, when the result was held back.
-    replacement: Option<String>,
+    replacement: Option<Arc<str>>,
 }
 
-/// At most this many remembered admissions; past it the memory starts over (each result is
-/// then recorded again once, which the store takes as the same witness or page).
-const SEEN_MAX: usize = 100_000;
+/// Remembered admissions by (trace, tool, content): two generations of at most `SEEN_GEN`
+/// each. A lookup reads both, an insert goes to the young one, and a full young generation
+/// becomes the old one, dropping the previous old: what conversations keep resending stays,
+/// memory stays bounded (about 3 MiB), and a forgotten result is recorded once more (the
+/// store takes it as the same witness or page).
+#[derive(Default)]
+struct SeenCache {
+    young: FxHashMap<u128, Seen>,
+    old: FxHashMap<u128, Seen>,
+}
+
+const SEEN_GEN: usize = 8192;
+
+impl SeenCache {
+    fn get(&self, k: u128) -> Option<Seen> {
+        self.young.get(&k).or_else(|| self.old.get(&k)).cloned()
+    }
+
+    fn insert(&mut self, k: u128, v: Seen) {
+        if self.young.len() >= SEEN_GEN {
+            self.old = std::mem::take(&mut self.young);
+        }
+        self.young.insert(k, v);
+    }
+}
+
+fn seen_key(trace: &str, tool: &str, digest: &Digest) -> u128 {
+    let d = Digest::of(&format!("{trace}\0{tool}\0{}", digest.hex()));
+    u128::from_str_radix(d.hex().get(..32).unwrap_or("0"), 16).unwrap_or(0)
+}
 
 impl App {
     pub fn new(config: Config, dag: Arc<Dag>) -> Result<App, String> {
@@ -100,7 +128,7 @@ impl App {
             .read_timeout(config.upstream_timeout)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(App { config, dag, client, store: Mutex::new(store), seen: Mutex::new(FxHashMap::default()) })
+        Ok(App { config, dag, client, store: Mutex::new(store), seen: Mutex::new(SeenCache::default()) })
     }
 }
 
@@ -275,7 +303,7 @@ fn admit_results(app: &App, body: &mut Json, trace: &str, base: &TraceState) -> 
                     let text = result_text(block.get("content").unwrap_or(&Json::Null));
                     let seen = admit_one(app, &tool, &id, text, trace, base)?;
                     if let (Some(stub), Some(o)) = (&seen.replacement, block.as_object_mut()) {
-                        o.insert("content".into(), Json::from(stub.as_str()));
+                        o.insert("content".into(), Json::from(&**stub));
                     }
                     records.push(seen.record);
                 }
@@ -286,23 +314,84 @@ fn admit_results(app: &App, body: &mut Json, trace: &str, base: &TraceState) -> 
     Ok(records)
 }
 
+/// Which API a request body is in.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Wire {
+    Messages,
+    Chat,
+}
+
+/// Whether the request carries tool results to admit.
+fn has_results(body: &Json, wire: Wire) -> bool {
+    let messages = body.get("messages").and_then(Json::as_array).map_or(&[][..], Vec::as_slice);
+    messages.iter().any(|m| match wire {
+        Wire::Chat => m.get("role").and_then(Json::as_str) == Some("tool"),
+        Wire::Messages => m
+            .get("content")
+            .and_then(Json::as_array)
+            .is_some_and(|c| c.iter().any(|b| b.get("type").and_then(Json::as_str) == Some("tool_result"))),
+    })
+}
+
+/// Admits the request's tool results and reads the state its response is decided in. Writes
+/// (a result to record) run on the blocking pool; a request with no results only reads the
+/// trace's taint, inline: a thread hop would cost more than the read.
+async fn admit_request(
+    app: &Arc<App>,
+    mut body: Json,
+    trace: &str,
+    base: &TraceState,
+    wire: Wire,
+) -> Result<Result<(Json, Vec<Json>, TraceState), String>, tokio::task::JoinError> {
+    let read_state = |app: &App, trace: &str, base: &TraceState| {
+        let store = app.store.lock().map_err(|_| poisoned())?;
+        crate::ledger::state(&store, Some(trace), base).map_err(|e| e.to_string())
+    };
+    if !has_results(&body, wire) {
+        return Ok(read_state(app, trace, base).map(|st| (body, Vec::new(), st)));
+    }
+    let (app, trace, base) = (app.clone(), trace.to_string(), base.clone());
+    tokio::task::spawn_blocking(move || {
+        let records = match wire {
+            Wire::Messages => admit_results(&app, &mut body, &trace, &base)?,
+            Wire::Chat => admit_chat_results(&app, &mut body, &trace, &base)?,
+        };
+        let state = read_state(&app, &trace, &base)?;
+        Ok((body, records, state))
+    })
+    .await
+}
+
 fn poisoned() -> String {
     "fak: a lock was poisoned (a request failed inside)".to_string()
 }
 
-fn admit_one(app: &App, tool: &str, id: &str, text: String, trace: &str, base: &TraceState) -> Result<Seen, String> {
+/// One admitted result: its `_fak` record and, when held back, what the model reads instead.
+struct Admitted {
+    record: Json,
+    replacement: Option<Arc<str>>,
+}
+
+fn admit_one(
+    app: &App,
+    tool: &str,
+    id: &str,
+    text: String,
+    trace: &str,
+    base: &TraceState,
+) -> Result<Admitted, String> {
     let digest = Digest::of(&text);
-    let key = (trace.to_string(), digest.hex().to_string());
-    let remembered = app.seen.lock().map_err(|_| poisoned())?.get(&key).cloned();
+    let key = seen_key(trace, tool, &digest);
+    let remembered = app.seen.lock().map_err(|_| poisoned())?.get(key);
     let mut store = app.store.lock().map_err(|_| poisoned())?;
     if let Some(s) = remembered {
         // A result read before stays read unless its bytes were revoked since.
         if s.replacement.is_some() || !store.revoked(&digest).map_err(|e| e.to_string())? {
-            let mut s = s;
-            if let Some(o) = s.record.as_object_mut() {
+            let mut record: Json = serde_json::from_str(&s.record).map_err(|e| e.to_string())?;
+            if let Some(o) = record.as_object_mut() {
                 o.insert("tool_use_id".into(), Json::from(id));
             }
-            return Ok(s);
+            return Ok(Admitted { record, replacement: s.replacement });
         }
     }
     let result = ToolResult { tool: tool.to_string(), text };
@@ -323,18 +412,16 @@ fn admit_one(app: &App, tool: &str, id: &str, text: String, trace: &str, base: &
             o.insert("witness".into(), Json::from(&**w));
         }
     }
-    let replacement = (!v.is_allow()).then(|| match v.page.as_deref().map(|p| store.get(p, false)) {
-        Some(Ok(page)) => page.stub(),
-        _ => format!("[fak: this tool result was withheld: {}]", v.reason),
+    let replacement: Option<Arc<str>> = (!v.is_allow()).then(|| {
+        Arc::from(match v.page.as_deref().map(|p| store.get(p, false)) {
+            Some(Ok(page)) => page.stub(),
+            _ => format!("[fak: this tool result was withheld: {}]", v.reason),
+        })
     });
     drop(store);
-    let seen = Seen { record, replacement };
-    let mut map = app.seen.lock().map_err(|_| poisoned())?;
-    if map.len() >= SEEN_MAX {
-        map.clear();
-    }
-    map.insert(key, seen.clone());
-    Ok(seen)
+    let seen = Seen { record: Arc::from(record.to_string()), replacement: replacement.clone() };
+    app.seen.lock().map_err(|_| poisoned())?.insert(key, seen);
+    Ok(Admitted { record, replacement })
 }
 
 // --- /v1/messages ------------------------------------------------------------------------------
@@ -378,7 +465,7 @@ async fn messages_route(State(app): State<Arc<App>>, req: Request) -> Response {
         Ok(b) => b,
         Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", "the request body is too large"),
     };
-    let mut body: Json = match serde_json::from_slice(&bytes) {
+    let body: Json = match serde_json::from_slice(&bytes) {
         Ok(b @ Json::Object(_)) => b,
         Ok(_) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", "the body is not a JSON object"),
         Err(e) => {
@@ -390,15 +477,7 @@ async fn messages_route(State(app): State<Arc<App>>, req: Request) -> Response {
     let stream = body.get("stream").and_then(Json::as_bool) == Some(true);
 
     // The request side, then the state the response is decided in (the results may raise it).
-    let app2 = app.clone();
-    let (trace2, base2) = (trace.clone(), base.clone());
-    let admitted = tokio::task::spawn_blocking(move || {
-        let records = admit_results(&app2, &mut body, &trace2, &base2)?;
-        let store = app2.store.lock().map_err(|_| poisoned())?;
-        let state = crate::ledger::state(&store, Some(&trace2), &base2).map_err(|e| e.to_string())?;
-        Ok::<_, String>((body, records, state))
-    })
-    .await;
+    let admitted = admit_request(&app, body, &trace, &base, Wire::Messages).await;
     let (body, records, state) = match admitted {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => {
@@ -801,7 +880,7 @@ fn admit_chat_results(app: &App, body: &mut Json, trace: &str, base: &TraceState
                 let text = result_text(m.get("content").unwrap_or(&Json::Null));
                 let seen = admit_one(app, &tool, &id, text, trace, base)?;
                 if let (Some(stub), Some(o)) = (&seen.replacement, m.as_object_mut()) {
-                    o.insert("content".into(), Json::from(stub.as_str()));
+                    o.insert("content".into(), Json::from(&**stub));
                 }
                 records.push(seen.record);
             }
@@ -843,15 +922,7 @@ async fn chat_route(State(app): State<Arc<App>>, req: Request) -> Response {
         o.insert("model".into(), Json::from(m.as_str()));
     }
 
-    let app2 = app.clone();
-    let (trace2, base2) = (trace.clone(), base.clone());
-    let admitted = tokio::task::spawn_blocking(move || {
-        let records = admit_chat_results(&app2, &mut body, &trace2, &base2)?;
-        let store = app2.store.lock().map_err(|_| poisoned())?;
-        let state = crate::ledger::state(&store, Some(&trace2), &base2).map_err(|e| e.to_string())?;
-        Ok::<_, String>((body, records, state))
-    })
-    .await;
+    let admitted = admit_request(&app, body, &trace, &base, Wire::Chat).await;
     let (body, records, state) = match admitted {
         Ok(Ok(x)) => x,
         Ok(Err(e)) => {

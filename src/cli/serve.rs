@@ -140,7 +140,9 @@ pub fn run(a: &ServeArgs) -> ExitCode {
         Ok(a) => Arc::new(a),
         Err(e) => return super::fail(e),
     };
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // Blocking work is the store's (one connection behind a mutex): two threads are all it can
+    // use, and each idle one would keep its allocator heap (RSS, benches/README.md).
+    let rt = match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(2).enable_all().build() {
         Ok(rt) => rt,
         Err(e) => return super::fail(format!("cannot start the runtime: {e}")),
     };
