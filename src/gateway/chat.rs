@@ -196,6 +196,14 @@ pub fn to_chat_response(msg: &Json, model: &str) -> Json {
         .collect();
     let mut message =
         json!({"role": "assistant", "content": if text.is_empty() { Json::Null } else { Json::from(text.join("\n")) }});
+    let thinking: Vec<&str> = blocks
+        .iter()
+        .filter(|b| b.get("type").and_then(Json::as_str) == Some("thinking"))
+        .filter_map(|b| b.get("thinking").and_then(Json::as_str))
+        .collect();
+    if let (false, Some(o)) = (thinking.is_empty(), message.as_object_mut()) {
+        o.insert("reasoning_content".into(), Json::from(thinking.join("\n")));
+    }
     if !calls.is_empty() {
         if let Some(o) = message.as_object_mut() {
             o.insert("tool_calls".into(), Json::Array(calls));
@@ -273,6 +281,9 @@ impl ChunkWriter {
             }
             "content_block_delta" => match d.pointer("/delta/type").and_then(Json::as_str) {
                 Some("text_delta") => vec![self.chunk(json!({"content": d.pointer("/delta/text")}), None)],
+                Some("thinking_delta") => {
+                    vec![self.chunk(json!({"reasoning_content": d.pointer("/delta/thinking")}), None)]
+                }
                 Some("input_json_delta") => {
                     let Some(k) = self.calls.iter().find(|(i, _)| Some(*i) == index).map(|(_, k)| *k) else {
                         return Vec::new();
@@ -360,7 +371,7 @@ mod tests {
     #[test]
     fn an_adjudicated_message_becomes_a_completion() {
         let msg = json!({"id": "msg_1", "stop_reason": "tool_use", "usage": {"input_tokens": 5, "output_tokens": 2},
-            "content": [{"type": "text", "text": "[fak] refused"}, {"type": "tool_use", "id": "t", "name": "Read", "input": {"file_path": "a"}}],
+            "content": [{"type": "thinking", "thinking": "hm", "signature": "s"}, {"type": "text", "text": "[fak] refused"}, {"type": "tool_use", "id": "t", "name": "Read", "input": {"file_path": "a"}}],
             "_fak": {"version": "fak/v1"}});
         let c = to_chat_response(&msg, "m");
         assert_eq!(c["choices"][0]["finish_reason"], "tool_calls");
@@ -368,5 +379,6 @@ mod tests {
         assert_eq!(c["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], "{\"file_path\":\"a\"}");
         assert_eq!(c["usage"]["total_tokens"], 7);
         assert_eq!(c["_fak"]["version"], "fak/v1");
+        assert_eq!(c["choices"][0]["message"]["reasoning_content"], "hm");
     }
 }

@@ -286,6 +286,12 @@ fn input_of(arguments: &str) -> Json {
     }
 }
 
+/// A message's or delta's reasoning text, in whichever field the server puts it
+/// (`reasoning_content`: DeepSeek, vLLM, llama-server; `reasoning`: Ollama, OpenRouter) (B20).
+fn reasoning_of(v: &Json) -> Option<&str> {
+    ["reasoning_content", "reasoning"].iter().find_map(|k| v.get(*k).and_then(Json::as_str)).filter(|r| !r.is_empty())
+}
+
 /// The error when a model's text claims tool calls of which none can be read.
 pub const UNREADABLE_CALLS: &str =
     "the model wrote tool calls as text and none of them can be read; fak does not pass them on as text";
@@ -296,6 +302,9 @@ pub fn response(body: &Json, names: &Names, model: &str, tools: &[String]) -> Re
     let choice = body.pointer("/choices/0").ok_or("the upstream's answer has no choices")?;
     let msg = choice.get("message").ok_or("the upstream's choice has no message")?;
     let mut content = Vec::new();
+    if let Some(r) = reasoning_of(msg) {
+        content.push(json!({"type": "thinking", "thinking": r, "signature": ""}));
+    }
     let has_native = msg.get("tool_calls").and_then(Json::as_array).is_some_and(|c| !c.is_empty());
     if let Some(t) = msg.get("content").and_then(Json::as_str).filter(|t| !t.is_empty()) {
         if !has_native && !tools.is_empty() {
@@ -353,6 +362,8 @@ pub struct StreamTranslator {
     started: bool,
     next: u64,
     text: Option<u64>,
+    /// The open thinking block (reasoning deltas), closed with an empty `signature_delta`.
+    thinking: Option<u64>,
     tools: FxHashMap<u64, ToolSlot>,
     /// Calls already closed because a new id took their index.
     retired: usize,
@@ -393,6 +404,7 @@ impl StreamTranslator {
             started: false,
             next: 0,
             text: None,
+            thinking: None,
             tools: FxHashMap::default(),
             retired: 0,
             open: Vec::new(),
@@ -417,10 +429,43 @@ impl StreamTranslator {
     }
 
     fn close_all(&mut self, out: &mut Vec<Event>) {
+        self.close_thinking(out);
         for i in std::mem::take(&mut self.open) {
             out.push(ev(json!({"type": "content_block_stop", "index": i})));
         }
         self.text = None;
+    }
+
+    /// Ends the thinking block: a signature (empty: an OpenAI-wire upstream has none; fak
+    /// never forges one) and its stop, as clients expect before the next block (B20).
+    fn close_thinking(&mut self, out: &mut Vec<Event>) {
+        if let Some(i) = self.thinking.take() {
+            out.push(ev(json!({"type": "content_block_delta", "index": i, "delta": {"type": "signature_delta", "signature": ""}})));
+            out.push(ev(json!({"type": "content_block_stop", "index": i})));
+            self.open.retain(|o| *o != i);
+        }
+    }
+
+    fn thinking_delta(&mut self, r: &str, out: &mut Vec<Event>) {
+        if let Some(t) = self.text.take() {
+            self.open.retain(|i| *i != t);
+            out.push(ev(json!({"type": "content_block_stop", "index": t})));
+        }
+        let i = match self.thinking {
+            Some(i) => i,
+            None => {
+                let i = self.next;
+                self.next += 1;
+                self.thinking = Some(i);
+                self.open.push(i);
+                out.push(ev(json!({"type": "content_block_start", "index": i,
+                    "content_block": {"type": "thinking", "thinking": "", "signature": ""}})));
+                i
+            }
+        };
+        out.push(ev(
+            json!({"type": "content_block_delta", "index": i, "delta": {"type": "thinking_delta", "thinking": r}}),
+        ));
     }
 
     /// The events one upstream `data:` line gives. `[DONE]` ends the message.
@@ -444,6 +489,13 @@ impl StreamTranslator {
         }
         let Some(choice) = chunk.pointer("/choices/0") else { return Ok(out) };
         let delta = choice.get("delta").cloned().unwrap_or(Json::Null);
+        if let Some(r) = reasoning_of(&delta) {
+            self.thinking_delta(r, &mut out);
+        }
+        let has_content = delta.get("content").and_then(Json::as_str).is_some_and(|t| !t.is_empty());
+        if has_content || delta.get("tool_calls").is_some() {
+            self.close_thinking(&mut out);
+        }
         if let Some(t) = delta.get("content").and_then(Json::as_str).filter(|t| !t.is_empty()) {
             match (&mut self.held, self.lift_tools.is_empty()) {
                 (Some(h), _) => h.push_str(t),
@@ -1042,6 +1094,26 @@ mod tests {
         let m = response(&body, &Names::default(), "m", &["Bash".into()]).unwrap();
         assert_eq!(m["content"][0]["type"], "tool_use");
         assert_eq!(m["stop_reason"], "tool_use");
+    }
+
+    #[test]
+    fn reasoning_becomes_thinking() {
+        let chunks = [
+            json!({"id": "x", "choices": [{"index": 0, "delta": {"reasoning_content": "The user wants "}}]}),
+            json!({"id": "x", "choices": [{"index": 0, "delta": {"reasoning_content": "a listing."}}]}),
+            json!({"id": "x", "choices": [{"index": 0, "delta": {"content": "Listing."}}]}),
+            finish("stop"),
+        ];
+        let out = events_of(&chunks, true);
+        assert_eq!(out[1]["content_block"], json!({"type": "thinking", "thinking": "", "signature": ""}));
+        assert_eq!(out[2]["delta"], json!({"type": "thinking_delta", "thinking": "The user wants "}));
+        assert_eq!(out[4]["delta"]["type"], "signature_delta", "a signature before the thinking block stops");
+        assert_eq!(out[5]["type"], "content_block_stop");
+        assert_eq!(out[6]["content_block"]["type"], "text");
+        let body = json!({"choices": [{"finish_reason": "stop", "message": {"reasoning": "hmm", "content": "ok"}}]});
+        let m = response(&body, &Names::default(), "m", &[]).unwrap();
+        assert_eq!(m["content"][0], json!({"type": "thinking", "thinking": "hmm", "signature": ""}));
+        assert_eq!(m["content"][1]["text"], "ok");
     }
 
     #[test]

@@ -11,7 +11,8 @@ offline. Standard library only: the test suite starts it before anything is inst
 prints `listening on PORT` once it accepts connections (port 0 picks a free one).
 
 The script is JSON: `{"turns": [TURN, ...], "side": TURN}`. A TURN is
-`{"text": "...", "tool_calls": [{"name": "Bash", "input": {...}, "id"?: "..."}], "stop"?: "..."}`
+`{"reasoning"?: "...", "text": "...", "tool_calls": [{"name": "Bash", "input": {...}, "id"?: "..."}],
+"stop"?: "..."}` (reasoning is a thinking block on the Anthropic wire, `reasoning_content` on the OpenAI one)
 or `{"error": {"status": 529, "type": "overloaded_error", "message": "..."}}`.
 
 Which turn answers a request is read from the request alone, so retries get the same answer:
@@ -132,6 +133,8 @@ class Handler(BaseHTTPRequestHandler):
             return
         index = sum(1 for m in messages if isinstance(m, dict) and m.get("role") == "assistant")
         content = []
+        if turn.get("reasoning"):
+            content.append({"type": "thinking", "thinking": turn["reasoning"], "signature": "scripted-signature"})
         if turn.get("text"):
             content.append({"type": "text", "text": turn["text"]})
         for k, c in enumerate(turn.get("tool_calls", [])):
@@ -152,7 +155,17 @@ class Handler(BaseHTTPRequestHandler):
         self.event("message_start", {"type": "message_start", "message": start})
         self.event("ping", {"type": "ping"})
         for i, block in enumerate(content):
-            if block["type"] == "text":
+            if block["type"] == "thinking":
+                self.event("content_block_start", {"type": "content_block_start", "index": i,
+                                                   "content_block": {"type": "thinking", "thinking": "",
+                                                                     "signature": ""}})
+                self.event("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                   "delta": {"type": "thinking_delta",
+                                                             "thinking": block["thinking"]}})
+                self.event("content_block_delta", {"type": "content_block_delta", "index": i,
+                                                   "delta": {"type": "signature_delta",
+                                                             "signature": block["signature"]}})
+            elif block["type"] == "text":
                 self.event("content_block_start", {"type": "content_block_start", "index": i,
                                                    "content_block": {"type": "text", "text": ""}})
                 text = block["text"]
@@ -193,6 +206,8 @@ class Handler(BaseHTTPRequestHandler):
         n_in = usage(body)
         if not body.get("stream"):
             message = {"role": "assistant", "content": turn.get("text") or None}
+            if turn.get("reasoning"):
+                message["reasoning_content"] = turn["reasoning"]
             if calls:
                 message["tool_calls"] = calls
             self.send_json(200, {"id": "chatcmpl-scripted-%d" % index, "object": "chat.completion",
@@ -212,6 +227,9 @@ class Handler(BaseHTTPRequestHandler):
             self.data(c)
 
         chunk({"role": "assistant", "content": ""})
+        reasoning = turn.get("reasoning") or ""
+        for piece in [reasoning[j:j + 16] for j in range(0, len(reasoning), 16)]:
+            chunk({"reasoning_content": piece})
         text = turn.get("text") or ""
         for piece in [text[j:j + 16] for j in range(0, len(text), 16)]:
             chunk({"content": piece})

@@ -121,3 +121,19 @@ def test_both_auth_headers(gateway):
         assert c.messages.create(**ask).content[0].text == "hello"
     with pytest.raises(anthropic.AuthenticationError):
         client(gw.url, api_key="wrong").messages.create(**ask)
+
+
+def test_thinking_comes_through_on_both_wires(gateway):
+    """An Anthropic upstream's thinking block passes with its signature; an OpenAI upstream's
+    `reasoning_content` becomes a thinking block (with an empty signature: fak forges none)."""
+    model, gw = gateway({"turns": [{"reasoning": "The user wants a listing of the tree.", "text": "Listing.",
+                                    "tool_calls": [{"name": "Bash", "input": {"command": "ls"}}]}]})
+    ask = dict(model="claude-test", max_tokens=100, tools=TOOLS, messages=[{"role": "user", "content": "list"}])
+    c = client(gw.url)
+    with c.messages.stream(**ask) as s:
+        streamed = s.get_final_message()
+    for msg in [c.messages.create(**ask), streamed]:
+        assert [b.type for b in msg.content] == ["thinking", "text", "tool_use"], msg.content
+        assert msg.content[0].thinking == "The user wants a listing of the tree."
+        want = "scripted-signature" if gateway.provider == "anthropic" else ""
+        assert msg.content[0].signature == want
