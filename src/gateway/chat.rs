@@ -237,6 +237,8 @@ pub struct ChunkWriter {
     /// Messages block index → tool call index, for the blocks that are tool calls.
     calls: Vec<(u64, u64)>,
     input_tokens: Option<Json>,
+    /// Whether a text block came before: the next one is set apart by a blank line.
+    had_text: bool,
 }
 
 impl ChunkWriter {
@@ -248,6 +250,7 @@ impl ChunkWriter {
             usage: include_usage,
             calls: Vec::new(),
             input_tokens: None,
+            had_text: false,
         }
     }
 
@@ -268,6 +271,15 @@ impl ChunkWriter {
                 }
                 self.input_tokens = d.pointer("/message/usage").cloned();
                 vec![self.chunk(json!({"role": "assistant", "content": ""}), None)]
+            }
+            "content_block_start" if d.pointer("/content_block/type").and_then(Json::as_str) == Some("text") => {
+                let first = !self.had_text;
+                self.had_text = true;
+                if first {
+                    Vec::new()
+                } else {
+                    vec![self.chunk(json!({"content": "\n\n"}), None)]
+                }
             }
             "content_block_start" if d.pointer("/content_block/type").and_then(Json::as_str) == Some("tool_use") => {
                 let k = self.calls.len() as u64;
@@ -301,9 +313,12 @@ impl ChunkWriter {
                 let mut out = Vec::new();
                 let fak = d.get("_fak").cloned();
                 let usage = {
+                    // message_start's usage, updated by what message_delta reports.
                     let mut u = self.input_tokens.clone().unwrap_or_else(|| json!({}));
-                    if let (Some(o), Some(out_tokens)) = (u.as_object_mut(), d.pointer("/usage/output_tokens")) {
-                        o.insert("output_tokens".into(), out_tokens.clone());
+                    if let (Some(o), Some(Json::Object(late))) = (u.as_object_mut(), d.get("usage")) {
+                        for (k, v) in late {
+                            o.insert(k.clone(), v.clone());
+                        }
                     }
                     chat_usage(Some(&u))
                 };

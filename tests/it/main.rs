@@ -10,6 +10,7 @@ mod cli;
 mod corpus;
 mod decide;
 mod docs;
+mod gateway;
 mod hook;
 mod parse;
 mod props;
