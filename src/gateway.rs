@@ -68,6 +68,8 @@ pub struct Config {
     pub state_dir: PathBuf,
     pub upstream_timeout: Duration,
     pub body_limit: usize,
+    /// A `ping` goes to a streaming client after this much upstream silence.
+    pub ping_interval: Duration,
 }
 
 /// What every request shares.
@@ -506,7 +508,7 @@ async fn messages_route(State(app): State<Arc<App>>, req: Request) -> Response {
     }
     let streamed = is_sse(up.headers());
     if stream && streamed {
-        return stream_response(up, adj, trace, started, None, None);
+        return stream_response(up, adj, trace, started, None, None, app.config.ping_interval);
     }
     let bytes = match up.bytes().await {
         Ok(b) => b,
@@ -588,6 +590,7 @@ async fn via_openai(
                     .with_lifting(declared_tools(&body)),
             ),
             None,
+            app.config.ping_interval,
         );
     }
     let bytes = match up.bytes().await {
@@ -678,11 +681,13 @@ fn stream_response(
     started: Instant,
     mut translate: Option<openai::StreamTranslator>,
     write: Option<chat::ChunkWriter>,
+    ping_interval: Duration,
 ) -> Response {
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(64);
     let trace2 = trace.clone();
     let route = if write.is_some() { "/v1/chat/completions (stream)" } else { "/v1/messages (stream)" };
     let write = std::sync::Arc::new(Mutex::new(write));
+    let ping = ping_interval;
     tokio::spawn(async move {
         let mut s = messages::Stream::new(adj);
         let mut reader = sse::Reader::default();
@@ -708,7 +713,7 @@ fn stream_response(
         };
         loop {
             // A ping whenever the upstream is quiet (a held tool call, a slow model).
-            let next = tokio::time::timeout(Duration::from_secs(10), upstream.next()).await;
+            let next = tokio::time::timeout(ping, upstream.next()).await;
             let out = match next {
                 Err(_) => vec![sse::Event::new("ping", r#"{"type": "ping"}"#)],
                 Ok(Some(Ok(chunk))) => match reader.feed(&chunk) {
@@ -1021,6 +1026,7 @@ async fn chat_route(State(app): State<Arc<App>>, req: Request) -> Response {
             started,
             translate,
             Some(chat::ChunkWriter::new(client_model, include_usage)),
+            app.config.ping_interval,
         );
     }
     let bytes = match up.bytes().await {

@@ -79,6 +79,7 @@ pub async fn gateway(upstream: SocketAddr, provider: Provider, state: &std::path
         state_dir: state.to_path_buf(),
         upstream_timeout: Duration::from_secs(30),
         body_limit: 32 << 20,
+        ping_interval: Duration::from_secs(10),
     };
     let app = Arc::new(App::new(config, policy.dag).unwrap());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

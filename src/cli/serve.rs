@@ -29,6 +29,8 @@ pub enum Provider {
 #[command(after_help = "Environment:
   FAK_UPSTREAM_TIMEOUT_SECS  how long the upstream may stay silent (default 600)
   FAK_BODY_LIMIT_BYTES       the largest request body accepted (default 33554432, 32 MiB)
+  FAK_PING_SECS              a streaming client gets a ping after this much upstream silence
+                             (default 10, at most 15)
   FAK_PROVIDER_EXTRA_BODY_JSON  a JSON object merged into every OpenAI-wire upstream request
                              (e.g. {\"top_k\": 20, \"chat_template_kwargs\": {\"enable_thinking\": false}})
 
@@ -115,6 +117,7 @@ fn config(a: &ServeArgs) -> Result<Config, String> {
         state_dir: a.state_dir.clone().unwrap_or_else(crate::store::default_dir),
         upstream_timeout: Duration::from_secs(env_num("FAK_UPSTREAM_TIMEOUT_SECS", 600)?),
         body_limit: usize::try_from(env_num("FAK_BODY_LIMIT_BYTES", 32 << 20)?).unwrap_or(usize::MAX),
+        ping_interval: Duration::from_secs(env_num("FAK_PING_SECS", 10)?.clamp(1, 15)),
     })
 }
 

@@ -12,7 +12,8 @@ prints `listening on PORT` once it accepts connections (port 0 picks a free one)
 
 The script is JSON: `{"turns": [TURN, ...], "side": TURN}`. A TURN is
 `{"reasoning"?: "...", "text": "...", "tool_calls": [{"name": "Bash", "input": {...}, "id"?: "..."}],
-"stop"?: "..."}` (reasoning is a thinking block on the Anthropic wire, `reasoning_content` on the OpenAI one)
+"stop"?: "...", "pause"?: SECONDS}` (reasoning is a thinking block on the Anthropic wire,
+`reasoning_content` on the OpenAI one; a streamed turn pauses before its tool calls)
 or `{"error": {"status": 529, "type": "overloaded_error", "message": "..."}}`.
 
 Which turn answers a request is read from the request alone, so retries get the same answer:
@@ -28,6 +29,7 @@ import argparse
 import json
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 MODEL = "scripted-model"
@@ -173,6 +175,9 @@ class Handler(BaseHTTPRequestHandler):
                     self.event("content_block_delta", {"type": "content_block_delta", "index": i,
                                                        "delta": {"type": "text_delta", "text": piece}})
             else:
+                if turn.get("pause") and block is next(b for b in content if b["type"] == "tool_use"):
+                    self.wfile.flush()
+                    time.sleep(turn["pause"])
                 self.event("content_block_start", {"type": "content_block_start", "index": i,
                                                    "content_block": dict(block, input={})})
                 args = json.dumps(block["input"])
@@ -233,6 +238,9 @@ class Handler(BaseHTTPRequestHandler):
         text = turn.get("text") or ""
         for piece in [text[j:j + 16] for j in range(0, len(text), 16)]:
             chunk({"content": piece})
+        if calls and turn.get("pause"):
+            self.wfile.flush()
+            time.sleep(turn["pause"])
         for k, c in enumerate(calls):
             args = c["function"]["arguments"]
             chunk({"tool_calls": [{"index": k, "id": c["id"], "type": "function",

@@ -2,8 +2,11 @@
 
 import json
 import os
+import time
 import urllib.error
 import urllib.request
+
+import pytest
 
 
 def call(method, url, body=None, headers=None):
@@ -137,3 +140,36 @@ def test_anthropic_headers_go_to_an_anthropic_upstream_only(tmp_path, scripted_m
     sent = model.requests("/v1/chat/completions")[-1]
     assert not any(k.startswith("anthropic-") or k == "x-custom-thing" for k in sent["headers"]), sent["headers"]
     assert "context_management" not in sent["body"], "dropped together with its beta"
+
+
+def stream_lines(url, body, timeout=30):
+    """The SSE lines of a streamed answer, each with the seconds since the request went out."""
+    req = urllib.request.Request(url, data=json.dumps(body).encode(), method="POST",
+                                 headers={"content-type": "application/json"})
+    start = time.monotonic()
+    out = []
+    with urllib.request.urlopen(req, timeout=timeout) as r:
+        for raw in r:
+            line = raw.decode().rstrip("\n")
+            if line:
+                out.append((time.monotonic() - start, line))
+    return out
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+def test_text_streams_live_and_pings_cover_silence(tmp_path, scripted_model, fak_serve, provider):
+    """B10, B11: the text before a call reaches the client before the upstream's pause ends;
+    while the upstream is silent, fak sends pings (every FAK_PING_SECS, 1 here)."""
+    model = scripted_model({"turns": [{"text": "Looking first.", "pause": 3.5,
+                                       "tool_calls": [{"name": "Bash", "input": {"command": "ls"}}]}]})
+    env = dict(os.environ, FAK_PING_SECS="1")
+    gw = fak_serve(model.url, tmp_path, ["--provider", provider], env=env)
+    req = {"model": "m", "max_tokens": 10, "stream": True,
+           "tools": [{"name": "Bash", "input_schema": {"type": "object"}}],
+           "messages": [{"role": "user", "content": "hi"}]}
+    lines = stream_lines(gw.url + "/v1/messages", req)
+    text_at = next(t for t, l in lines if l.startswith("data:") and "Looking first." in l)
+    call_at = next(t for t, l in lines if l.startswith("data:") and '"tool_use"' in l)
+    assert text_at < 2.0 and call_at > 3.0, (text_at, call_at)
+    pings = [t for t, l in lines if l == "event: ping" and text_at < t < call_at]
+    assert len(pings) >= 2, lines
