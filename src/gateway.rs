@@ -70,6 +70,9 @@ pub struct Config {
     pub body_limit: usize,
     /// A `ping` goes to a streaming client after this much upstream silence.
     pub ping_interval: Duration,
+    /// The most output tokens a request may ask the upstream for (`--max-tokens`): larger
+    /// `max_tokens` are lowered to it (B32).
+    pub max_tokens: Option<u64>,
 }
 
 /// What every request shares.
@@ -219,8 +222,24 @@ async fn models(State(app): State<Arc<App>>, headers: HeaderMap) -> Response {
         .into_response()
 }
 
-async fn not_found(method: Method, uri: Uri) -> Response {
-    error(StatusCode::NOT_FOUND, "not_found_error", &format!("fak serve has no route {method} {}", uri.path()))
+/// Routes behind a path prefix (`/v1/anthropic/v1/messages`, a base URL with a path: B38) go
+/// where their tail says, as if the prefix were not there; anything else is a 404.
+async fn not_found(State(app): State<Arc<App>>, mut req: Request) -> Response {
+    let (method, path) = (req.method().clone(), req.uri().path().to_string());
+    const TAILS: &[&str] = &["/v1/messages/count_tokens", "/v1/messages", "/v1/chat/completions"];
+    let tail = TAILS.iter().find(|t| path.ends_with(**t) && path.len() > t.len());
+    if let (true, Some(tail)) = (method == Method::POST, tail) {
+        let query = req.uri().query().map_or(String::new(), |q| format!("?{q}"));
+        if let Ok(uri) = format!("{tail}{query}").parse::<Uri>() {
+            *req.uri_mut() = uri;
+            return match *tail {
+                "/v1/messages" => messages_route(State(app), req).await,
+                "/v1/messages/count_tokens" => count_tokens(State(app), req).await,
+                _ => chat_route(State(app), req).await,
+            };
+        }
+    }
+    error(StatusCode::NOT_FOUND, "not_found_error", &format!("fak serve has no route {method} {path}"))
 }
 
 /// An error in the Anthropic envelope.
@@ -364,6 +383,18 @@ async fn admit_request(
     .await
 }
 
+/// Lowers `max_tokens` (and chat's `max_completion_tokens`) to the configured cap.
+fn clamp_max_tokens(app: &App, body: &mut Json) {
+    let Some(cap) = app.config.max_tokens else { return };
+    for k in ["max_tokens", "max_completion_tokens"] {
+        if let Some(v) = body.get_mut(k) {
+            if v.as_u64().is_some_and(|n| n > cap) {
+                *v = Json::from(cap);
+            }
+        }
+    }
+}
+
 fn poisoned() -> String {
     "fak: a lock was poisoned (a request failed inside)".to_string()
 }
@@ -467,13 +498,14 @@ async fn messages_route(State(app): State<Arc<App>>, req: Request) -> Response {
         Ok(b) => b,
         Err(_) => return error(StatusCode::PAYLOAD_TOO_LARGE, "request_too_large", "the request body is too large"),
     };
-    let body: Json = match serde_json::from_slice(&bytes) {
+    let mut body: Json = match serde_json::from_slice(&bytes) {
         Ok(b @ Json::Object(_)) => b,
         Ok(_) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", "the body is not a JSON object"),
         Err(e) => {
             return error(StatusCode::BAD_REQUEST, "invalid_request_error", &format!("the body is not JSON: {e}"))
         }
     };
+    clamp_max_tokens(&app, &mut body);
     let trace = trace_id(&parts.headers, &body);
     let base = TraceState::with_workspace(&app.config.workspace).home(&app.config.home);
     let stream = body.get("stream").and_then(Json::as_bool) == Some(true);
@@ -918,6 +950,7 @@ async fn chat_route(State(app): State<Arc<App>>, req: Request) -> Response {
             return oai_error(StatusCode::BAD_REQUEST, "invalid_request_error", &format!("the body is not JSON: {e}"))
         }
     };
+    clamp_max_tokens(&app, &mut body);
     let trace = trace_id(&parts.headers, &body);
     let base = TraceState::with_workspace(&app.config.workspace).home(&app.config.home);
     let stream = body.get("stream").and_then(Json::as_bool) == Some(true);

@@ -80,6 +80,7 @@ pub async fn gateway(upstream: SocketAddr, provider: Provider, state: &std::path
         upstream_timeout: Duration::from_secs(30),
         body_limit: 32 << 20,
         ping_interval: Duration::from_secs(10),
+        max_tokens: None,
     };
     let app = Arc::new(App::new(config, policy.dag).unwrap());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -66,6 +66,10 @@ pub struct ServeArgs {
     /// The workspace root paths are placed in. Default: the current directory.
     #[arg(long)]
     pub workspace: Option<String>,
+    /// The most output tokens a request may ask the upstream for: a larger `max_tokens` is
+    /// lowered to it (Claude Code asks for 32,000; a local model's window may be smaller).
+    #[arg(long)]
+    pub max_tokens: Option<u64>,
     /// Where quarantined results, traces and witnesses are kept. Default: `$XDG_STATE_HOME/fak`.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
@@ -118,6 +122,7 @@ fn config(a: &ServeArgs) -> Result<Config, String> {
         upstream_timeout: Duration::from_secs(env_num("FAK_UPSTREAM_TIMEOUT_SECS", 600)?),
         body_limit: usize::try_from(env_num("FAK_BODY_LIMIT_BYTES", 32 << 20)?).unwrap_or(usize::MAX),
         ping_interval: Duration::from_secs(env_num("FAK_PING_SECS", 10)?.clamp(1, 15)),
+        max_tokens: a.max_tokens,
     })
 }
 

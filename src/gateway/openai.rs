@@ -196,7 +196,7 @@ pub fn request(body: &Json, model: Option<&str>, extra: Option<&Map<String, Json
             .filter_map(|t| {
                 let schema = t.get("input_schema")?; // server tools have none
                 let name = t.get("name").and_then(Json::as_str)?;
-                let mut f = json!({"name": names.upstream(name), "parameters": schema});
+                let mut f = json!({"name": names.upstream(name), "parameters": sanitize_schema(schema)});
                 if let (Some(d), Some(o)) = (t.get("description"), f.as_object_mut()) {
                     o.insert("description".into(), d.clone());
                 }
@@ -242,6 +242,31 @@ pub fn request(body: &Json, model: Option<&str>, extra: Option<&Map<String, Json
         }
     }
     Ok((Json::Object(req), names))
+}
+
+/// A tool's input schema as OpenAI-style servers take it (B29): an object schema with
+/// `properties` at its top, without the keywords some reject (`$schema`, `propertyNames`).
+/// The client still validates the call against its own schema.
+fn sanitize_schema(schema: &Json) -> Json {
+    fn strip(v: &Json) -> Json {
+        match v {
+            Json::Object(m) => Json::Object(
+                m.iter()
+                    .filter(|(k, _)| !matches!(k.as_str(), "$schema" | "propertyNames"))
+                    .map(|(k, v)| (k.clone(), strip(v)))
+                    .collect(),
+            ),
+            Json::Array(a) => Json::Array(a.iter().map(strip).collect()),
+            other => other.clone(),
+        }
+    }
+    let mut out = match strip(schema) {
+        Json::Object(m) => m,
+        _ => Map::new(),
+    };
+    out.entry("type").or_insert_with(|| json!("object"));
+    out.entry("properties").or_insert_with(|| json!({}));
+    Json::Object(out)
 }
 
 fn stop_reason(finish: Option<&str>) -> &'static str {
@@ -722,6 +747,20 @@ mod tests {
             req["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
         assert_eq!(tools.len(), 2, "the server tool is dropped: {tools:?}");
         assert_eq!(tools[1], short);
+    }
+
+    #[test]
+    fn schemas_are_made_acceptable() {
+        let body = json!({"messages": [], "tools": [
+            {"name": "A", "input_schema": {"$schema": "http://json-schema.org/draft-07/schema#", "type": "object",
+                "properties": {"m": {"type": "object", "propertyNames": {"pattern": "^x"}, "additionalProperties": {"type": "string"}}}}},
+            {"name": "B", "input_schema": {}},
+        ]});
+        let (req, _) = request(&body, None, None).unwrap();
+        let a = &req["tools"][0]["function"]["parameters"];
+        assert!(a.get("$schema").is_none() && a["properties"]["m"].get("propertyNames").is_none());
+        assert_eq!(a["properties"]["m"]["additionalProperties"], json!({"type": "string"}));
+        assert_eq!(req["tools"][1]["function"]["parameters"], json!({"type": "object", "properties": {}}));
     }
 
     #[test]

@@ -173,3 +173,24 @@ def test_text_streams_live_and_pings_cover_silence(tmp_path, scripted_model, fak
     assert text_at < 2.0 and call_at > 3.0, (text_at, call_at)
     pings = [t for t, l in lines if l == "event: ping" and text_at < t < call_at]
     assert len(pings) >= 2, lines
+
+
+@pytest.mark.parametrize("provider", ["anthropic", "openai"])
+def test_max_tokens_is_clamped_and_prefixed_paths_route(tmp_path, scripted_model, fak_serve, provider):
+    """B32: `--max-tokens` lowers what Claude Code asks for (32,000) to what the upstream can
+    give; B38: a base URL with a path prefix reaches the same routes."""
+    model = scripted_model({"turns": [{"text": "a"}, {"text": "b"}]})
+    gw = fak_serve(model.url, tmp_path, ["--provider", provider, "--max-tokens", "4096"])
+    req = {"model": "m", "max_tokens": 32000, "tools": [{"name": "Bash", "input_schema": {"type": "object"}}],
+           "messages": [{"role": "user", "content": "hi"}]}
+    status, _, raw = call("POST", gw.url + "/v1/anthropic/v1/messages?beta=true", req)
+    assert status == 200 and json.loads(raw)["content"][0]["text"] == "a"
+    sent = (model.requests("/v1/messages") or model.requests("/v1/chat/completions"))[-1]
+    assert sent["body"]["max_tokens"] == 4096
+    assert sent["path"].split("?")[0] in ("/v1/messages", "/v1/chat/completions"), "the prefix is not forwarded"
+    small = dict(req, max_tokens=100)
+    assert call("POST", gw.url + "/v1/messages", small)[0] == 200
+    sent = (model.requests("/v1/messages") or model.requests("/v1/chat/completions"))[-1]
+    assert sent["body"]["max_tokens"] == 100, "a smaller request is left alone"
+    status, _, raw = call("POST", gw.url + "/other/v2/messages", req)
+    assert status == 404
