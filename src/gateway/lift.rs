@@ -118,6 +118,44 @@ pub fn hold_from(text: &str) -> Option<usize> {
         .map(|k| text.len() - k)
 }
 
+/// What is known of held text: wait for more, or the first `n` bytes are plain text.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Held {
+    Wait,
+    Plain(usize),
+}
+
+/// Whether text held from a possible marker can be let go. A `<tool_call>` or `[TOOL_CALLS]`
+/// is held to the end; a code fence until its first line shows a language other than JSON or
+/// its body starts with something other than `{` or `[`; a marker's beginning (`<tool_`)
+/// until the next characters differ from the marker's.
+pub fn held_verdict(h: &str) -> Held {
+    if h.starts_with("<tool_call>") || h.starts_with("[TOOL_CALLS]") {
+        return Held::Wait;
+    }
+    if let Some(after) = h.strip_prefix("```") {
+        let Some(nl) = after.find('\n') else {
+            // The language so far: only a JSON fence (or none) may be a call.
+            let lang = after.trim();
+            return if "json".starts_with(lang) || lang.is_empty() { Held::Wait } else { Held::Plain(h.len()) };
+        };
+        let lang = after.get(..nl).unwrap_or("").trim();
+        if !(lang.is_empty() || lang == "json") {
+            return Held::Plain(3);
+        }
+        return match after.get(nl + 1..).unwrap_or("").trim_start().chars().next() {
+            None => Held::Wait,
+            Some('{') | Some('[') => Held::Wait,
+            Some(_) => Held::Plain(3),
+        };
+    }
+    if MARKERS.iter().any(|m| m.starts_with(h)) {
+        return Held::Wait;
+    }
+    // Not a marker after all: its first character is text; the rest is looked at again.
+    Held::Plain(h.chars().next().map_or(0, char::len_utf8))
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
@@ -163,6 +201,20 @@ mod tests {
         assert!(l.claimed && l.calls.is_empty());
         let l = lift("[TOOL_CALLS] not json at all", &tools());
         assert!(l.claimed && l.calls.is_empty());
+    }
+
+    #[test]
+    fn held_text_is_let_go_once_it_cannot_be_a_call() {
+        assert_eq!(held_verdict("<tool_call>{"), Held::Wait);
+        assert_eq!(held_verdict("<tool_"), Held::Wait);
+        assert_eq!(held_verdict("<tox"), Held::Plain(1));
+        assert_eq!(held_verdict("``"), Held::Wait);
+        assert_eq!(held_verdict("```js"), Held::Wait, "still maybe `json`");
+        assert_eq!(held_verdict("```py"), Held::Plain(5));
+        assert_eq!(held_verdict("```sh\nls"), Held::Plain(3));
+        assert_eq!(held_verdict("```\n  {\"name\""), Held::Wait);
+        assert_eq!(held_verdict("```\nls -la"), Held::Plain(3));
+        assert_eq!(held_verdict("```json\n"), Held::Wait);
     }
 
     #[test]

@@ -90,6 +90,41 @@ fn image_part(b: &Json) -> Option<Json> {
     Some(json!({"type": "image_url", "image_url": {"url": url}}))
 }
 
+/// Many chat templates accept system messages only at the start (and some servers reject two
+/// user turns in a row): a system message after the conversation began becomes user text
+/// (`[system] ...`), merged with a user turn next to it (B31).
+fn fold_late_system(messages: Vec<Json>) -> Vec<Json> {
+    let mut out: Vec<Json> = Vec::with_capacity(messages.len());
+    let mut began = false;
+    for mut m in messages {
+        let role = m.get("role").and_then(Json::as_str).unwrap_or("").to_string();
+        if role == "system" && began {
+            let text = m.get("content").and_then(Json::as_str).unwrap_or("").to_string();
+            m = json!({"role": "user", "content": format!("[system] {text}")});
+        }
+        began |= role != "system";
+        let merge = match (out.last(), &m) {
+            (Some(prev), cur) => {
+                prev.get("role").and_then(Json::as_str) == Some("user")
+                    && cur.get("role").and_then(Json::as_str) == Some("user")
+                    && prev.get("content").is_some_and(Json::is_string)
+                    && cur.get("content").is_some_and(Json::is_string)
+            }
+            _ => false,
+        };
+        if merge {
+            let add = m.get("content").and_then(Json::as_str).unwrap_or("").to_string();
+            if let Some(prev) = out.last_mut().and_then(|p| p.get_mut("content")) {
+                let joined = format!("{}\n\n{add}", prev.as_str().unwrap_or(""));
+                *prev = Json::from(joined);
+            }
+        } else {
+            out.push(m);
+        }
+    }
+    out
+}
+
 /// A Messages request as a chat completions request. `model` replaces the client's model name
 /// when given (a local server does not know `claude-...`); `extra` is merged on top
 /// (FAK_PROVIDER_EXTRA_BODY_JSON: `top_k`, `chat_template_kwargs`, ...).
@@ -186,6 +221,7 @@ pub fn request(body: &Json, model: Option<&str>, extra: Option<&Map<String, Json
             other => return Err(format!("unknown message role `{other}`")),
         }
     }
+    let out = fold_late_system(out);
     let mut req = Map::new();
     let model = model.map(str::to_string).or_else(|| body.get("model").and_then(Json::as_str).map(str::to_string));
     req.insert("model".into(), Json::from(model.unwrap_or_default()));
@@ -399,6 +435,8 @@ pub struct StreamTranslator {
     /// marker on is held until the end (`lift::hold_from`).
     lift_tools: Vec<String>,
     held: Option<String>,
+    /// Inside a code fence already let go as prose: text streams until its closing fence.
+    plain_fence: bool,
     finish: Option<String>,
     usage: Option<Json>,
     ended: bool,
@@ -436,6 +474,7 @@ impl StreamTranslator {
             input_estimate: 0,
             lift_tools: Vec::new(),
             held: None,
+            plain_fence: false,
             finish: None,
             usage: None,
             ended: false,
@@ -522,16 +561,10 @@ impl StreamTranslator {
             self.close_thinking(&mut out);
         }
         if let Some(t) = delta.get("content").and_then(Json::as_str).filter(|t| !t.is_empty()) {
-            match (&mut self.held, self.lift_tools.is_empty()) {
-                (Some(h), _) => h.push_str(t),
-                (None, true) => self.text_delta(t, &mut out),
-                (None, false) => match super::lift::hold_from(t) {
-                    None => self.text_delta(t, &mut out),
-                    Some(at) => {
-                        self.text_delta(t.get(..at).unwrap_or(""), &mut out);
-                        self.held = Some(t.get(at..).unwrap_or("").to_string());
-                    }
-                },
+            if self.lift_tools.is_empty() {
+                self.text_delta(t, &mut out);
+            } else {
+                self.push_text(t, &mut out);
             }
         }
         for (pos, c) in delta.get("tool_calls").and_then(Json::as_array).into_iter().flatten().enumerate() {
@@ -577,6 +610,56 @@ impl StreamTranslator {
             self.close_all(&mut out);
         }
         Ok(out)
+    }
+
+    /// Text of a request with tools: streamed, but held from where a written call may start
+    /// (`lift::hold_from`) until it is known to be one or not. A held `<tool_call>` or
+    /// `[TOOL_CALLS]` waits for the end of the turn; a code fence is let go as soon as its
+    /// first line shows it is not JSON (then the block streams up to its closing fence), and a
+    /// marker's beginning as soon as the next characters differ.
+    fn push_text(&mut self, t: &str, out: &mut Vec<Event>) {
+        let mut rest = t.to_string();
+        loop {
+            if let Some(mut h) = self.held.take() {
+                h.push_str(&rest);
+                match super::lift::held_verdict(&h) {
+                    super::lift::Held::Wait => self.held = Some(h),
+                    super::lift::Held::Plain(n) => {
+                        // Not a call: out as text, and a plain fence streams to its close.
+                        self.text_delta(h.get(..n).unwrap_or(""), out);
+                        self.plain_fence = h.get(..n).is_some_and(|p| p.starts_with("```"));
+                        rest = h.get(n..).unwrap_or("").to_string();
+                        continue;
+                    }
+                }
+                return;
+            }
+            if self.plain_fence {
+                match rest.find("```") {
+                    Some(i) => {
+                        self.text_delta(rest.get(..i + 3).unwrap_or(""), out);
+                        self.plain_fence = false;
+                        rest = rest.get(i + 3..).unwrap_or("").to_string();
+                        continue;
+                    }
+                    None => {
+                        self.text_delta(&rest, out);
+                        return;
+                    }
+                }
+            }
+            match super::lift::hold_from(&rest) {
+                None => {
+                    self.text_delta(&rest, out);
+                    return;
+                }
+                Some(at) => {
+                    self.text_delta(rest.get(..at).unwrap_or(""), out);
+                    self.held = Some(String::new());
+                    rest = rest.get(at..).unwrap_or("").to_string();
+                }
+            }
+        }
     }
 
     fn text_delta(&mut self, t: &str, out: &mut Vec<Event>) {
@@ -733,16 +816,17 @@ mod tests {
         );
         let roles: Vec<&str> =
             req["messages"].as_array().unwrap().iter().map(|m| m["role"].as_str().unwrap()).collect();
-        assert_eq!(roles, ["system", "user", "system", "assistant", "tool", "tool", "user"]);
+        assert_eq!(roles, ["system", "user", "assistant", "tool", "tool", "user"]);
+        assert_eq!(req["messages"][1]["content"], "list it\n\n[system] mid-conversation note", "B31: folded");
         assert_eq!(req["messages"][0]["content"], "x-anthropic-billing-header: cc\nYou are Claude Code.");
-        let a = &req["messages"][3];
+        let a = &req["messages"][2];
         assert_eq!(a["content"], "Listing.\nAnd more.");
         assert_eq!(a["tool_calls"][0]["function"]["arguments"], "{\"command\":\"ls\"}");
         let short = a["tool_calls"][1]["function"]["name"].as_str().unwrap();
         assert!(short.len() <= 64, "{short}");
         assert_eq!(names.client(short), format!("mcp__{}__query", "a".repeat(70)));
-        assert_eq!(req["messages"][5]["content"], "Error: boom");
-        assert_eq!(req["messages"][6]["content"], "now what?");
+        assert_eq!(req["messages"][4]["content"], "Error: boom");
+        assert_eq!(req["messages"][5]["content"], "now what?");
         let tools: Vec<&str> =
             req["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
         assert_eq!(tools.len(), 2, "the server tool is dropped: {tools:?}");
@@ -1113,11 +1197,29 @@ mod tests {
         assert!(out.iter().any(|d| d["delta"]["text"].as_str().is_some_and(|t| t.contains("POLICY_BLOCK"))));
         let delta = out.iter().find(|d| d["type"] == "message_delta").unwrap();
         assert_eq!(delta["delta"]["stop_reason"], "tool_use");
-        // Prose with a code block that is not a call comes out whole, only later.
+        // Prose with a code block that is not a call comes out whole.
         let out = lifted_events(&[text_chunk("Try:\n```sh\nls\n```\nok"), finish("stop")]);
         let text: String = out.iter().filter_map(|d| d["delta"]["text"].as_str()).collect();
         assert_eq!(text, "Try:\n```sh\nls\n```\nok");
         assert!(calls_of(&out).is_empty());
+        // And streams: a fence whose first line says `sh` is let go at once, its body and its
+        // closing fence stream as they come, and a `<b>` tag is not held either.
+        let mut t = StreamTranslator::new(Names::default(), "m".into()).with_lifting(vec!["Bash".into()]);
+        let mut streamed = String::new();
+        for piece in ["Try:\n``", "`sh\nls -la\n", "```\nthen <b>", "look</b> at ``", "`py\nx\n```"] {
+            for e in t.feed(&text_chunk(piece).to_string()).unwrap() {
+                let d: Json = serde_json::from_str(&e.data).unwrap();
+                streamed.push_str(d["delta"]["text"].as_str().unwrap_or(""));
+            }
+        }
+        assert_eq!(streamed, "Try:\n```sh\nls -la\n```\nthen <b>look</b> at ```py\nx\n```", "all of it before the end");
+        // A JSON fence naming a tool is still held, and lifted.
+        let out = lifted_events(&[
+            text_chunk("Run:\n```json\n{\"name\": \"Bash\", "),
+            text_chunk("\"arguments\": {\"command\": \"ls\"}}\n```"),
+            finish("stop"),
+        ]);
+        assert_eq!(calls_of(&out), [("toolu_fak_text_1".to_string(), json!({"command": "ls"}))]);
     }
 
     #[test]
