@@ -589,6 +589,22 @@ async fn via_openai(
 ) -> Response {
     let client_model = body.get("model").and_then(Json::as_str).unwrap_or("").to_string();
     let estimate = estimate_tokens(&body);
+    // Server tools (web search and the like) run at Anthropic; an OpenAI upstream has no such
+    // thing, so they are dropped, and said so (B30).
+    let server_tools: Vec<&str> = body
+        .get("tools")
+        .and_then(Json::as_array)
+        .into_iter()
+        .flatten()
+        .filter(|t| t.get("input_schema").is_none())
+        .filter_map(|t| t.get("name").and_then(Json::as_str))
+        .collect();
+    if !server_tools.is_empty() {
+        eprintln!(
+            "{}",
+            json!({"warning": "server tools have no equivalent on an OpenAI upstream and were dropped", "tools": server_tools, "trace": trace})
+        );
+    }
     let (req, names) = match openai::request(&body, app.config.model.as_deref(), app.config.extra_body.as_ref()) {
         Ok(x) => x,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", &e),
