@@ -550,6 +550,10 @@ async fn messages_route(State(app): State<Arc<App>>, req: Request) -> Response {
         Ok(m @ Json::Object(_)) => m,
         _ => return error(StatusCode::BAD_GATEWAY, "api_error", "fak: the upstream's answer is not a JSON message"),
     };
+    if stream {
+        // Asked to stream, answered whole: the client still gets the stream it asked for.
+        return stream_whole(msg, adj, trace, started);
+    }
     json_response(msg, adj, &trace, started)
 }
 

@@ -12,8 +12,10 @@ prints `listening on PORT` once it accepts connections (port 0 picks a free one)
 
 The script is JSON: `{"turns": [TURN, ...], "side": TURN}`. A TURN is
 `{"reasoning"?: "...", "text": "...", "tool_calls": [{"name": "Bash", "input": {...}, "id"?: "..."}],
-"stop"?: "...", "pause"?: SECONDS}` (reasoning is a thinking block on the Anthropic wire,
-`reasoning_content` on the OpenAI one; a streamed turn pauses before its tool calls)
+"stop"?: "...", "pause"?: SECONDS, "whole"?: true}` (reasoning is a thinking block on the
+Anthropic wire, `reasoning_content` on the OpenAI one; a streamed turn pauses before its tool
+calls; `whole` answers with one JSON body even when the request asked for a stream, as some
+servers do)
 or `{"error": {"status": 529, "type": "overloaded_error", "message": "..."}}`.
 
 Which turn answers a request is read from the request alone, so retries get the same answer:
@@ -148,7 +150,7 @@ class Handler(BaseHTTPRequestHandler):
                "stop_sequence": None,
                "usage": {"input_tokens": usage(body), "output_tokens": 10,
                          "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
-        if not body.get("stream"):
+        if not body.get("stream") or turn.get("whole"):
             self.send_json(200, msg)
             return
         self.start_sse()
@@ -209,7 +211,7 @@ class Handler(BaseHTTPRequestHandler):
                  for k, c in enumerate(turn.get("tool_calls", []))]
         finish = turn.get("stop") or ("tool_calls" if calls else "stop")
         n_in = usage(body)
-        if not body.get("stream"):
+        if not body.get("stream") or turn.get("whole"):
             message = {"role": "assistant", "content": turn.get("text") or None}
             if turn.get("reasoning"):
                 message["reasoning_content"] = turn["reasoning"]

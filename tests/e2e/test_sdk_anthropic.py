@@ -137,3 +137,14 @@ def test_thinking_comes_through_on_both_wires(gateway):
         assert msg.content[0].thinking == "The user wants a listing of the tree."
         want = "scripted-signature" if gateway.provider == "anthropic" else ""
         assert msg.content[0].signature == want
+
+
+def test_a_stream_answered_whole_still_streams(gateway):
+    """An upstream that answers a streaming request with one JSON body: the client still gets
+    the stream it asked for, adjudicated."""
+    script = {"turns": [dict(RM_AND_LS["turns"][0], whole=True)]}
+    model, gw = gateway(script)
+    with client(gw.url).messages.stream(model="claude-test", max_tokens=100, tools=TOOLS,
+                                        messages=[{"role": "user", "content": "clean up"}]) as s:
+        final = s.get_final_message()
+    check_adjudicated(final)
