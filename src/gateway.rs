@@ -538,23 +538,48 @@ async fn messages_route(State(app): State<Arc<App>>, req: Request) -> Response {
         log(&trace, "/v1/messages", status.as_u16(), started, &adj);
         return pass_through(up).await;
     }
+    let kept = upstream_headers(up.headers());
     let streamed = is_sse(up.headers());
-    if stream && streamed {
-        return stream_response(up, adj, trace, started, None, None, app.config.ping_interval);
-    }
-    let bytes = match up.bytes().await {
-        Ok(b) => b,
-        Err(e) => return upstream_error(&e.to_string()),
+    let mut r = if stream && streamed {
+        stream_response(up, adj, trace, started, None, None, app.config.ping_interval)
+    } else {
+        let bytes = match up.bytes().await {
+            Ok(b) => b,
+            Err(e) => return upstream_error(&e.to_string()),
+        };
+        let msg: Json = match serde_json::from_slice(&bytes) {
+            Ok(m @ Json::Object(_)) => m,
+            _ => {
+                return error(StatusCode::BAD_GATEWAY, "api_error", "fak: the upstream's answer is not a JSON message")
+            }
+        };
+        if stream {
+            // Asked to stream, answered whole: the client still gets the stream it asked for.
+            stream_whole(msg, adj, trace, started)
+        } else {
+            json_response(msg, adj, &trace, started)
+        }
     };
-    let msg: Json = match serde_json::from_slice(&bytes) {
-        Ok(m @ Json::Object(_)) => m,
-        _ => return error(StatusCode::BAD_GATEWAY, "api_error", "fak: the upstream's answer is not a JSON message"),
-    };
-    if stream {
-        // Asked to stream, answered whole: the client still gets the stream it asked for.
-        return stream_whole(msg, adj, trace, started);
+    r.headers_mut().extend(kept);
+    r
+}
+
+/// The headers of an Anthropic upstream's answer that a client reads: its request id and
+/// rate-limit state (`anthropic-ratelimit-*`, `retry-after`).
+fn upstream_headers(h: &reqwest::header::HeaderMap) -> HeaderMap {
+    let mut out = HeaderMap::new();
+    for (name, value) in h {
+        let n = name.as_str();
+        if n.starts_with("anthropic-") || matches!(n, "request-id" | "x-request-id" | "retry-after") {
+            if let (Ok(n), Ok(v)) = (
+                axum::http::HeaderName::from_bytes(name.as_str().as_bytes()),
+                HeaderValue::from_bytes(value.as_bytes()),
+            ) {
+                out.append(n, v);
+            }
+        }
     }
-    json_response(msg, adj, &trace, started)
+    out
 }
 
 /// The names of the tools a Messages request declares (those a written call may name).

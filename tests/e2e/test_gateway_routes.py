@@ -99,6 +99,7 @@ def test_a_json_response_is_adjudicated_and_the_trace_is_stable(tmp_path, script
     assert [b["type"] for b in msg["content"]] == ["text", "text", "tool_use"]
     assert msg["content"][1]["text"].startswith("[fak] The tool call `Bash`")
     assert [a["verdict"] for a in msg["_fak"]["admissions"]] == ["DENY", "ALLOW"]
+    assert headers.get("request-id") == "req_scripted", "the upstream's request id reaches the client"
     again = call("POST", gw.url + "/v1/messages", req)[1]["x-trace-id"]
     assert again == headers["x-trace-id"], "the same conversation, the same trace"
     other = call("POST", gw.url + "/v1/messages", req, {"x-trace-id": "mine"})[1]["x-trace-id"]
