@@ -66,7 +66,9 @@ pub struct Config {
     pub workspace: String,
     pub home: String,
     pub state_dir: PathBuf,
+    /// How long the upstream may stay silent (between any two bytes of an answer).
     pub upstream_timeout: Duration,
+    pub connect_timeout: Duration,
     pub body_limit: usize,
     /// A `ping` goes to a streaming client after this much upstream silence.
     pub ping_interval: Duration,
@@ -129,7 +131,7 @@ impl App {
     pub fn new(config: Config, dag: Arc<Dag>) -> Result<App, String> {
         let store = Store::open(&config.state_dir).map_err(|e| e.to_string())?;
         let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
+            .connect_timeout(config.connect_timeout)
             .read_timeout(config.upstream_timeout)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;

@@ -106,14 +106,14 @@ class FakServe:
         self.stderr_path = state_dir.parent / ("serve-%s.err" % state_dir.name)
         self.stderr = open(self.stderr_path, "w")
         self.proc = subprocess.Popen(
-            [fak_bin, "serve", "--addr", "127.0.0.1:0", "--base-url", upstream_url, "--state-dir", str(state_dir),
-             "--workspace", str(workspace), *extra_args],
+            [fak_bin, "serve", *(() if "--addr" in extra_args else ("--addr", "127.0.0.1:0")), "--base-url", upstream_url,
+             "--state-dir", str(state_dir), "--workspace", str(workspace), *extra_args],
             stdout=subprocess.PIPE, stderr=self.stderr, text=True, env=env)
         line = self.proc.stdout.readline()
         if "listening on http://" not in line:
             self.proc.kill()
             raise RuntimeError("fak serve did not start: %r\n%s" % (line, self.stderr_path.read_text()))
-        self.url = line.split("listening on ")[1].split()[0]
+        self.url = line.split("listening on ")[1].split()[0].replace("0.0.0.0", "127.0.0.1")
 
     def log_lines(self):
         return [json.loads(l) for l in self.stderr_path.read_text().splitlines() if l.startswith("{")]

@@ -240,3 +240,23 @@ def test_sigterm_lets_a_stream_in_flight_finish(tmp_path, scripted_model, fak_se
     lines = stream_lines(gw.url + "/v1/messages", req)
     assert any("message_stop" in l for _, l in lines), lines
     assert gw.proc.wait(timeout=10) == 0
+
+
+def test_limits_timeouts_and_the_loopback_warning(tmp_path, scripted_model, fak_serve):
+    """A body over FAK_BODY_LIMIT_BYTES is a 413 in the envelope; an upstream silent past
+    FAK_UPSTREAM_TIMEOUT_SECS is an error, in a stream an `error` event; listening off
+    loopback without a key is warned about (the test itself only talks to 127.0.0.1)."""
+    model = scripted_model({"turns": [{"text": "late", "pause": 3, "tool_calls": [{"name": "Bash", "input": {"command": "ls"}}]}]})
+    env = dict(os.environ, FAK_BODY_LIMIT_BYTES="2000", FAK_UPSTREAM_TIMEOUT_SECS="1", FAK_PING_SECS="5")
+    gw = fak_serve(model.url, tmp_path, env=env)
+    big = {"model": "m", "messages": [{"role": "user", "content": "x" * 3000}]}
+    status, _, raw = call("POST", gw.url + "/v1/messages", big)
+    assert status == 413 and envelope(raw, "request_too_large")
+    req = {"model": "m", "max_tokens": 10, "stream": True, "tools": [{"name": "Bash", "input_schema": {"type": "object"}}],
+           "messages": [{"role": "user", "content": "hi"}]}
+    lines = stream_lines(gw.url + "/v1/messages", req)
+    events = [l for _, l in lines if l.startswith("event: ")]
+    assert events[-1] == "event: error" and "message_stop" not in "".join(l for _, l in lines), lines
+    assert not any('"tool_use"' in l for _, l in lines), "the call never went out"
+    wide = fak_serve(model.url, tmp_path, ["--addr", "0.0.0.0:0"])
+    assert "WARNING" in wide.stderr_path.read_text() and "--require-key-env" in wide.stderr_path.read_text()
