@@ -152,6 +152,7 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/chat/completions", post(chat_route))
         .fallback(not_found)
+        .layer(axum::middleware::from_fn(log_requests))
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .with_state(app)
 }
@@ -538,7 +539,7 @@ async fn messages_route(State(app): State<Arc<App>>, req: Request) -> Response {
     let status = up.status();
     if !status.is_success() {
         log(&trace, "/v1/messages", status.as_u16(), started, &adj);
-        return pass_through(up).await;
+        return logged(pass_through(up).await);
     }
     let kept = upstream_headers(up.headers());
     let streamed = is_sse(up.headers());
@@ -606,7 +607,7 @@ fn json_response(mut msg: Json, mut adj: messages::Adjudicator, trace: &str, sta
     if let Ok(v) = HeaderValue::from_str(trace) {
         r.headers_mut().insert("x-trace-id", v);
     }
-    r
+    logged(r)
 }
 
 /// `/v1/messages` to an OpenAI-wire upstream: translated there and back.
@@ -655,7 +656,7 @@ async fn via_openai(
         let bytes = up.bytes().await.unwrap_or_default();
         log(&trace, "/v1/messages", code, started, &adj);
         let s = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-        return error(s, openai::error_type(code), &openai::error_message(&bytes));
+        return logged(error(s, openai::error_type(code), &openai::error_message(&bytes)));
     }
     if stream && is_sse(up.headers()) {
         return stream_response(
@@ -699,7 +700,7 @@ fn stream_whole(msg: Json, adj: messages::Adjudicator, trace: String, started: I
     out.extend(s.finish());
     log(&trace, "/v1/messages (stream)", 200, started, &s.adj);
     let bytes: Vec<u8> = out.iter().flat_map(sse::Event::to_bytes).collect();
-    sse_response(Body::from(bytes), &trace)
+    logged(sse_response(Body::from(bytes), &trace))
 }
 
 /// The events a Messages stream would have carried for `msg`.
@@ -834,7 +835,8 @@ fn stream_response(
         }
         log(&trace2, route, 200, started, &s.adj);
     });
-    sse_response(Body::from_stream(tokio_stream_from(rx)), &trace)
+    // The stream task writes the log line when the stream ends.
+    logged(sse_response(Body::from_stream(tokio_stream_from(rx)), &trace))
 }
 
 /// Upstream events as Messages events: as they are, or through the OpenAI translator.
@@ -852,6 +854,32 @@ fn tokio_stream_from<T: Send + 'static>(
     mut rx: tokio::sync::mpsc::Receiver<T>,
 ) -> impl futures_util::Stream<Item = T> + Send + 'static {
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
+}
+
+/// Marks a response whose request wrote its own log line (with its verdicts): the
+/// `log_requests` layer writes one for every other response.
+#[derive(Clone, Copy)]
+struct Logged;
+
+fn logged(mut r: Response) -> Response {
+    r.extensions_mut().insert(Logged);
+    r
+}
+
+/// The log line of a request no handler logged (probes, errors before the upstream, 404s):
+/// route, status, milliseconds and the trace header when there is one.
+async fn log_requests(req: Request, next: axum::middleware::Next) -> Response {
+    let started = Instant::now();
+    let route = req.uri().path().to_string();
+    let trace = req.headers().get("x-trace-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let r = next.run(req).await;
+    // Telemetry Claude Code posts every few seconds is answered, not logged.
+    if r.extensions().get::<Logged>().is_none() && !route.starts_with("/api/event_logging/") {
+        let line = json!({"route": route, "status": r.status().as_u16(),
+            "ms": started.elapsed().as_secs_f64() * 1000.0, "trace": trace});
+        eprintln!("{line}");
+    }
+    r
 }
 
 /// One JSON line per request on stderr: never a body or an argument.
@@ -1096,7 +1124,7 @@ async fn chat_route(State(app): State<Arc<App>>, req: Request) -> Response {
             .ok()
             .and_then(|v| v.pointer("/error/message").and_then(Json::as_str).map(str::to_string))
             .unwrap_or_else(|| openai::error_message(&bytes));
-        return oai_error(s, openai::error_type(code), &message);
+        return logged(oai_error(s, openai::error_type(code), &message));
     }
     if stream && is_sse(up.headers()) {
         return stream_response(
@@ -1137,11 +1165,11 @@ async fn chat_route(State(app): State<Arc<App>>, req: Request) -> Response {
         let mut w = chat::ChunkWriter::new(client_model, include_usage);
         let evs: Vec<sse::Event> = message_events(&msg).iter().flat_map(|e| w.write(e)).collect();
         let bytes: Vec<u8> = evs.iter().flat_map(sse::Event::to_bytes).collect();
-        return sse_response(Body::from(bytes), &trace);
+        return logged(sse_response(Body::from(bytes), &trace));
     }
     let mut r = axum::Json(out).into_response();
     if let Ok(v) = HeaderValue::from_str(&trace) {
         r.headers_mut().insert("x-trace-id", v);
     }
-    r
+    logged(r)
 }

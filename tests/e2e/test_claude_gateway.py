@@ -76,7 +76,9 @@ def test_claude_code_through_the_gateway(tmp_path, scripted_model, fak_serve, ru
     # Claude Code streams every turn; fak logged one line per request, without bodies.
     lines = gateway.log_lines()
     assert [l["route"] for l in lines].count("/v1/messages (stream)") >= 3, lines
-    assert lines[0]["verdicts"] == {"DENY": 1, "ALLOW": 1}, lines[0]
+    decided = [l for l in lines if "verdicts" in l]
+    assert decided[0]["verdicts"] == {"DENY": 1, "ALLOW": 1}, decided[0]
+    assert any(l["route"] == "/" and l["status"] == 200 for l in lines), "Claude Code's HEAD / probe"
     assert token not in gateway.stderr_path.read_text()
 
 
@@ -98,4 +100,4 @@ def test_calls_a_local_model_writes_as_text(tmp_path, scripted_model, fak_serve,
     assert (sentinel / "keep.txt").read_text() == "precious\n"
     results = tool_results(model, "openai")
     assert len(results) == 1 and "keep.txt" in next(iter(results.values())), results
-    assert gateway.log_lines()[0]["verdicts"] == {"DENY": 1, "ALLOW": 1}
+    assert [l for l in gateway.log_lines() if "verdicts" in l][0]["verdicts"] == {"DENY": 1, "ALLOW": 1}

@@ -84,6 +84,11 @@ def test_a_required_key_is_checked_and_never_forwarded(tmp_path, scripted_model,
         assert headers["x-trace-id"].startswith("conv-")
     for entry in model.requests("/v1/messages"):
         assert "x-api-key" not in entry["headers"] and "authorization" not in entry["headers"], entry["headers"]
+    # Every request has its log line, refused ones too; no key or body is in the log.
+    lines = gw.log_lines()
+    assert [l["status"] for l in lines if l["route"] == "/v1/messages"][:2] == [401, 401], lines
+    assert [l["status"] for l in lines if l["route"].startswith("/v1/messages")].count(200) == 2, lines
+    assert "gw-test-key" not in gw.stderr_path.read_text() and "hello" not in gw.stderr_path.read_text()
 
 
 def test_a_json_response_is_adjudicated_and_the_trace_is_stable(tmp_path, scripted_model, fak_serve):
