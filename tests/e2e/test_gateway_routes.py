@@ -2,6 +2,7 @@
 
 import json
 import os
+import subprocess
 import time
 import urllib.error
 import urllib.request
@@ -265,3 +266,20 @@ def test_limits_timeouts_and_the_loopback_warning(tmp_path, scripted_model, fak_
     assert not any('"tool_use"' in l for _, l in lines), "the call never went out"
     wide = fak_serve(model.url, tmp_path, ["--addr", "0.0.0.0:0"])
     assert "WARNING" in wide.stderr_path.read_text() and "--require-key-env" in wide.stderr_path.read_text()
+
+
+def test_extra_body_json_reaches_an_openai_upstream(tmp_path, scripted_model, fak_serve, fak_bin):
+    model = scripted_model({"turns": [{"text": "ok"}]})
+    env = dict(os.environ, FAK_PROVIDER_EXTRA_BODY_JSON='{"top_k": 20, "chat_template_kwargs": {"enable_thinking": false}}')
+    gw = fak_serve(model.url, tmp_path, ["--provider", "openai", "--model", "qwen3"], env=env)
+    req = {"model": "claude-x", "max_tokens": 10, "tools": [{"name": "Bash", "input_schema": {"type": "object"}}],
+           "messages": [{"role": "user", "content": "hi"}]}
+    assert call("POST", gw.url + "/v1/messages", req)[0] == 200
+    sent = model.requests("/v1/chat/completions")[-1]["body"]
+    assert sent["top_k"] == 20 and sent["chat_template_kwargs"] == {"enable_thinking": False}
+    assert sent["model"] == "qwen3"
+    # A value that is not a JSON object: fak serve refuses to start, and says why.
+    bad = dict(os.environ, FAK_PROVIDER_EXTRA_BODY_JSON="[1]")
+    out = subprocess.run([fak_bin, "serve", "--addr", "127.0.0.1:0", "--provider", "openai", "--base-url", model.url,
+                          "--state-dir", str(tmp_path / "bad")], env=bad, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 2 and "FAK_PROVIDER_EXTRA_BODY_JSON must be a JSON object" in out.stderr
