@@ -292,15 +292,27 @@ fn trace_id(headers: &HeaderMap, body: &Json) -> String {
 
 // --- The request side: tool results ---------------------------------------------------------
 
-/// The text the detectors read of a tool_result's content: a string, or its text blocks.
-fn result_text(content: &Json) -> String {
-    match content {
-        Json::String(s) => s.clone(),
-        Json::Array(blocks) => {
-            blocks.iter().filter_map(|b| b.get("text").and_then(Json::as_str)).collect::<Vec<_>>().join("\n")
-        }
-        _ => String::new(),
+/// Admits the result `holder` carries under `content` (a `tool_result` block or a `tool`
+/// message) as the tool `tools` names for `id` (`unknown` when the conversation holds no such
+/// call: judged untrusted); held-back content is replaced by its stub, the record kept for
+/// `_fak.result_admissions`. The detectors read a string, or the text of its blocks.
+fn admit_held(
+    app: &App,
+    tools: &FxHashMap<String, String>,
+    holder: &mut Json,
+    id: &str,
+    trace: &str,
+    base: &TraceState,
+    records: &mut Vec<Json>,
+) -> Result<(), String> {
+    let tool = tools.get(id).map_or("unknown", String::as_str);
+    let text = chat::content_text(holder.get("content").unwrap_or(&Json::Null));
+    let seen = admit_one(app, tool, id, text, trace, base)?;
+    if let (Some(stub), Some(o)) = (&seen.replacement, holder.as_object_mut()) {
+        o.insert("content".into(), Json::from(&**stub));
     }
+    records.push(seen.record);
+    Ok(())
 }
 
 /// Admits every tool_result of the request before the upstream sees it; held-back content is
@@ -322,14 +334,7 @@ fn admit_results(app: &App, body: &mut Json, trace: &str, base: &TraceState) -> 
                 }
                 Some("tool_result") => {
                     let id = block.get("tool_use_id").and_then(Json::as_str).unwrap_or("").to_string();
-                    // A result whose call fak never saw is judged as an unknown tool's: untrusted.
-                    let tool = tools.get(&id).cloned().unwrap_or_else(|| "unknown".to_string());
-                    let text = result_text(block.get("content").unwrap_or(&Json::Null));
-                    let seen = admit_one(app, &tool, &id, text, trace, base)?;
-                    if let (Some(stub), Some(o)) = (&seen.replacement, block.as_object_mut()) {
-                        o.insert("content".into(), Json::from(&**stub));
-                    }
-                    records.push(seen.record);
+                    admit_held(app, &tools, block, &id, trace, base, &mut records)?;
                 }
                 _ => {}
             }
@@ -988,13 +993,7 @@ fn admit_chat_results(app: &App, body: &mut Json, trace: &str, base: &TraceState
             }
             Some("tool") => {
                 let id = m.get("tool_call_id").and_then(Json::as_str).unwrap_or("").to_string();
-                let tool = tools.get(&id).cloned().unwrap_or_else(|| "unknown".to_string());
-                let text = result_text(m.get("content").unwrap_or(&Json::Null));
-                let seen = admit_one(app, &tool, &id, text, trace, base)?;
-                if let (Some(stub), Some(o)) = (&seen.replacement, m.as_object_mut()) {
-                    o.insert("content".into(), Json::from(&**stub));
-                }
-                records.push(seen.record);
+                admit_held(app, &tools, m, &id, trace, base, &mut records)?;
             }
             _ => {}
         }

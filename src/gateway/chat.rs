@@ -17,7 +17,9 @@ use super::sse::Event;
 /// The Anthropic `max_tokens` when a chat client sets none (Messages requires one).
 pub const DEFAULT_MAX_TOKENS: u64 = 4096;
 
-fn content_text(content: &Json) -> String {
+/// A content that is a string or a list of parts (or blocks) as text: the string, or the
+/// parts' `text` joined by line breaks. Also what the detectors read of a tool result.
+pub(super) fn content_text(content: &Json) -> String {
     match content {
         Json::String(s) => s.clone(),
         Json::Array(parts) => {
