@@ -17,8 +17,12 @@
 //! adjudication is the same.
 
 pub mod chat;
+pub mod journal;
+pub mod kernel;
 pub mod lift;
+pub mod mcp;
 pub mod messages;
+pub mod metrics;
 pub mod openai;
 pub mod sse;
 
@@ -75,17 +79,33 @@ pub struct Config {
     /// The most output tokens a request may ask the upstream for (`--max-tokens`): larger
     /// `max_tokens` are lowered to it (B32).
     pub max_tokens: Option<u64>,
+    /// Where the floor came from (`--policy`), read again on reload; `None`: the built-in one.
+    pub policy: Option<PathBuf>,
+    /// Check the policy file for changes every second and reload it (`--watch`).
+    pub watch: bool,
+    /// The syscall engines turned on (`--engine`).
+    pub engines: crate::engine::Engines,
 }
 
 /// What every request shares.
 pub struct App {
     pub config: Config,
-    pub dag: Arc<Dag>,
+    /// The floor: read whole by each request, replaced whole by a reload.
+    dag: arc_swap::ArcSwap<Dag>,
     client: reqwest::Client,
-    store: Mutex<Store>,
+    store: Arc<Mutex<Store>>,
     /// Results already admitted by this process: a conversation resends every earlier result
     /// with each turn, and each is recorded once (`admit_one`).
     seen: Mutex<SeenCache>,
+    pub metrics: metrics::Metrics,
+    /// The audit log and change feed writer.
+    pub journal: journal::Journal,
+    /// One reload at a time.
+    reloading: tokio::sync::Mutex<()>,
+    /// The fingerprint of the policy text last loaded (`--watch` compares it).
+    loaded: Mutex<Option<u64>>,
+    /// Cancelled when the server stops: ends MCP sessions' open streams.
+    pub cancel: tokio_util::sync::CancellationToken,
 }
 
 #[derive(Clone)]
@@ -129,13 +149,31 @@ fn seen_key(trace: &str, tool: &str, digest: &Digest) -> u128 {
 
 impl App {
     pub fn new(config: Config, dag: Arc<Dag>) -> Result<App, String> {
-        let store = Store::open(&config.state_dir).map_err(|e| e.to_string())?;
+        let store = Arc::new(Mutex::new(Store::open(&config.state_dir).map_err(|e| e.to_string())?));
         let client = reqwest::Client::builder()
             .connect_timeout(config.connect_timeout)
             .read_timeout(config.upstream_timeout)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        Ok(App { config, dag, client, store: Mutex::new(store), seen: Mutex::new(SeenCache::default()) })
+        let journal = journal::Journal::start(store.clone())?;
+        let loaded = config.policy.as_deref().and_then(kernel::fingerprint);
+        Ok(App {
+            config,
+            dag: arc_swap::ArcSwap::new(dag),
+            client,
+            store,
+            seen: Mutex::new(SeenCache::default()),
+            metrics: metrics::Metrics::new(),
+            journal,
+            reloading: tokio::sync::Mutex::new(()),
+            loaded: Mutex::new(loaded),
+            cancel: tokio_util::sync::CancellationToken::new(),
+        })
+    }
+
+    /// The floor as it is now.
+    pub fn dag(&self) -> Arc<Dag> {
+        self.dag.load_full()
     }
 }
 
@@ -151,8 +189,14 @@ pub fn router(app: Arc<App>) -> Router {
         .route("/v1/messages", post(messages_route))
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/chat/completions", post(chat_route))
+        .merge(kernel::routes())
+        .merge(
+            Router::new()
+                .nest_service("/mcp", mcp::service(app.clone(), app.cancel.child_token()))
+                .layer(axum::middleware::from_fn_with_state(app.clone(), require_key)),
+        )
         .fallback(not_found)
-        .layer(axum::middleware::from_fn(log_requests))
+        .layer(axum::middleware::from_fn_with_state(app.clone(), log_requests))
         .layer(axum::extract::DefaultBodyLimit::max(limit))
         .with_state(app)
 }
@@ -170,7 +214,36 @@ pub async fn serve(app: Arc<App>) -> Result<(), String> {
     }
     // The first line on stdout: scripts and tests read the port from it.
     println!("fak serve: listening on http://{local} (upstream {})", app.config.base_url);
-    axum::serve(listener, router(app)).with_graceful_shutdown(shutdown()).await.map_err(|e| e.to_string())
+    let mut background = Vec::new();
+    if app.config.watch {
+        background.push(tokio::spawn(kernel::watch(app.clone())));
+    }
+    #[cfg(unix)]
+    background.push(tokio::spawn(reload_on_hangup(app.clone())));
+    let cancel = app.cancel.clone();
+    let served = axum::serve(listener, router(app.clone()))
+        .with_graceful_shutdown(async move {
+            shutdown().await;
+            // MCP sessions hold streams open: end them, or shutdown waits on their clients.
+            cancel.cancel();
+        })
+        .await
+        .map_err(|e| e.to_string());
+    for b in background {
+        b.abort();
+    }
+    // Every record queued before the last answer is written before the process ends.
+    app.journal.flush().await?;
+    served
+}
+
+/// SIGHUP reloads the floor, as `POST /v1/fak/policy/reload` does.
+#[cfg(unix)]
+async fn reload_on_hangup(app: Arc<App>) {
+    let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        let _ = kernel::reload(&app, "SIGHUP").await;
+    }
 }
 
 async fn shutdown() {
@@ -264,6 +337,14 @@ fn authorize(app: &App, headers: &HeaderMap) -> Result<(), Response> {
             "authentication_error",
             "fak serve: a valid key is required (x-api-key or Authorization: Bearer)",
         )),
+    }
+}
+
+/// The key check as a layer, for services that are not handlers of ours (`/mcp`).
+async fn require_key(State(app): State<Arc<App>>, req: Request, next: axum::middleware::Next) -> Response {
+    match authorize(&app, req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(r) => r,
     }
 }
 
@@ -436,8 +517,21 @@ fn admit_one(
         }
     }
     let result = ToolResult { tool: tool.to_string(), text };
-    let (v, _, _) =
-        crate::ledger::admit(&mut store, &app.dag, &result, Some(trace), base).map_err(|e| e.to_string())?;
+    let before = store.taint(trace).map_err(|e| e.to_string())?;
+    let started = Instant::now();
+    let (v, _, rec) =
+        crate::ledger::admit(&mut store, &app.dag(), &result, Some(trace), base).map_err(|e| e.to_string())?;
+    app.metrics.decision(
+        metrics::Side::Result,
+        tool,
+        kind_str(v.verdict),
+        &v.reason,
+        &v.by.rule,
+        Some(started.elapsed()),
+    );
+    if rec.taint > before {
+        app.metrics.taint_raised();
+    }
     let mut record = json!({
         "tool": tool, "tool_use_id": id, "verdict": kind_str(v.verdict), "reason": &*v.reason,
         "disposition": v.disposition.as_str(), "by": &*v.by.rule, "trace_id": trace,
@@ -531,7 +625,7 @@ async fn messages_route(State(app): State<Arc<App>>, req: Request) -> Response {
         }
         Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "api_error", &format!("fak failed inside: {e}")),
     };
-    let mut adj = messages::Adjudicator::new(app.dag.clone(), state, trace.clone());
+    let mut adj = messages::Adjudicator::new(app.dag(), state, trace.clone());
     adj.result_admissions = records;
 
     if app.config.provider == Provider::OpenAi {
@@ -543,13 +637,13 @@ async fn messages_route(State(app): State<Arc<App>>, req: Request) -> Response {
     };
     let status = up.status();
     if !status.is_success() {
-        log(&trace, "/v1/messages", status.as_u16(), started, &adj);
+        log(&app.metrics, &trace, "/v1/messages", status.as_u16(), started, &adj);
         return logged(pass_through(up).await);
     }
     let kept = upstream_headers(up.headers());
     let streamed = is_sse(up.headers());
     let mut r = if stream && streamed {
-        stream_response(up, adj, trace, started, None, None, app.config.ping_interval)
+        stream_response(app.clone(), up, adj, trace, started, None, None, app.config.ping_interval)
     } else {
         let bytes = match up.bytes().await {
             Ok(b) => b,
@@ -563,9 +657,9 @@ async fn messages_route(State(app): State<Arc<App>>, req: Request) -> Response {
         };
         if stream {
             // Asked to stream, answered whole: the client still gets the stream it asked for.
-            stream_whole(msg, adj, trace, started)
+            stream_whole(&app, msg, adj, trace, started).await
         } else {
-            json_response(msg, adj, &trace, started)
+            json_response(&app, msg, adj, &trace, started).await
         }
     };
     r.headers_mut().extend(kept);
@@ -604,10 +698,20 @@ fn is_sse(headers: &reqwest::header::HeaderMap) -> bool {
     headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).is_some_and(|c| c.starts_with("text/event-stream"))
 }
 
+/// Writes the audit records of the calls `adj` decided; the answer waits for them, and a
+/// record that cannot be written fails the request (the calls never reach the client).
+async fn record_decided(app: &App, adj: &mut messages::Adjudicator) -> Result<(), String> {
+    let decided = std::mem::take(&mut adj.decided);
+    app.record(decided).await.map_err(|e| format!("fak could not record its decisions, so none is given: {e}"))
+}
+
 /// A whole Messages response, adjudicated, with `_fak` and the trace header.
-fn json_response(mut msg: Json, mut adj: messages::Adjudicator, trace: &str, started: Instant) -> Response {
+async fn json_response(app: &App, mut msg: Json, mut adj: messages::Adjudicator, trace: &str, started: Instant) -> Response {
     adj.message(&mut msg);
-    log(trace, "/v1/messages", 200, started, &adj);
+    if let Err(e) = record_decided(app, &mut adj).await {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "api_error", &e);
+    }
+    log(&app.metrics, trace, "/v1/messages", 200, started, &adj);
     let mut r = axum::Json(msg).into_response();
     if let Ok(v) = HeaderValue::from_str(trace) {
         r.headers_mut().insert("x-trace-id", v);
@@ -617,7 +721,7 @@ fn json_response(mut msg: Json, mut adj: messages::Adjudicator, trace: &str, sta
 
 /// `/v1/messages` to an OpenAI-wire upstream: translated there and back.
 async fn via_openai(
-    app: &App,
+    app: &Arc<App>,
     body: Json,
     adj: messages::Adjudicator,
     stream: bool,
@@ -659,12 +763,13 @@ async fn via_openai(
     if !status.is_success() {
         let code = status.as_u16();
         let bytes = up.bytes().await.unwrap_or_default();
-        log(&trace, "/v1/messages", code, started, &adj);
+        log(&app.metrics, &trace, "/v1/messages", code, started, &adj);
         let s = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
         return logged(error(s, openai::error_type(code), &openai::error_message(&bytes)));
     }
     if stream && is_sse(up.headers()) {
         return stream_response(
+            app.clone(),
             up,
             adj,
             trace,
@@ -686,9 +791,9 @@ async fn via_openai(
         .map_err(|e| e.to_string())
         .and_then(|b| openai::response(&b, &names, &client_model, &declared_tools(&body)));
     match msg {
-        Ok(m) if !stream => json_response(m, adj, &trace, started),
+        Ok(m) if !stream => json_response(app, m, adj, &trace, started).await,
         // The client asked for a stream and the upstream answered whole: stream it.
-        Ok(m) => stream_whole(m, adj, trace, started),
+        Ok(m) => stream_whole(app, m, adj, trace, started).await,
         Err(e) => {
             error(StatusCode::BAD_GATEWAY, "api_error", &format!("fak: the upstream's answer cannot be read: {e}"))
         }
@@ -696,14 +801,17 @@ async fn via_openai(
 }
 
 /// A whole message as the events of a stream, adjudicated like any stream.
-fn stream_whole(msg: Json, adj: messages::Adjudicator, trace: String, started: Instant) -> Response {
+async fn stream_whole(app: &App, msg: Json, adj: messages::Adjudicator, trace: String, started: Instant) -> Response {
     let mut s = messages::Stream::new(adj);
     let mut out = Vec::new();
     for e in message_events(&msg) {
         out.extend(s.feed(e));
     }
     out.extend(s.finish());
-    log(&trace, "/v1/messages (stream)", 200, started, &s.adj);
+    if let Err(e) = record_decided(app, &mut s.adj).await {
+        return error(StatusCode::INTERNAL_SERVER_ERROR, "api_error", &e);
+    }
+    log(&app.metrics, &trace, "/v1/messages (stream)", 200, started, &s.adj);
     let bytes: Vec<u8> = out.iter().flat_map(sse::Event::to_bytes).collect();
     logged(sse_response(Body::from(bytes), &trace))
 }
@@ -760,6 +868,7 @@ fn sse_response(body: Body, trace: &str) -> Response {
 /// Streams the upstream's answer to the client through the adjudicator; `translate` turns an
 /// OpenAI-wire upstream's chunks into Messages events first.
 fn stream_response(
+    app: Arc<App>,
     up: reqwest::Response,
     adj: messages::Adjudicator,
     trace: String,
@@ -834,11 +943,22 @@ fn stream_response(
                     break;
                 }
             };
+            let out = if s.adj.decided.is_empty() {
+                out
+            } else {
+                match record_decided(&app, &mut s.adj).await {
+                    Ok(()) => out,
+                    Err(e) => {
+                        let _ = send(s.fail_with(&e)).await;
+                        break;
+                    }
+                }
+            };
             if !send(out).await || s.done() {
                 break;
             }
         }
-        log(&trace2, route, 200, started, &s.adj);
+        log(&app.metrics, &trace2, route, 200, started, &s.adj);
     });
     // The stream task writes the log line when the stream ends.
     logged(sse_response(Body::from_stream(tokio_stream_from(rx)), &trace))
@@ -871,13 +991,47 @@ fn logged(mut r: Response) -> Response {
     r
 }
 
-/// The log line of a request no handler logged (probes, errors before the upstream, 404s):
-/// route, status, milliseconds and the trace header when there is one.
-async fn log_requests(req: Request, next: axum::middleware::Next) -> Response {
+/// The route a path is counted under in `/metrics`: one of the routes served, so a client
+/// cannot grow the page by inventing paths.
+fn route_label(path: &str) -> &'static str {
+    const ROUTES: &[&str] = &[
+        "/v1/messages/count_tokens",
+        "/v1/messages",
+        "/v1/chat/completions",
+        "/v1/models",
+        "/v1/fak/adjudicate",
+        "/v1/fak/admit",
+        "/v1/fak/syscall",
+        "/v1/fak/changes",
+        "/v1/fak/revoke",
+        "/v1/fak/trace/reset",
+        "/v1/fak/policy/reload",
+        "/metrics",
+        "/healthz",
+        "/mcp",
+        "/api/hello",
+        "/",
+    ];
+    if path.starts_with("/api/event_logging/") {
+        return "/api/event_logging";
+    }
+    // A route behind a path prefix (B38) counts as its tail.
+    ROUTES.iter().find(|r| path == **r || (r.len() > 1 && path.ends_with(**r))).copied().unwrap_or("other")
+}
+
+/// Counts every request in `/metrics` and writes the log line of those no handler logged
+/// (probes, errors before the upstream, 404s, the kernel API): route, status, milliseconds and
+/// the trace header when there is one. A stream's duration is taken when it ends (`log`).
+async fn log_requests(State(app): State<Arc<App>>, req: Request, next: axum::middleware::Next) -> Response {
     let started = Instant::now();
+    let _in_flight = app.metrics.begin();
     let route = req.uri().path().to_string();
     let trace = req.headers().get("x-trace-id").and_then(|v| v.to_str().ok()).map(str::to_string);
     let r = next.run(req).await;
+    let streamed = r.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    if !streamed {
+        app.metrics.request(route_label(&route), r.status().as_u16(), started.elapsed());
+    }
     // Telemetry Claude Code posts every few seconds is answered, not logged.
     if r.extensions().get::<Logged>().is_none() && !route.starts_with("/api/event_logging/") {
         let line = json!({"route": route, "status": r.status().as_u16(),
@@ -888,7 +1042,11 @@ async fn log_requests(req: Request, next: axum::middleware::Next) -> Response {
 }
 
 /// One JSON line per request on stderr: never a body or an argument.
-fn log(trace: &str, route: &str, status: u16, started: Instant, adj: &messages::Adjudicator) {
+fn log(metrics: &metrics::Metrics, trace: &str, route: &str, status: u16, started: Instant, adj: &messages::Adjudicator) {
+    if let Some(r) = route.strip_suffix(" (stream)") {
+        // A stream's request ends with its last event: the layer left its duration to here.
+        metrics.request(route_label(r), status, started.elapsed());
+    }
     let mut counts: FxHashMap<&str, u32> = FxHashMap::default();
     for a in &adj.admissions {
         *counts.entry(a.get("verdict").and_then(Json::as_str).unwrap_or("?")).or_default() += 1;
@@ -1048,7 +1206,7 @@ async fn chat_route(State(app): State<Arc<App>>, req: Request) -> Response {
             return oai_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &format!("fak failed inside: {e}"))
         }
     };
-    let mut adj = messages::Adjudicator::new(app.dag.clone(), state, trace.clone());
+    let mut adj = messages::Adjudicator::new(app.dag(), state, trace.clone());
     adj.result_admissions = records;
     let base_url = app.config.base_url.trim_end_matches('/');
     let tools: Vec<String> = body
@@ -1117,7 +1275,7 @@ async fn chat_route(State(app): State<Arc<App>>, req: Request) -> Response {
     if !status.is_success() {
         let code = status.as_u16();
         let s = StatusCode::from_u16(code).unwrap_or(StatusCode::BAD_GATEWAY);
-        log(&trace, "/v1/chat/completions", code, started, &adj);
+        log(&app.metrics, &trace, "/v1/chat/completions", code, started, &adj);
         let bytes = up.bytes().await.unwrap_or_default();
         let message = serde_json::from_slice::<Json>(&bytes)
             .ok()
@@ -1127,6 +1285,7 @@ async fn chat_route(State(app): State<Arc<App>>, req: Request) -> Response {
     }
     if stream && is_sse(up.headers()) {
         return stream_response(
+            app.clone(),
             up,
             adj,
             trace,
@@ -1157,7 +1316,10 @@ async fn chat_route(State(app): State<Arc<App>>, req: Request) -> Response {
         }
     };
     adj.message(&mut msg);
-    log(&trace, "/v1/chat/completions", 200, started, &adj);
+    if let Err(e) = record_decided(&app, &mut adj).await {
+        return oai_error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", &e);
+    }
+    log(&app.metrics, &trace, "/v1/chat/completions", 200, started, &adj);
     let out = chat::to_chat_response(&msg, &client_model);
     if stream {
         // Asked to stream, answered whole: the completion as chunks.

@@ -598,6 +598,11 @@ pub struct Expect {
 
 pub const TAINT_LEVELS: &[&str] = &["trusted", "untrusted", "quarantined"];
 
+/// A taint rank's name (`quarantined` for anything above).
+pub fn taint_name(rank: u8) -> &'static str {
+    TAINT_LEVELS.get(usize::from(rank)).copied().unwrap_or("quarantined")
+}
+
 pub fn taint_rank(s: &str) -> Option<u8> {
     TAINT_LEVELS.iter().position(|t| *t == s).and_then(|p| u8::try_from(p).ok())
 }

@@ -74,6 +74,15 @@ pub fn admit(
     };
     let kinds: Vec<String> = v.kinds.iter().map(|k| k.to_string()).collect();
     let quarantine = (v.verdict == VerdictKind::Quarantine).then_some((&*v.reason, kinds.as_slice()));
+    let entry = crate::audit::Entry::new(
+        crate::audit::Kind::Admit,
+        trace.unwrap_or(""),
+        &result.tool,
+        crate::eval::kind_str(v.verdict),
+        &v.reason,
+        &v.by.rule,
+        digest.hex().to_string(),
+    );
     let admission = Admission {
         tool: &result.tool,
         text: &result.text,
@@ -89,6 +98,7 @@ pub fn admit(
         },
         quarantine,
         read: v.verdict == VerdictKind::Allow,
+        audit: Some(&entry),
     };
     let rec = store.record(&admission)?;
     v.page = rec.page.as_deref().map(Arc::from);

@@ -26,11 +26,13 @@
 //! ARCHITECTURE.md maps the modules; docs/POLICY.md is the language reference.
 
 pub mod ast;
+pub mod audit;
 pub mod check;
 pub mod cli;
 pub mod compile;
 pub mod convert;
 pub mod diag;
+pub mod engine;
 pub mod eval;
 pub mod gateway;
 pub mod ir;

@@ -19,6 +19,9 @@ use std::path::{Path, PathBuf};
 use rusqlite::OptionalExtension as _;
 use sha2::{Digest as _, Sha256};
 
+mod journal;
+pub use journal::{Change, ChangeIn};
+
 /// Why the store could not be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -33,8 +36,9 @@ pub enum StoreError {
 }
 
 /// The schema's version (`PRAGMA user_version`): 2 added traces, witnesses and revocations
-/// to session 11's pages and releases (1 was never written).
-const SCHEMA: i64 = 2;
+/// to session 11's pages and releases (1 was never written); 3 the audit log and the change
+/// feed (`journal`).
+const SCHEMA: i64 = 3;
 
 /// The default bound of the trace table.
 pub const MAX_TRACES: u64 = 8192;
@@ -52,6 +56,8 @@ pub struct Admission<'a> {
     pub quarantine: Option<(&'a str, &'a [String])>,
     /// The model reads it (admitted): a witness records that.
     pub read: bool,
+    /// The admission's audit entry, written in the same transaction.
+    pub audit: Option<&'a crate::audit::Entry>,
 }
 
 /// What `Store::record` wrote.
@@ -234,9 +240,10 @@ impl Store {
                  at INTEGER NOT NULL,
                  note TEXT
              );
-             PRAGMA user_version = 2;",
+             PRAGMA user_version = 3;",
         )
         .map_err(db)?;
+        conn.execute_batch(journal::TABLES).map_err(db)?;
         Ok(Store { conn, path, max_traces: MAX_TRACES })
     }
 
@@ -348,6 +355,9 @@ impl Store {
                 tx.query_row("SELECT taint FROM traces WHERE id = ?1", [trace], |r| r.get(0)).optional().map_err(db)?;
             out.taint = t.and_then(|t| u8::try_from(t).ok()).unwrap_or(0);
         }
+        if let Some(e) = a.audit {
+            journal::append_in(&tx, std::slice::from_ref(e), &[]).map_err(db)?;
+        }
         tx.commit().map_err(db)?;
         Ok(out)
     }
@@ -384,6 +394,8 @@ impl Store {
         tx.execute("DELETE FROM traces WHERE id = ?1", [trace]).map_err(db)?;
         tx.execute("INSERT INTO resets (trace, taint, at) VALUES (?1, ?2, ?3)", rusqlite::params![trace, was, now()])
             .map_err(db)?;
+        let e = crate::audit::Entry::new(crate::audit::Kind::Reset, trace, "", "", "", "", String::new());
+        journal::append_in(&tx, &[e], &[]).map_err(db)?;
         tx.commit().map_err(db)?;
         Ok(u8::try_from(was).unwrap_or(0))
     }
@@ -447,6 +459,9 @@ impl Store {
         for trace in &readers {
             raise(&tx, trace, crate::ir::QUARANTINED, &source, at, self.max_traces).map_err(db)?;
         }
+        let digest: String = tx.query_row("SELECT digest FROM witnesses WHERE id = ?1", [id], |r| r.get(0)).map_err(db)?;
+        let e = crate::audit::Entry::new(crate::audit::Kind::Revoke, "", id, "", "", "", digest);
+        journal::append_in(&tx, &[e], &[ChangeIn::Revoke { witness: id.to_string() }]).map_err(db)?;
         tx.commit().map_err(db)?;
         self.witness(id)
     }
@@ -606,7 +621,16 @@ mod tests {
     fn admit(s: &mut Store, trace: &str, raise: u8, text: &str) -> Recorded {
         let d = Digest::of(text);
         let a =
-            Admission { tool: "WebFetch", text, digest: &d, trace: Some(trace), raise, quarantine: None, read: true };
+            Admission {
+            tool: "WebFetch",
+            text,
+            digest: &d,
+            trace: Some(trace),
+            raise,
+            quarantine: None,
+            read: true,
+            audit: None,
+        };
         s.record(&a).unwrap()
     }
 

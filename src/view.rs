@@ -148,7 +148,7 @@ pub fn fields(t: Ty) -> Option<&'static [(&'static str, Ty, &'static str)]> {
 pub const SHELL_TOOLS: &[&str] = &["Bash"];
 
 /// Tools that write the file their path argument names.
-const FILE_WRITERS: &[(&str, &str)] =
+pub(crate) const FILE_WRITERS: &[(&str, &str)] =
     &[("Write", "file_path"), ("Edit", "file_path"), ("MultiEdit", "file_path"), ("NotebookEdit", "notebook_path")];
 
 /// Where the call runs and whose home `~` is.
@@ -221,7 +221,7 @@ fn dedup_keep_first(items: &mut Vec<String>) {
     items.truncate(kept);
 }
 
-fn expand_home<'p>(p: &'p str, home: &str) -> std::borrow::Cow<'p, str> {
+pub(crate) fn expand_home<'p>(p: &'p str, home: &str) -> std::borrow::Cow<'p, str> {
     match p.strip_prefix('~') {
         Some("") => std::borrow::Cow::Owned(home.to_string()),
         Some(rest) if rest.starts_with('/') => std::borrow::Cow::Owned(format!("{home}{rest}")),

@@ -82,6 +82,9 @@ pub async fn gateway(upstream: SocketAddr, provider: Provider, state: &std::path
         body_limit: 32 << 20,
         ping_interval: Duration::from_secs(10),
         max_tokens: None,
+        policy: None,
+        watch: false,
+        engines: Default::default(),
     };
     let app = Arc::new(App::new(config, policy.dag).unwrap());
     let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

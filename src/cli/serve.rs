@@ -35,6 +35,11 @@ pub enum Provider {
                              (default 10, at most 15)
   FAK_PROVIDER_EXTRA_BODY_JSON  a JSON object merged into every OpenAI-wire upstream request
                              (e.g. {\"top_k\": 20, \"chat_template_kwargs\": {\"enable_thinking\": false}})
+  FAK_SHELL_TIMEOUT_SECS     how long the shell engine lets a command run (default 120)
+  FAK_ENGINE_OUTPUT_BYTES    the most output a syscall engine keeps of a result (default 262144)
+
+Signals: SIGHUP reloads the policy (as POST /v1/fak/policy/reload); SIGINT and SIGTERM stop
+the server after the requests in flight.
 
 Examples:
   fak serve --provider anthropic --base-url https://api.anthropic.com
@@ -75,6 +80,18 @@ pub struct ServeArgs {
     /// Where quarantined results, traces and witnesses are kept. Default: `$XDG_STATE_HOME/fak`.
     #[arg(long)]
     pub state_dir: Option<PathBuf>,
+    /// Syscall engines `POST /v1/fak/syscall` may run: `fs` (file tools inside the workspace),
+    /// `shell` (Bash in the workspace), both as `fs,shell`. Off unless named.
+    #[arg(long, value_name = "LIST")]
+    pub engine: Option<String>,
+    /// Reload the policy file when it changes (checked every second); a policy with errors is
+    /// refused and the old one keeps answering.
+    #[arg(long)]
+    pub watch: bool,
+    /// Speak MCP on stdin and stdout instead of listening: the kernel's tools for an MCP client
+    /// that starts fak itself.
+    #[arg(long)]
+    pub stdio: bool,
 }
 
 fn env_var(name: &str) -> Result<String, String> {
@@ -126,6 +143,17 @@ fn config(a: &ServeArgs) -> Result<Config, String> {
         body_limit: usize::try_from(env_num("FAK_BODY_LIMIT_BYTES", 32 << 20)?).unwrap_or(usize::MAX),
         ping_interval: Duration::from_secs(env_num("FAK_PING_SECS", 10)?.clamp(1, 15)),
         max_tokens: a.max_tokens,
+        policy: a.policy.clone(),
+        watch: a.watch,
+        engines: {
+            let mut e = match &a.engine {
+                Some(list) => crate::engine::Engines::parse(list)?,
+                None => crate::engine::Engines::default(),
+            };
+            e.shell_timeout = Duration::from_secs(env_num("FAK_SHELL_TIMEOUT_SECS", 120)?.max(1));
+            e.output_cap = usize::try_from(env_num("FAK_ENGINE_OUTPUT_BYTES", 256 * 1024)?.max(1024)).unwrap_or(usize::MAX);
+            e
+        },
     })
 }
 
@@ -157,6 +185,15 @@ pub fn run(a: &ServeArgs) -> ExitCode {
         Ok(rt) => rt,
         Err(e) => return super::fail(format!("cannot start the runtime: {e}")),
     };
+    if a.stdio {
+        return match rt.block_on(gateway::mcp::serve_stdio(app)) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => super::fail(e),
+        };
+    }
+    if a.watch && a.policy.is_none() {
+        return super::fail("--watch needs --policy: the built-in floor is not a file");
+    }
     match rt.block_on(gateway::serve(app)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => super::fail(e),

@@ -33,6 +33,9 @@ pub struct Adjudicator {
     pub admissions: Vec<Json>,
     /// Records of the request's tool results, for `_fak.result_admissions`.
     pub result_admissions: Vec<Json>,
+    /// Calls decided and not yet recorded: the server writes their audit entries and changes
+    /// (`App::record`) before the client sees the calls.
+    pub decided: Vec<super::kernel::Decision>,
 }
 
 /// A decided tool_use block: the block to send, or the text block that replaces it.
@@ -53,19 +56,22 @@ pub fn refusal_text(tool: &str, id: &str, v: &Verdict) -> String {
 
 impl Adjudicator {
     pub fn new(dag: Arc<Dag>, state: TraceState, trace: String) -> Adjudicator {
-        Adjudicator { dag, state, trace, admissions: Vec::new(), result_admissions: Vec::new() }
+        Adjudicator { dag, state, trace, admissions: Vec::new(), result_admissions: Vec::new(), decided: Vec::new() }
     }
 
     /// Decides one `tool_use` block (`{"type":"tool_use","id","name","input"}`).
     pub fn decide_block(&mut self, block: &Json) -> Decided {
         let id = block.get("id").and_then(Json::as_str).unwrap_or("").to_string();
         let tool = block.get("name").and_then(Json::as_str).unwrap_or("").to_string();
-        let input = block.get("input").cloned().unwrap_or(Json::Null);
+        let call = Call { tool: tool.clone(), args: block.get("input").cloned().unwrap_or(Json::Null) };
+        let started = std::time::Instant::now();
         let v = if tool.is_empty() {
             Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.gateway", Some("a tool_use without a name".into()))
         } else {
-            crate::compile::decide(&self.dag, &Call { tool: tool.clone(), args: input }, &self.state)
+            crate::compile::decide(&self.dag, &call, &self.state)
         };
+        let took = started.elapsed();
+        self.decided.push(super::kernel::Decision::of(&self.trace, &call, &v, &self.state, Some(took)));
         self.decided(block, &tool, &id, v)
     }
 
@@ -74,6 +80,8 @@ impl Adjudicator {
         let id = block.get("id").and_then(Json::as_str).unwrap_or("").to_string();
         let tool = block.get("name").and_then(Json::as_str).unwrap_or("").to_string();
         let v = Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.gateway", Some(why.to_string()));
+        let call = Call { tool: tool.clone(), args: Json::Null };
+        self.decided.push(super::kernel::Decision::of(&self.trace, &call, &v, &self.state, None));
         self.decided(block, &tool, &id, v)
     }
 
