@@ -1,12 +1,13 @@
 //! The command line: `fak policy`, `fak preflight`, and the state commands `fak quarantine`,
-//! `fak trace` and `fak witness`, `fak hook`, and `fak serve`.
+//! `fak trace` and `fak witness`, `fak hook`, `fak serve`, and `fak audit`.
 //!
 //! Exit status: `fak policy` exits 0 when the files are clean (warnings are shown), 1 on an
 //! error in a policy (or an unreadable one) or a failing test, 2 on bad flags; `fak preflight`
 //! exits 0 whatever the verdict and 2 when it could not decide (bad flags, an unreadable or
 //! broken policy, a state directory it cannot use). The state commands exit 1 when the id
-//! they are given is unknown.
+//! they are given is unknown; `fak audit verify` exits 1 when the log does not verify.
 
+mod audit;
 mod hook;
 mod output;
 mod policy;
@@ -45,6 +46,8 @@ pub enum Command {
     Hook(hook::HookArgs),
     /// Run the gateway Claude Code and the SDKs point at: every tool call and result decided.
     Serve(serve::ServeArgs),
+    /// Verify or read the hash-chained audit log of decisions and admissions.
+    Audit(audit::AuditArgs),
 }
 
 /// How diagnostics are printed.
@@ -76,6 +79,7 @@ pub fn main() -> ExitCode {
         Command::Witness(a) => trace::run_witness(&a),
         Command::Hook(a) => hook::run(&a),
         Command::Serve(a) => serve::run(&a),
+        Command::Audit(a) => audit::run(&a),
     }
 }
 

@@ -755,7 +755,10 @@ async fn via_openai(
     if let Some(k) = &app.config.upstream_key {
         r = r.bearer_auth(k);
     }
-    let up = match r.send().await {
+    let sent = Instant::now();
+    let up = r.send().await;
+    app.metrics.upstream(sent.elapsed());
+    let up = match up {
         Ok(up) => up,
         Err(e) => return upstream_error(&format!("the upstream could not be reached: {e}")),
     };
@@ -1091,7 +1094,10 @@ async fn forward(app: &App, headers: &HeaderMap, uri: &Uri, body: Bytes) -> Resu
     if let Some(k) = &app.config.upstream_key {
         req = req.header("x-api-key", k);
     }
-    req.send().await.map_err(|e| {
+    let sent = Instant::now();
+    let r = req.send().await;
+    app.metrics.upstream(sent.elapsed());
+    r.map_err(|e| {
         if e.is_timeout() {
             format!("the upstream did not answer in time: {e}")
         } else {
@@ -1235,7 +1241,10 @@ async fn chat_route(State(app): State<Arc<App>>, req: Request) -> Response {
             }
             let translate = openai::StreamTranslator::new(openai::Names::default(), client_model.clone())
                 .with_lifting(tools.clone());
-            (r.send().await, Some(translate))
+            let sent = Instant::now();
+            let r = r.send().await;
+            app.metrics.upstream(sent.elapsed());
+            (r, Some(translate))
         }
         Provider::Anthropic => {
             let req = match chat::to_messages_request(&body, None) {
@@ -1258,7 +1267,10 @@ async fn chat_route(State(app): State<Arc<App>>, req: Request) -> Response {
                 (None, None, Some(k)) => r = r.header("x-api-key", k),
                 _ => {}
             }
-            (r.send().await, None)
+            let sent = Instant::now();
+            let r = r.send().await;
+            app.metrics.upstream(sent.elapsed());
+            (r, None)
         }
     };
     let up = match up {

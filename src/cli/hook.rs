@@ -27,6 +27,16 @@ use crate::ir::VerdictKind;
 use crate::load;
 use crate::store::Store;
 
+/// Appends a decision to the audit log in `dir` (a commit without a disk flush: it survives
+/// the process, and costs the hook no fsync).
+fn audit_decision(dir: &std::path::Path, trace: Option<&str>, call: &Call, v: &crate::eval::Verdict) -> Result<(), crate::store::StoreError> {
+    let mut store = match Store::open_existing(dir)? {
+        Some(s) => s,
+        None => Store::open(dir)?,
+    };
+    store.append(&[crate::audit::Entry::decision(trace, call, v)], &[], false)
+}
+
 /// Run as Claude Code's PreToolUse / PostToolUse hook, or install it.
 ///
 /// With no subcommand: read one hook event (JSON) from stdin and answer on stdout. The session
@@ -202,6 +212,11 @@ fn answer(a: &HookArgs, input: &str) -> ExitCode {
                 Ok(st) => crate::compile::decide(&policy.dag, &call, &st),
                 Err(e) => return refuse(&e.to_string()),
             };
+            // Every decision is in the audit log before Claude Code hears it; a log that
+            // cannot be written refuses the call.
+            if let Err(e) = audit_decision(&dir, trace, &call, &v) {
+                return refuse(&format!("the audit log cannot be written: {e}"));
+            }
             match v.verdict {
                 VerdictKind::Allow => ExitCode::SUCCESS,
                 VerdictKind::Transform => {

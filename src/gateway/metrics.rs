@@ -126,7 +126,7 @@ impl Metrics {
         let upstream_seconds = histogram(1e-3, 21);
         registry.register(
             "upstream_duration_seconds",
-            "Time from forwarding a request upstream to the end of its answer",
+            "Time from forwarding a request upstream to its answer's head (status and headers)",
             upstream_seconds.clone(),
         );
         let quarantines = Family::<ReasonLabel, Counter>::default();

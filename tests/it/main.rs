@@ -12,6 +12,7 @@ mod decide;
 mod docs;
 mod gateway;
 mod hook;
+mod kernel;
 mod parse;
 mod props;
 mod repl;
