@@ -260,6 +260,19 @@ fn decide_inner(dag: &Dag, call: &Call, trace: &TraceState, ex: Option<&mut Expl
     run(dag, Side::Call, &input, ex)
 }
 
+/// Decides one call and hands back the views of it the rules computed (none when no rule read
+/// them), so a caller that needs them too (the change feed's written paths) does not compute
+/// them again.
+pub fn decide_with_view(dag: &Dag, call: &Call, trace: &TraceState) -> (Verdict, Option<crate::view::CallView>) {
+    let nodes = match precheck(call) {
+        Ok(n) => n,
+        Err(v) => return (v, None),
+    };
+    let input = Input::new(nodes, &call.tool, &call.args, None, trace);
+    let v = run(dag, Side::Call, &input, None);
+    (v, input.into_view())
+}
+
 /// Decides what of a tool result the model may read.
 pub fn admit(dag: &Dag, result: &ToolResult, trace: &TraceState) -> Verdict {
     admit_inner(dag, result, trace, None)

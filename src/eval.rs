@@ -361,6 +361,11 @@ pub(crate) struct Input<'a> {
 }
 
 impl<'a> Input<'a> {
+    /// The views, if a rule computed them.
+    pub(crate) fn into_view(self) -> Option<crate::view::CallView> {
+        self.view.into_inner()
+    }
+
     pub(crate) fn new(
         nodes: u64,
         tool: &'a str,

@@ -100,6 +100,8 @@ pub struct App {
     pub metrics: metrics::Metrics,
     /// The audit log and change feed writer.
     pub journal: journal::Journal,
+    /// Trace taints, read without the store (`journal::TaintCache`).
+    taints: Arc<journal::TaintCache>,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
     /// The fingerprint of the policy text last loaded (`--watch` compares it).
@@ -155,7 +157,8 @@ impl App {
             .read_timeout(config.upstream_timeout)
             .build()
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
-        let journal = journal::Journal::start(store.clone())?;
+        let taints = Arc::new(journal::TaintCache::default());
+        let journal = journal::Journal::start(store.clone(), taints.clone())?;
         let loaded = config.policy.as_deref().and_then(kernel::fingerprint);
         Ok(App {
             config,
@@ -165,6 +168,7 @@ impl App {
             seen: Mutex::new(SeenCache::default()),
             metrics: metrics::Metrics::new(),
             journal,
+            taints,
             reloading: tokio::sync::Mutex::new(()),
             loaded: Mutex::new(loaded),
             cancel: tokio_util::sync::CancellationToken::new(),
@@ -174,6 +178,25 @@ impl App {
     /// The floor as it is now.
     pub fn dag(&self) -> Arc<Dag> {
         self.dag.load_full()
+    }
+
+    /// The state a decision in `trace` is made in: `base` with the trace's taint, from the
+    /// cache, else read from the store and remembered.
+    pub fn state_in(&self, trace: &str, base: &TraceState) -> Result<TraceState, String> {
+        let taint = match self.taints.get(trace) {
+            Some(t) => t,
+            None => {
+                // Remembered under the store's lock, as every writer updates the cache: a read
+                // cannot overwrite a raise committed after it.
+                let store = self.store.lock().map_err(|_| poisoned())?;
+                let t = store.taint(trace).map_err(|e| e.to_string())?;
+                self.taints.set(trace, t);
+                t
+            }
+        };
+        let mut st = base.clone();
+        st.taint = st.taint.max(taint);
+        Ok(st)
     }
 }
 
@@ -220,6 +243,13 @@ pub async fn serve(app: Arc<App>) -> Result<(), String> {
     }
     #[cfg(unix)]
     background.push(tokio::spawn(reload_on_hangup(app.clone())));
+    background.push(tokio::spawn(async {
+        let mut tick = tokio::time::interval(Duration::from_millis(50));
+        loop {
+            tick.tick().await;
+            flush_log();
+        }
+    }));
     let cancel = app.cancel.clone();
     let served = axum::serve(listener, router(app.clone()))
         .with_graceful_shutdown(async move {
@@ -234,6 +264,7 @@ pub async fn serve(app: Arc<App>) -> Result<(), String> {
     }
     // Every record queued before the last answer is written before the process ends.
     app.journal.flush().await?;
+    flush_log();
     served
 }
 
@@ -453,10 +484,7 @@ async fn admit_request(
     base: &TraceState,
     wire: Wire,
 ) -> Result<Result<(Json, Vec<Json>, TraceState), String>, tokio::task::JoinError> {
-    let read_state = |app: &App, trace: &str, base: &TraceState| {
-        let store = app.store.lock().map_err(|_| poisoned())?;
-        crate::ledger::state(&store, Some(trace), base).map_err(|e| e.to_string())
-    };
+    let read_state = |app: &App, trace: &str, base: &TraceState| app.state_in(trace, base);
     if !has_results(&body, wire) {
         return Ok(read_state(app, trace, base).map(|st| (body, Vec::new(), st)));
     }
@@ -529,6 +557,7 @@ fn admit_one(
         &v.by.rule,
         Some(started.elapsed()),
     );
+    app.taints.set(trace, rec.taint);
     if rec.taint > before {
         app.metrics.taint_raised();
     }
@@ -1039,9 +1068,48 @@ async fn log_requests(State(app): State<Arc<App>>, req: Request, next: axum::mid
     if r.extensions().get::<Logged>().is_none() && !route.starts_with("/api/event_logging/") {
         let line = json!({"route": route, "status": r.status().as_u16(),
             "ms": started.elapsed().as_secs_f64() * 1000.0, "trace": trace});
-        eprintln!("{line}");
+        log_line(&line);
     }
     r
+}
+
+/// Logs one line to stderr, through a buffer written out when full and every 50 ms: a system
+/// call a line was a few percent of a loaded server's time (and `eprintln!` of a JSON value
+/// makes one a piece).
+pub(crate) fn log_line(line: &Json) {
+    let mut s = line.to_string();
+    s.push('\n');
+    log_text(s);
+}
+
+/// Appends text to the log buffer, in order with the log lines; a full buffer (32 KiB) is
+/// written out at once, and `serve` flushes it every 50 ms.
+pub(crate) fn log_text(s: String) {
+    let Ok(mut buf) = LOG.lock() else {
+        eprint!("{s}");
+        return;
+    };
+    buf.push_str(&s);
+    if buf.len() >= 32 << 10 {
+        write_log(&mut buf);
+    }
+}
+
+static LOG: Mutex<String> = Mutex::new(String::new());
+
+fn write_log(buf: &mut String) {
+    use std::io::Write as _;
+    let _ = std::io::stderr().lock().write_all(buf.as_bytes());
+    buf.clear();
+}
+
+/// Writes out what the log buffer holds.
+pub fn flush_log() {
+    if let Ok(mut buf) = LOG.lock() {
+        if !buf.is_empty() {
+            write_log(&mut buf);
+        }
+    }
 }
 
 /// One JSON line per request on stderr: never a body or an argument.
@@ -1060,7 +1128,7 @@ fn log(metrics: &metrics::Metrics, trace: &str, route: &str, status: u16, starte
         "route": route, "status": status, "ms": started.elapsed().as_secs_f64() * 1000.0, "trace": trace,
         "verdicts": counts, "results": adj.result_admissions.len(), "results_held": held,
     });
-    eprintln!("{line}");
+    log_line(&line);
 }
 
 /// Sends the request upstream: the same path and query, the client's headers less the ones

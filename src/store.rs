@@ -285,7 +285,8 @@ impl Store {
     pub fn taint(&self, trace: &str) -> Result<u8, StoreError> {
         let t: Option<i64> = self
             .conn
-            .query_row("SELECT taint FROM traces WHERE id = ?1", [trace], |r| r.get(0))
+            .prepare_cached("SELECT taint FROM traces WHERE id = ?1")
+            .and_then(|mut q| q.query_row([trace], |r| r.get(0)))
             .optional()
             .map_err(|e| self.err(e))?;
         // A stored level out of range is read as the highest, never as trusted.
@@ -296,7 +297,8 @@ impl Store {
     pub fn revoked(&self, digest: &Digest) -> Result<bool, StoreError> {
         let r: Option<Option<i64>> = self
             .conn
-            .query_row("SELECT revoked FROM witnesses WHERE id = ?1", [digest.witness_id()], |r| r.get(0))
+            .prepare_cached("SELECT revoked FROM witnesses WHERE id = ?1")
+            .and_then(|mut q| q.query_row([digest.witness_id()], |r| r.get(0)))
             .optional()
             .map_err(|e| self.err(e))?;
         Ok(matches!(r, Some(Some(_))))
@@ -584,13 +586,7 @@ fn row(r: &rusqlite::Row<'_>, text: Option<String>) -> rusqlite::Result<Page> {
     })
 }
 
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
-}
+use crate::audit::hex;
 
 #[cfg(test)]
 mod tests {

@@ -174,12 +174,16 @@ pub fn verdict_json(v: &Verdict) -> Json {
 
 /// Every file an admitted call writes, for the change feed: file tools' targets and the shell
 /// view's, absolute and normalised (not case-folded: the names as the call spelt them).
-pub fn writes_of(call: &Call, st: &TraceState) -> Vec<String> {
+/// `view` is the decision's own view of the call, when its rules computed one.
+pub fn writes_of(call: &Call, st: &TraceState, view: Option<&crate::view::CallView>) -> Vec<String> {
     let arg = |k: &str| call.args.get(k).and_then(Json::as_str);
     let mut out = Vec::new();
     if crate::view::SHELL_TOOLS.contains(&call.tool.as_str()) {
         if let Some(c) = arg("command") {
-            out = crate::shell::view(c, &st.workspace, &st.home).writes;
+            out = match view {
+                Some(v) => v.shell.writes.clone(),
+                None => crate::shell::view(c, &st.workspace, &st.home).writes,
+            };
         }
     }
     for (t, key) in crate::view::FILE_WRITERS {
@@ -204,13 +208,26 @@ pub struct Decision {
 
 impl Decision {
     pub fn of(trace: &str, call: &Call, v: &Verdict, st: &TraceState, took: Option<Duration>) -> Decision {
+        Decision::with_view(trace, call, v, st, took, None)
+    }
+
+    /// `view`: the decision's view of `call`, if it has one.
+    pub fn with_view(
+        trace: &str,
+        call: &Call,
+        v: &Verdict,
+        st: &TraceState,
+        took: Option<Duration>,
+        view: Option<&crate::view::CallView>,
+    ) -> Decision {
         let changes = match v.verdict {
             VerdictKind::Allow | VerdictKind::Transform => {
-                let run = match &v.args {
-                    Some(a) => Call { tool: call.tool.clone(), args: a.clone() },
-                    None => call.clone(),
+                // A repaired call writes what its new arguments say.
+                let (run, view) = match &v.args {
+                    Some(a) => (Call { tool: call.tool.clone(), args: a.clone() }, None),
+                    None => (call.clone(), view),
                 };
-                writes_of(&run, st)
+                writes_of(&run, st, view)
                     .into_iter()
                     .map(|path| ChangeIn::Write { path, tool: call.tool.clone(), trace: trace.to_string() })
                     .collect()
@@ -234,8 +251,7 @@ impl App {
 
     /// The state of `trace` now.
     pub fn trace_state(&self, trace: &str) -> Result<TraceState, KernelError> {
-        let store = self.store.lock().map_err(|_| KernelError::internal(super::poisoned()))?;
-        Ok(crate::ledger::state(&store, Some(trace), &self.base_state())?)
+        self.state_in(trace, &self.base_state()).map_err(KernelError::internal)
     }
 
     /// Counts and records decided calls; returns once their records are committed.
@@ -257,18 +273,20 @@ impl App {
 async fn decide_recorded(app: &App, tool: &str, req: &Json, trace: &str) -> Result<(Call, Verdict), KernelError> {
     let st = app.trace_state(trace)?;
     let started = Instant::now();
-    let (call, v) = match arguments(req) {
+    let (call, v, view) = match arguments(req) {
         Ok(args) => {
             let call = Call { tool: tool.to_string(), args };
-            let v = crate::compile::decide(&app.dag(), &call, &st);
-            (call, v)
+            let (v, view) = crate::compile::decide_with_view(&app.dag(), &call, &st);
+            (call, v, view)
         }
         Err(why) => (
             Call { tool: tool.to_string(), args: Json::Null },
             Verdict::builtin(VerdictKind::Deny, "MALFORMED", BY_KERNEL, Some(why)),
+            None,
         ),
     };
-    let d = Decision::of(trace, &call, &v, &st, Some(started.elapsed()));
+    let took = started.elapsed();
+    let d = Decision::with_view(trace, &call, &v, &st, Some(took), view.as_ref());
     app.record(vec![d]).await.map_err(KernelError::internal)?;
     Ok((call, v))
 }
@@ -313,6 +331,7 @@ async fn admit_text(app: &Arc<App>, tool: &str, text: String, trace: &str) -> Re
                 _ => format!("[fak: this tool result was withheld: {}]", v.reason),
             }
         };
+        app.taints.set(&trace, rec.taint);
         let raised = rec.taint > before;
         Ok((Admitted { verdict: v, content, taint: rec.taint }, raised, took))
     })
@@ -456,6 +475,8 @@ pub async fn revoke(app: &Arc<App>, req: &Json) -> Result<Json, KernelError> {
     let (w, head) = tokio::task::spawn_blocking(move || -> Result<_, KernelError> {
         let mut store = app2.store.lock().map_err(|_| KernelError::internal(super::poisoned()))?;
         let w = store.revoke(&witness, note.as_deref())?;
+        // Every reader of the witness was raised.
+        app2.taints.clear();
         Ok((w, store.changes_head()?))
     })
     .await
@@ -470,7 +491,9 @@ pub async fn reset(app: &Arc<App>, req: &Json) -> Result<Json, KernelError> {
     let t = trace.clone();
     let was = tokio::task::spawn_blocking(move || -> Result<u8, KernelError> {
         let mut store = app2.store.lock().map_err(|_| KernelError::internal(super::poisoned()))?;
-        Ok(store.reset(&t)?)
+        let was = store.reset(&t)?;
+        app2.taints.set(&t, 0);
+        Ok(was)
     })
     .await
     .map_err(|e| KernelError::internal(format!("fak failed inside: {e}")))??;
@@ -528,12 +551,12 @@ pub async fn reload(app: &Arc<App>, why: &str) -> Result<Json, KernelError> {
         Ok((dag, warnings)) => {
             let rules = dag.program().rules.len();
             app.dag.store(dag);
-            eprintln!("{}", json!({"reload": "ok", "source": source, "why": why, "rules": rules}));
+            super::log_line(&json!({"reload": "ok", "source": source, "why": why, "rules": rules}));
             Ok(json!({"reloaded": true, "source": source, "rules": rules, "warnings": warnings}))
         }
         Err((text, diags)) => {
-            eprintln!("{}", json!({"reload": "refused", "source": source, "why": why}));
-            eprint!("{text}");
+            super::log_line(&json!({"reload": "refused", "source": source, "why": why}));
+            super::log_text(text.clone());
             Err(KernelError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 kind: "invalid_request_error",

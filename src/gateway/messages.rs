@@ -65,13 +65,15 @@ impl Adjudicator {
         let tool = block.get("name").and_then(Json::as_str).unwrap_or("").to_string();
         let call = Call { tool: tool.clone(), args: block.get("input").cloned().unwrap_or(Json::Null) };
         let started = std::time::Instant::now();
-        let v = if tool.is_empty() {
-            Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.gateway", Some("a tool_use without a name".into()))
+        let (v, view) = if tool.is_empty() {
+            let why = Some("a tool_use without a name".into());
+            (Verdict::builtin(VerdictKind::Deny, "MALFORMED", "fak.gateway", why), None)
         } else {
-            crate::compile::decide(&self.dag, &call, &self.state)
+            crate::compile::decide_with_view(&self.dag, &call, &self.state)
         };
         let took = started.elapsed();
-        self.decided.push(super::kernel::Decision::of(&self.trace, &call, &v, &self.state, Some(took)));
+        let d = super::kernel::Decision::with_view(&self.trace, &call, &v, &self.state, Some(took), view.as_ref());
+        self.decided.push(d);
         self.decided(block, &tool, &id, v)
     }
 

@@ -9,6 +9,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -116,6 +117,8 @@ class FakServe:
         self.url = line.split("listening on ")[1].split()[0].replace("0.0.0.0", "127.0.0.1")
 
     def log_lines(self):
+        # fak serve writes its log every 50 ms (a system call a line cost too much under load).
+        time.sleep(0.2)
         return [json.loads(l) for l in self.stderr_path.read_text().splitlines() if l.startswith("{")]
 
     def stop(self):
