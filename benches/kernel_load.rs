@@ -5,12 +5,14 @@
 //! apt-get install wrk                               # the load generator (Debian's package)
 //! cargo bench --bench kernel_load                    # 30 s, 64 connections, 2 wrk threads
 //! FAK_LOAD_SECONDS=10 FAK_LOAD_CONNECTIONS=32 cargo bench --bench kernel_load
+//! FAK_LOAD_TRACES=0 cargo bench --bench kernel_load  # every request a trace of its own
 //! ```
 //!
 //! fak serve (the built-in floor, its state in a throw-away directory) and wrk share the
 //! machine's cores. Each request is one of four calls — `ls -la`, `git status && cargo test`,
-//! `rm -rf ~` (refused), an Edit — in its own trace, so every answer reads the store and
-//! writes an audit row. Prints requests per second, wrk's latency percentiles, and fak's RSS
+//! `rm -rf ~` (refused), an Edit — in one of `FAK_LOAD_TRACES` traces (1,000; 0: a new trace
+//! each request, so every taint read misses the cache and goes to SQLite), and every answer
+//! waits for its audit row. Prints requests per second, wrk's latency percentiles, and fak's RSS
 //! each five seconds (flat memory is the point), then checks the audit chain it left.
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
@@ -31,8 +33,9 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// wrk's request script: four bodies in turn, each with a trace of its own.
+/// wrk's request script: four bodies in turn, in `TRACES` traces (0: each its own).
 const SCRIPT: &str = r#"
+local traces = TRACES
 local bodies = {
   '{"tool":"Bash","arguments":{"command":"ls -la"},"trace_id":"load-%d"}',
   '{"tool":"Bash","arguments":{"command":"git status && cargo test 2>&1 | tail -5"},"trace_id":"load-%d"}',
@@ -44,7 +47,9 @@ wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 request = function()
   n = n + 1
-  return wrk.format(nil, "/v1/fak/adjudicate", nil, string.format(bodies[(n % 4) + 1], n))
+  local t = n
+  if traces > 0 then t = n % traces end
+  return wrk.format(nil, "/v1/fak/adjudicate", nil, string.format(bodies[(n % 4) + 1], t))
 end
 "#;
 
@@ -63,7 +68,9 @@ fn main() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state");
     let script = dir.path().join("adjudicate.lua");
-    std::fs::write(&script, SCRIPT).unwrap();
+    let traces = env_num("FAK_LOAD_TRACES", 1000);
+    std::fs::write(&script, SCRIPT.replace("TRACES", &traces.to_string())).unwrap();
+    println!("{conns} connections, {threads} wrk threads, {seconds} s, traces: {}", if traces == 0 { "one per request".to_string() } else { traces.to_string() });
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fak"))
         .args(["serve", "--addr", "127.0.0.1:0", "--base-url", "http://127.0.0.1:9", "--workspace", "/work/repo"])
         .arg("--state-dir")

@@ -37,6 +37,8 @@ pub enum Provider {
                              (e.g. {\"top_k\": 20, \"chat_template_kwargs\": {\"enable_thinking\": false}})
   FAK_SHELL_TIMEOUT_SECS     how long the shell engine lets a command run (default 120)
   FAK_ENGINE_OUTPUT_BYTES    the most output a syscall engine keeps of a result (default 262144)
+  FAK_WORKER_THREADS         threads answering requests (default: one fewer than the cores, at
+                             least one)
 
 Signals: SIGHUP reloads the policy (as POST /v1/fak/policy/reload); SIGINT and SIGTERM stop
 the server after the requests in flight.
@@ -181,7 +183,21 @@ pub fn run(a: &ServeArgs) -> ExitCode {
     };
     // Blocking work is the store's (one connection behind a mutex): two threads are all it can
     // use, and each idle one would keep its allocator heap (RSS, benches/README.md).
-    let rt = match tokio::runtime::Builder::new_multi_thread().max_blocking_threads(2).enable_all().build() {
+    // One core fewer than the machine has for request handling: the audit writer, the blocking
+    // pool and the log have threads of their own doing real work, and on two cores a second
+    // worker cost more in cross-thread wake-ups than it gave (benches/README.md, issue 7).
+    let cores = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+    let workers = match env_num("FAK_WORKER_THREADS", 0) {
+        Ok(0) => cores.saturating_sub(1).max(1),
+        Ok(n) => usize::try_from(n).unwrap_or(1).max(1),
+        Err(e) => return super::fail(e),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers)
+        .max_blocking_threads(2)
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => return super::fail(format!("cannot start the runtime: {e}")),
     };

@@ -489,3 +489,22 @@ fn fak_serve_reloads_on_sighup_and_on_a_watched_change_and_leaves_a_verifiable_l
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stderr).contains("row 1:"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn a_raise_by_another_process_reaches_the_servers_taint_cache() {
+    let k = kit();
+    rt().block_on(async {
+        let (_, v) = post(&k.app, "/v1/fak/admit", json!({"tool": "Read", "result": "notes", "trace_id": "x"})).await;
+        let w = v["witness"].as_str().unwrap().to_string();
+        assert_eq!(k.app.trace_state("x").unwrap().taint, 0, "trusted, and now cached");
+        // Another process (here: another connection) revokes what the trace read.
+        let mut other = fak::store::Store::open(&k.state_dir).unwrap();
+        other.revoke(&w, None).unwrap();
+        let mut waited = Duration::ZERO;
+        while k.app.trace_state("x").unwrap().taint != 2 {
+            assert!(waited < Duration::from_secs(5), "the server never saw the raise");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            waited += Duration::from_millis(20);
+        }
+    });
+}
