@@ -272,6 +272,10 @@ impl Store {
             drop(conn);
             return Store::open(dir).map(Some);
         }
+        // A one-shot process (a hook, a preflight) must not pay for a checkpoint when it closes
+        // the last connection: a disk flush each time. The WAL is checkpointed as it grows
+        // (every 1000 pages) by whichever connection commits then.
+        conn.set_db_config(rusqlite::config::DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(db)?;
         Ok(Some(Store { conn, path, max_traces: MAX_TRACES }))
     }
 
