@@ -108,6 +108,8 @@ pub struct App {
     loaded: Mutex<Option<u64>>,
     /// Cancelled when the server stops: ends MCP sessions' open streams.
     pub cancel: tokio_util::sync::CancellationToken,
+    /// The state every decision starts from (workspace and home normalised once).
+    base: TraceState,
 }
 
 #[derive(Clone)]
@@ -160,6 +162,7 @@ impl App {
         let taints = Arc::new(journal::TaintCache::default());
         let journal = journal::Journal::start(store.clone(), taints.clone())?;
         let loaded = config.policy.as_deref().and_then(kernel::fingerprint);
+        let base = TraceState::with_workspace(&config.workspace).home(&config.home);
         Ok(App {
             config,
             dag: arc_swap::ArcSwap::new(dag),
@@ -172,6 +175,7 @@ impl App {
             reloading: tokio::sync::Mutex::new(()),
             loaded: Mutex::new(loaded),
             cancel: tokio_util::sync::CancellationToken::new(),
+            base,
         })
     }
 
@@ -638,7 +642,7 @@ async fn messages_route(State(app): State<Arc<App>>, req: Request) -> Response {
     };
     clamp_max_tokens(&app, &mut body);
     let trace = trace_id(&parts.headers, &body);
-    let base = TraceState::with_workspace(&app.config.workspace).home(&app.config.home);
+    let base = app.base_state();
     let stream = body.get("stream").and_then(Json::as_bool) == Some(true);
 
     // The request side, then the state the response is decided in (the results may raise it).
@@ -1066,9 +1070,18 @@ async fn log_requests(State(app): State<Arc<App>>, req: Request, next: axum::mid
     }
     // Telemetry Claude Code posts every few seconds is answered, not logged.
     if r.extensions().get::<Logged>().is_none() && !route.starts_with("/api/event_logging/") {
-        let line = json!({"route": route, "status": r.status().as_u16(),
-            "ms": started.elapsed().as_secs_f64() * 1000.0, "trace": trace});
-        log_line(&line);
+        #[derive(serde::Serialize)]
+        struct Line<'a> {
+            route: &'a str,
+            status: u16,
+            ms: f64,
+            trace: Option<&'a str>,
+        }
+        let line = Line { route: &route, status: r.status().as_u16(), ms: started.elapsed().as_secs_f64() * 1000.0, trace: trace.as_deref() };
+        if let Ok(mut s) = serde_json::to_string(&line) {
+            s.push('\n');
+            log_text(s);
+        }
     }
     r
 }
@@ -1258,7 +1271,7 @@ async fn chat_route(State(app): State<Arc<App>>, req: Request) -> Response {
     };
     clamp_max_tokens(&app, &mut body);
     let trace = trace_id(&parts.headers, &body);
-    let base = TraceState::with_workspace(&app.config.workspace).home(&app.config.home);
+    let base = app.base_state();
     let stream = body.get("stream").and_then(Json::as_bool) == Some(true);
     let include_usage = body.pointer("/stream_options/include_usage").and_then(Json::as_bool) == Some(true);
     let client_model = body.get("model").and_then(Json::as_str).unwrap_or("").to_string();

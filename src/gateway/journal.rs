@@ -77,6 +77,15 @@ struct Job {
     done: Option<oneshot::Sender<Result<(), String>>>,
 }
 
+/// A write that comes this long after the previous one finds the server idle.
+const IDLE_GAP_MICROS: u64 = 1000;
+
+/// Microseconds since the first call: a clock for telling idle from busy.
+fn micros() -> u64 {
+    static START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    u64::try_from(START.get_or_init(std::time::Instant::now).elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
 /// How long a busy writer gathers requests before a commit.
 const GATHER: std::time::Duration = std::time::Duration::from_micros(300);
 
@@ -88,6 +97,8 @@ pub struct Journal {
     store: Arc<Mutex<Store>>,
     /// Jobs sent and not yet committed.
     queued: Arc<std::sync::atomic::AtomicUsize>,
+    /// When the last write was asked for (`micros`).
+    last_write: std::sync::atomic::AtomicU64,
     changed_tx: Arc<watch::Sender<i64>>,
     /// The last change's number: long-polls of the change feed wait on it.
     pub changed: watch::Receiver<i64>,
@@ -101,13 +112,14 @@ impl Journal {
         let changed_tx = Arc::new(changed_tx);
         let (tx, rx) = mpsc::channel::<Job>();
         let writer_changed = changed_tx.clone();
+        micros();
         let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (writer_store, writer_queued) = (store.clone(), queued.clone());
         std::thread::Builder::new()
             .name("fak-journal".into())
             .spawn(move || write_loop(&writer_store, &rx, &writer_changed, &taints, &writer_queued))
             .map_err(|e| format!("cannot start the journal thread: {e}"))?;
-        Ok(Journal { tx, store, queued, changed_tx, changed })
+        Ok(Journal { tx, store, queued, last_write: std::sync::atomic::AtomicU64::new(0), changed_tx, changed })
     }
 
     /// Records entries and changes; returns once they are committed.
@@ -119,7 +131,12 @@ impl Journal {
         if entries.is_empty() && changes.is_empty() {
             return Ok(());
         }
-        if self.queued.load(std::sync::atomic::Ordering::Acquire) == 0 {
+        // Idle: nothing queued, no other write in the last `IDLE_GAP`. A busy server queues,
+        // so that its writes share commits.
+        let now = micros();
+        let last = self.last_write.swap(now, std::sync::atomic::Ordering::AcqRel);
+        let idle = last == 0 || now.saturating_sub(last) >= IDLE_GAP_MICROS;
+        if idle && self.queued.load(std::sync::atomic::Ordering::Acquire) == 0 {
             if let Ok(mut s) = self.store.try_lock() {
                 s.append(&entries, &changes, false).map_err(|e| format!("the audit log cannot be written: {e}"))?;
                 if !changes.is_empty() {
@@ -269,6 +286,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::await_holding_lock)] // held on purpose: the store busy while a write waits
     fn an_idle_write_commits_inline_and_a_flush_waits_for_the_queue() {
         let dir = tempfile::tempdir().unwrap();
         let store = Arc::new(Mutex::new(Store::open(dir.path()).unwrap()));
@@ -278,7 +296,7 @@ mod tests {
         rt.block_on(async {
             j.write(vec![e()], vec![ChangeIn::Revoke { witness: "w-1".into() }]).await.unwrap();
             assert_eq!(*j.changed.borrow(), 1, "long polls are woken");
-            // The store busy: the rows go through the writer thread.
+            // The store busy (and a write just made): the rows go through the writer thread.
             let held = store.lock().unwrap();
             let queued = j.write(vec![e(), e()], Vec::new());
             tokio::pin!(queued);

@@ -152,24 +152,46 @@ fn arguments(req: &Json) -> Result<Json, String> {
     }
 }
 
-/// A verdict as the kernel API shows it.
-pub fn verdict_json(v: &Verdict) -> Json {
-    let mut out = json!({
-        "kind": kind_str(v.verdict),
-        "reason": &*v.reason,
-        "disposition": v.disposition.as_str(),
-        "by": &*v.by.rule,
-        "detail": v.message.as_deref().map_or_else(|| v.why(), str::to_string),
-    });
-    if let Some(o) = out.as_object_mut() {
-        if !v.kinds.is_empty() {
-            o.insert("kinds".into(), json!(v.kinds.iter().map(|k| &**k).collect::<Vec<_>>()));
-        }
-        if !v.advisories.is_empty() {
-            o.insert("advisories".into(), serde_json::to_value(&v.advisories).unwrap_or(Json::Null));
+/// A verdict as the kernel API shows it, serialised straight to the wire (a JSON tree built
+/// first costs an allocation a key).
+#[derive(serde::Serialize)]
+pub struct VerdictOut<'a> {
+    kind: &'static str,
+    reason: &'a str,
+    disposition: &'static str,
+    by: &'a str,
+    detail: std::borrow::Cow<'a, str>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    kinds: Vec<&'a str>,
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    advisories: &'a [crate::eval::Advisory],
+}
+
+impl<'a> VerdictOut<'a> {
+    pub fn of(v: &'a Verdict) -> VerdictOut<'a> {
+        VerdictOut {
+            kind: kind_str(v.verdict),
+            reason: &v.reason,
+            disposition: v.disposition.as_str(),
+            by: &v.by.rule,
+            detail: v.message.as_deref().map_or_else(|| std::borrow::Cow::Owned(v.why()), std::borrow::Cow::Borrowed),
+            kinds: v.kinds.iter().map(|k| &**k).collect(),
+            advisories: &v.advisories,
         }
     }
-    out
+}
+
+/// `/v1/fak/adjudicate`'s answer.
+#[derive(serde::Serialize)]
+pub struct AdjudicateOut<'a> {
+    verdict: VerdictOut<'a>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repaired_arguments: Option<&'a Json>,
+    trace_id: &'a str,
+}
+
+pub fn verdict_json(v: &Verdict) -> Json {
+    serde_json::to_value(VerdictOut::of(v)).unwrap_or(Json::Null)
 }
 
 /// Every file an admitted call writes, for the change feed: file tools' targets and the shell
@@ -246,12 +268,12 @@ impl Decision {
 impl App {
     /// The state a request is decided in before its trace's taint is read.
     pub fn base_state(&self) -> TraceState {
-        TraceState::with_workspace(&self.config.workspace).home(&self.config.home)
+        self.base.clone()
     }
 
     /// The state of `trace` now.
     pub fn trace_state(&self, trace: &str) -> Result<TraceState, KernelError> {
-        self.state_in(trace, &self.base_state()).map_err(KernelError::internal)
+        self.state_in(trace, &self.base).map_err(KernelError::internal)
     }
 
     /// Counts and records decided calls; returns once their records are committed.
@@ -292,14 +314,17 @@ async fn decide_recorded(app: &App, tool: &str, req: &Json, trace: &str) -> Resu
 }
 
 pub async fn adjudicate(app: &App, req: &Json) -> Result<Json, KernelError> {
+    let (v, trace) = adjudicated(app, req).await?;
+    serde_json::to_value(AdjudicateOut { verdict: VerdictOut::of(&v), repaired_arguments: v.args.as_ref(), trace_id: &trace })
+        .map_err(|e| KernelError::internal(e.to_string()))
+}
+
+/// The verdict and the trace it was decided in.
+async fn adjudicated(app: &App, req: &Json) -> Result<(Verdict, String), KernelError> {
     let tool = req_str(req, "tool")?;
     let trace = trace_of(req)?;
     let (_, v) = decide_recorded(app, tool, req, &trace).await?;
-    let mut out = json!({"verdict": verdict_json(&v), "trace_id": trace});
-    if let (Some(args), Some(o)) = (&v.args, out.as_object_mut()) {
-        o.insert("repaired_arguments".into(), args.clone());
-    }
-    Ok(out)
+    Ok((v, trace))
 }
 
 // --- admit -------------------------------------------------------------------------------------
@@ -321,7 +346,7 @@ async fn admit_text(app: &Arc<App>, tool: &str, text: String, trace: &str) -> Re
         let before = store.taint(&trace)?;
         let started = Instant::now();
         let result = ToolResult { tool, text };
-        let (v, _, rec) = crate::ledger::admit(&mut store, &app.dag(), &result, Some(&trace), &app.base_state())?;
+        let (v, _, rec) = crate::ledger::admit(&mut store, &app.dag(), &result, Some(&trace), &app.base)?;
         let took = started.elapsed();
         let content = if v.is_allow() {
             result.text
@@ -613,9 +638,19 @@ fn answer(r: Result<Json, KernelError>) -> Response {
 }
 
 async fn adjudicate_route(State(app): State<Arc<App>>, req: Request) -> Response {
-    match body_of(&app, req).await {
-        Ok(b) => answer(adjudicate(&app, &b).await),
-        Err(r) => r,
+    let b = match body_of(&app, req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    match adjudicated(&app, &b).await {
+        Ok((v, trace)) => {
+            let out = AdjudicateOut { verdict: VerdictOut::of(&v), repaired_arguments: v.args.as_ref(), trace_id: &trace };
+            match serde_json::to_vec(&out) {
+                Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
+                Err(e) => KernelError::internal(e.to_string()).into_response(),
+            }
+        }
+        Err(e) => e.into_response(),
     }
 }
 

@@ -172,3 +172,46 @@ def test_gateway_decisions_are_audited_and_writes_reach_the_change_feed(tmp_path
     assert "curl" not in tail.stdout, "arguments are digested, never kept"
     out = subprocess.run([fak_bin, "audit", "verify", "--state-dir", state], capture_output=True, text=True)
     assert out.returncode == 0 and out.stdout.startswith("audit log ok: 2 rows"), out.stdout + out.stderr
+
+
+def test_every_kernel_route_over_a_socket(tmp_path, scripted_model, fak_serve):
+    policy = tmp_path / "floor.fak"
+    policy.write_text("import std.shell;\nallow bash on Bash;\nallow files on Read, Write;\n")
+    workspace = tmp_path / "ws"
+    workspace.mkdir()
+    model = scripted_model({"turns": []})
+    gw = fak_serve(model.url, workspace, ["--policy", str(policy), "--engine", "fs,shell"])
+
+    def post(path, body):
+        status, _, raw = call("POST", gw.url + path, body)
+        return status, json.loads(raw)
+
+    status, v = post("/v1/fak/adjudicate", {"tool": "Bash", "arguments": {"command": "sudo -u root rm -rf /"}})
+    assert status == 200 and v["verdict"]["kind"] == "DENY", v
+    status, v = post("/v1/fak/syscall", {"tool": "Write", "arguments": {"file_path": "a.txt", "content": "hello\n"},
+                                         "trace_id": "k"})
+    assert v["result"]["is_error"] is False, v
+    status, v = post("/v1/fak/syscall", {"tool": "Bash", "arguments": {"command": "cat a.txt; echo done"},
+                                         "trace_id": "k"})
+    assert v["result"]["content"] == "hello\ndone\n", v
+    witness = v["result"]["witness"]
+    status, v = post("/v1/fak/admit", {"tool": "WebFetch", "result": "page", "trace_id": "k"})
+    assert v["taint"] == "untrusted", v
+    status, v = post("/v1/fak/revoke", {"witness": witness})
+    assert status == 200 and v["witness"]["traces"] == ["k"], v
+    status, v = post("/v1/fak/trace/reset", {"trace_id": "k"})
+    assert v == {"trace_id": "k", "was": "quarantined", "taint": "trusted"}, v
+    status, _, raw = call("GET", gw.url + "/v1/fak/changes?since=0")
+    kinds = [c["kind"] for c in json.loads(raw)["changes"]]
+    assert kinds == ["write", "revoke"], kinds
+
+    policy.write_text("allow bash on Bash\n")
+    status, v = post("/v1/fak/policy/reload", {})
+    assert status == 422 and v["error"]["diagnostics"], v
+    status, v = post("/v1/fak/adjudicate", {"tool": "Read", "arguments": {"file_path": "a.txt"}})
+    assert v["verdict"]["kind"] == "ALLOW", "the old floor answers"
+    policy.write_text("allow bash on Bash;\n")
+    status, v = post("/v1/fak/policy/reload", {})
+    assert status == 200 and v["reloaded"] is True, v
+    status, v = post("/v1/fak/adjudicate", {"tool": "Read", "arguments": {"file_path": "a.txt"}})
+    assert v["verdict"]["kind"] == "DENY", v
