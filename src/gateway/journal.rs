@@ -78,7 +78,7 @@ struct Job {
 }
 
 /// A write that comes this long after the previous one finds the server idle.
-const IDLE_GAP_MICROS: u64 = 1000;
+const IDLE_GAP_MICROS: u64 = 250;
 
 /// Microseconds since the first call: a clock for telling idle from busy.
 fn micros() -> u64 {
