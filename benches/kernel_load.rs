@@ -55,7 +55,9 @@ end
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
-        println!("kernel_load: a load test, run by `cargo bench --bench kernel_load`; nothing to do under `cargo test`");
+        println!(
+            "kernel_load: a load test, run by `cargo bench --bench kernel_load`; nothing to do under `cargo test`"
+        );
         return;
     }
     if std::process::Command::new("wrk").arg("--version").output().is_err() {
@@ -70,7 +72,10 @@ fn main() {
     let script = dir.path().join("adjudicate.lua");
     let traces = env_num("FAK_LOAD_TRACES", 1000);
     std::fs::write(&script, SCRIPT.replace("TRACES", &traces.to_string())).unwrap();
-    println!("{conns} connections, {threads} wrk threads, {seconds} s, traces: {}", if traces == 0 { "one per request".to_string() } else { traces.to_string() });
+    println!(
+        "{conns} connections, {threads} wrk threads, {seconds} s, traces: {}",
+        if traces == 0 { "one per request".to_string() } else { traces.to_string() }
+    );
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_fak"))
         .args(["serve", "--addr", "127.0.0.1:0", "--base-url", "http://127.0.0.1:9", "--workspace", "/work/repo"])
         .arg("--state-dir")

@@ -739,7 +739,13 @@ async fn record_decided(app: &App, adj: &mut messages::Adjudicator) -> Result<()
 }
 
 /// A whole Messages response, adjudicated, with `_fak` and the trace header.
-async fn json_response(app: &App, mut msg: Json, mut adj: messages::Adjudicator, trace: &str, started: Instant) -> Response {
+async fn json_response(
+    app: &App,
+    mut msg: Json,
+    mut adj: messages::Adjudicator,
+    trace: &str,
+    started: Instant,
+) -> Response {
     adj.message(&mut msg);
     if let Err(e) = record_decided(app, &mut adj).await {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "api_error", &e);
@@ -1064,7 +1070,8 @@ async fn log_requests(State(app): State<Arc<App>>, req: Request, next: axum::mid
     let route = req.uri().path().to_string();
     let trace = req.headers().get("x-trace-id").and_then(|v| v.to_str().ok()).map(str::to_string);
     let r = next.run(req).await;
-    let streamed = r.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
+    let streamed =
+        r.headers().get(header::CONTENT_TYPE).is_some_and(|v| v.as_bytes().starts_with(b"text/event-stream"));
     if !streamed {
         app.metrics.request(route_label(&route), r.status().as_u16(), started.elapsed());
     }
@@ -1077,7 +1084,12 @@ async fn log_requests(State(app): State<Arc<App>>, req: Request, next: axum::mid
             ms: f64,
             trace: Option<&'a str>,
         }
-        let line = Line { route: &route, status: r.status().as_u16(), ms: started.elapsed().as_secs_f64() * 1000.0, trace: trace.as_deref() };
+        let line = Line {
+            route: &route,
+            status: r.status().as_u16(),
+            ms: started.elapsed().as_secs_f64() * 1000.0,
+            trace: trace.as_deref(),
+        };
         if let Ok(mut s) = serde_json::to_string(&line) {
             s.push('\n');
             log_text(s);
@@ -1126,7 +1138,14 @@ pub fn flush_log() {
 }
 
 /// One JSON line per request on stderr: never a body or an argument.
-fn log(metrics: &metrics::Metrics, trace: &str, route: &str, status: u16, started: Instant, adj: &messages::Adjudicator) {
+fn log(
+    metrics: &metrics::Metrics,
+    trace: &str,
+    route: &str,
+    status: u16,
+    started: Instant,
+    adj: &messages::Adjudicator,
+) {
     if let Some(r) = route.strip_suffix(" (stream)") {
         // A stream's request ends with its last event: the layer left its duration to here.
         metrics.request(route_label(r), status, started.elapsed());

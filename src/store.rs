@@ -465,7 +465,8 @@ impl Store {
         for trace in &readers {
             raise(&tx, trace, crate::ir::QUARANTINED, &source, at, self.max_traces).map_err(db)?;
         }
-        let digest: String = tx.query_row("SELECT digest FROM witnesses WHERE id = ?1", [id], |r| r.get(0)).map_err(db)?;
+        let digest: String =
+            tx.query_row("SELECT digest FROM witnesses WHERE id = ?1", [id], |r| r.get(0)).map_err(db)?;
         let e = crate::audit::Entry::new(crate::audit::Kind::Revoke, "", id, "", "", "", digest);
         journal::append_in(&tx, &[e], &[ChangeIn::Revoke { witness: id.to_string() }]).map_err(db)?;
         tx.commit().map_err(db)?;
@@ -620,8 +621,7 @@ mod tests {
 
     fn admit(s: &mut Store, trace: &str, raise: u8, text: &str) -> Recorded {
         let d = Digest::of(text);
-        let a =
-            Admission {
+        let a = Admission {
             tool: "WebFetch",
             text,
             digest: &d,

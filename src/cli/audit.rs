@@ -56,7 +56,9 @@ fn line(r: &Row, json: bool) -> String {
     let e = &r.entry;
     let at = e.at;
     let mut s = format!("{:>6} {}.{:03} {:<6}", r.seq, at / 1000, at % 1000, e.kind.as_str());
-    for (k, v) in [("verdict", &e.verdict), ("reason", &e.reason), ("by", &e.rule), ("tool", &e.tool), ("trace", &e.trace)] {
+    for (k, v) in
+        [("verdict", &e.verdict), ("reason", &e.reason), ("by", &e.rule), ("tool", &e.tool), ("trace", &e.trace)]
+    {
         if !v.is_empty() {
             s.push_str(&format!(" {k}={v}"));
         }

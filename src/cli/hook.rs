@@ -29,7 +29,12 @@ use crate::store::Store;
 
 /// Appends a decision to the audit log in `dir` (a commit without a disk flush: it survives
 /// the process, and costs the hook no fsync).
-fn audit_decision(dir: &std::path::Path, trace: Option<&str>, call: &Call, v: &crate::eval::Verdict) -> Result<(), crate::store::StoreError> {
+fn audit_decision(
+    dir: &std::path::Path,
+    trace: Option<&str>,
+    call: &Call,
+    v: &crate::eval::Verdict,
+) -> Result<(), crate::store::StoreError> {
     let mut store = match Store::open_existing(dir)? {
         Some(s) => s,
         None => Store::open(dir)?,

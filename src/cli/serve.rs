@@ -153,7 +153,8 @@ fn config(a: &ServeArgs) -> Result<Config, String> {
                 None => crate::engine::Engines::default(),
             };
             e.shell_timeout = Duration::from_secs(env_num("FAK_SHELL_TIMEOUT_SECS", 120)?.max(1));
-            e.output_cap = usize::try_from(env_num("FAK_ENGINE_OUTPUT_BYTES", 256 * 1024)?.max(1024)).unwrap_or(usize::MAX);
+            e.output_cap =
+                usize::try_from(env_num("FAK_ENGINE_OUTPUT_BYTES", 256 * 1024)?.max(1024)).unwrap_or(usize::MAX);
             e
         },
     })

@@ -178,9 +178,7 @@ impl Fs<'_> {
             .build()
             .map_err(|e| format!("the pattern {pattern:?}: {e}"))?;
         let filter = match arg(args, "glob") {
-            Some(g) => Some(
-                globset::Glob::new(g).map_err(|e| format!("the glob {g:?}: {e}"))?.compile_matcher(),
-            ),
+            Some(g) => Some(globset::Glob::new(g).map_err(|e| format!("the glob {g:?}: {e}"))?.compile_matcher()),
             None => None,
         };
         let mode = arg(args, "output_mode").unwrap_or("files_with_matches");
@@ -260,9 +258,9 @@ impl<'a> Edit<'a> {
         match (n, self.all) {
             (0, _) => Err("old_string was not found in the file".into()),
             (1, _) | (_, true) => Ok((text.replace(self.old, self.new), n)),
-            (n, false) => Err(format!(
-                "old_string occurs {n} times: give more context to make it unique, or set replace_all"
-            )),
+            (n, false) => {
+                Err(format!("old_string occurs {n} times: give more context to make it unique, or set replace_all"))
+            }
         }
     }
 }
@@ -320,11 +318,17 @@ mod tests {
     #[test]
     fn write_read_edit_round_trip() {
         let (_d, ws) = ws();
-        let w = run(&ws, "Write", &json!({"file_path": format!("{ws}/src/a.rs"), "content": "fn a() {}\nfn b() {}\n"}), 1 << 20);
+        let w = run(
+            &ws,
+            "Write",
+            &json!({"file_path": format!("{ws}/src/a.rs"), "content": "fn a() {}\nfn b() {}\n"}),
+            1 << 20,
+        );
         assert!(!w.is_error, "{w:?}");
         let r = run(&ws, "Read", &json!({"file_path": "src/a.rs"}), 1 << 20);
         assert_eq!(r.text, "     1\tfn a() {}\n     2\tfn b() {}\n");
-        let e = run(&ws, "Edit", &json!({"file_path": "src/a.rs", "old_string": "fn", "new_string": "pub fn"}), 1 << 20);
+        let e =
+            run(&ws, "Edit", &json!({"file_path": "src/a.rs", "old_string": "fn", "new_string": "pub fn"}), 1 << 20);
         assert!(e.is_error && e.text.contains("occurs 2 times"), "{e:?}");
         let e = run(
             &ws,

@@ -126,7 +126,13 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let ws = d.path().to_string_lossy().into_owned();
         std::env::set_var("FAK_TEST_SECRET_ENV", "leaked");
-        let o = rt().block_on(run(&ws, "/home/u", "pwd; echo \"[$FAK_TEST_SECRET_ENV]\" $HOME", Duration::from_secs(10), 1024));
+        let o = rt().block_on(run(
+            &ws,
+            "/home/u",
+            "pwd; echo \"[$FAK_TEST_SECRET_ENV]\" $HOME",
+            Duration::from_secs(10),
+            1024,
+        ));
         assert!(!o.is_error, "{o:?}");
         let real = std::fs::canonicalize(&ws).unwrap();
         assert_eq!(o.text, format!("{}\n[] /home/u\n", real.display()));

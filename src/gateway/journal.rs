@@ -233,7 +233,8 @@ fn write_loop(
         let result = match store.lock() {
             Ok(mut s) => {
                 check(&s, &mut version);
-                let r = s.append(&entries, &changes, false).map_err(|e| format!("the audit log cannot be written: {e}"));
+                let r =
+                    s.append(&entries, &changes, false).map_err(|e| format!("the audit log cannot be written: {e}"));
                 if r.is_ok() && !changes.is_empty() {
                     if let Ok(head) = s.changes_head() {
                         changed.send_if_modified(|h| {

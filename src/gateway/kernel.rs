@@ -74,11 +74,21 @@ impl KernelError {
     }
 
     pub fn internal(message: impl Into<String>) -> KernelError {
-        KernelError { status: StatusCode::INTERNAL_SERVER_ERROR, kind: "api_error", message: message.into(), diagnostics: None }
+        KernelError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            kind: "api_error",
+            message: message.into(),
+            diagnostics: None,
+        }
     }
 
     fn not_found(message: impl Into<String>) -> KernelError {
-        KernelError { status: StatusCode::NOT_FOUND, kind: "not_found_error", message: message.into(), diagnostics: None }
+        KernelError {
+            status: StatusCode::NOT_FOUND,
+            kind: "not_found_error",
+            message: message.into(),
+            diagnostics: None,
+        }
     }
 }
 
@@ -96,7 +106,8 @@ impl IntoResponse for KernelError {
         match self.diagnostics {
             None => error(self.status, self.kind, &self.message),
             Some(d) => {
-                let body = json!({"type": "error", "error": {"type": self.kind, "message": self.message, "diagnostics": d}});
+                let body =
+                    json!({"type": "error", "error": {"type": self.kind, "message": self.message, "diagnostics": d}});
                 (self.status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
             }
         }
@@ -256,12 +267,7 @@ impl Decision {
             }
             _ => Vec::new(),
         };
-        Decision {
-            entry: audit::Entry::decision(Some(trace), call, v),
-            verdict: kind_str(v.verdict),
-            changes,
-            took,
-        }
+        Decision { entry: audit::Entry::decision(Some(trace), call, v), verdict: kind_str(v.verdict), changes, took }
     }
 }
 
@@ -315,8 +321,12 @@ async fn decide_recorded(app: &App, tool: &str, req: &Json, trace: &str) -> Resu
 
 pub async fn adjudicate(app: &App, req: &Json) -> Result<Json, KernelError> {
     let (v, trace) = adjudicated(app, req).await?;
-    serde_json::to_value(AdjudicateOut { verdict: VerdictOut::of(&v), repaired_arguments: v.args.as_ref(), trace_id: &trace })
-        .map_err(|e| KernelError::internal(e.to_string()))
+    serde_json::to_value(AdjudicateOut {
+        verdict: VerdictOut::of(&v),
+        repaired_arguments: v.args.as_ref(),
+        trace_id: &trace,
+    })
+    .map_err(|e| KernelError::internal(e.to_string()))
 }
 
 /// The verdict and the trace it was decided in.
@@ -362,7 +372,14 @@ async fn admit_text(app: &Arc<App>, tool: &str, text: String, trace: &str) -> Re
     })
     .await;
     let (a, raised, took) = joined.map_err(|e| KernelError::internal(format!("fak failed inside: {e}")))??;
-    app.metrics.decision(Side::Result, &tool_label, kind_str(a.verdict.verdict), &a.verdict.reason, &a.verdict.by.rule, Some(took));
+    app.metrics.decision(
+        Side::Result,
+        &tool_label,
+        kind_str(a.verdict.verdict),
+        &a.verdict.reason,
+        &a.verdict.by.rule,
+        Some(took),
+    );
     if raised {
         app.metrics.taint_raised();
     }
@@ -370,7 +387,8 @@ async fn admit_text(app: &Arc<App>, tool: &str, text: String, trace: &str) -> Re
 }
 
 fn admission_json(a: &Admitted) -> Json {
-    let mut out = json!({"verdict": verdict_json(&a.verdict), "content": a.content, "taint": crate::ir::taint_name(a.taint)});
+    let mut out =
+        json!({"verdict": verdict_json(&a.verdict), "content": a.content, "taint": crate::ir::taint_name(a.taint)});
     if let Some(o) = out.as_object_mut() {
         if let Some(p) = &a.verdict.page {
             o.insert("page".into(), Json::from(&**p));
@@ -408,7 +426,9 @@ pub async fn syscall(app: &Arc<App>, req: &Json) -> Result<Json, KernelError> {
     let trace = trace_of(req)?;
     let engines = &app.config.engines;
     let off = match crate::engine::engine_of(tool) {
-        None => Some(format!("no syscall engine runs `{tool}` (the engines run Read, Write, Edit, MultiEdit, Glob, Grep, LS and Bash)")),
+        None => Some(format!(
+            "no syscall engine runs `{tool}` (the engines run Read, Write, Edit, MultiEdit, Glob, Grep, LS and Bash)"
+        )),
         Some(e) if !crate::engine::is_on(engines, e) => {
             Some(format!("the `{e}` engine is off: start fak serve with `--engine {e}` to run `{tool}` here"))
         }
@@ -460,8 +480,14 @@ pub async fn syscall(app: &Arc<App>, req: &Json) -> Result<Json, KernelError> {
 fn num(req: &Json, key: &str) -> Result<Option<u64>, KernelError> {
     match req.get(key) {
         None | Some(Json::Null) => Ok(None),
-        Some(Json::Number(n)) => n.as_u64().map(Some).ok_or_else(|| KernelError::bad(format!("`{key}` must be a whole number ≥ 0"))),
-        Some(Json::String(s)) => s.trim().parse::<u64>().map(Some).map_err(|_| KernelError::bad(format!("`{key}` must be a whole number ≥ 0, not {s:?}"))),
+        Some(Json::Number(n)) => {
+            n.as_u64().map(Some).ok_or_else(|| KernelError::bad(format!("`{key}` must be a whole number ≥ 0")))
+        }
+        Some(Json::String(s)) => s
+            .trim()
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| KernelError::bad(format!("`{key}` must be a whole number ≥ 0, not {s:?}"))),
         Some(_) => Err(KernelError::bad(format!("`{key}` must be a whole number ≥ 0"))),
     }
 }
@@ -554,7 +580,9 @@ pub async fn reload(app: &Arc<App>, why: &str) -> Result<Json, KernelError> {
                     diags.iter().map(|d| crate::diag::render(d, &sources, crate::diag::Format::Plain, false)).collect();
                 let json: Vec<Json> = diags
                     .iter()
-                    .filter_map(|d| serde_json::from_str(&crate::diag::render(d, &sources, crate::diag::Format::Json, false)).ok())
+                    .filter_map(|d| {
+                        serde_json::from_str(&crate::diag::render(d, &sources, crate::diag::Format::Json, false)).ok()
+                    })
                     .collect();
                 Err((text, json))
             }
@@ -570,7 +598,8 @@ pub async fn reload(app: &Arc<App>, why: &str) -> Result<Json, KernelError> {
     }
     let ok = r.is_ok();
     app.metrics.reload(ok);
-    let entry = audit::Entry::new(audit::Kind::Reload, "", &source, "", if ok { "ok" } else { "refused" }, why, String::new());
+    let entry =
+        audit::Entry::new(audit::Kind::Reload, "", &source, "", if ok { "ok" } else { "refused" }, why, String::new());
     app.journal.write(vec![entry], Vec::new()).await.map_err(KernelError::internal)?;
     match r {
         Ok((dag, warnings)) => {
@@ -585,9 +614,7 @@ pub async fn reload(app: &Arc<App>, why: &str) -> Result<Json, KernelError> {
             Err(KernelError {
                 status: StatusCode::UNPROCESSABLE_ENTITY,
                 kind: "invalid_request_error",
-                message: format!(
-                    "the policy {source} has errors; the floor loaded before keeps answering\n{text}"
-                ),
+                message: format!("the policy {source} has errors; the floor loaded before keeps answering\n{text}"),
                 diagnostics: Some(Json::from(diags)),
             })
         }
@@ -644,7 +671,8 @@ async fn adjudicate_route(State(app): State<Arc<App>>, req: Request) -> Response
     };
     match adjudicated(&app, &b).await {
         Ok((v, trace)) => {
-            let out = AdjudicateOut { verdict: VerdictOut::of(&v), repaired_arguments: v.args.as_ref(), trace_id: &trace };
+            let out =
+                AdjudicateOut { verdict: VerdictOut::of(&v), repaired_arguments: v.args.as_ref(), trace_id: &trace };
             match serde_json::to_vec(&out) {
                 Ok(bytes) => ([(header::CONTENT_TYPE, "application/json")], bytes).into_response(),
                 Err(e) => KernelError::internal(e.to_string()).into_response(),

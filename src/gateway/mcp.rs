@@ -14,8 +14,8 @@ use std::borrow::Cow;
 use std::sync::Arc;
 
 use rmcp::model::{
-    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject,
-    ListToolsResult, PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
+    CallToolRequestParams, CallToolResponse, CallToolResult, ContentBlock, Implementation, JsonObject, ListToolsResult,
+    PaginatedRequestParams, ProtocolVersion, ServerCapabilities, ServerConfig, Tool,
 };
 use rmcp::service::RequestContext;
 use rmcp::transport::streamable_http_server::session::local::LocalSessionManager;
@@ -159,7 +159,11 @@ pub fn service(app: Arc<App>, cancel: CancellationToken) -> StreamableHttpServic
         hosts.push(app.config.addr.ip().to_string());
         config = config.with_allowed_hosts(hosts);
     }
-    StreamableHttpService::new(move || Ok(FakMcp { app: app.clone() }), Arc::new(LocalSessionManager::default()), config)
+    StreamableHttpService::new(
+        move || Ok(FakMcp { app: app.clone() }),
+        Arc::new(LocalSessionManager::default()),
+        config,
+    )
 }
 
 /// `fak serve --stdio`: MCP on stdin and stdout until the client closes them. Logs go to stderr.

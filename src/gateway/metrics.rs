@@ -130,7 +130,11 @@ impl Metrics {
             upstream_seconds.clone(),
         );
         let quarantines = Family::<ReasonLabel, Counter>::default();
-        registry.register("quarantines", "Tool results paged out of the model's context, by reason", quarantines.clone());
+        registry.register(
+            "quarantines",
+            "Tool results paged out of the model's context, by reason",
+            quarantines.clone(),
+        );
         let taint_raises = Counter::default();
         registry.register("taint_raises", "Admissions that raised their trace's taint", taint_raises.clone());
         let reloads = Family::<OutcomeLabel, Counter>::default();
@@ -180,7 +184,15 @@ impl Metrics {
     }
 
     /// One decision or admission.
-    pub fn decision(&self, side: Side, tool: &str, verdict: &'static str, reason: &str, rule: &str, took: Option<Duration>) {
+    pub fn decision(
+        &self,
+        side: Side,
+        tool: &str,
+        verdict: &'static str,
+        reason: &str,
+        rule: &str,
+        took: Option<Duration>,
+    ) {
         let labels = DecisionLabels {
             side: match side {
                 Side::Call => "call",

