@@ -682,18 +682,26 @@ async fn adjudicate_route(State(app): State<Arc<App>>, req: Request) -> Response
     }
 }
 
-async fn admit_route(State(app): State<Arc<App>>, req: Request) -> Response {
-    match body_of(&app, req).await {
-        Ok(b) => answer(admit(&app, &b).await),
-        Err(r) => r,
-    }
+/// A route whose answer is one operation on the body.
+macro_rules! route {
+    ($name:ident, $op:path) => {
+        async fn $name(State(app): State<Arc<App>>, req: Request) -> Response {
+            match body_of(&app, req).await {
+                Ok(b) => answer($op(&app, &b).await),
+                Err(r) => r,
+            }
+        }
+    };
 }
 
-async fn syscall_route(State(app): State<Arc<App>>, req: Request) -> Response {
-    match body_of(&app, req).await {
-        Ok(b) => answer(syscall(&app, &b).await),
-        Err(r) => r,
-    }
+route!(admit_route, admit);
+route!(syscall_route, syscall);
+route!(revoke_route, revoke);
+route!(reset_route, reset);
+route!(reload_route, reload_requested);
+
+async fn reload_requested(app: &Arc<App>, _req: &Json) -> Result<Json, KernelError> {
+    reload(app, "POST /v1/fak/policy/reload").await
 }
 
 async fn changes_route(State(app): State<Arc<App>>, req: Request) -> Response {
@@ -708,27 +716,6 @@ async fn changes_route(State(app): State<Arc<App>>, req: Request) -> Response {
             answer(changes(&app, &Json::Object(q)).await)
         }
         Ok(_) => answer(changes(&app, &Json::Object(q)).await),
-        Err(r) => r,
-    }
-}
-
-async fn revoke_route(State(app): State<Arc<App>>, req: Request) -> Response {
-    match body_of(&app, req).await {
-        Ok(b) => answer(revoke(&app, &b).await),
-        Err(r) => r,
-    }
-}
-
-async fn reset_route(State(app): State<Arc<App>>, req: Request) -> Response {
-    match body_of(&app, req).await {
-        Ok(b) => answer(reset(&app, &b).await),
-        Err(r) => r,
-    }
-}
-
-async fn reload_route(State(app): State<Arc<App>>, req: Request) -> Response {
-    match body_of(&app, req).await {
-        Ok(_) => answer(reload(&app, "POST /v1/fak/policy/reload").await),
         Err(r) => r,
     }
 }
