@@ -27,21 +27,6 @@ use crate::ir::VerdictKind;
 use crate::load;
 use crate::store::Store;
 
-/// Appends a decision to the audit log in `dir` (a commit without a disk flush: it survives
-/// the process, and costs the hook no fsync).
-fn audit_decision(
-    dir: &std::path::Path,
-    trace: Option<&str>,
-    call: &Call,
-    v: &crate::eval::Verdict,
-) -> Result<(), crate::store::StoreError> {
-    let mut store = match Store::open_existing(dir)? {
-        Some(s) => s,
-        None => Store::open(dir)?,
-    };
-    store.append(&[crate::audit::Entry::decision(trace, call, v)], &[], false)
-}
-
 /// Run as Claude Code's PreToolUse / PostToolUse hook, or install it.
 ///
 /// With no subcommand: read one hook event (JSON) from stdin and answer on stdout. The session
@@ -207,19 +192,23 @@ fn answer(a: &HookArgs, input: &str) -> ExitCode {
                 return refuse("the PreToolUse event has no `tool_input`");
             };
             let call = Call { tool: tool.to_string(), args };
-            // A call only reads its trace's taint: no database yet means a trusted trace.
-            let state = match (trace, Store::open_existing(&dir)) {
-                (Some(_), Ok(Some(store))) => crate::ledger::state(&store, trace, &base),
-                (_, Ok(_)) => Ok(base),
-                (_, Err(e)) => Err(e),
+            // One connection reads the trace's taint and takes the audit row; a database made
+            // here holds no raised trace, so a first call's trace reads as trusted.
+            let store = Store::open_existing(&dir).and_then(|s| match s {
+                Some(s) => Ok(s),
+                None => Store::open(&dir),
+            });
+            let mut store = match store {
+                Ok(s) => s,
+                Err(e) => return refuse(&e.to_string()),
             };
-            let v = match state {
+            let v = match crate::ledger::state(&store, trace, &base) {
                 Ok(st) => crate::compile::decide(&policy.dag, &call, &st),
                 Err(e) => return refuse(&e.to_string()),
             };
-            // Every decision is in the audit log before Claude Code hears it; a log that
-            // cannot be written refuses the call.
-            if let Err(e) = audit_decision(&dir, trace, &call, &v) {
+            // Every decision is in the audit log before Claude Code hears it (a commit without
+            // a disk flush: it survives the process); a log that cannot be written refuses it.
+            if let Err(e) = store.append(&[crate::audit::Entry::decision(trace, &call, &v)], &[], false) {
                 return refuse(&format!("the audit log cannot be written: {e}"));
             }
             match v.verdict {

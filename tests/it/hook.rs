@@ -71,6 +71,13 @@ fn an_allowed_call_is_left_to_claude_code() {
     let dir = tempfile::tempdir().unwrap();
     let a = hook(dir.path(), &event("pre-ls"));
     assert_eq!((a.code, a.json.is_none()), (0, true), "{}", a.stderr);
+    // Both decisions, the first one into a database it made, are in the audit chain.
+    hook(dir.path(), &event("pre-rm-rf"));
+    let store = fak::store::Store::open(dir.path()).unwrap();
+    assert_eq!(store.verify_audit().unwrap().unwrap().rows, 2);
+    let rows = store.audit_rows(0, 10).unwrap();
+    let verdicts: Vec<&str> = rows.iter().map(|r| r.entry.verdict.as_str()).collect();
+    assert_eq!(verdicts, ["ALLOW", "DENY"]);
 }
 
 /// The session is the trace: a WebFetch result raises it, an upload is then refused until the
