@@ -20,18 +20,9 @@
 use std::io::BufRead as _;
 use std::time::Duration;
 
-fn env_num(k: &str, default: u64) -> u64 {
-    std::env::var(k).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-fn rss_kib(pid: u32) -> u64 {
-    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    s.lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0)
-}
+#[path = "support/load.rs"]
+mod load;
+use load::{env_num, rss_kib};
 
 /// wrk's request script: four bodies in turn, in `TRACES` traces (0: each its own).
 const SCRIPT: &str = r#"
