@@ -17,7 +17,9 @@ use crate::store::Store;
 /// its contents and the row before it. A row changed, inserted or removed breaks every hash
 /// after it.
 #[derive(Args, Debug)]
-#[command(after_help = "Examples:\n  fak audit verify\n  fak audit tail -n 20\n  fak audit tail -f --json")]
+#[command(
+    after_help = "Examples:\n  fak audit verify\n  fak audit tail -n 20\n  fak audit tail -f --json\n  fak audit tail --after 1200 --json   # every row after seq 1200"
+)]
 pub struct AuditArgs {
     #[command(subcommand)]
     pub action: AuditAction,
@@ -46,6 +48,10 @@ pub enum AuditAction {
         /// One JSON object per row.
         #[arg(long)]
         json: bool,
+        /// Every row after this sequence number instead of the last `-n` (a script notes the
+        /// newest `seq` before a run and reads what the run added).
+        #[arg(long, value_name = "SEQ", conflicts_with = "lines")]
+        after: Option<i64>,
     },
 }
 
@@ -97,12 +103,12 @@ pub fn run(a: &AuditArgs) -> ExitCode {
             }
             Err(e) => fail(e),
         },
-        AuditAction::Tail { lines, follow, json } => {
+        AuditAction::Tail { lines, follow, json, after } => {
             let head = match store.audit_head() {
                 Ok(h) => h,
                 Err(e) => return fail(e),
             };
-            let mut after = (head - i64::from(*lines)).max(0);
+            let mut after = after.unwrap_or(head - i64::from(*lines)).max(0);
             loop {
                 let rows = match store.audit_rows(after, 1000) {
                     Ok(r) => r,
@@ -116,7 +122,7 @@ pub fn run(a: &AuditArgs) -> ExitCode {
                     // The reader went away (`| head`).
                     return ExitCode::SUCCESS;
                 }
-                if !*follow {
+                if rows.is_empty() && !*follow {
                     return ExitCode::SUCCESS;
                 }
                 if rows.is_empty() {

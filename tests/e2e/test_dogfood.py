@@ -1,0 +1,271 @@
+"""scripts/dogfood-claude.sh, the one-command launcher, run as a user runs it: the real Claude
+Code CLI through `fak serve` to a model on the OpenAI wire (the scripted one stands in for
+llama-server or LM Studio), `--smoke`, `--install` into a fresh HOME, Ctrl-C, and ShellCheck
+over every shell script the project ships."""
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+
+SCRIPT = ROOT / "scripts" / "dogfood-claude.sh"
+
+
+@pytest.fixture
+def launcher(fak_bin, claude_bin, tmp_path):
+    """Runs the launcher with a fresh HOME, this build of fak and the pinned Claude Code."""
+    home = tmp_path / "home"
+    home.mkdir()
+
+    def env_for(model_url=None, **extra):
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("ANTHROPIC_", "CLAUDE_", "FAK_DOGFOOD_"))}
+        env.update({
+            "HOME": str(home),
+            "XDG_STATE_HOME": str(home / ".local" / "state"),
+            "FAK_BIN": fak_bin,
+            "FAK_DOGFOOD_CLAUDE_BIN": claude_bin,
+            "FAK_DOGFOOD_WITNESS_DIR": str(tmp_path / "witness"),
+            # Root may skip Claude Code's permission prompts only in a sandbox; this is one.
+            "IS_SANDBOX": "1",
+        })
+        if model_url:
+            env.update({"FAK_DOGFOOD_BACKEND": "openai", "FAK_DOGFOOD_BASE_URL": model_url + "/v1"})
+        env.update(extra)
+        return env
+
+    def run(args, cwd, model_url=None, timeout=180, **extra):
+        return subprocess.run([str(SCRIPT), *args], cwd=cwd, env=env_for(model_url, **extra),
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout)
+
+    run.env_for = env_for
+    run.home = home
+    return run
+
+
+def witnesses(tmp_path):
+    return sorted((tmp_path / "witness").glob("witness-*.json"))
+
+
+def listening(url):
+    host, port = url.split("//")[1].split(":")
+    try:
+        socket.create_connection((host, int(port)), timeout=1).close()
+        return True
+    except OSError:
+        return False
+
+
+def served_url(stderr):
+    for line in stderr.splitlines():
+        if "fak serve: listening on " in line:
+            return line.split("listening on ")[1].split()[0]
+    return None
+
+
+def test_probe_runs_claude_code_through_fak_and_writes_a_witness(tmp_path, scripted_model, launcher):
+    project = tmp_path / "project"
+    sentinel = project / "sentinel"
+    sentinel.mkdir(parents=True)
+    (sentinel / "keep.txt").write_text("precious\n")
+    model = scripted_model({"turns": [
+        {"text": "Cleaning up.", "tool_calls": [
+            {"name": "Bash", "input": {"command": "rm -rf sentinel", "description": "clean"}},
+            {"name": "Bash", "input": {"command": "ls sentinel", "description": "list"}}]},
+        {"text": "Done."},
+    ]})
+    # No FAK_DOGFOOD_MODEL: the launcher takes the first model the server lists.
+    proc = launcher(["--probe", "Tidy up.", "--", "--dangerously-skip-permissions"], project, model.url)
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["result"] == "Done.", proc.stdout
+    assert (sentinel / "keep.txt").read_text() == "precious\n", "fak let the rm through"
+
+    [path] = witnesses(tmp_path)
+    w = json.loads(path.read_text())
+    assert w["witness"] == "fak-dogfood-probe/v1"
+    assert w["prompt"] == "Tidy up." and w["backend"] == "openai" and w["model"] == "scripted-model"
+    assert w["policy"].endswith("policies/dogfood-claude.fak")
+    assert w["claude_exit"] == 0 and w["claude"]["result"] == "Done."
+    decided = [(v["kind"], v["tool"], v["verdict"], v["rule"]) for v in w["verdicts"]]
+    assert ("decide", "Bash", "DENY", "shell.rm-recursive") in decided, decided
+    assert ("decide", "Bash", "ALLOW", "claude-code") in decided, decided
+    assert ("admit", "Bash", "ALLOW", "default") in decided, decided
+    assert w["counts"] == {"ALLOW": 2, "DENY": 1}, w["counts"]
+    # One conversation: every verdict is of Claude Code's session.
+    assert {v["trace"] for v in w["verdicts"]} == {w["claude"]["session_id"]}
+
+    # Claude Code ran with the launcher's environment: the model it was told to ask for, its
+    # own config directory, and requests that reached the model through fak.
+    sent = model.requests("/v1/chat/completions")
+    assert sent and all(e["body"]["model"] == "scripted-model" for e in sent)
+    config = launcher.home / ".local" / "state" / "fak" / "dogfood" / "claude"
+    assert json.loads((config / ".claude.json").read_text())["hasCompletedOnboarding"] is True
+    assert not (launcher.home / ".claude.json").exists(), "Claude Code used the user's own config"
+    # Everything the launcher started is stopped.
+    url = served_url(proc.stderr)
+    assert url and not listening(url), proc.stderr
+
+    # A second probe adds a witness of its own run only.
+    proc = launcher(["--probe", "Again.", "--", "--dangerously-skip-permissions"], project, model.url)
+    assert proc.returncode == 0, proc.stderr
+    newest = json.loads(witnesses(tmp_path)[-1].read_text())
+    assert len(witnesses(tmp_path)) == 2 and newest["prompt"] == "Again."
+    assert min(v["seq"] for v in newest["verdicts"]) > max(v["seq"] for v in w["verdicts"])
+
+
+def test_policy_none_turns_the_floor_off(tmp_path, scripted_model, launcher):
+    project = tmp_path / "project"
+    (project / "scratch").mkdir(parents=True)
+    model = scripted_model({"turns": [
+        {"tool_calls": [{"name": "Bash", "input": {"command": "rm -rf scratch", "description": "x"}}]},
+        {"text": "Done."},
+    ]})
+    proc = launcher(["--probe", "Go.", "--", "--dangerously-skip-permissions"], project, model.url,
+                    FAK_DOGFOOD_POLICY="none", FAK_DOGFOOD_MODEL="scripted-model")
+    assert proc.returncode == 0, proc.stderr
+    [path] = witnesses(tmp_path)
+    w = json.loads(path.read_text())
+    assert w["policy"].startswith("none")
+    assert [(v["verdict"], v["rule"]) for v in w["verdicts"] if v["kind"] == "decide"] == [("ALLOW", "everything")]
+    assert not (project / "scratch").exists(), "with the floor off the rm ran"
+
+
+def test_smoke_takes_a_free_port_when_the_chosen_one_is_busy(tmp_path, scripted_model, launcher):
+    model = scripted_model({"side": {"text": "hello from the model"}})
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen()
+    port = busy.getsockname()[1]
+    try:
+        proc = launcher(["--smoke"], tmp_path, model.url, FAK_DOGFOOD_PORT=str(port),
+                        FAK_DOGFOOD_MODEL="scripted-model")
+    finally:
+        busy.close()
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "port %d is in use" % port in proc.stderr
+    url = served_url(proc.stderr)
+    assert url and not url.endswith(":%d" % port)
+    plain, streamed = proc.stdout.split("event: message_start", 1)
+    assert '"text":"hello from the model"' in plain, plain
+    deltas = [json.loads(l[6:])["delta"].get("text", "") for l in streamed.splitlines()
+              if l.startswith("data: ") and '"content_block_delta"' in l]
+    assert "".join(deltas) == "hello from the model", streamed
+    assert "event: message_stop" in streamed and "smoke ok" in proc.stderr
+    assert [bool(e["body"].get("stream")) for e in model.requests("/v1/chat/completions")] == [False, True]
+
+
+def test_smoke_fails_when_the_model_is_not_there(tmp_path, launcher):
+    # A port nothing listens on: the launcher says so instead of starting a useless gateway.
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    dead = "http://127.0.0.1:%d" % s.getsockname()[1]
+    s.close()
+    proc = launcher(["--smoke"], tmp_path, dead, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert "/v1/models did not answer" in proc.stderr
+
+
+@pytest.mark.parametrize("how", ["ctrl-c", "kill"])
+def test_a_signal_stops_what_it_started(tmp_path, scripted_model, launcher, how):
+    project = tmp_path / "project"
+    project.mkdir()
+    # The model thinks for a minute before its call: the signal comes first.
+    model = scripted_model({"turns": [
+        {"text": "Thinking.", "pause": 60, "tool_calls": [{"name": "Bash", "input": {"command": "ls"}}]}]})
+    err = tmp_path / "launcher.err"
+    with open(err, "w") as stderr:
+        proc = subprocess.Popen(
+            [str(SCRIPT), "--probe", "Go.", "--", "--dangerously-skip-permissions"], cwd=project,
+            env=launcher.env_for(model.url, FAK_DOGFOOD_MODEL="scripted-model"),
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+        try:
+            deadline = time.time() + 60
+            while time.time() < deadline and not model.requests("/v1/chat/completions"):
+                time.sleep(0.2)
+            url = served_url(err.read_text())
+            assert url and listening(url), err.read_text()
+            if how == "ctrl-c":
+                # What a terminal does: SIGINT to the whole foreground process group.
+                os.killpg(proc.pid, signal.SIGINT)
+            else:
+                # `kill PID` from elsewhere: only the launcher hears it, and stops the rest.
+                proc.terminate()
+            started = time.time()
+            assert proc.wait(timeout=30) != 0
+            assert time.time() - started < 15, "the launcher waited for the model instead of stopping"
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+    assert not listening(url), "fak serve outlived the launcher"
+    left = subprocess.run(["pgrep", "-s", str(proc.pid)], capture_output=True, text=True).stdout.split()
+    assert left == [], "processes of the launcher's session are left: %s" % left
+
+
+def test_install_into_a_fresh_home(tmp_path, launcher):
+    proc = launcher(["--install"], tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    bin_dir = launcher.home / ".local" / "bin"
+    for name in ("fak", "fak-dogfood", "fak-qwen36-claude"):
+        assert os.access(bin_dir / name, os.X_OK), name
+    assert "is not on your PATH" in proc.stderr
+    # The installed programs work from anywhere, with nothing of the test's environment.
+    env = {"HOME": str(launcher.home), "PATH": "%s:/usr/bin:/bin" % bin_dir}
+    version = subprocess.run(["fak", "--version"], env=env, capture_output=True, text=True)
+    assert version.returncode == 0 and version.stdout.startswith("fak "), version
+    decided = subprocess.run(["fak", "preflight", "--tool", "Bash", "--args", '{"command": "rm -rf ~"}'],
+                             env=env, capture_output=True, text=True)
+    assert decided.stdout.startswith("verdict=DENY reason=POLICY_BLOCK"), decided
+    dog = subprocess.run(["fak-dogfood", "--print-env"], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert dog.returncode == 0, dog.stderr
+    assert "export ANTHROPIC_BASE_URL='http://127.0.0.1:8787'" in dog.stdout
+    assert "export ANTHROPIC_MODEL='qwen2.5-coder:7b'" in dog.stdout
+    assert "export CLAUDE_CONFIG_DIR='%s/.local/state/fak/dogfood/claude'" % launcher.home in dog.stdout
+    qwen = subprocess.run(["fak-qwen36-claude", "--print-env"], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert qwen.returncode == 0, qwen.stderr
+    assert "export ANTHROPIC_DEFAULT_SONNET_MODEL='lmstudio-community/Qwen3.6-27B-GGUF:Q4_K_M'" in qwen.stdout
+    assert "export API_TIMEOUT_MS='900000'" in qwen.stdout
+    assert "--base-url http://127.0.0.1:8131 " in qwen.stdout
+    assert '# FAK_PROVIDER_EXTRA_BODY_JSON={"top_k":20,"chat_template_kwargs":{"preserve_thinking":true}}' in qwen.stdout
+    # Installing again replaces what is there.
+    assert launcher(["--install"], tmp_path).returncode == 0
+
+
+def test_print_env_keeps_secrets_and_settings_where_they_belong(tmp_path, launcher):
+    # The anthropic backend passes the caller's own key; an account login sends none and keeps
+    # Claude Code's own config directory (where the login is).
+    proc = launcher(["--print-env"], tmp_path, FAK_DOGFOOD_BACKEND="anthropic", ANTHROPIC_API_KEY="sk-ant-test-1")
+    assert "export ANTHROPIC_API_KEY='sk-ant-test-1'" in proc.stdout and "ANTHROPIC_MODEL" not in proc.stdout
+    proc = launcher(["--print-env"], tmp_path, FAK_DOGFOOD_BACKEND="anthropic", FAK_DOGFOOD_ACCOUNT="1")
+    assert "ANTHROPIC_API_KEY" not in proc.stdout and "CLAUDE_CONFIG_DIR" not in proc.stdout, proc.stdout
+    bad = launcher(["--print-env"], tmp_path, FAK_DOGFOOD_BACKEND="llamafile")
+    assert bad.returncode == 2 and "unknown backend `llamafile`" in bad.stderr
+    bad = launcher(["--probe"], tmp_path)
+    assert bad.returncode == 2 and "--probe needs a prompt" in bad.stderr
+    help_ = launcher(["--help"], tmp_path)
+    assert help_.returncode == 0 and "FAK_DOGFOOD_PROVIDER_EXTRA_BODY_JSON" in help_.stdout
+
+
+def shell_scripts():
+    found = []
+    for path in sorted(ROOT.glob("scripts/*")) + sorted(ROOT.glob("tools/**/*.sh")):
+        if path.is_file() and path.read_text(errors="replace").startswith("#!/usr/bin/env bash"):
+            found.append(path)
+    return found
+
+
+def test_shell_scripts_pass_shellcheck():
+    scripts = shell_scripts()
+    assert SCRIPT in scripts and len(scripts) >= 3, scripts
+    shellcheck = Path(os.environ.get("VIRTUAL_ENV", "")) / "bin" / "shellcheck"
+    if not shellcheck.exists():
+        import sys
+        shellcheck = Path(sys.executable).parent / "shellcheck"
+    out = subprocess.run([str(shellcheck), "--severity=info", *map(str, scripts)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stdout + out.stderr
