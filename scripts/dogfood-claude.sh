@@ -47,6 +47,8 @@ Variables:
   FAK_DOGFOOD_TIMEOUT_S  how long a model may take to answer (300; 900 for openai)
   FAK_DOGFOOD_PROVIDER_EXTRA_BODY_JSON
                          a JSON object merged into every OpenAI-wire request (top_k, ...)
+  FAK_DOGFOOD_MAX_TOKENS the most output tokens fak lets a request ask the model for
+                         (Claude Code asks for 32,000; a local model's window may be smaller)
   FAK_DOGFOOD_POLICY     the policy fak enforces (policies/dogfood-claude.fak); `none`
                          disables the floor: every call and result is allowed
   FAK_DOGFOOD_ACCOUNT    1: anthropic backend with Claude Code's own login, no API key
@@ -156,6 +158,8 @@ shim)
 *) die "unknown backend \`$backend\`: ollama, openai, anthropic or shim" ;;
 esac
 timeout_s=${FAK_DOGFOOD_TIMEOUT_S:-$timeout_default}
+max_tokens=${FAK_DOGFOOD_MAX_TOKENS:-}
+case $max_tokens in *[!0-9]*) die "FAK_DOGFOOD_MAX_TOKENS must be a whole number, not \`$max_tokens\`" ;; esac
 case $timeout_s in '' | *[!0-9]*) die "FAK_DOGFOOD_TIMEOUT_S must be a whole number of seconds, not \`$timeout_s\`" ;; esac
 case $port in '' | *[!0-9]*) die "FAK_DOGFOOD_PORT must be a port number, not \`$port\`" ;; esac
 # The URL without a trailing slash or `/v1`: fak adds the paths itself.
@@ -420,6 +424,7 @@ serve_log=$state_root/logs/fak-serve-$run_tag.log
 serve_out=$state_root/logs/fak-serve-$run_tag.out
 model_args=()
 [ -z "$model" ] || model_args=(--model "$model")
+[ -z "$max_tokens" ] || model_args+=(--max-tokens "$max_tokens")
 FAK_UPSTREAM_TIMEOUT_SECS=$timeout_s FAK_PROVIDER_EXTRA_BODY_JSON=$extra_body \
     "$fak" serve --addr "127.0.0.1:$port" --provider "$provider" --base-url "$base_root" \
     --state-dir "$state_root/fak" --workspace "$PWD" \

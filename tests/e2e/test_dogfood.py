@@ -145,7 +145,7 @@ def test_smoke_takes_a_free_port_when_the_chosen_one_is_busy(tmp_path, scripted_
     port = busy.getsockname()[1]
     try:
         proc = launcher(["--smoke"], tmp_path, model.url, FAK_DOGFOOD_PORT=str(port),
-                        FAK_DOGFOOD_MODEL="scripted-model")
+                        FAK_DOGFOOD_MODEL="scripted-model", FAK_DOGFOOD_MAX_TOKENS="32")
     finally:
         busy.close()
     assert proc.returncode == 0, proc.stdout + proc.stderr
@@ -158,7 +158,10 @@ def test_smoke_takes_a_free_port_when_the_chosen_one_is_busy(tmp_path, scripted_
               if l.startswith("data: ") and '"content_block_delta"' in l]
     assert "".join(deltas) == "hello from the model", streamed
     assert "event: message_stop" in streamed and "smoke ok" in proc.stderr
-    assert [bool(e["body"].get("stream")) for e in model.requests("/v1/chat/completions")] == [False, True]
+    sent = [e["body"] for e in model.requests("/v1/chat/completions")]
+    assert [bool(b.get("stream")) for b in sent] == [False, True]
+    # The smoke asks for 64 tokens; FAK_DOGFOOD_MAX_TOKENS lowered it on the way.
+    assert [b.get("max_completion_tokens", b.get("max_tokens")) for b in sent] == [32, 32], sent
 
 
 def test_smoke_fails_when_the_model_is_not_there(tmp_path, launcher):
