@@ -12,7 +12,9 @@
 //!   text and images as a `user` message (B25); a result's images degrade to a text marker,
 //!   `is_error` to an `Error:` prefix;
 //! - an assistant turn's text blocks → `content` (joined), `tool_use` → `tool_calls` with the
-//!   same ids, thinking dropped (B26);
+//!   same ids, thinking as `reasoning_content` (B21: what the upstream reasoned is handed back,
+//!   as DeepSeek requires and as Qwen's `preserve_thinking` template reads; an upstream that
+//!   never reasons never produced a thinking block to hand back); redacted thinking dropped;
 //! - tools → functions (server tools, which have no `input_schema`, are dropped); names over
 //!   64 bytes are shortened reversibly (`Names`), and the response carries the original (B28);
 //! - `tool_choice` auto/any/tool/none → auto/required/function/none; `stop_sequences` →
@@ -184,6 +186,7 @@ pub fn request(body: &Json, model: Option<&str>, extra: Option<&Map<String, Json
             },
             "assistant" => {
                 let mut text = Vec::new();
+                let mut reasoning = Vec::new();
                 let mut calls = Vec::new();
                 match content {
                     Json::String(s) => text.push(s.clone()),
@@ -204,16 +207,25 @@ pub fn request(body: &Json, model: Option<&str>, extra: Option<&Map<String, Json
                                         },
                                     }));
                                 }
-                                _ => {} // thinking, redacted_thinking: the upstream has no place for them
+                                Some("thinking") => {
+                                    if let Some(t) = b.get("thinking").and_then(Json::as_str).filter(|t| !t.is_empty())
+                                    {
+                                        reasoning.push(t.to_string());
+                                    }
+                                }
+                                _ => {} // redacted_thinking: opaque, for Anthropic only
                             }
                         }
                     }
                     _ => {}
                 }
                 let mut msg = json!({"role": "assistant", "content": if text.is_empty() { Json::Null } else { Json::from(text.join("\n")) }});
-                if !calls.is_empty() {
-                    if let Some(o) = msg.as_object_mut() {
+                if let Some(o) = msg.as_object_mut() {
+                    if !calls.is_empty() {
                         o.insert("tool_calls".into(), Json::Array(calls));
+                    }
+                    if !reasoning.is_empty() {
+                        o.insert("reasoning_content".into(), Json::from(reasoning.join("\n")));
                     }
                 }
                 out.push(msg);
@@ -821,6 +833,8 @@ mod tests {
         assert_eq!(req["messages"][0]["content"], "x-anthropic-billing-header: cc\nYou are Claude Code.");
         let a = &req["messages"][2];
         assert_eq!(a["content"], "Listing.\nAnd more.");
+        assert_eq!(a["reasoning_content"], "hmm", "B21: the reasoning goes back");
+        assert!(req["messages"][1].get("reasoning_content").is_none());
         assert_eq!(a["tool_calls"][0]["function"]["arguments"], "{\"command\":\"ls\"}");
         let short = a["tool_calls"][1]["function"]["name"].as_str().unwrap();
         assert!(short.len() <= 64, "{short}");
