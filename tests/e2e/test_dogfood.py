@@ -272,3 +272,28 @@ def test_shell_scripts_pass_shellcheck():
         shellcheck = Path(sys.executable).parent / "shellcheck"
     out = subprocess.run([str(shellcheck), "--severity=info", *map(str, scripts)], capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_qwen36_preset_hands_reasoning_back(tmp_path, scripted_model, launcher):
+    """--qwen36 against a stand-in for LM Studio: the preset's extra body reaches the model on
+    every request, and what the model reasoned comes back to it with the conversation (its
+    template's preserve_thinking reads `reasoning_content`)."""
+    project = tmp_path / "project"
+    project.mkdir()
+    model = scripted_model({"turns": [
+        {"reasoning": "First I list the files, then I answer.", "text": "Listing.",
+         "tool_calls": [{"name": "Bash", "input": {"command": "ls", "description": "list"}}]},
+        {"text": "Done."},
+    ]})
+    proc = launcher(["--qwen36", "--probe", "What is here?", "--", "--dangerously-skip-permissions"], project,
+                    FAK_DOGFOOD_BASE_URL=model.url + "/v1", FAK_DOGFOOD_MODEL="scripted-model")
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["result"] == "Done."
+    sent = [e["body"] for e in model.requests("/v1/chat/completions") if e["body"].get("tools")]
+    assert len(sent) == 2, sent
+    for body in sent:
+        assert body["top_k"] == 20 and body["chat_template_kwargs"] == {"preserve_thinking": True}, body
+    replayed = [m for m in sent[1]["messages"] if m["role"] == "assistant"]
+    assert replayed and replayed[0].get("reasoning_content") == "First I list the files, then I answer.", replayed
+    w = json.loads(witnesses(tmp_path)[0].read_text())
+    assert w["backend"] == "openai" and w["counts"] == {"ALLOW": 2}, w["counts"]
