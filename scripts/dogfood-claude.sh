@@ -302,18 +302,22 @@ run_tag=$stamp-$$
 
 port_busy() { (: <"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
-free_port() {
-    # For the shim, which must be told its port. (fak is started on port 0 instead and reports
-    # the port it bound, which cannot race.)
-    local p
-    for _ in 1 2 3 4 5 6 7 8 9 10; do
-        p=$((20000 + RANDOM % 40000))
-        port_busy "$p" || {
-            echo "$p"
+# first_line FILE PID SECONDS PATTERN: the first line of FILE once it matches PATTERN (a
+# server's `listening on ...`), or nothing when PID dies or time runs out.
+first_line() {
+    local file=$1 pid=$2 limit=$3 pattern=$4 i=0 line
+    while [ $i -lt $((limit * 10)) ]; do
+        line=$(head -n 1 "$file" 2>/dev/null || true)
+        case $line in *$pattern*)
+            printf '%s\n' "$line"
             return 0
-        }
+            ;;
+        esac
+        kill -0 "$pid" 2>/dev/null || return 1
+        sleep 0.1
+        i=$((i + 1))
     done
-    die "no free port found"
+    return 1
 }
 
 # wait_http URL SECONDS PID: until URL answers 2xx, the process PID dies, or time runs out.
@@ -367,14 +371,17 @@ shim)
             cp "$repo/experiments/agent-live/requirements.txt" "$repo/target/shim-venv/.requirements.txt"
             shim_py=$repo/target/shim-venv/bin/python
         fi
-        shim_port=$(free_port)
         shim_log=$state_root/logs/shim-$run_tag.log
-        say "starting the local shim on 127.0.0.1:$shim_port with $model (the first start downloads it)"
-        "$shim_py" "$repo/experiments/agent-live/local_shim.py" --host 127.0.0.1 --port "$shim_port" \
-            --model "$model" >"$shim_log" 2>&1 &
-        started+=($!)
-        base_root=http://127.0.0.1:$shim_port
-        wait_http "$base_root/v1/models" "$timeout_s" "$!" || die "the shim did not come up: $shim_log"
+        say "starting the local shim with $model (its first start downloads the model)"
+        # Port 0: the shim binds a free port and prints it, so nothing can take it in between.
+        "$shim_py" "$repo/experiments/agent-live/local_shim.py" --host 127.0.0.1 --port 0 \
+            --model "$model" >"$shim_log.out" 2>"$shim_log" &
+        shim_pid=$!
+        started+=("$shim_pid")
+        line=$(first_line "$shim_log.out" "$shim_pid" "$timeout_s" "listening on ") ||
+            die "the shim did not start: $shim_log"
+        base_root=http://127.0.0.1:${line##* }
+        wait_http "$base_root/v1/models" 30 "$shim_pid" || die "the shim does not answer: $shim_log"
     fi
     ;;
 esac
@@ -432,23 +439,12 @@ FAK_UPSTREAM_TIMEOUT_SECS=$timeout_s FAK_PROVIDER_EXTRA_BODY_JSON=$extra_body \
     >"$serve_out" 2>"$serve_log" &
 serve_pid=$!
 started+=("$serve_pid")
-url=
-for _ in $(seq 1 150); do
-    line=$(head -n 1 "$serve_out" 2>/dev/null || true)
-    case $line in
-    *"listening on http://"*)
-        url=${line#*listening on }
-        url=${url%% *}
-        break
-        ;;
-    esac
-    kill -0 "$serve_pid" 2>/dev/null || break
-    sleep 0.1
-done
-if [ -z "$url" ]; then
+line=$(first_line "$serve_out" "$serve_pid" 15 "listening on http://") || {
     cat "$serve_log" >&2 || true
     die "fak serve did not start (its log is above: $serve_log)"
-fi
+}
+url=${line#*listening on }
+url=${url%% *}
 wait_http "$url/healthz" 30 "$serve_pid" || die "fak serve does not answer /healthz: $serve_log"
 say "fak serve: listening on $url ($backend at $base_root${model:+, $model}; policy: $policy_shown)"
 say "fak's log: $serve_log; its state: $state_root/fak"
