@@ -273,11 +273,23 @@ find_fak
 # ---- what it starts, and stops on exit ---------------------------------------------------
 
 started=()
+# spawn CMD...: CMD in the background in a process group of its own (job control on for that
+# moment), its pid in $spawned and in the list the EXIT trap stops. A terminal's Ctrl-C goes to
+# the foreground group only: Claude Code reads it (once clears the line), and the servers under
+# it must not hear it; fak, Ollama and Python would each stop on it.
+spawn() {
+    set -m
+    "$@" &
+    spawned=$!
+    set +m
+    started+=("$spawned")
+}
 # shellcheck disable=SC2329 # called by the EXIT trap
 cleanup() {
     local pid
     for pid in ${started[@]+"${started[@]}"}; do
-        kill -TERM "$pid" 2>/dev/null || continue
+        # The whole group where there is one (Ollama's model runners are its children).
+        kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null || true
     done
     for pid in ${started[@]+"${started[@]}"}; do
         # Up to 10 s for a clean stop (fak writes its last audit rows), then KILL.
@@ -286,7 +298,7 @@ cleanup() {
             sleep 0.1
             i=$((i + 1))
         done
-        kill -KILL "$pid" 2>/dev/null || true
+        kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null || true
     done
     if [ "$debug" = 1 ] && [ -n "${serve_log:-}" ] && [ -f "$serve_log" ]; then
         say "fak's log: $serve_log"
@@ -342,9 +354,8 @@ ollama)
         command -v ollama >/dev/null ||
             die "Ollama is not answering at $base_root and \`ollama\` is not installed (https://ollama.com), or choose another FAK_DOGFOOD_BACKEND"
         say "starting ollama serve"
-        OLLAMA_HOST=${base_root#http://} ollama serve >"$state_root/logs/ollama-$run_tag.log" 2>&1 &
-        started+=($!)
-        wait_http "$base_root/api/tags" 60 "$!" || die "ollama serve did not come up: $state_root/logs/ollama-$run_tag.log"
+        spawn env OLLAMA_HOST="${base_root#http://}" ollama serve >"$state_root/logs/ollama-$run_tag.log" 2>&1
+        wait_http "$base_root/api/tags" 60 "$spawned" || die "ollama serve did not come up: $state_root/logs/ollama-$run_tag.log"
     fi
     tags=$(curl -fsS --max-time 10 "$base_root/api/tags" || true)
     want=$model
@@ -374,10 +385,9 @@ shim)
         shim_log=$state_root/logs/shim-$run_tag.log
         say "starting the local shim with $model (its first start downloads the model)"
         # Port 0: the shim binds a free port and prints it, so nothing can take it in between.
-        "$shim_py" "$repo/experiments/agent-live/local_shim.py" --host 127.0.0.1 --port 0 \
-            --model "$model" >"$shim_log.out" 2>"$shim_log" &
-        shim_pid=$!
-        started+=("$shim_pid")
+        spawn "$shim_py" "$repo/experiments/agent-live/local_shim.py" --host 127.0.0.1 --port 0 \
+            --model "$model" >"$shim_log.out" 2>"$shim_log"
+        shim_pid=$spawned
         line=$(first_line "$shim_log.out" "$shim_pid" "$timeout_s" "listening on ") ||
             die "the shim did not start: $shim_log"
         base_root=http://127.0.0.1:${line##* }
@@ -432,13 +442,12 @@ serve_out=$state_root/logs/fak-serve-$run_tag.out
 model_args=()
 [ -z "$model" ] || model_args=(--model "$model")
 [ -z "$max_tokens" ] || model_args+=(--max-tokens "$max_tokens")
-FAK_UPSTREAM_TIMEOUT_SECS=$timeout_s FAK_PROVIDER_EXTRA_BODY_JSON=$extra_body \
+spawn env FAK_UPSTREAM_TIMEOUT_SECS="$timeout_s" FAK_PROVIDER_EXTRA_BODY_JSON="$extra_body" \
     "$fak" serve --addr "127.0.0.1:$port" --provider "$provider" --base-url "$base_root" \
     --state-dir "$state_root/fak" --workspace "$PWD" \
     ${model_args[@]+"${model_args[@]}"} ${policy_args[@]+"${policy_args[@]}"} \
-    >"$serve_out" 2>"$serve_log" &
-serve_pid=$!
-started+=("$serve_pid")
+    >"$serve_out" 2>"$serve_log"
+serve_pid=$spawned
 line=$(first_line "$serve_out" "$serve_pid" 15 "listening on http://") || {
     cat "$serve_log" >&2 || true
     die "fak serve did not start (its log is above: $serve_log)"

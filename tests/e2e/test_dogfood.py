@@ -211,6 +211,42 @@ def test_a_signal_stops_what_it_started(tmp_path, scripted_model, launcher, how)
     assert left == [], "processes of the launcher's session are left: %s" % left
 
 
+FAKE_CLAUDE = """#!/usr/bin/env bash
+# A stand-in for interactive Claude Code: it waits, and on Ctrl-C notes whether fak still answers.
+trap 'curl -fsS -o /dev/null "$ANTHROPIC_BASE_URL/healthz" && echo alive >> "$FAKE_OUT"; exit 0' INT
+echo "$ANTHROPIC_BASE_URL" > "$FAKE_OUT.url"
+while true; do sleep 0.1; done
+"""
+
+
+def test_ctrl_c_in_claude_code_does_not_stop_fak(tmp_path, scripted_model, launcher):
+    """Interactive Claude Code reads Ctrl-C itself (once clears the line). The terminal sends
+    it to the whole foreground group; the servers the launcher started are in groups of their
+    own, so fak still answers. (A stand-in plays Claude Code here: the real one needs a
+    terminal, and is run headless by the probe tests.)"""
+    fake = tmp_path / "claude"
+    fake.write_text(FAKE_CLAUDE)
+    fake.chmod(0o755)
+    out = tmp_path / "fake.out"
+    model = scripted_model({"turns": []})
+    env = launcher.env_for(model.url, FAK_DOGFOOD_MODEL="scripted-model", FAK_DOGFOOD_CLAUDE_BIN=str(fake),
+                           FAKE_OUT=str(out))
+    proc = subprocess.Popen([str(SCRIPT)], cwd=tmp_path, env=env, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.time() + 60
+        while time.time() < deadline and not Path(str(out) + ".url").exists():
+            time.sleep(0.1)
+        url = Path(str(out) + ".url").read_text().strip()
+        os.killpg(proc.pid, signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert out.read_text().split() == ["alive"], "fak stopped on the Ctrl-C meant for Claude Code"
+    assert not listening(url), "fak serve outlived the launcher"
+
+
 def test_install_into_a_fresh_home(tmp_path, launcher):
     proc = launcher(["--install"], tmp_path)
     assert proc.returncode == 0, proc.stderr
