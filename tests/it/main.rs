@@ -11,6 +11,7 @@ mod corpus;
 mod decide;
 mod docs;
 mod gateway;
+mod grafana;
 mod hook;
 mod kernel;
 mod parse;
