@@ -785,6 +785,50 @@ pub fn error_message(body: &[u8]) -> String {
     }
 }
 
+/// When an OpenAI-wire upstream's error says the prompt does not fit the model's window (each
+/// server words it its own way), the message Anthropic gives for that, `prompt is too long: N
+/// tokens > M maximum`, which Claude Code reads to compact the conversation and retry; the
+/// numbers are there when the upstream gave them. `None` for any other error.
+pub fn context_overflow(body: &[u8]) -> Option<String> {
+    let message = error_message(body);
+    let lower = message.to_ascii_lowercase();
+    let overflow = [
+        "context length",
+        "context_length_exceeded",
+        "context size",
+        "context window",
+        "exceed_context_size",
+        "prompt is too long",
+        "too many tokens",
+        "input is too long",
+    ]
+    .iter()
+    .any(|k| lower.contains(k));
+    if !overflow {
+        return None;
+    }
+    let v: Json = serde_json::from_slice(body).unwrap_or(Json::Null);
+    let field = |k: &str| v.pointer(&format!("/error/{k}")).and_then(Json::as_u64);
+    // llama-server sends the numbers as fields; vLLM and OpenAI write them into the message:
+    // "maximum context length is 8192 tokens. However, you requested 9000 tokens".
+    let numbers: Vec<u64> = lower
+        .split(|c: char| !c.is_ascii_digit())
+        .filter(|w| !w.is_empty() && w.len() < 12)
+        .filter_map(|w| w.parse().ok())
+        .collect();
+    let (used, max) = match (field("n_prompt_tokens"), field("n_ctx")) {
+        (Some(used), Some(max)) => (Some(used), Some(max)),
+        _ if lower.contains("maximum context length is") && numbers.len() >= 2 => {
+            (numbers.get(1).copied(), numbers.first().copied())
+        }
+        _ => (None, None),
+    };
+    Some(match (used, max) {
+        (Some(used), Some(max)) => format!("prompt is too long: {used} tokens > {max} maximum (the upstream said: {message})"),
+        _ => format!("prompt is too long: the conversation does not fit the model's context window (the upstream said: {message})"),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::panic)]
@@ -845,6 +889,20 @@ mod tests {
             req["tools"].as_array().unwrap().iter().map(|t| t["function"]["name"].as_str().unwrap()).collect();
         assert_eq!(tools.len(), 2, "the server tool is dropped: {tools:?}");
         assert_eq!(tools[1], short);
+    }
+
+    #[test]
+    fn context_overflow_reads_every_servers_wording() {
+        let llama = br#"{"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": 40321, "n_ctx": 32768}}"#;
+        let m = context_overflow(llama).unwrap();
+        assert!(m.starts_with("prompt is too long: 40321 tokens > 32768 maximum"), "{m}");
+        let vllm = br#"{"object": "error", "message": "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens (8000 in the messages, 1000 in the completion). Please reduce the length of the messages or completion.", "type": "BadRequestError", "code": 400}"#;
+        let m = context_overflow(vllm).unwrap();
+        assert!(m.starts_with("prompt is too long: 9000 tokens > 8192 maximum"), "{m}");
+        let words_only = br#"{"error": "the input is too long for this model"}"#;
+        assert!(context_overflow(words_only).unwrap().starts_with("prompt is too long: the conversation does not fit"));
+        assert_eq!(context_overflow(br#"{"error": {"message": "model not found"}}"#), None);
+        assert_eq!(context_overflow(b"upstream exploded"), None);
     }
 
     #[test]
