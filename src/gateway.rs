@@ -806,8 +806,9 @@ async fn via_openai(
         let code = status.as_u16();
         let bytes = up.bytes().await.unwrap_or_default();
         log(&app.metrics, &trace, "/v1/messages", code, started, &adj);
-        // A prompt past the model's window is a 400 whatever status the server chose (some
-        // answer 500), worded as Anthropic words it: Claude Code then compacts and retries.
+        // A request past the model's window is a 400 whatever status the server chose (some
+        // answer 500), worded as Anthropic words it: Claude Code then compacts the
+        // conversation, or asks for less output, and retries.
         if let Some(m) = openai::context_overflow(&bytes) {
             return logged(error(StatusCode::BAD_REQUEST, "invalid_request_error", &m));
         }

@@ -785,10 +785,13 @@ pub fn error_message(body: &[u8]) -> String {
     }
 }
 
-/// When an OpenAI-wire upstream's error says the prompt does not fit the model's window (each
-/// server words it its own way), the message Anthropic gives for that, `prompt is too long: N
-/// tokens > M maximum`, which Claude Code reads to compact the conversation and retry; the
-/// numbers are there when the upstream gave them. `None` for any other error.
+/// When an OpenAI-wire upstream's error says the request does not fit the model's window
+/// (each server words it its own way), the message Anthropic gives for the same, which Claude
+/// Code reads: `input length and `max_tokens` exceed context limit: I + M > L` when the prompt
+/// fits and only the output it asked room for does not (Claude Code retries with a smaller
+/// `max_tokens`), else `prompt is too long: N tokens > L maximum` (Claude Code compacts the
+/// conversation). The numbers are there when the upstream gave them. `None` for any other
+/// error.
 pub fn context_overflow(body: &[u8]) -> Option<String> {
     let message = error_message(body);
     let lower = message.to_ascii_lowercase();
@@ -809,24 +812,32 @@ pub fn context_overflow(body: &[u8]) -> Option<String> {
     }
     let v: Json = serde_json::from_slice(body).unwrap_or(Json::Null);
     let field = |k: &str| v.pointer(&format!("/error/{k}")).and_then(Json::as_u64);
-    // llama-server sends the numbers as fields; vLLM and OpenAI write them into the message:
-    // "maximum context length is 8192 tokens. However, you requested 9000 tokens".
-    let numbers: Vec<u64> = lower
-        .split(|c: char| !c.is_ascii_digit())
-        .filter(|w| !w.is_empty() && w.len() < 12)
-        .filter_map(|w| w.parse().ok())
-        .collect();
-    let (used, max) = match (field("n_prompt_tokens"), field("n_ctx")) {
-        (Some(used), Some(max)) => (Some(used), Some(max)),
-        _ if lower.contains("maximum context length is") && numbers.len() >= 2 => {
-            (numbers.get(1).copied(), numbers.first().copied())
-        }
-        _ => (None, None),
-    };
-    Some(match (used, max) {
-        (Some(used), Some(max)) => format!("prompt is too long: {used} tokens > {max} maximum (the upstream said: {message})"),
-        _ => format!("prompt is too long: the conversation does not fit the model's context window (the upstream said: {message})"),
+    // The first number after `phrase` in the message.
+    let after = |phrase: &str| first_number(lower.get(lower.find(phrase)? + phrase.len()..)?);
+    // llama-server sends the numbers as fields. vLLM and OpenAI write them into the message:
+    // "maximum context length is 8192 tokens. However, you requested 9000 tokens (8000 in
+    // the messages, 1000 in the completion)", or "... your messages resulted in 9000 tokens".
+    let limit = field("n_ctx").or_else(|| after("maximum context length is"));
+    let input = field("n_prompt_tokens").or_else(|| after("tokens ("));
+    let output = after(" in the messages,");
+    let total = after("you requested").or_else(|| after("resulted in")).or(input);
+    Some(match (input, output, limit) {
+        (Some(i), Some(m), Some(l)) if i < l => format!(
+            "input length and `max_tokens` exceed context limit: {i} + {m} > {l}, decrease input length or `max_tokens` and try again (the upstream said: {message})"
+        ),
+        _ => match (total, limit) {
+            (Some(n), Some(l)) => format!("prompt is too long: {n} tokens > {l} maximum (the upstream said: {message})"),
+            _ => format!(
+                "prompt is too long: the conversation does not fit the model's context window (the upstream said: {message})"
+            ),
+        },
     })
+}
+
+/// The first run of digits in `s`, as a number.
+fn first_number(s: &str) -> Option<u64> {
+    let digits: String = s.chars().skip_while(|c| !c.is_ascii_digit()).take_while(char::is_ascii_digit).collect();
+    digits.parse().ok()
 }
 
 #[cfg(test)]
@@ -896,9 +907,16 @@ mod tests {
         let llama = br#"{"error": {"code": 400, "message": "the request exceeds the available context size, try increasing it", "type": "exceed_context_size_error", "n_prompt_tokens": 40321, "n_ctx": 32768}}"#;
         let m = context_overflow(llama).unwrap();
         assert!(m.starts_with("prompt is too long: 40321 tokens > 32768 maximum"), "{m}");
+        // The prompt fits; the output it asked room for does not: Claude Code lowers max_tokens.
         let vllm = br#"{"object": "error", "message": "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens (8000 in the messages, 1000 in the completion). Please reduce the length of the messages or completion.", "type": "BadRequestError", "code": 400}"#;
         let m = context_overflow(vllm).unwrap();
-        assert!(m.starts_with("prompt is too long: 9000 tokens > 8192 maximum"), "{m}");
+        assert!(m.starts_with("input length and `max_tokens` exceed context limit: 8000 + 1000 > 8192, "), "{m}");
+        let vllm_prompt = br#"{"object": "error", "message": "This model's maximum context length is 8192 tokens. However, you requested 12000 tokens (9000 in the messages, 3000 in the completion).", "code": 400}"#;
+        let m = context_overflow(vllm_prompt).unwrap();
+        assert!(m.starts_with("prompt is too long: 12000 tokens > 8192 maximum"), "{m}");
+        let openai = br#"{"error": {"message": "This model's maximum context length is 128000 tokens. However, your messages resulted in 130512 tokens. Please reduce the length of the messages.", "type": "invalid_request_error", "code": "context_length_exceeded"}}"#;
+        let m = context_overflow(openai).unwrap();
+        assert!(m.starts_with("prompt is too long: 130512 tokens > 128000 maximum"), "{m}");
         let words_only = br#"{"error": "the input is too long for this model"}"#;
         assert!(context_overflow(words_only).unwrap().starts_with("prompt is too long: the conversation does not fit"));
         assert_eq!(context_overflow(br#"{"error": {"message": "model not found"}}"#), None);

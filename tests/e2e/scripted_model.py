@@ -16,7 +16,9 @@ The script is JSON: `{"turns": [TURN, ...], "side": TURN}`. A TURN is
 Anthropic wire, `reasoning_content` on the OpenAI one; a streamed turn pauses before its tool
 calls; `whole` answers with one JSON body even when the request asked for a stream, as some
 servers do)
-or `{"error": {"status": 529, "type": "overloaded_error", "message": "..."}}`.
+or `{"error": {"status": 529, "type": "overloaded_error", "message": "..."}}`. On the OpenAI
+wire an error turn may carry `"unless_max_tokens_at_most": N` and the TURN to answer instead when
+the request asks for at most N tokens (a server whose window the asked-for output overflows).
 
 Which turn answers a request is read from the request alone, so retries get the same answer:
 the number of assistant messages already in the conversation picks it (0 for the first request,
@@ -199,6 +201,9 @@ class Handler(BaseHTTPRequestHandler):
     def openai(self, body):
         messages = body.get("messages") or []
         turn = turn_for(self.server.script, body, messages)
+        asked = body.get("max_completion_tokens", body.get("max_tokens"))
+        if "unless_max_tokens_at_most" in turn and asked is not None and asked <= turn["unless_max_tokens_at_most"]:
+            turn = turn["instead"]
         if "error" in turn:
             e = turn["error"]
             self.send_json(e.get("status", 500), {"error": {

@@ -101,3 +101,21 @@ def test_calls_a_local_model_writes_as_text(tmp_path, scripted_model, fak_serve,
     results = tool_results(model, "openai")
     assert len(results) == 1 and "keep.txt" in next(iter(results.values())), results
     assert [l for l in gateway.log_lines() if "verdicts" in l][0]["verdicts"] == {"DENY": 1, "ALLOW": 1}
+
+
+def test_claude_code_asks_for_less_when_a_local_window_is_full(tmp_path, scripted_model, fak_serve, run_claude):
+    """A local server with a 40k window refuses Claude Code's 32,000 output tokens on a 20k
+    prompt, in vLLM's words and with a 500. fak says it as Anthropic would, and Claude Code
+    retries the same turn asking for what fits."""
+    project = tmp_path / "project"
+    project.mkdir()
+    model = scripted_model({"turns": [{
+        "error": {"status": 500, "message": "This model's maximum context length is 40000 tokens. However, you "
+                  "requested 52000 tokens (20000 in the messages, 32000 in the completion)."},
+        "unless_max_tokens_at_most": 19000, "instead": {"text": "Fits now."}}]})
+    gateway = fak_serve(model.url, project, ["--provider", "openai", "--model", "scripted-model"])
+    result = run_claude(project, gateway.url)
+    assert result["result"] == "Fits now.", result
+    asked = [e["body"].get("max_completion_tokens", e["body"].get("max_tokens"))
+             for e in model.requests("/v1/chat/completions") if e["body"].get("tools")]
+    assert asked[0] > 19000 and asked[-1] == 19000, asked

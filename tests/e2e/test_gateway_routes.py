@@ -60,20 +60,26 @@ def test_bad_bodies_and_upstream_errors_keep_their_envelopes(tmp_path, scripted_
     assert model.requests("/v1/messages")[-1]["path"] == "/v1/messages?beta=true", "the query goes upstream"
 
 
-def test_a_full_context_window_is_the_error_claude_code_compacts_on(tmp_path, scripted_model, fak_serve):
+@pytest.mark.parametrize("said, wanted", [
+    # The prompt does not fit: Claude Code compacts the conversation.
+    ("This model's maximum context length is 8192 tokens. However, you requested 12000 tokens "
+     "(9000 in the messages, 3000 in the completion).", "prompt is too long: 12000 tokens > 8192 maximum"),
+    # The prompt fits, the output it asked room for does not: Claude Code lowers max_tokens.
+    ("This model's maximum context length is 8192 tokens. However, you requested 9000 tokens "
+     "(8000 in the messages, 1000 in the completion).",
+     "input length and `max_tokens` exceed context limit: 8000 + 1000 > 8192"),
+])
+def test_a_full_context_window_is_the_error_claude_code_acts_on(tmp_path, scripted_model, fak_serve, said, wanted):
     """A local server whose window is full answers in its own words and status (some 500);
-    Claude Code compacts the conversation on Anthropic's `prompt is too long` 400, so that is
-    what fak answers."""
-    model = scripted_model({"turns": [{"error": {"status": 500, "message": (
-        "This model's maximum context length is 8192 tokens. However, you requested 9000 tokens "
-        "(8000 in the messages, 1000 in the completion).")}}]})
+    Claude Code acts on Anthropic's wording of the same 400, so that is what fak answers."""
+    model = scripted_model({"turns": [{"error": {"status": 500, "message": said}}]})
     gw = fak_serve(model.url, tmp_path, ["--provider", "openai", "--model", "scripted-model"])
     req = {"model": "m", "max_tokens": 1000, "tools": [{"name": "Bash", "input_schema": {"type": "object"}}],
            "messages": [{"role": "user", "content": "hi"}]}
     for stream in (False, True):
         status, _, raw = call("POST", gw.url + "/v1/messages", dict(req, stream=stream))
         assert status == 400, raw
-        assert envelope(raw, "invalid_request_error").startswith("prompt is too long: 9000 tokens > 8192 maximum")
+        assert envelope(raw, "invalid_request_error").startswith(wanted)
 
 
 def test_an_unreachable_upstream_is_a_502_in_the_envelope(tmp_path, fak_serve):
