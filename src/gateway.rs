@@ -104,8 +104,9 @@ pub struct App {
     taints: Arc<journal::TaintCache>,
     /// One reload at a time.
     reloading: tokio::sync::Mutex<()>,
-    /// The fingerprint of the policy text last loaded (`--watch` compares it).
-    loaded: Mutex<Option<u64>>,
+    /// The policy's files as last loaded, and a fingerprint of their text (`--watch` compares
+    /// it with the files on disk).
+    loaded: Mutex<(Vec<std::path::PathBuf>, Option<u64>)>,
     /// Cancelled when the server stops: ends MCP sessions' open streams.
     pub cancel: tokio_util::sync::CancellationToken,
     /// The state every decision starts from (workspace and home normalised once).
@@ -161,7 +162,9 @@ impl App {
             .map_err(|e| format!("cannot build the HTTP client: {e}"))?;
         let taints = Arc::new(journal::TaintCache::default());
         let journal = journal::Journal::start(store.clone(), taints.clone())?;
-        let loaded = config.policy.as_deref().and_then(kernel::fingerprint);
+        // The root alone until `watching` names the files the policy was read from.
+        let files: Vec<std::path::PathBuf> = config.policy.iter().cloned().collect();
+        let loaded = (files.clone(), kernel::fingerprint(&files));
         let base = TraceState::with_workspace(&config.workspace).home(&config.home);
         Ok(App {
             config,
@@ -177,6 +180,14 @@ impl App {
             cancel: tokio_util::sync::CancellationToken::new(),
             base,
         })
+    }
+
+    /// The files the policy was read from, so `--watch` sees a change to an import too.
+    pub fn watching(&self, sources: &crate::diag::Sources) {
+        let files = kernel::policy_files(sources);
+        if let (false, Ok(mut l)) = (files.is_empty(), self.loaded.lock()) {
+            *l = (files, kernel::fingerprint_loaded(sources));
+        }
     }
 
     /// The floor as it is now.

@@ -86,8 +86,8 @@ pub struct ServeArgs {
     /// `shell` (Bash in the workspace), both as `fs,shell`. Off unless named.
     #[arg(long, value_name = "LIST")]
     pub engine: Option<String>,
-    /// Reload the policy file when it changes (checked every second); a policy with errors is
-    /// refused and the old one keeps answering.
+    /// Reload the policy when its file or a file it imports changes (checked every second); a
+    /// policy with errors is refused and the old one keeps answering.
     #[arg(long)]
     pub watch: bool,
     /// Speak MCP on stdin and stdout instead of listening: the kernel's tools for an MCP client
@@ -182,6 +182,9 @@ pub fn run(a: &ServeArgs) -> ExitCode {
         Ok(a) => Arc::new(a),
         Err(e) => return super::fail(e),
     };
+    if a.policy.is_some() {
+        app.watching(&policy.sources);
+    }
     // Blocking work is the store's (one connection behind a mutex): two threads are all it can
     // use, and each idle one would keep its allocator heap (RSS, benches/README.md).
     // One core fewer than the machine has for request handling: the audit writer, the blocking

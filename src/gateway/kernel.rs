@@ -551,10 +551,40 @@ pub async fn reset(app: &Arc<App>, req: &Json) -> Result<Json, KernelError> {
     Ok(json!({"trace_id": trace, "was": crate::ir::taint_name(was), "taint": crate::ir::taint_name(0)}))
 }
 
-/// A fingerprint of the policy file's bytes (`--watch` compares them).
-pub fn fingerprint(path: &std::path::Path) -> Option<u64> {
-    let bytes = std::fs::read(path).ok()?;
-    let d = audit::sha256_hex(&bytes);
+/// The files a policy was read from: its root, then every file it imports (stdlib modules are
+/// in the binary). `--watch` reads them all.
+pub fn policy_files(sources: &crate::diag::Sources) -> Vec<std::path::PathBuf> {
+    sources.files().iter().filter(|f| !f.name.starts_with("std.")).map(|f| f.name.clone().into()).collect()
+}
+
+/// A fingerprint of the policy's files as they are on disk now: `None` when the root cannot be
+/// read (an editor saving it, say). An import that cannot be read counts as changed.
+pub fn fingerprint(files: &[std::path::PathBuf]) -> Option<u64> {
+    let mut all = Vec::new();
+    for (i, f) in files.iter().enumerate() {
+        match std::fs::read(f) {
+            Ok(bytes) => all.extend_from_slice(&bytes),
+            Err(_) if i > 0 => all.extend_from_slice(b"\0unreadable"),
+            Err(_) => return None,
+        }
+        all.extend_from_slice(b"\0");
+    }
+    fold(&all)
+}
+
+/// The same fingerprint of the texts a load read, so the first look after a reload sees no
+/// change unless a file changed while it loaded.
+pub fn fingerprint_loaded(sources: &crate::diag::Sources) -> Option<u64> {
+    let mut all = Vec::new();
+    for f in sources.files().iter().filter(|f| !f.name.starts_with("std.")) {
+        all.extend_from_slice(f.text.as_bytes());
+        all.extend_from_slice(b"\0");
+    }
+    fold(&all)
+}
+
+fn fold(bytes: &[u8]) -> Option<u64> {
+    let d = audit::sha256_hex(bytes);
     u64::from_str_radix(d.get(..16)?, 16).ok()
 }
 
@@ -565,11 +595,12 @@ pub async fn reload(app: &Arc<App>, why: &str) -> Result<Json, KernelError> {
     let path = app.config.policy.clone();
     let source = path.as_ref().map_or_else(|| "built-in floor".to_string(), |p| p.display().to_string());
     let joined = tokio::task::spawn_blocking(move || {
-        let fp = path.as_deref().and_then(fingerprint);
         let loaded = match &path {
             Some(p) => crate::load::from_path(p),
             None => crate::load::builtin(),
         };
+        // What was read, to watch: a refused policy too, so fixing any of its files reloads.
+        let watched = path.is_some().then(|| (policy_files(&loaded.sources), fingerprint_loaded(&loaded.sources)));
         let r = match loaded.into_result() {
             Ok(p) => {
                 p.dag.warm();
@@ -587,14 +618,14 @@ pub async fn reload(app: &Arc<App>, why: &str) -> Result<Json, KernelError> {
                 Err((text, json))
             }
         };
-        (r, fp)
+        (r, watched)
     })
     .await
     .map_err(|e| KernelError::internal(format!("fak failed inside: {e}")))?;
-    let (r, fp) = joined;
-    if let Ok(mut l) = app.loaded.lock() {
-        // A refused text is not tried again until it changes.
-        *l = fp;
+    let (r, watched) = joined;
+    if let (Some(w), Ok(mut l)) = (watched, app.loaded.lock()) {
+        // A refused text is not tried again until one of its files changes.
+        *l = w;
     }
     let ok = r.is_ok();
     app.metrics.reload(ok);
@@ -621,20 +652,25 @@ pub async fn reload(app: &Arc<App>, why: &str) -> Result<Json, KernelError> {
     }
 }
 
-/// Reloads when the policy file's bytes change: checked every second (a stat and a read of
-/// one small file). Polling rather than inotify: editors save by renaming a new file over the
-/// old one, which a watch on the file itself misses, and network file systems send no events.
+/// Reloads when the bytes of the policy's files change, its imports included: checked every
+/// second (a stat and a read of each small file). Polling rather than inotify: editors save by
+/// renaming a new file over the old one, which a watch on the file itself misses, and network
+/// file systems send no events.
 pub async fn watch(app: Arc<App>) {
-    let Some(path) = app.config.policy.clone() else { return };
+    if app.config.policy.is_none() {
+        return;
+    }
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let p = path.clone();
-        let now = tokio::task::spawn_blocking(move || fingerprint(&p)).await.ok().flatten();
-        let before = app.loaded.lock().ok().and_then(|l| *l);
+        let (files, before) = match app.loaded.lock() {
+            Ok(l) => l.clone(),
+            Err(_) => continue,
+        };
+        let now = tokio::task::spawn_blocking(move || fingerprint(&files)).await.ok().flatten();
         if now.is_some() && now != before {
-            let _ = reload(&app, "the policy file changed").await;
+            let _ = reload(&app, "a policy file changed").await;
         }
     }
 }

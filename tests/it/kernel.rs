@@ -553,6 +553,57 @@ fn fak_serve_reloads_on_sighup_and_on_a_watched_change_and_leaves_a_verifiable_l
 }
 
 #[test]
+fn the_watch_sees_an_imported_file_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, ws) = (dir.path().join("state"), dir.path().join("ws"));
+    std::fs::create_dir_all(&ws).unwrap();
+    std::fs::create_dir_all(dir.path().join("lib")).unwrap();
+    let root = dir.path().join("p.fak");
+    let lib = dir.path().join("lib/common.fak");
+    std::fs::write(&root, "import \"lib/common.fak\";\nallow read on Read;\n").unwrap();
+    std::fs::write(&lib, "allow bash on Bash;\n").unwrap();
+    let s = serve(&["--policy", root.to_str().unwrap(), "--watch"], &state, &ws);
+    let until = |tool: &str, args: Json, want: &str, what: &str| {
+        let mut waited = 0;
+        while verdict_of(&s, tool, args.clone()) != want {
+            waited += 1;
+            assert!(waited < 100, "{what}");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    let rm = json!({"command": "rm -rf ~"});
+    assert_eq!(verdict_of(&s, "Bash", json!({"command": "ls"})), "ALLOW");
+    // No change, no reload: the watch compares with the texts the start-up load read.
+    std::thread::sleep(Duration::from_millis(1500));
+    // The import tightens: the root is untouched, and the watch reloads all the same.
+    std::fs::write(
+        &lib,
+        "allow bash on Bash;\ndeny no-rm on Bash reason POLICY_BLOCK when args.command contains \"rm \";\n",
+    )
+    .unwrap();
+    until("Bash", rm.clone(), "DENY", "an edit of an imported file was never picked up");
+    // A broken import is refused (the floor before keeps answering), and fixing it reloads.
+    std::fs::write(&lib, "allow bash on Bash\n").unwrap();
+    std::thread::sleep(Duration::from_millis(2500));
+    assert_eq!(verdict_of(&s, "Bash", rm.clone()), "DENY");
+    std::fs::write(&lib, "allow bash on Bash;\n").unwrap();
+    until("Bash", rm, "ALLOW", "fixing a broken import was never picked up");
+    drop(s);
+    let tail = std::process::Command::new(BIN)
+        .args(["audit", "tail", "-n", "100", "--json", "--state-dir"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    let reloads: Vec<String> = String::from_utf8_lossy(&tail.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<Json>(l).unwrap())
+        .filter(|r| r["kind"] == "reload")
+        .map(|r| r["reason"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert_eq!(reloads, ["ok", "refused", "ok"], "one reload per change, none at start-up");
+}
+
+#[test]
 fn a_raise_by_another_process_reaches_the_servers_taint_cache() {
     let k = kit();
     rt().block_on(async {
