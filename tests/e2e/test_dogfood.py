@@ -4,6 +4,7 @@ llama-server or LM Studio), `--smoke`, `--install` into a fresh HOME, Ctrl-C, an
 over every shell script the project ships."""
 
 import json
+import re
 import os
 import signal
 import socket
@@ -333,3 +334,79 @@ def test_the_qwen36_preset_hands_reasoning_back(tmp_path, scripted_model, launch
     assert replayed and replayed[0].get("reasoning_content") == "First I list the files, then I answer.", replayed
     w = json.loads(witnesses(tmp_path)[0].read_text())
     assert w["backend"] == "openai" and w["counts"] == {"ALLOW": 2}, w["counts"]
+
+
+class Tmux:
+    """A terminal for an interactive program: tmux on a socket of its own."""
+
+    def __init__(self, tmp_path, command, env):
+        self.socket = "fak-test-%d" % os.getpid()
+        self.name = "dogfood"
+        self.env = env
+        subprocess.run(["tmux", "-L", self.socket, "new-session", "-d", "-s", self.name, "-x", "160", "-y", "50",
+                        command], env=env, check=True)
+
+    def screen(self):
+        return subprocess.run(["tmux", "-L", self.socket, "capture-pane", "-p", "-t", self.name],
+                              capture_output=True, text=True).stdout
+
+    def wait_for(self, text, timeout=60):
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            screen = self.screen()
+            if text in screen:
+                return screen
+            time.sleep(0.2)
+        raise AssertionError("never showed %r; the screen:\n%s" % (text, self.screen()))
+
+    def keys(self, *keys):
+        subprocess.run(["tmux", "-L", self.socket, "send-keys", "-t", self.name, *keys], check=True)
+
+    def kill(self):
+        subprocess.run(["tmux", "-L", self.socket, "kill-server"], capture_output=True)
+
+
+def test_interactive_claude_code_through_the_launcher(tmp_path, scripted_model, launcher):
+    """The default mode, as a person uses it: the real Claude Code in a terminal, started by
+    the launcher with no arguments; the folder trusted, a task typed, fak refusing the rm while
+    the ls runs, Ctrl-C (Claude Code's) leaving fak up, /exit stopping everything."""
+    project = tmp_path / "project"
+    sentinel = project / "sentinel"
+    sentinel.mkdir(parents=True)
+    (sentinel / "keep.txt").write_text("precious\n")
+    model = scripted_model({"turns": [
+        {"text": "Cleaning up.", "tool_calls": [
+            {"name": "Bash", "input": {"command": "rm -rf sentinel", "description": "clean"}},
+            {"name": "Bash", "input": {"command": "ls sentinel", "description": "list"}}]},
+        {"text": "All done here."},
+    ]})
+    env = launcher.env_for(model.url)
+    env.pop("IS_SANDBOX")  # no permission flags: Claude Code's own defaults
+    exit_file = tmp_path / "exit"
+    term = Tmux(tmp_path, "cd %s && %s; echo $? > %s" % (project, SCRIPT, exit_file), env)
+    try:
+        screen = term.wait_for("trust this folder")
+        url = re.search(r"listening on (http://127\.0\.0\.1:\d+)", screen).group(1)
+        term.keys("Enter")
+        term.wait_for("? for shortcuts")
+        term.keys("Tidy up please.")
+        term.keys("Enter")
+        term.wait_for("All done here.")
+        term.keys("C-c")
+        time.sleep(1)
+        assert listening(url), "Claude Code's Ctrl-C stopped fak"
+        term.keys("/exit")
+        term.keys("Enter")
+        deadline = time.time() + 30
+        while time.time() < deadline and not exit_file.exists():
+            time.sleep(0.2)
+        assert exit_file.exists() and exit_file.read_text().strip() == "0", term.screen()
+    finally:
+        term.kill()
+    assert not listening(url), "fak serve outlived the launcher"
+    assert (sentinel / "keep.txt").read_text() == "precious\n"
+    last = model.requests("/v1/chat/completions")[-1]["body"]["messages"]
+    said = [m.get("content") or "" for m in last if m["role"] == "assistant"]
+    assert any("[fak] The tool call `Bash`" in t and "POLICY_BLOCK" in t for t in said), said
+    results = [m["content"] for m in last if m["role"] == "tool"]
+    assert len(results) == 1 and "keep.txt" in results[0], results
