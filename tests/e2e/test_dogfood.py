@@ -410,3 +410,20 @@ def test_interactive_claude_code_through_the_launcher(tmp_path, scripted_model, 
     assert any("[fak] The tool call `Bash`" in t and "POLICY_BLOCK" in t for t in said), said
     results = [m["content"] for m in last if m["role"] == "tool"]
     assert len(results) == 1 and "keep.txt" in results[0], results
+
+
+def test_a_failing_claude_code_still_leaves_a_witness(tmp_path, scripted_model, launcher):
+    """Whatever Claude Code prints or however it ends, the witness is JSON and says so; the
+    prompt goes in as written, quotes, backslashes, control characters and all."""
+    fake = tmp_path / "claude"
+    fake.write_text('#!/usr/bin/env bash\nprintf \'not json: "%s"\\n\' "$2"\nexit 3\n')
+    fake.chmod(0o755)
+    model = scripted_model({"turns": []})
+    prompt = 'Say "hi" \\ then\n\ttab, bell \a and ünïcode'
+    proc = launcher(["--probe", prompt], tmp_path, model.url, FAK_DOGFOOD_MODEL="scripted-model",
+                    FAK_DOGFOOD_CLAUDE_BIN=str(fake))
+    assert proc.returncode == 3, proc.stderr
+    w = json.loads(witnesses(tmp_path)[0].read_text())
+    assert w["prompt"] == prompt.replace("\a", ""), w["prompt"]
+    assert w["claude_exit"] == 3 and w["claude"].startswith("not json: "), w["claude"]
+    assert w["verdicts"] == [] and w["counts"] == {}
