@@ -465,24 +465,20 @@ if [ "$mode" = smoke ]; then
     body='{"model":"'$ask_model'","max_tokens":64,"messages":[{"role":"user","content":"Say hello in five words."}]'
     key_header="x-api-key: ${api_key:-none}"
     ok=0
+    # smoke BODY WANT: POST BODY, print the answer, and clear ok unless it holds WANT and a 200.
+    smoke() {
+        local out
+        if out=$(curl -sS -N --max-time "$timeout_s" -w '\nHTTP %{http_code}' "$url/v1/messages" \
+            -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' -H "$key_header" -d "$1"); then
+            printf '%s\n' "$out"
+            case $out in *"$2"*"HTTP 200") return 0 ;; esac
+        fi
+        ok=1
+    }
     say "POST $url/v1/messages"
-    if out=$(curl -sS --max-time "$timeout_s" -w '\nHTTP %{http_code}' "$url/v1/messages" \
-        -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' -H "$key_header" \
-        -d "$body}"); then
-        printf '%s\n' "$out"
-        case $out in *'"type":"message"'*"HTTP 200") ;; *) ok=1 ;; esac
-    else
-        ok=1
-    fi
+    smoke "$body}" '"type":"message"'
     say "POST $url/v1/messages (stream)"
-    if out=$(curl -sS -N --max-time "$timeout_s" -w '\nHTTP %{http_code}' "$url/v1/messages" \
-        -H 'content-type: application/json' -H 'anthropic-version: 2023-06-01' -H "$key_header" \
-        -d "$body,\"stream\":true}"); then
-        printf '%s\n' "$out"
-        case $out in *"event: message_stop"*"HTTP 200") ;; *) ok=1 ;; esac
-    else
-        ok=1
-    fi
+    smoke "$body,\"stream\":true}" "event: message_stop"
     if [ $ok = 0 ]; then
         say "smoke ok: plain and streaming answers through fak"
     else

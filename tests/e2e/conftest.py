@@ -18,6 +18,15 @@ ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 
 
+def stop(proc, grace=10):
+    """Stops a server process: SIGTERM, then SIGKILL after `grace` seconds."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
 def _binary(env_var, default, how):
     path = Path(os.environ.get(env_var) or default)
     if not path.exists():
@@ -77,11 +86,7 @@ class ScriptedModel:
         return found
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop(self.proc, 5)
 
 
 @pytest.fixture
@@ -122,11 +127,7 @@ class FakServe:
         return [json.loads(l) for l in self.stderr_path.read_text().splitlines() if l.startswith("{")]
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop(self.proc)
         self.stderr.close()
 
 

@@ -71,7 +71,9 @@ def served_url(stderr):
     return None
 
 
-def test_probe_runs_claude_code_through_fak_and_writes_a_witness(tmp_path, scripted_model, launcher):
+def tidy_up(tmp_path, scripted_model, last_word):
+    """A project with a precious file, and a model that tries to `rm -rf` its folder and to
+    list it in one turn, then says `last_word`."""
     project = tmp_path / "project"
     sentinel = project / "sentinel"
     sentinel.mkdir(parents=True)
@@ -80,8 +82,13 @@ def test_probe_runs_claude_code_through_fak_and_writes_a_witness(tmp_path, scrip
         {"text": "Cleaning up.", "tool_calls": [
             {"name": "Bash", "input": {"command": "rm -rf sentinel", "description": "clean"}},
             {"name": "Bash", "input": {"command": "ls sentinel", "description": "list"}}]},
-        {"text": "Done."},
+        {"text": last_word},
     ]})
+    return project, sentinel, model
+
+
+def test_probe_runs_claude_code_through_fak_and_writes_a_witness(tmp_path, scripted_model, launcher):
+    project, sentinel, model = tidy_up(tmp_path, scripted_model, "Done.")
     # No FAK_DOGFOOD_MODEL: the launcher takes the first model the server lists.
     proc = launcher(["--probe", "Tidy up.", "--", "--dangerously-skip-permissions"], project, model.url)
     assert proc.returncode == 0, proc.stderr
@@ -370,16 +377,7 @@ def test_interactive_claude_code_through_the_launcher(tmp_path, scripted_model, 
     """The default mode, as a person uses it: the real Claude Code in a terminal, started by
     the launcher with no arguments; the folder trusted, a task typed, fak refusing the rm while
     the ls runs, Ctrl-C (Claude Code's) leaving fak up, /exit stopping everything."""
-    project = tmp_path / "project"
-    sentinel = project / "sentinel"
-    sentinel.mkdir(parents=True)
-    (sentinel / "keep.txt").write_text("precious\n")
-    model = scripted_model({"turns": [
-        {"text": "Cleaning up.", "tool_calls": [
-            {"name": "Bash", "input": {"command": "rm -rf sentinel", "description": "clean"}},
-            {"name": "Bash", "input": {"command": "ls sentinel", "description": "list"}}]},
-        {"text": "All done here."},
-    ]})
+    project, sentinel, model = tidy_up(tmp_path, scripted_model, "All done here.")
     env = launcher.env_for(model.url)
     env.pop("IS_SANDBOX")  # no permission flags: Claude Code's own defaults
     exit_file = tmp_path / "exit"

@@ -21,7 +21,7 @@ import anthropic
 import openai
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, stop
 
 SHIM_DIR = ROOT / "experiments" / "agent-live"
 SHIM_PYTHON = ROOT / "target" / "shim-venv" / "bin" / "python"
@@ -130,11 +130,7 @@ class Shim:
         self.url = "http://127.0.0.1:%d" % self.port
 
     def stop(self):
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
+        stop(self.proc)
 
 
 @pytest.fixture(scope="module")

@@ -9,11 +9,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use fak::gateway::{App, Config, Provider};
+use fak::gateway::App;
 use promql_parser::label::{MatchOp, Matcher};
 use promql_parser::parser::value::ValueType;
 use promql_parser::parser::{
@@ -147,26 +146,7 @@ fn exported() -> [(&'static str, Page); 2] {
     let state = tempfile::tempdir().unwrap();
     let ws = tempfile::tempdir().unwrap();
     let dag = fak::load::builtin().into_result().ok().unwrap().dag;
-    let config = Config {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        provider: Provider::Anthropic,
-        extra_body: None,
-        base_url: "http://127.0.0.1:9".into(),
-        model: None,
-        upstream_key: None,
-        require_key: None,
-        workspace: ws.path().to_string_lossy().into_owned(),
-        home: "/home/dev".into(),
-        state_dir: state.path().to_path_buf(),
-        upstream_timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(5),
-        body_limit: 1 << 20,
-        ping_interval: Duration::from_secs(10),
-        max_tokens: None,
-        policy: None,
-        watch: false,
-        engines: fak::engine::Engines::parse("").unwrap(),
-    };
+    let config = crate::util::gateway_config(ws.path(), state.path(), None, "");
     let app = Arc::new(App::new(config, dag).unwrap());
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let key = format!("AKIA{}", "QWERTYUIOPASDFGH");

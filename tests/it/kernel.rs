@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
-use fak::gateway::{App, Config, Provider};
+use fak::gateway::App;
 use serde_json::{json, Value as Json};
 use tower::ServiceExt as _;
 
@@ -28,26 +28,7 @@ fn kit_with(policy: Option<PathBuf>, engines: &str) -> Kit {
         None => fak::load::builtin(),
     };
     let dag = loaded.into_result().ok().unwrap().dag;
-    let config = Config {
-        addr: "127.0.0.1:0".parse().unwrap(),
-        provider: Provider::Anthropic,
-        extra_body: None,
-        base_url: "http://127.0.0.1:9".into(),
-        model: None,
-        upstream_key: None,
-        require_key: None,
-        workspace: ws.path().to_string_lossy().into_owned(),
-        home: "/home/dev".into(),
-        state_dir: state.path().to_path_buf(),
-        upstream_timeout: Duration::from_secs(5),
-        connect_timeout: Duration::from_secs(5),
-        body_limit: 1 << 20,
-        ping_interval: Duration::from_secs(10),
-        max_tokens: None,
-        policy,
-        watch: false,
-        engines: fak::engine::Engines::parse(engines).unwrap(),
-    };
+    let config = crate::util::gateway_config(ws.path(), state.path(), policy, engines);
     let state_dir = state.path().to_path_buf();
     Kit { app: Arc::new(App::new(config, dag).unwrap()), _state: state, ws, state_dir }
 }

@@ -96,3 +96,29 @@ impl Cases {
         }
     }
 }
+
+/// The configuration of a gateway under test: an Anthropic-wire upstream that is never there
+/// (port 9), the workspace and state directories given, short timeouts.
+pub fn gateway_config(workspace: &Path, state: &Path, policy: Option<PathBuf>, engines: &str) -> fak::gateway::Config {
+    use std::time::Duration;
+    fak::gateway::Config {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        provider: fak::gateway::Provider::Anthropic,
+        extra_body: None,
+        base_url: "http://127.0.0.1:9".into(),
+        model: None,
+        upstream_key: None,
+        require_key: None,
+        workspace: workspace.to_string_lossy().into_owned(),
+        home: "/home/dev".into(),
+        state_dir: state.to_path_buf(),
+        upstream_timeout: Duration::from_secs(5),
+        connect_timeout: Duration::from_secs(5),
+        body_limit: 1 << 20,
+        ping_interval: Duration::from_secs(10),
+        max_tokens: None,
+        policy,
+        watch: false,
+        engines: fak::engine::Engines::parse(engines).unwrap(),
+    }
+}
