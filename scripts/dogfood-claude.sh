@@ -357,7 +357,8 @@ ollama)
         spawn env OLLAMA_HOST="${base_root#http://}" ollama serve >"$state_root/logs/ollama-$run_tag.log" 2>&1
         wait_http "$base_root/api/tags" 60 "$spawned" || die "ollama serve did not come up: $state_root/logs/ollama-$run_tag.log"
     fi
-    tags=$(curl -fsS --max-time 10 "$base_root/api/tags" || true)
+    # Names hold no blanks: without them the list reads the same however it was spaced.
+    tags=$(curl -fsS --max-time 10 "$base_root/api/tags" | tr -d ' \t\r\n' || true)
     want=$model
     case $want in *:*) ;; *) want=$want:latest ;; esac
     case $tags in

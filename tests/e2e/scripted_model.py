@@ -23,7 +23,8 @@ the request asks for at most N tokens (a server whose window the asked-for outpu
 Which turn answers a request is read from the request alone, so retries get the same answer:
 the number of assistant messages already in the conversation picks it (0 for the first request,
 1 after the model's first turn came back, ...). Past the last turn the model says "done" and
-stops. A request that declares no tools is a side call (Claude Code asks a small model for a
+stops. With `"ollama_models": [NAME, ...]` it also answers Ollama's `GET /api/tags`.
+A request that declares no tools is a side call (Claude Code asks a small model for a
 title, say) and gets `side`, a short text, so it never uses up a turn.
 
 Every request is appended to the log as one JSON line: method, path, headers and body.
@@ -100,6 +101,9 @@ class Handler(BaseHTTPRequestHandler):
         if path == "/v1/models":
             self.send_json(200, {"object": "list", "data": [{"id": MODEL, "object": "model", "type": "model",
                                                              "display_name": MODEL}]})
+        elif path == "/api/tags" and "ollama_models" in self.server.script:
+            # Ollama's model list, for a script that plays Ollama.
+            self.send_json(200, {"models": [{"name": n, "model": n} for n in self.server.script["ollama_models"]]})
         else:
             self.send_json(404, {"type": "error", "error": {"type": "not_found_error", "message": path}})
 

@@ -9,6 +9,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -425,3 +426,55 @@ def test_a_failing_claude_code_still_leaves_a_witness(tmp_path, scripted_model, 
     assert w["prompt"] == prompt.replace("\a", ""), w["prompt"]
     assert w["claude_exit"] == 3 and w["claude"].startswith("not json: "), w["claude"]
     assert w["verdicts"] == [] and w["counts"] == {}
+
+
+def test_the_ollama_backend_reuses_a_running_ollama(tmp_path, scripted_model, launcher):
+    model = scripted_model({"ollama_models": ["scripted-model:latest"], "side": {"text": "hi from ollama"}})
+    # No `ollama` on PATH: a running server with the model is all the launcher needs.
+    proc = launcher(["--smoke"], tmp_path, FAK_DOGFOOD_BASE_URL=model.url, FAK_DOGFOOD_MODEL="scripted-model",
+                    PATH="/usr/bin:/bin")
+    assert proc.returncode == 0, proc.stderr
+    assert "starting ollama" not in proc.stderr and "pulling" not in proc.stderr
+    assert model.requests("/api/tags") and len(model.requests("/v1/chat/completions")) == 2
+
+
+FAKE_OLLAMA = """#!/usr/bin/env bash
+# A stand-in for the ollama CLI: `serve` runs the scripted model on OLLAMA_HOST's port,
+# `pull` notes what it was asked for.
+case $1 in
+serve) exec "%(python)s" "%(scripted)s" --script "%(script)s" --log "%(log)s" --port "${OLLAMA_HOST##*:}" ;;
+pull) echo "pull $2 from $OLLAMA_HOST" >> "%(pulls)s" ;;
+*) exit 2 ;;
+esac
+"""
+
+
+def test_the_ollama_backend_starts_ollama_pulls_the_model_and_stops_it(tmp_path, launcher):
+    script = tmp_path / "script.json"
+    script.write_text(json.dumps({"ollama_models": [], "side": {"text": "hi from a fresh ollama"}}))
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    pulls = tmp_path / "pulls"
+    (bin_dir / "ollama").write_text(FAKE_OLLAMA % {
+        "python": sys.executable, "scripted": ROOT / "tests" / "e2e" / "scripted_model.py", "script": script,
+        "log": tmp_path / "requests.jsonl", "pulls": pulls})
+    (bin_dir / "ollama").chmod(0o755)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = "http://127.0.0.1:%d" % port
+    proc = launcher(["--smoke"], tmp_path, FAK_DOGFOOD_BASE_URL=url, FAK_DOGFOOD_MODEL="qwen2.5-coder:7b",
+                    PATH="%s:/usr/bin:/bin" % bin_dir)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "starting ollama serve" in proc.stderr and "pulling qwen2.5-coder:7b" in proc.stderr
+    assert pulls.read_text() == "pull qwen2.5-coder:7b from 127.0.0.1:%d\n" % port
+    assert "hi from a fresh ollama" in proc.stdout
+    assert not listening(url), "the ollama the launcher started outlived it"
+
+
+def test_the_ollama_backend_says_what_is_missing(tmp_path, launcher):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        url = "http://127.0.0.1:%d" % s.getsockname()[1]
+    proc = launcher(["--smoke"], tmp_path, FAK_DOGFOOD_BASE_URL=url, PATH="/usr/bin:/bin")
+    assert proc.returncode == 2 and "Ollama is not answering at %s" % url in proc.stderr, proc.stderr
