@@ -551,6 +551,12 @@ set -e
 finished_at=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 # fak writes an audit row before it answers, so every verdict of the run is in by now.
 rows=$("$fak" audit tail --after "$seq_before" --json --state-dir "$state_root/fak" 2>/dev/null || true)
+# Another launcher sharing the state directory writes rows too: keep the rows of this run's
+# conversation, the trace fak gave Claude Code's session id (when Claude Code printed one).
+session=$(sed -n 's/.*"session_id":"\([^"]*\)".*/\1/p' "$claude_out" | head -n 1)
+if [ -n "$session" ]; then
+    rows=$(printf '%s\n' "$rows" | grep -F "\"trace\":\"$session\"" || true)
+fi
 counts=
 for v in ALLOW DENY TRANSFORM QUARANTINE ESCALATE; do
     n=$(printf '%s\n' "$rows" | grep -c "\"verdict\":\"$v\"" || true)

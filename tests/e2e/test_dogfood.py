@@ -478,3 +478,24 @@ def test_the_ollama_backend_says_what_is_missing(tmp_path, launcher):
         url = "http://127.0.0.1:%d" % s.getsockname()[1]
     proc = launcher(["--smoke"], tmp_path, FAK_DOGFOOD_BASE_URL=url, PATH="/usr/bin:/bin")
     assert proc.returncode == 2 and "Ollama is not answering at %s" % url in proc.stderr, proc.stderr
+
+
+def test_the_witness_keeps_only_its_own_conversation(tmp_path, scripted_model, launcher):
+    """Another launcher on the same state directory writes audit rows during the run; the
+    witness lists the rows of this run's conversation (Claude Code's session id) alone."""
+    state = launcher.home / ".local" / "state" / "fak" / "dogfood" / "fak"
+    hook = '{"hook_event_name": "PreToolUse", "tool_name": "Bash", "tool_input": {"command": "%s"}, ' \
+           '"session_id": "%s", "cwd": "/tmp"}'
+    fake = tmp_path / "claude"
+    fake.write_text("#!/usr/bin/env bash\n"
+                    "echo '%s' | \"$FAK_BIN\" hook --state-dir '%s' >/dev/null\n" % (hook % ("ls", "someone-else"), state)
+                    + "echo '%s' | \"$FAK_BIN\" hook --state-dir '%s' >/dev/null\n" % (hook % ("rm -rf /", "mine"), state)
+                    + "echo '{\"type\":\"result\",\"result\":\"ok\",\"session_id\":\"mine\"}'\n")
+    fake.chmod(0o755)
+    model = scripted_model({"turns": []})
+    proc = launcher(["--probe", "Go."], tmp_path, model.url, FAK_DOGFOOD_MODEL="scripted-model",
+                    FAK_DOGFOOD_CLAUDE_BIN=str(fake))
+    assert proc.returncode == 0, proc.stderr
+    w = json.loads(witnesses(tmp_path)[0].read_text())
+    assert [(v["trace"], v["verdict"]) for v in w["verdicts"]] == [("mine", "DENY")], w["verdicts"]
+    assert w["counts"] == {"DENY": 1}
