@@ -999,11 +999,6 @@ try {
                 $line
             }
         })
-    $counts = [ordered]@{}
-    foreach ($v in @('ALLOW', 'DENY', 'TRANSFORM', 'QUARANTINE', 'ESCALATE')) {
-        $n = @($verdicts | Where-Object { $_ -isnot [string] -and (Get-JsonProperty $_ 'verdict') -eq $v }).Count
-        if ($n -gt 0) { $counts[$v] = $n }
-    }
     $claudeText = Read-SharedText $claudeOut
     $claudeJson = $claudeText
     $trimmed = $claudeText.Trim()
@@ -1013,6 +1008,18 @@ try {
         } catch {
             $claudeJson = $claudeText
         }
+    }
+    # Another launcher sharing the state directory writes rows too: keep the rows of this run's
+    # conversation, the trace fak gave Claude Code's session id (when Claude Code printed one).
+    $session = $null
+    if ($claudeJson -isnot [string]) { $session = Get-JsonProperty $claudeJson 'session_id' }
+    if (-not [string]::IsNullOrEmpty([string]$session)) {
+        $verdicts = @($verdicts | Where-Object { $_ -isnot [string] -and (Get-JsonProperty $_ 'trace') -eq $session })
+    }
+    $counts = [ordered]@{}
+    foreach ($v in @('ALLOW', 'DENY', 'TRANSFORM', 'QUARANTINE', 'ESCALATE')) {
+        $n = @($verdicts | Where-Object { $_ -isnot [string] -and (Get-JsonProperty $_ 'verdict') -eq $v }).Count
+        if ($n -gt 0) { $counts[$v] = $n }
     }
     $version = (Invoke-Captured $fak @('--version')).Stdout.Trim()
     New-Item -ItemType Directory -Force -Path $witnessDir | Out-Null
