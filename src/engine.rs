@@ -28,11 +28,19 @@ pub struct Engines {
     pub shell_timeout: Duration,
     /// The most bytes of output a result keeps (FAK_ENGINE_OUTPUT_BYTES).
     pub output_cap: usize,
+    /// The largest file a shell command may write (FAK_ENGINE_FILE_BYTES).
+    pub file_bytes: u64,
 }
 
 impl Default for Engines {
     fn default() -> Self {
-        Engines { fs: false, shell: false, shell_timeout: Duration::from_secs(120), output_cap: 256 * 1024 }
+        Engines {
+            fs: false,
+            shell: false,
+            shell_timeout: Duration::from_secs(120),
+            output_cap: 256 * 1024,
+            file_bytes: 1 << 30,
+        }
     }
 }
 

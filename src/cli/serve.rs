@@ -37,6 +37,8 @@ pub enum Provider {
                              (e.g. {\"top_k\": 20, \"chat_template_kwargs\": {\"enable_thinking\": false}})
   FAK_SHELL_TIMEOUT_SECS     how long the shell engine lets a command run (default 120)
   FAK_ENGINE_OUTPUT_BYTES    the most output a syscall engine keeps of a result (default 262144)
+  FAK_ENGINE_FILE_BYTES      the largest file a shell engine command may write (default
+                             1073741824, 1 GiB)
   FAK_WORKER_THREADS         threads answering requests (default: one fewer than the cores, at
                              least one)
 
@@ -155,6 +157,7 @@ fn config(a: &ServeArgs) -> Result<Config, String> {
             e.shell_timeout = Duration::from_secs(env_num("FAK_SHELL_TIMEOUT_SECS", 120)?.max(1));
             e.output_cap =
                 usize::try_from(env_num("FAK_ENGINE_OUTPUT_BYTES", 256 * 1024)?.max(1024)).unwrap_or(usize::MAX);
+            e.file_bytes = env_num("FAK_ENGINE_FILE_BYTES", 1 << 30)?.max(1);
             e
         },
     })

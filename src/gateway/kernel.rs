@@ -451,7 +451,19 @@ pub async fn syscall(app: &Arc<App>, req: &Json) -> Result<Json, KernelError> {
     let cap = engines.output_cap;
     let ran = match crate::engine::engine_of(tool) {
         Some("shell") => match args.get("command").and_then(Json::as_str) {
-            Some(c) => crate::engine::shell::run(&ws, &app.config.home, c, engines.shell_timeout, cap).await,
+            Some(c) => {
+                crate::engine::shell::run(
+                    &ws,
+                    &app.config.home,
+                    c,
+                    crate::engine::shell::Limits {
+                        timeout: engines.shell_timeout,
+                        output_cap: cap,
+                        file_bytes: engines.file_bytes,
+                    },
+                )
+                .await
+            }
             None => crate::engine::Output::error("the argument `command` (a string) is missing"),
         },
         _ => {
