@@ -109,6 +109,9 @@ Variables:
   FAK_DOGFOOD_TIMEOUT_S  how long a model may take to answer (300; 900 for openai)
   FAK_DOGFOOD_PROVIDER_EXTRA_BODY_JSON
                          a JSON object merged into every OpenAI-wire request (top_k, ...)
+  FAK_DOGFOOD_OLLAMA_CONTEXT
+                         the context window of an Ollama the launcher starts (32768; Ollama's
+                         own default of 4096 cuts Claude Code's prompt)
   FAK_DOGFOOD_MAX_TOKENS the most output tokens fak lets a request ask the model for
                          (Claude Code asks for 32,000; a local model's window may be smaller)
   FAK_DOGFOOD_POLICY     the policy fak enforces (policies\dogfood-claude.fak); `none`
@@ -250,6 +253,10 @@ $timeoutS = Get-Setting 'FAK_DOGFOOD_TIMEOUT_S' $timeoutDefault
 $maxTokens = Get-Setting 'FAK_DOGFOOD_MAX_TOKENS' ''
 if ($maxTokens -notmatch '^[0-9]*$') {
     Stop-Dogfood "FAK_DOGFOOD_MAX_TOKENS must be a whole number, not ``$maxTokens``"
+}
+$ollamaContext = Get-Setting 'FAK_DOGFOOD_OLLAMA_CONTEXT' '32768'
+if ($ollamaContext -notmatch '^[0-9]{1,9}$') {
+    Stop-Dogfood "FAK_DOGFOOD_OLLAMA_CONTEXT must be a number of tokens, not ``$ollamaContext``"
 }
 if ($timeoutS -notmatch '^[0-9]{1,9}$') {
     Stop-Dogfood "FAK_DOGFOOD_TIMEOUT_S must be a whole number of seconds, not ``$timeoutS``"
@@ -650,9 +657,11 @@ try {
             if ($null -eq $ollama) {
                 Stop-Dogfood "Ollama is not answering at $baseRoot and ``ollama`` is not installed (https://ollama.com), or choose another FAK_DOGFOOD_BACKEND"
             }
-            Write-Say 'starting ollama serve'
+            # Ollama's own default window (4,096 tokens) would cut Claude Code's ~20k-token
+            # system prompt and tools silently.
+            Write-Say "starting ollama serve (context $ollamaContext tokens)"
             $ollamaLog = Join-Path $logs "ollama-$runTag.log"
-            $saved = Set-ChildEnv @{ OLLAMA_HOST = $ollamaHost }
+            $saved = Set-ChildEnv @{ OLLAMA_HOST = $ollamaHost; OLLAMA_CONTEXT_LENGTH = $ollamaContext }
             try {
                 $ollamaProcess = Start-Logged $ollama @('serve') (Join-Path $logs "ollama-$runTag.out") $ollamaLog
             } finally {
@@ -661,6 +670,8 @@ try {
             if (-not (Wait-Http "$baseRoot/api/tags" 60 $ollamaProcess)) {
                 Stop-Dogfood "ollama serve did not come up: $ollamaLog"
             }
+        } else {
+            Write-Say "using the Ollama at $baseRoot; unless it was started with OLLAMA_CONTEXT_LENGTH=32768 (or more), it cuts Claude Code's prompt to its 4,096-token default"
         }
         $tags = Get-Json "$baseRoot/api/tags" 10
         $want = $model

@@ -47,6 +47,9 @@ Variables:
   FAK_DOGFOOD_TIMEOUT_S  how long a model may take to answer (300; 900 for openai)
   FAK_DOGFOOD_PROVIDER_EXTRA_BODY_JSON
                          a JSON object merged into every OpenAI-wire request (top_k, ...)
+  FAK_DOGFOOD_OLLAMA_CONTEXT
+                         the context window of an Ollama the launcher starts (32768; Ollama's
+                         own default of 4096 cuts Claude Code's prompt)
   FAK_DOGFOOD_MAX_TOKENS the most output tokens fak lets a request ask the model for
                          (Claude Code asks for 32,000; a local model's window may be smaller)
   FAK_DOGFOOD_POLICY     the policy fak enforces (policies/dogfood-claude.fak); `none`
@@ -159,6 +162,8 @@ shim)
 esac
 timeout_s=${FAK_DOGFOOD_TIMEOUT_S:-$timeout_default}
 max_tokens=${FAK_DOGFOOD_MAX_TOKENS:-}
+ollama_context=${FAK_DOGFOOD_OLLAMA_CONTEXT:-32768}
+case $ollama_context in '' | *[!0-9]*) die "FAK_DOGFOOD_OLLAMA_CONTEXT must be a number of tokens, not \`$ollama_context\`" ;; esac
 case $max_tokens in *[!0-9]*) die "FAK_DOGFOOD_MAX_TOKENS must be a whole number, not \`$max_tokens\`" ;; esac
 case $timeout_s in '' | *[!0-9]*) die "FAK_DOGFOOD_TIMEOUT_S must be a whole number of seconds, not \`$timeout_s\`" ;; esac
 case $port in '' | *[!0-9]*) die "FAK_DOGFOOD_PORT must be a port number, not \`$port\`" ;; esac
@@ -353,9 +358,14 @@ ollama)
     if ! curl -fsS -o /dev/null --max-time 3 "$base_root/api/tags" 2>/dev/null; then
         command -v ollama >/dev/null ||
             die "Ollama is not answering at $base_root and \`ollama\` is not installed (https://ollama.com), or choose another FAK_DOGFOOD_BACKEND"
-        say "starting ollama serve"
-        spawn env OLLAMA_HOST="${base_root#http://}" ollama serve >"$state_root/logs/ollama-$run_tag.log" 2>&1
+        # Ollama's own default window (4,096 tokens) would cut Claude Code's ~20k-token system
+        # prompt and tools silently, and the model would answer a prompt it never saw whole.
+        say "starting ollama serve (context $ollama_context tokens)"
+        spawn env OLLAMA_HOST="${base_root#http://}" OLLAMA_CONTEXT_LENGTH="$ollama_context" ollama serve \
+            >"$state_root/logs/ollama-$run_tag.log" 2>&1
         wait_http "$base_root/api/tags" 60 "$spawned" || die "ollama serve did not come up: $state_root/logs/ollama-$run_tag.log"
+    else
+        say "using the Ollama at $base_root; unless it was started with OLLAMA_CONTEXT_LENGTH=32768 (or more), it cuts Claude Code's prompt to its 4,096-token default"
     fi
     # Names hold no blanks: without them the list reads the same however it was spaced.
     tags=$(curl -fsS --max-time 10 "$base_root/api/tags" | tr -d ' \t\r\n' || true)

@@ -435,6 +435,7 @@ def test_the_ollama_backend_reuses_a_running_ollama(tmp_path, scripted_model, la
                     PATH="/usr/bin:/bin")
     assert proc.returncode == 0, proc.stderr
     assert "starting ollama" not in proc.stderr and "pulling" not in proc.stderr
+    assert "OLLAMA_CONTEXT_LENGTH" in proc.stderr, "the user is told about Ollama's short default window"
     assert model.requests("/api/tags") and len(model.requests("/v1/chat/completions")) == 2
 
 
@@ -442,7 +443,8 @@ FAKE_OLLAMA = """#!/usr/bin/env bash
 # A stand-in for the ollama CLI: `serve` runs the scripted model on OLLAMA_HOST's port,
 # `pull` notes what it was asked for.
 case $1 in
-serve) exec "%(python)s" "%(scripted)s" --script "%(script)s" --log "%(log)s" --port "${OLLAMA_HOST##*:}" ;;
+serve) echo "serve with a context of $OLLAMA_CONTEXT_LENGTH" >> "%(pulls)s"
+       exec "%(python)s" "%(scripted)s" --script "%(script)s" --log "%(log)s" --port "${OLLAMA_HOST##*:}" ;;
 pull) echo "pull $2 from $OLLAMA_HOST" >> "%(pulls)s" ;;
 *) exit 2 ;;
 esac
@@ -467,7 +469,8 @@ def test_the_ollama_backend_starts_ollama_pulls_the_model_and_stops_it(tmp_path,
                     PATH="%s:/usr/bin:/bin" % bin_dir)
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "starting ollama serve" in proc.stderr and "pulling qwen2.5-coder:7b" in proc.stderr
-    assert pulls.read_text() == "pull qwen2.5-coder:7b from 127.0.0.1:%d\n" % port
+    # Started with a window Claude Code's prompt fits in, not Ollama's default of 4,096.
+    assert pulls.read_text() == "serve with a context of 32768\npull qwen2.5-coder:7b from 127.0.0.1:%d\n" % port
     assert "hi from a fresh ollama" in proc.stdout
     assert not listening(url), "the ollama the launcher started outlived it"
 
