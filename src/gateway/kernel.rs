@@ -563,10 +563,15 @@ pub async fn reset(app: &Arc<App>, req: &Json) -> Result<Json, KernelError> {
     Ok(json!({"trace_id": trace, "was": crate::ir::taint_name(was), "taint": crate::ir::taint_name(0)}))
 }
 
-/// The files a policy was read from: its root, then every file it imports (stdlib modules are
-/// in the binary). `--watch` reads them all.
+/// The sources of a policy that are files: its root, then every file it imports (stdlib
+/// modules, named `std.*`, are in the binary).
+fn file_sources(sources: &crate::diag::Sources) -> impl Iterator<Item = &crate::diag::SourceFile> {
+    sources.files().iter().filter(|f| !f.name.starts_with("std."))
+}
+
+/// The files a policy was read from. `--watch` reads them all.
 pub fn policy_files(sources: &crate::diag::Sources) -> Vec<std::path::PathBuf> {
-    sources.files().iter().filter(|f| !f.name.starts_with("std.")).map(|f| f.name.clone().into()).collect()
+    file_sources(sources).map(|f| f.name.clone().into()).collect()
 }
 
 /// A fingerprint of the policy's files as they are on disk now: `None` when the root cannot be
@@ -588,7 +593,7 @@ pub fn fingerprint(files: &[std::path::PathBuf]) -> Option<u64> {
 /// change unless a file changed while it loaded.
 pub fn fingerprint_loaded(sources: &crate::diag::Sources) -> Option<u64> {
     let mut all = Vec::new();
-    for f in sources.files().iter().filter(|f| !f.name.starts_with("std.")) {
+    for f in file_sources(sources) {
         all.extend_from_slice(f.text.as_bytes());
         all.extend_from_slice(b"\0");
     }
