@@ -487,6 +487,8 @@ pub(crate) enum V<'a> {
     L(Vec<V<'a>>),
     /// Lists and records of the call's views, borrowed.
     Strs(&'a [String]),
+    /// A command's words (`c.args`, `c.flags`, ...).
+    Words(&'a [crate::shell::Str]),
     Cmds(&'a [crate::shell::Command]),
     Cmd(&'a crate::shell::Command),
     Redirs(&'a [crate::shell::Redirect]),
@@ -508,7 +510,7 @@ impl<'a> V<'a> {
             V::S(s) => Some(Cow::Borrowed(s.as_ref())),
             V::N(n) => Some(Cow::Owned(num_text(*n))),
             V::B(b) => Some(Cow::Borrowed(if *b { "true" } else { "false" })),
-            V::L(_) | V::Strs(_) | V::Cmds(_) | V::Redirs(_) | V::Urls(_) | V::Findings(_) => {
+            V::L(_) | V::Strs(_) | V::Words(_) | V::Cmds(_) | V::Redirs(_) | V::Urls(_) | V::Findings(_) => {
                 Some(Cow::Owned(self.to_json().to_string()))
             }
             // A finding reads as its kind: never the secret.
@@ -556,6 +558,7 @@ impl<'a> V<'a> {
             V::B(b) => Json::Bool(*b),
             V::L(items) => Json::Array(items.iter().map(V::to_json).collect()),
             V::Strs(s) => Json::Array(s.iter().map(|x| Json::String(x.clone())).collect()),
+            V::Words(s) => Json::Array(s.iter().map(|x| Json::String(x.to_string())).collect()),
             V::Cmds(_) | V::Redirs(_) | V::Urls(_) | V::Findings(_) => {
                 Json::Array(self.items().unwrap_or_default().iter().map(V::to_json).collect())
             }
@@ -571,6 +574,7 @@ impl<'a> V<'a> {
             V::J(Json::Array(a)) => a.len(),
             V::L(items) => items.len(),
             V::Strs(s) => s.len(),
+            V::Words(s) => s.len(),
             V::Cmds(c) => c.len(),
             V::Redirs(r) => r.len(),
             V::Urls(u) => u.len(),
@@ -586,6 +590,7 @@ impl<'a> V<'a> {
             V::J(Json::Array(a)) => a.iter().any(|j| f(&V::J(j))),
             V::L(items) => items.iter().any(f),
             V::Strs(s) => s.iter().any(|x| f(&V::S(Cow::Borrowed(x.as_str())))),
+            V::Words(s) => s.iter().any(|x| f(&V::S(Cow::Borrowed(x.as_str())))),
             V::Cmds(c) => c.iter().any(|x| f(&V::Cmd(x))),
             V::Redirs(r) => r.iter().any(|x| f(&V::Redir(x))),
             V::Urls(u) => u.iter().any(|x| f(&V::Url(x))),
@@ -600,6 +605,7 @@ impl<'a> V<'a> {
             V::J(Json::Array(a)) => a.get(i).map(V::J),
             V::L(items) => items.get(i).cloned(),
             V::Strs(s) => s.get(i).map(|x| V::S(Cow::Borrowed(x.as_str()))),
+            V::Words(s) => s.get(i).map(|x| V::S(Cow::Borrowed(x.as_str()))),
             V::Cmds(c) => c.get(i).map(V::Cmd),
             V::Redirs(r) => r.get(i).map(V::Redir),
             V::Urls(u) => u.get(i).map(V::Url),
@@ -614,6 +620,7 @@ impl<'a> V<'a> {
             V::J(Json::Array(a)) => Some(a.iter().map(V::J).collect()),
             V::L(items) => Some(items.clone()),
             V::Strs(s) => Some(s.iter().map(|x| V::S(Cow::Borrowed(x.as_str()))).collect()),
+            V::Words(s) => Some(s.iter().map(|x| V::S(Cow::Borrowed(x.as_str()))).collect()),
             V::Cmds(c) => Some(c.iter().map(V::Cmd).collect()),
             V::Redirs(r) => Some(r.iter().map(V::Redir).collect()),
             V::Urls(u) => Some(u.iter().map(V::Url).collect()),
@@ -629,16 +636,16 @@ impl<'a> V<'a> {
         match *self {
             V::Cmd(c) => match key {
                 "name" => s(&c.name),
-                "args" => V::Strs(&c.args),
-                "flags" => V::Strs(&c.flags),
-                "operands" => V::Strs(&c.operands),
-                "subcommand" => opt(&c.subcommand),
-                "assigns" => V::Strs(&c.assigns),
+                "args" => V::Words(&c.args),
+                "flags" => V::Words(&c.flags),
+                "operands" => V::Words(&c.operands),
+                "subcommand" => c.subcommand.as_deref().map_or(V::Absent, s),
+                "assigns" => V::Words(&c.assigns),
                 "redirects" => V::Redirs(&c.redirects),
-                "via" => V::Strs(&c.via),
+                "via" => V::Words(&c.via),
                 "code" => opt(&c.code),
                 "opaque" => opt(&c.opaque),
-                "upstream" => V::Strs(&c.upstream),
+                "upstream" => V::Words(&c.upstream),
                 "writes" => V::Strs(&c.writes),
                 "recursive" => V::B(c.recursive),
                 "text" => s(&c.text),
@@ -913,8 +920,10 @@ pub(crate) fn describe(v: &V<'_>) -> String {
                     format!("'{}'", a.replace('\'', "'\\''"))
                 }
             };
-            let mut s =
-                std::iter::once(c.name.clone()).chain(c.args.iter().map(|a| quote(a))).collect::<Vec<_>>().join(" ");
+            let mut s = std::iter::once(c.name.to_string())
+                .chain(c.args.iter().map(|a| quote(a)))
+                .collect::<Vec<_>>()
+                .join(" ");
             if !c.via.is_empty() {
                 s.push_str(&format!(" (inside {})", c.via.join(" → ")));
             }

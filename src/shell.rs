@@ -18,6 +18,12 @@ mod view;
 
 use programs::Arg;
 
+/// The short strings of a view: program names, arguments, flags, operators. Most are a few
+/// bytes, and a `CompactString` keeps up to 24 of them inline, so building a command's lists
+/// and copying its words between them (`args` into `operands`, a name into `via` and
+/// `upstream`) allocates only for the long ones.
+pub type Str = compact_str::CompactString;
+
 /// Everything a command string runs.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct View {
@@ -34,28 +40,28 @@ pub struct View {
 pub struct Command {
     /// The program as bash finds it, lower-cased: no quotes, backslashes or directory
     /// (`/usr/bin/sudo` and `'Sudo'` are `sudo`; macOS finds `RM` as `rm`).
-    pub name: String,
+    pub name: Str,
     /// The arguments after quote removal (words only known at run time as written).
-    pub args: Vec<String>,
+    pub args: Vec<Str>,
     /// Flags normalised for the program: `-rf`, `-r -f`, `-fr`, `--recursive --force` and
     /// `--recur --forc` are all `recursive`, `force` for `rm`; other programs' short flags are
     /// their letters.
-    pub flags: Vec<String>,
+    pub flags: Vec<Str>,
     /// The arguments that are not options or option values.
-    pub operands: Vec<String>,
+    pub operands: Vec<Str>,
     /// `git push` (through global options and inline aliases), `npm run`, `cargo test`, ...
-    pub subcommand: Option<String>,
+    pub subcommand: Option<Str>,
     /// `NAME=value` assignments before the command.
-    pub assigns: Vec<String>,
+    pub assigns: Vec<Str>,
     pub redirects: Vec<Redirect>,
     /// The wrappers it was found inside, outermost first (`sudo`, `bash -c`, `$(...)`).
-    pub via: Vec<String>,
+    pub via: Vec<Str>,
     /// Program text given to an interpreter (`python3 -c`, `perl -e`, `node -e`).
     pub code: Option<String>,
     /// Why this command cannot be seen through, when it cannot.
     pub opaque: Option<String>,
     /// The commands feeding its standard input through a pipe.
-    pub upstream: Vec<String>,
+    pub upstream: Vec<Str>,
     /// Files it writes: absolute, normalised.
     pub writes: Vec<String>,
     /// It runs the shell function it is defined in (`:(){ :|:& };:`).
@@ -68,10 +74,10 @@ pub struct Command {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Redirect {
     /// `>`, `>>`, `<`, `<>`, `>|`, `>&`, `<&`, `&>`, `&>>`, `<<`, `<<<`.
-    pub op: String,
+    pub op: Str,
     pub fd: Option<u32>,
     /// The file (or `&N`); for a here-document its delimiter.
-    pub target: String,
+    pub target: Str,
     /// A here-document's or here-string's text.
     pub body: Option<Arg>,
 }

@@ -263,14 +263,14 @@ fn urls_of(c: &Command, out: &mut Vec<Url>) {
             }
             let looks_like_url = op.contains("://") || op.contains('.') || op.contains(':') || op == "localhost";
             if looks_like_url {
-                let text = if op.contains("://") { op.clone() } else { format!("http://{op}") };
+                let text = if op.contains("://") { op.to_string() } else { format!("http://{op}") };
                 if let Some(u) = parse_url(&text, name) {
                     out.push(u);
                 }
             }
         }
     } else if SOCKET_CLIENTS.contains(&name) {
-        let ops: Vec<&String> = c.operands.iter().filter(|o| !o.starts_with('-')).collect();
+        let ops: Vec<&crate::shell::Str> = c.operands.iter().filter(|o| !o.starts_with('-')).collect();
         if let Some(host) = ops.first() {
             let port = ops.get(1).map_or(String::new(), |p| format!(":{p}"));
             if let Some(u) = parse_url(&format!("tcp://{}{port}", bracket_v6(host)), name) {

@@ -14,13 +14,13 @@
 //! `View`.
 
 use super::programs::Arg;
-use super::Redirect;
+use super::{Redirect, Str};
 
 /// A simple command as read: the words after quote removal, in order.
 #[derive(Debug, Default)]
 pub(super) struct Simple {
     pub words: Vec<Arg>,
-    pub assigns: Vec<String>,
+    pub assigns: Vec<Str>,
     pub redirects: Vec<Redirect>,
     pub text: String,
     /// The command substitutions in its assignments and words, in source order.
@@ -237,7 +237,7 @@ impl<'s> Reader<'s> {
 
     /// The command substitution at `$(` (not `$((`): read by a nested reader up to its `)`,
     /// and added to the word's `text` as written.
-    fn substitution(&mut self, word: &mut String) -> Option<Sub> {
+    fn substitution(&mut self, word: &mut Str) -> Option<Sub> {
         // Here-documents pending on this line would be read inside the substitution.
         if self.depth >= MAX_SUB_DEPTH || !self.heredocs.is_empty() || self.peek(2) == Some(b'(') {
             return None;
@@ -308,7 +308,7 @@ impl<'s> Reader<'s> {
     /// A word up to the next unquoted blank or operator.
     fn word(&mut self) -> Option<Word> {
         let start = self.i;
-        let mut text = String::new();
+        let mut text = Str::default();
         let mut dynamic = None;
         let mut quoted = false;
         let mut subs = Vec::new();
@@ -467,11 +467,11 @@ impl<'s> Reader<'s> {
                 }
                 let cur = self.cur.get_or_insert_with(Simple::new);
                 let at = (usize::MAX, self.pipe.len(), cur.redirects.len());
-                cur.redirects.push(Redirect { op: "<<".into(), fd, target: raw.to_string(), body: None });
-                self.heredocs.push(Pending { at, delim: w.arg.text, strip_tabs: op == "<<-", quoted });
+                cur.redirects.push(Redirect { op: "<<".into(), fd, target: raw.into(), body: None });
+                self.heredocs.push(Pending { at, delim: w.arg.text.into(), strip_tabs: op == "<<-", quoted });
             }
             "<<<" => {
-                self.cur().redirects.push(Redirect { op: op.into(), fd, target: String::new(), body: Some(w.arg) });
+                self.cur().redirects.push(Redirect { op: op.into(), fd, target: Str::default(), body: Some(w.arg) });
             }
             _ => {
                 self.cur().redirects.push(Redirect { op: op.into(), fd, target: w.arg.text, body: None });
@@ -523,7 +523,7 @@ impl<'s> Reader<'s> {
                 return None;
             }
             let r = self.out.get_mut(h.at.0)?.get_mut(h.at.1)?.redirects.get_mut(h.at.2)?;
-            r.body = Some(Arg { text: body, dynamic: None });
+            r.body = Some(Arg { text: body.into(), dynamic: None });
         }
         Some(())
     }

@@ -9,14 +9,14 @@
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Arg {
     /// The word's text: its value when static; as written when `dynamic` is set.
-    pub text: String,
+    pub text: super::Str,
     /// Why the word's value is only known when the script runs (`$x`, `$(...)`, a glob, ...).
     pub dynamic: Option<&'static str>,
 }
 
 impl Arg {
     pub fn lit(s: &str) -> Arg {
-        Arg { text: s.to_string(), dynamic: None }
+        Arg { text: s.into(), dynamic: None }
     }
 }
 
@@ -196,9 +196,9 @@ pub(crate) static SPECS: &[Spec] = &[
 #[derive(Debug, Default)]
 pub(crate) struct Parsed {
     /// Normalised flag names: `-rf`, `-r -f`, `--recursive --force` all give `recursive`, `force`.
-    pub flags: Vec<String>,
+    pub flags: Vec<super::Str>,
     /// Options with their values, by normalised name.
-    pub values: Vec<(String, Arg)>,
+    pub values: Vec<(super::Str, Arg)>,
     pub operands: Vec<Arg>,
 }
 
@@ -256,9 +256,13 @@ pub(crate) fn parse_args(spec: Option<&Spec>, args: &[Arg]) -> Parsed {
         // A short cluster: `-rf`, `-n5`, `-t DIR`.
         let cluster = t.get(1..).unwrap_or("");
         for (at, c) in cluster.char_indices() {
-            let name = spec
-                .and_then(|s| s.short.iter().find(|(l, _)| *l == c))
-                .map_or_else(|| c.to_string(), |(_, n)| (*n).to_string());
+            let name = spec.and_then(|s| s.short.iter().find(|(l, _)| *l == c)).map_or_else(
+                || {
+                    let mut b = [0u8; 4];
+                    super::Str::from(&*c.encode_utf8(&mut b))
+                },
+                |(_, n)| super::Str::from(*n),
+            );
             if spec.is_some_and(|s| s.short_value.contains(c)) {
                 let rest = cluster.get(at + c.len_utf8()..).unwrap_or("");
                 let v = if rest.is_empty() {
@@ -281,16 +285,16 @@ pub(crate) fn parse_args(spec: Option<&Spec>, args: &[Arg]) -> Parsed {
 
 /// A long option's full name, resolving GNU's unambiguous prefixes (`--recur` is
 /// `--recursive`), and whether it takes a value.
-fn resolve_long(spec: Option<&Spec>, name: &str) -> (String, bool) {
-    let Some(spec) = spec else { return (name.to_string(), false) };
+fn resolve_long(spec: Option<&Spec>, name: &str) -> (super::Str, bool) {
+    let Some(spec) = spec else { return (name.into(), false) };
     let bare = |l: &'static str| l.strip_suffix('=').unwrap_or(l);
     if let Some(l) = spec.long.iter().find(|l| bare(l) == name) {
-        return (bare(l).to_string(), l.ends_with('='));
+        return (bare(l).into(), l.ends_with('='));
     }
     let mut matches = spec.long.iter().filter(|l| !name.is_empty() && bare(l).starts_with(name));
     match (matches.next(), matches.next()) {
-        (Some(l), None) => (bare(l).to_string(), l.ends_with('=')),
-        _ => (name.to_string(), false),
+        (Some(l), None) => (bare(l).into(), l.ends_with('=')),
+        _ => (name.into(), false),
     }
 }
 
@@ -493,7 +497,7 @@ fn rest(args: &[Arg], from: usize) -> Vec<Arg> {
 /// Joins words into one script, as `eval` and `ssh` do.
 fn joined(args: &[Arg]) -> Arg {
     let text = args.iter().map(|a| a.text.as_str()).collect::<Vec<_>>().join(" ");
-    Arg { text, dynamic: args.iter().find_map(|a| a.dynamic) }
+    Arg { text: text.into(), dynamic: args.iter().find_map(|a| a.dynamic) }
 }
 
 /// What `name` (already resolved: no directory, quotes removed) runs, given its arguments.
@@ -862,7 +866,7 @@ mod tests {
     }
 
     fn flags(name: &str, s: &str) -> Vec<String> {
-        let mut f = parse_args(known(name).spec, &args(s)).flags;
+        let mut f: Vec<String> = parse_args(known(name).spec, &args(s)).flags.iter().map(|f| f.to_string()).collect();
         f.sort();
         f.dedup();
         f
@@ -895,7 +899,7 @@ mod tests {
 
     fn inner_argv(name: &str, s: &str) -> Vec<String> {
         match inner(name, &args(s)).first() {
-            Some(Inner::Argv(a)) => a.iter().map(|a| a.text.clone()).collect(),
+            Some(Inner::Argv(a)) => a.iter().map(|a| a.text.to_string()).collect(),
             other => panic!("{name} {s}: {other:?}"),
         }
     }

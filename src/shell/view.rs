@@ -6,7 +6,7 @@ use brush_parser::ast;
 use brush_parser::word::WordPiece;
 
 use super::programs::{self, Arg, Inner};
-use super::{Command, Redirect, View};
+use super::{Command, Redirect, Str, View};
 
 /// Budgets: past any of them the rest is opaque, never a hang or a crash.
 pub const MAX_DEPTH: usize = 8;
@@ -32,7 +32,7 @@ pub(crate) struct Walker<'c> {
 /// Where a command is, as the walk goes down.
 #[derive(Clone)]
 struct At {
-    via: Vec<String>,
+    via: Vec<Str>,
     /// Shared: every stage of a pipeline starts in its own copy of where it runs.
     cwd: std::rc::Rc<str>,
     depth: usize,
@@ -47,7 +47,7 @@ impl Walker<'_> {
     }
 
     /// Parses and walks a script; what cannot be parsed is opaque.
-    pub(crate) fn script(&mut self, text: &str, via: Vec<String>, cwd: std::rc::Rc<str>, depth: usize) {
+    pub(crate) fn script(&mut self, text: &str, via: Vec<Str>, cwd: std::rc::Rc<str>, depth: usize) {
         if self.refused(text, depth) {
             return;
         }
@@ -203,7 +203,7 @@ impl Walker<'_> {
             ast::Command::Function(f) => {
                 let start = self.out.commands.len();
                 let mut inner = at.clone();
-                inner.via.push(format!("function {}", f.fname.value));
+                inner.via.push(compact_str::format_compact!("function {}", f.fname.value));
                 self.compound(&f.body.0, &mut inner);
                 let fname = resolve(&f.fname.value);
                 for c in self.out.commands.get_mut(start..).into_iter().flatten() {
@@ -263,7 +263,7 @@ impl Walker<'_> {
     /// run too) and make the word dynamic.
     fn word(&mut self, w: &ast::Word, at: &At) -> (Arg, Range<usize>) {
         let start = self.out.commands.len();
-        let mut arg = Arg { text: String::new(), dynamic: None };
+        let mut arg = Arg { text: Str::default(), dynamic: None };
         // brush-parser 0.4 panics on `~` and a number past `i32` (a directory-stack index;
         // found by fuzzing): such a word is not parsed, and any other panic is caught.
         let parsed = if huge_tilde_index(&w.value) {
@@ -284,7 +284,7 @@ impl Walker<'_> {
                 }
             }
             Err(_) => {
-                arg.text = w.value.clone();
+                arg.text = w.value.as_str().into();
                 arg.dynamic = Some("a word the parser cannot read");
                 // It may run commands fak cannot see (brush-parser 0.4 gives up on
                 // `"$(cat <<EOF` with a lone `(` in the body).
@@ -373,7 +373,7 @@ impl Walker<'_> {
                     ast::IoFileRedirectTarget::Filename(w) | ast::IoFileRedirectTarget::Duplicate(w) => {
                         self.word(w, at).0.text
                     }
-                    ast::IoFileRedirectTarget::Fd(n) => format!("&{n}"),
+                    ast::IoFileRedirectTarget::Fd(n) => compact_str::format_compact!("&{n}"),
                     ast::IoFileRedirectTarget::ProcessSubstitution(_, s) => {
                         let mut inner = at.clone();
                         inner.via.push(">(...)".into());
@@ -389,11 +389,16 @@ impl Walker<'_> {
             }
             ast::IoRedirect::HereString(n, w) => {
                 let (a, _) = self.word(w, at);
-                out.push(Redirect { op: "<<<".into(), fd: fd(n), target: String::new(), body: Some(a) });
+                out.push(Redirect { op: "<<<".into(), fd: fd(n), target: Str::default(), body: Some(a) });
             }
             ast::IoRedirect::HereDocument(n, doc) => {
                 let body = if doc.requires_expansion { self.word(&doc.doc, at).0 } else { Arg::lit(&doc.doc.value) };
-                out.push(Redirect { op: "<<".into(), fd: fd(n), target: doc.here_end.value.clone(), body: Some(body) });
+                out.push(Redirect {
+                    op: "<<".into(),
+                    fd: fd(n),
+                    target: doc.here_end.value.as_str().into(),
+                    body: Some(body),
+                });
             }
         }
     }
@@ -425,7 +430,7 @@ impl Walker<'_> {
         &mut self,
         item: &ast::CommandPrefixOrSuffixItem,
         at: &At,
-        assigns: &mut Vec<String>,
+        assigns: &mut Vec<Str>,
         words: &mut Vec<(Arg, Range<usize>)>,
         redirects: &mut Vec<Redirect>,
         prefix: bool,
@@ -465,7 +470,7 @@ impl Walker<'_> {
         &mut self,
         mut args: Vec<Arg>,
         mut ranges: Vec<Range<usize>>,
-        assigns: Vec<String>,
+        assigns: Vec<Str>,
         redirects: Vec<Redirect>,
         at: &mut At,
         upstream: Option<Range<usize>>,
@@ -530,7 +535,7 @@ impl Walker<'_> {
         }
 
         // Where it writes.
-        let mut raw_writes: Vec<String> = redirects.iter().filter(|r| r.writes()).map(|r| r.target.clone()).collect();
+        let mut raw_writes: Vec<Str> = redirects.iter().filter(|r| r.writes()).map(|r| r.target.clone()).collect();
         if known.writer {
             raw_writes.extend(writes_of(&name, subcommand.as_deref(), &parsed, &args));
         }
@@ -624,7 +629,7 @@ impl Walker<'_> {
                         }
                     }
                     if let Some(c) = self.out.commands.get_mut(index) {
-                        c.code = Some(a.text);
+                        c.code = Some(a.text.into());
                     }
                 }
                 Inner::Stdin => self.stdin_script(index, &name, &via, at, upstream.clone()),
@@ -644,7 +649,7 @@ impl Walker<'_> {
 
     /// A program read from standard input: from a here-document or here-string, from `echo`
     /// upstream (read), or from a download or a decoder upstream (opaque).
-    fn stdin_script(&mut self, index: usize, name: &str, via: &[String], at: &At, upstream: Option<Range<usize>>) {
+    fn stdin_script(&mut self, index: usize, name: &str, via: &[Str], at: &At, upstream: Option<Range<usize>>) {
         let body = self
             .out
             .commands
@@ -658,7 +663,7 @@ impl Walker<'_> {
             } else if shell {
                 self.script(&b.text, via.to_vec(), at.cwd.clone(), at.depth + 1);
             } else if let Some(c) = self.out.commands.get_mut(index) {
-                c.code = Some(b.text);
+                c.code = Some(b.text.into());
             }
             return;
         }
@@ -769,13 +774,13 @@ fn payload(w: &Walker<'_>, r: &Range<usize>) -> Option<&'static str> {
 
 /// The program a command word names: quotes are already gone; the directory goes, and the
 /// case (macOS and Windows find `RM` as `rm`).
-fn resolve(word: &str) -> String {
+fn resolve(word: &str) -> Str {
     let base = word.rsplit('/').next().unwrap_or(word);
-    base.to_lowercase()
+    Str::from(base.to_lowercase())
 }
 
 /// `resolve`, keeping the word's own buffer when it is already the name (the common case).
-fn resolve_owned(word: String) -> String {
+fn resolve_owned(word: Str) -> Str {
     if word.bytes().all(|b| b.is_ascii() && b != b'/' && !b.is_ascii_uppercase()) {
         return word;
     }
@@ -784,7 +789,7 @@ fn resolve_owned(word: String) -> String {
 
 /// `git [global options] SUBCOMMAND`: the subcommand, an inline alias's shell script
 /// (`-c alias.x='!rm -rf ~'`), and why the subcommand cannot be known.
-fn git_subcommand(args: &[Arg]) -> (Option<String>, Option<String>, Option<&'static str>) {
+fn git_subcommand(args: &[Arg]) -> (Option<Str>, Option<String>, Option<&'static str>) {
     let mut aliases: Vec<(String, String)> = Vec::new();
     let mut i = 0;
     while let Some(a) = args.get(i) {
@@ -809,13 +814,13 @@ fn git_subcommand(args: &[Arg]) -> (Option<String>, Option<String>, Option<&'sta
             }
             _ if t.starts_with('-') => {}
             _ => {
-                let sub = t.to_lowercase();
+                let sub = Str::from(t.to_lowercase());
                 if let Some((_, v)) = aliases.iter().find(|(n, _)| *n == sub) {
                     if let Some(script) = v.strip_prefix('!') {
                         return (Some(sub), Some(script.to_string()), None);
                     }
                     let first = v.split_whitespace().next().unwrap_or("").to_lowercase();
-                    return (Some(first), None, None);
+                    return (Some(first.into()), None, None);
                 }
                 return (Some(sub), None, None);
             }
@@ -826,8 +831,8 @@ fn git_subcommand(args: &[Arg]) -> (Option<String>, Option<String>, Option<&'sta
 
 /// Files a command writes (besides its redirections), as written; `programs::WRITERS` lists
 /// the programs this knows.
-fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed, args: &[Arg]) -> Vec<String> {
-    let ops: Vec<String> = p.operands.iter().map(|a| a.text.clone()).collect();
+fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed, args: &[Arg]) -> Vec<Str> {
+    let ops: Vec<Str> = p.operands.iter().map(|a| a.text.clone()).collect();
     let last = || ops.last().cloned().into_iter().collect::<Vec<_>>();
     match name {
         "tee" | "truncate" | "shred" | "touch" | "rm" | "rmdir" | "unlink" | "mkdir" | "rustfmt" | "black"
@@ -864,7 +869,7 @@ fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed, args: &[Arg]) 
             let code_at = args.iter().position(|a| a.text.ends_with('e') && a.text.starts_with('-'));
             code_at.map(|i| args.iter().skip(i + 2).map(|a| a.text.clone()).collect()).unwrap_or_default()
         }
-        "dd" => ops.iter().filter_map(|o| o.strip_prefix("of=").map(str::to_string)).collect(),
+        "dd" => ops.iter().filter_map(|o| o.strip_prefix("of=").map(Str::from)).collect(),
         "gofmt" | "prettier" if p.has("write") => ops,
         "clang-format" if p.has("i") => ops,
         "tar" if p.has("extract") || p.has("get") || old_style_tar(args) => {
@@ -878,7 +883,7 @@ fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed, args: &[Arg]) 
                 .map(|i| args.iter().skip(i + 1).map(|a| a.text.clone()).collect())
                 .unwrap_or_default(),
             Some("restore" | "rm" | "mv") => {
-                let after: Vec<String> = args
+                let after: Vec<Str> = args
                     .iter()
                     .skip_while(|a| a.text.to_lowercase() != sub.unwrap_or(""))
                     .skip(1)
