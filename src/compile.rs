@@ -326,6 +326,9 @@ pub(crate) struct Run<'a> {
     pub lists: SmallVec<[Option<lower::Candidates>; 4]>,
     /// The candidate sets' bits (see `lower::Candidates`).
     pub cands: SmallVec<[u64; 48]>,
+    /// Per element of a lazily scanned list, the atoms its fields reported (see
+    /// `lower::ListFilter::lazy`).
+    pub reported: SmallVec<[u64; 64]>,
 }
 
 fn run(dag: &Dag, side: Side, input: &Input<'_>, mut ex: Option<&mut Explain>) -> Verdict {
@@ -363,6 +366,7 @@ fn run(dag: &Dag, side: Side, input: &Input<'_>, mut ex: Option<&mut Explain>) -
         hit_list: SmallVec::new(),
         lists: SmallVec::new(),
         cands: SmallVec::new(),
+        reported: SmallVec::new(),
     };
     st.fields.resize(b.fields.len(), None);
     st.field_modes.resize(b.fields.len(), FIELD_NOT_RUN);

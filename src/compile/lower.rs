@@ -57,6 +57,13 @@ pub struct ListFilter {
     atoms: usize,
     /// Per quantifier, what makes an element a candidate.
     triggers: Vec<Trigger>,
+    /// Per quantifier: the scans its trigger atoms come from (bit `i` for prefilter field
+    /// filter `i`, bit `P + j` for flag `j`, P the number of field filters) and those atoms as
+    /// a bit set. A field is scanned over the list when the first quantifier that needs it
+    /// runs, so `r.text matches credential_files` behind a false conjunct never reads a
+    /// command's text. `None` past 64 quantifiers, atoms or scans: then the first quantifier
+    /// to run scans every field for all of them.
+    lazy: Option<Vec<(u64, u64)>>,
     /// Per quantifier keyed by one conjunct of its body (`c.name == "git" and ...`), the body
     /// without that conjunct, over the quantifier's own variable: every element the key
     /// table picks for it makes that conjunct true, so it is not evaluated again. Only keyed
@@ -270,7 +277,7 @@ impl ListFilter {
             })
             .collect();
         let covers = |a: u32| prefilter.covers(a) || flags.iter().any(|(f, _)| *f == a);
-        let triggers = roots
+        let triggers: Vec<Trigger> = roots
             .iter()
             .map(|r| match r {
                 None => Trigger::Key,
@@ -294,8 +301,10 @@ impl ListFilter {
                 })
             })
             .collect();
+        let lazy = lazy_plan(&triggers, &prefilter, &flags, members.len(), b.atoms.len());
         ListFilter {
             list: list.clone(),
+            lazy,
             lean,
             members,
             key,
@@ -307,18 +316,23 @@ impl ListFilter {
         }
     }
 
-    /// For each quantifier, the elements its body may hold on: appended to `st.cands`,
-    /// their place returned.
-    fn scan<'a>(&'a self, st: &mut Run<'a>) -> Candidates {
+    /// The candidate sets of the quantifiers the key table and `Always` decide, appended to
+    /// `st.cands`; with no lazy plan, every quantifier's, all fields scanned at once.
+    fn begin<'a>(&'a self, st: &mut Run<'a>) -> Candidates {
         let list = st.scope.value(&self.list);
         let n = list.list_len().unwrap_or(0);
-        let out = Candidates::new(&mut st.cands, self.triggers.len(), n);
+        let mut out = Candidates::new(&mut st.cands, self.triggers.len(), n);
         if n == 0 {
+            out.done = u64::MAX;
             return out;
         }
-        let input = st.scope.input;
-        let ws = input.workspace_key();
-        // Which atoms the element's fields reported: on the stack for up to 64 atoms.
+        let eager = self.lazy.is_none();
+        if !eager {
+            out.reported = st.reported.len();
+            st.reported.resize(out.reported + n, 0);
+        }
+        let ws = st.scope.input.workspace_key();
+        // Which atoms the element's fields reported (eager scans): on the stack for up to 64.
         let mut inline = [false; 64];
         let mut spilled = Vec::new();
         let reported: &mut [bool] = if self.atoms <= inline.len() {
@@ -327,7 +341,7 @@ impl ListFilter {
             spilled.resize(self.atoms, false);
             &mut spilled
         };
-        let filtered = self.triggers.iter().any(|t| matches!(t, Trigger::Atoms(_)));
+        let filtered = eager && self.triggers.iter().any(|t| matches!(t, Trigger::Atoms(_)));
         for i in 0..n {
             let Some(item) = list.nth(i) else { continue };
             st.scope.vars.push((SHARED_VAR, item));
@@ -371,6 +385,7 @@ impl ListFilter {
                 let may = match t {
                     Trigger::Key => false,
                     Trigger::Always => true,
+                    Trigger::Atoms(_) if !eager => false,
                     Trigger::Atoms(atoms) => atoms.iter().any(|a| reported.get(*a as usize).copied().unwrap_or(true)),
                 };
                 if may {
@@ -378,8 +393,87 @@ impl ListFilter {
                 }
             }
         }
+        out.done = if eager {
+            u64::MAX
+        } else {
+            (0..).zip(&self.triggers).filter(|(_, t)| !matches!(t, Trigger::Atoms(_))).fold(0, |d, (m, _)| d | 1 << m)
+        };
         out
     }
+
+    /// Quantifier `m`'s candidates, when `begin` left them: the fields its trigger reads are
+    /// scanned over the list (once for all quantifiers), then its atoms picked out.
+    fn finish<'a>(&'a self, m: usize, set: &mut Candidates, st: &mut Run<'a>) {
+        set.done |= 1 << m;
+        let Some(&(scans, mask)) = self.lazy.as_ref().and_then(|l| l.get(m)) else { return };
+        let list = st.scope.value(&self.list);
+        let n = list.list_len().unwrap_or(0);
+        let ws = st.scope.input.workspace_key();
+        let filters = self.prefilter.field_count();
+        let mut todo = scans & !set.scanned;
+        set.scanned |= scans;
+        while todo != 0 {
+            let scan = todo.trailing_zeros() as usize;
+            todo &= todo - 1;
+            for i in 0..n {
+                let Some(item) = list.nth(i) else { continue };
+                st.scope.vars.push((SHARED_VAR, item));
+                let scope = &st.scope;
+                let mut bits = 0u64;
+                if scan < filters {
+                    self.prefilter.scan_one(
+                        scan,
+                        |f| self.fields.get(f as usize).map_or(crate::eval::V::Absent, |v| scope.value(v)),
+                        ws,
+                        &mut |a, _| bits |= 1u64.checked_shl(a).unwrap_or(0),
+                    );
+                } else if let Some((a, f)) = self.flags.get(scan - filters) {
+                    if self.fields.get(*f as usize).is_some_and(|v| scope.value(v).is_true()) {
+                        bits |= 1u64.checked_shl(*a).unwrap_or(0);
+                    }
+                }
+                st.scope.vars.pop();
+                if let Some(r) = st.reported.get_mut(set.reported + i) {
+                    *r |= bits;
+                }
+            }
+        }
+        for i in 0..n {
+            if st.reported.get(set.reported + i).is_some_and(|r| r & mask != 0) {
+                set.set(&mut st.cands, m, i);
+            }
+        }
+    }
+}
+
+/// `ListFilter::lazy` for these triggers, when everything fits in 64 bits.
+fn lazy_plan(
+    triggers: &[Trigger],
+    prefilter: &Prefilter,
+    flags: &[(u32, u32)],
+    members: usize,
+    atoms: usize,
+) -> Option<Vec<(u64, u64)>> {
+    let filters = prefilter.field_count();
+    if members > 64 || atoms > 64 || filters + flags.len() > 64 {
+        return None;
+    }
+    triggers
+        .iter()
+        .map(|t| {
+            let Trigger::Atoms(atoms) = t else { return Some((0, 0)) };
+            let (mut scans, mut mask) = (0u64, 0u64);
+            for a in atoms {
+                let scan = match prefilter.filter_of(*a) {
+                    Some(i) => i,
+                    None => filters + flags.iter().position(|(f, _)| f == a)?,
+                };
+                scans |= 1 << scan;
+                mask |= 1 << a;
+            }
+            Some((scans, mask))
+        })
+        .collect()
 }
 
 /// Per quantifier of a list filter, a bit set of the list's elements its body may hold on:
@@ -389,6 +483,12 @@ impl ListFilter {
 pub(crate) struct Candidates {
     start: usize,
     words: usize,
+    /// Quantifiers whose sets are complete (bit per member).
+    done: u64,
+    /// Scans run so far (see `ListFilter::lazy`).
+    scanned: u64,
+    /// Where the elements' reported atoms start in `Run::reported`.
+    reported: usize,
 }
 
 impl Candidates {
@@ -396,7 +496,7 @@ impl Candidates {
         let words = elements.div_ceil(64);
         let start = bits.len();
         bits.resize(start + members * words, 0);
-        Candidates { start, words }
+        Candidates { start, words, done: 0, scanned: 0, reported: 0 }
     }
 
     fn set(&self, bits: &mut [u64], member: usize, element: usize) {
@@ -843,9 +943,17 @@ impl Bucket {
         let ir::Expr::Quant { var, list, body, .. } = e else { return st.scope.expr(e) };
         let Some(filter) = self.lists.get(g as usize) else { return st.scope.expr(e) };
         if st.lists.get(g as usize).is_some_and(Option::is_none) {
-            let scanned = filter.scan(st);
+            let begun = filter.begin(st);
             if let Some(slot) = st.lists.get_mut(g as usize) {
-                *slot = Some(scanned);
+                *slot = Some(begun);
+            }
+        }
+        if let Some(Some(mut set)) = st.lists.get(g as usize).copied() {
+            if set.done & 1u64.checked_shl(m).unwrap_or(0) == 0 {
+                filter.finish(m as usize, &mut set, st);
+                if let Some(slot) = st.lists.get_mut(g as usize) {
+                    *slot = Some(set);
+                }
             }
         }
         let Run { scope, lists, cands, .. } = st;

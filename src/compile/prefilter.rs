@@ -76,6 +76,29 @@ impl Prefilter {
         }
     }
 
+    /// How many field filters there are (a list filter scans them one at a time).
+    pub(crate) fn field_count(&self) -> usize {
+        self.fields.len()
+    }
+
+    /// The field filter that covers atom `a`.
+    pub(crate) fn filter_of(&self, a: u32) -> Option<usize> {
+        self.fields.iter().position(|f| f.atoms.contains(&a))
+    }
+
+    /// Runs field filter `i` over the value `value_of` gives for its field.
+    pub(crate) fn scan_one<'a>(
+        &self,
+        i: usize,
+        value_of: impl FnOnce(u32) -> V<'a>,
+        workspace_key: &str,
+        report: &mut impl FnMut(u32, bool),
+    ) {
+        if let Some(f) = self.fields.get(i) {
+            f.scan(&value_of(f.field), workspace_key, report);
+        }
+    }
+
     /// Runs every field's filter over values `value_of` gives, reporting atoms to `report`
     /// (atom, whether the hit proves it); for the per-element filters of `lower::ListFilter`.
     pub(crate) fn scan<'a>(

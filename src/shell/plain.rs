@@ -49,10 +49,32 @@ pub(super) struct Sub {
 const MAX_SUB_DEPTH: usize = 4;
 
 /// Words bash treats as syntax in command position.
-const RESERVED: &[&str] = &[
-    "if", "then", "elif", "else", "fi", "do", "done", "case", "esac", "while", "until", "for", "in", "select",
-    "function", "time", "coproc", "{", "}", "!", "[[", "]]",
-];
+fn is_reserved(word: &str) -> bool {
+    matches!(
+        word,
+        "if" | "then"
+            | "elif"
+            | "else"
+            | "fi"
+            | "do"
+            | "done"
+            | "case"
+            | "esac"
+            | "while"
+            | "until"
+            | "for"
+            | "in"
+            | "select"
+            | "function"
+            | "time"
+            | "coproc"
+            | "{"
+            | "}"
+            | "!"
+            | "[["
+            | "]]"
+    )
+}
 
 /// The pipelines of a plain script, in order; `None` when it is not plain.
 pub(super) fn read(script: &str) -> Option<Vec<Vec<Simple>>> {
@@ -98,9 +120,45 @@ fn is_blank(c: u8) -> bool {
     c == b' ' || c == b'\t'
 }
 
+/// Byte classes, one table lookup a byte (the reader's scans are most of its time).
+/// A byte that ends a word: blanks, newlines and operators.
+const META: u8 = 1;
+/// A byte that ends a run of ordinary bytes inside a word: quotes, escapes, expansions,
+/// history, tilde, control characters.
+const SPECIAL: u8 = 2;
+/// A byte that may make a run a glob or a brace expansion.
+const PATTERN: u8 = 4;
+
+// Indexing cannot panic: a `u8` indexes a table of 256.
+#[allow(clippy::indexing_slicing)]
+static CLASS: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        if matches!(c, b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'(' | b')' | b'<' | b'>') {
+            t[b] |= META;
+        }
+        if matches!(c, b'\'' | b'"' | b'\\' | b'$' | b'`' | b'!' | b'~') || c < 0x20 {
+            t[b] |= SPECIAL;
+        }
+        if matches!(c, b'*' | b'?' | b'[' | b'{') {
+            t[b] |= PATTERN;
+        }
+        b += 1;
+    }
+    t
+};
+
+/// The class bits of byte `c`.
+#[allow(clippy::indexing_slicing)] // a `u8` indexes a table of 256
+fn class(c: u8) -> u8 {
+    CLASS[usize::from(c)]
+}
+
 /// Bytes that end a word.
 fn is_meta(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\n' | b';' | b'&' | b'|' | b'(' | b')' | b'<' | b'>')
+    class(c) & META != 0
 }
 
 /// An unquoted run of a word that the shell expands to file names.
@@ -268,7 +326,7 @@ impl<'s> Reader<'s> {
                 cur.subs.extend(w.subs);
                 return Some(());
             }
-            if RESERVED.contains(&w.arg.text.as_str()) {
+            if is_reserved(&w.arg.text) {
                 return None;
             }
         }
@@ -308,6 +366,32 @@ impl<'s> Reader<'s> {
     /// A word up to the next unquoted blank or operator.
     fn word(&mut self) -> Option<Word> {
         let start = self.i;
+        // Most words are one run of ordinary bytes: read in one scan, without the loop below.
+        let rest = self.b.get(start..)?;
+        let mut seen = 0u8;
+        let n = rest
+            .iter()
+            .position(|&x| {
+                let c = class(x);
+                seen |= c;
+                c & (META | SPECIAL) != 0
+            })
+            .unwrap_or(rest.len());
+        if n > 0 && rest.get(n).is_none_or(|&x| is_meta(x)) {
+            let text = self.s.get(start..start + n)?;
+            let dynamic = if seen & PATTERN == 0 {
+                None
+            } else if globby(text) {
+                Some("a glob")
+            } else if braced(text) {
+                Some("brace expansion")
+            } else {
+                None
+            };
+            self.i = start + n;
+            let arg = Arg { text: text.into(), dynamic };
+            return Some(Word { arg, raw_start: start, raw_end: self.i, quoted: false, subs: Vec::new() });
+        }
         let mut text = Str::default();
         let mut dynamic = None;
         let mut quoted = false;
@@ -405,12 +489,7 @@ impl<'s> Reader<'s> {
                 _ => {
                     // A run of ordinary bytes (multi-byte characters included).
                     let rest = self.b.get(self.i..)?;
-                    let n = rest
-                        .iter()
-                        .position(|&x| {
-                            is_meta(x) || matches!(x, b'\'' | b'"' | b'\\' | b'$' | b'`' | b'!' | b'~') || x < 0x20
-                        })
-                        .unwrap_or(rest.len());
+                    let n = rest.iter().position(|&x| class(x) & (META | SPECIAL) != 0).unwrap_or(rest.len());
                     text.push_str(self.s.get(self.i..self.i + n)?);
                     self.i += n;
                 }
