@@ -30,7 +30,7 @@ pub(super) struct Simple {
 impl Simple {
     fn new() -> Simple {
         // Its text grows word by word: room for a typical command up front.
-        Simple { text: String::with_capacity(48), ..Simple::default() }
+        Simple { text: String::with_capacity(48), words: Vec::with_capacity(8), ..Simple::default() }
     }
 }
 
@@ -634,10 +634,39 @@ fn balanced(text: &str) -> bool {
 
 /// `NAME=value` or `NAME+=value`.
 fn is_assignment(raw: &str) -> bool {
-    let Some(eq) = raw.find('=') else { return false };
-    let name = raw.get(..eq).unwrap_or("");
-    let name = name.strip_suffix('+').unwrap_or(name);
-    let mut chars = name.chars();
-    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+    let b = raw.as_bytes();
+    if !b.first().is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_') {
+        return false;
+    }
+    let name = b.iter().position(|c| !(c.is_ascii_alphanumeric() || *c == b'_')).unwrap_or(b.len());
+    matches!(b.get(name..), Some([b'=', ..] | [b'+', b'=', ..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn assignments_are_names_then_equals() {
+        for yes in ["A=1", "_x=", "a_1+=b", "PATH=/bin:$PATH", "a==b"] {
+            assert!(is_assignment(yes), "{yes}");
+        }
+        for no in ["=a", "1a=b", "a+b=c", "a++=b", "a", "a+", "-a=b", "a.b=c", "é=1", ""] {
+            assert!(!is_assignment(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn byte_classes() {
+        for c in [b' ', b'\t', b'\n', b';', b'&', b'|', b'(', b')', b'<', b'>'] {
+            assert!(is_meta(c), "{c}");
+        }
+        for c in [b'a', b'-', b'/', b'*', b'{', b'=', 0x80, 0xff] {
+            assert!(!is_meta(c), "{c}");
+            assert_eq!(class(c) & SPECIAL, 0, "{c}");
+        }
+        for c in [b'\'', b'"', b'\\', b'$', b'`', b'!', b'~', 0x01, b'\r'] {
+            assert_ne!(class(c) & SPECIAL, 0, "{c}");
+        }
+    }
 }

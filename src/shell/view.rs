@@ -53,6 +53,9 @@ impl Walker<'_> {
         }
         if let Some(pipelines) = self.plain.then(|| super::plain::read(text)).flatten() {
             let mut at = At { via, cwd, depth };
+            // Room for the commands read (a `Command` is large: growing the list copies it).
+            let simple: usize = pipelines.iter().map(Vec::len).sum();
+            self.out.commands.reserve(simple.min(MAX_COMMANDS));
             for p in pipelines {
                 self.plain_pipeline(p, &mut at);
             }
