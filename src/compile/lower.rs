@@ -69,6 +69,11 @@ pub struct ListFilter {
     /// table picks for it makes that conjunct true, so it is not evaluated again. Only keyed
     /// quantifiers (`Trigger::Key`, whose elements come from the key table alone) have one.
     lean: Vec<Option<ir::Expr>>,
+    /// Per keyed quantifier, a second key its body gives another field (`c.subcommand ==
+    /// "clean"` under `c.name == "git"`): an element the key table picks is a candidate only
+    /// when that field's value passes too, so `git add` runs none of the `git push`, `git
+    /// clean` bodies.
+    guards: Vec<Option<Guard>>,
 }
 
 #[derive(Debug)]
@@ -87,6 +92,39 @@ struct KeyTable {
     field: ir::Value,
     exact: rustc_hash::FxHashMap<Box<str>, Vec<u32>>,
     prefixes: Vec<(Box<str>, u32)>,
+}
+
+/// A keyed quantifier's second key (see `ListFilter::guards`).
+#[derive(Debug)]
+struct Guard {
+    field: ir::Value,
+    exact: Vec<Box<str>>,
+    prefixes: Vec<Box<str>>,
+}
+
+impl Guard {
+    /// Whether the body may hold on an element whose guard field is `v`.
+    fn passes(&self, v: &crate::eval::V<'_>) -> bool {
+        let Some(t) = v.text() else { return false };
+        (v.is_str() && self.exact.iter().any(|e| **e == *t)) || self.prefixes.iter().any(|p| t.starts_with(&**p))
+    }
+}
+
+/// The guard of a keyed body (renamed to the shared variable) whose key conjunct on `key` is
+/// set aside: the first other field its remaining conjuncts key.
+fn guard_of(body: &ir::Expr, key: &ir::Value) -> Option<Guard> {
+    let ir::Expr::And(items) = body else { return None };
+    let j = key_conjunct(items, key)?;
+    let rest: Vec<ir::Expr> = items.iter().enumerate().filter(|(i, _)| *i != j).map(|(_, e)| e.clone()).collect();
+    let rest = ir::Expr::And(rest);
+    let mut fields = Vec::new();
+    key_fields(&rest, &mut fields);
+    fields.into_iter().filter(|f| f != key).find_map(|f| {
+        let k = key_of(&rest, &f)?;
+        let exact = k.exact.iter().map(|e| Box::from(*e)).collect();
+        let prefixes = k.prefixes.iter().map(|p| Box::from(*p)).collect();
+        Some(Guard { field: f, exact, prefixes })
+    })
 }
 
 /// What a body says about the key field: it holds only when the field's value is one of
@@ -301,10 +339,13 @@ impl ListFilter {
                 })
             })
             .collect();
+        let guards =
+            renamed.iter().zip(&keys).map(|(r, k)| guard_of(r, &key.as_ref().filter(|_| k.is_some())?.field)).collect();
         let lazy = lazy_plan(&triggers, &prefilter, &flags, members.len(), b.atoms.len());
         ListFilter {
             list: list.clone(),
             lazy,
+            guards,
             lean,
             members,
             key,
@@ -349,13 +390,19 @@ impl ListFilter {
             if let Some(k) = &self.key {
                 let v = scope.value(&k.field);
                 if let Some(t) = v.text() {
+                    let guarded = |m: u32| match self.guards.get(m as usize) {
+                        Some(Some(g)) => g.passes(&scope.value(&g.field)),
+                        _ => true,
+                    };
                     if v.is_str() {
                         for m in k.exact.get(t.as_ref()).into_iter().flatten() {
-                            out.set(&mut st.cands, *m as usize, i);
+                            if guarded(*m) {
+                                out.set(&mut st.cands, *m as usize, i);
+                            }
                         }
                     }
                     for (p, m) in &k.prefixes {
-                        if t.starts_with(p.as_ref()) {
+                        if t.starts_with(p.as_ref()) && guarded(*m) {
                             out.set(&mut st.cands, *m as usize, i);
                         }
                     }
@@ -406,12 +453,26 @@ impl ListFilter {
     fn finish<'a>(&'a self, m: usize, set: &mut Candidates, st: &mut Run<'a>) {
         set.done |= 1 << m;
         let Some(&(scans, mask)) = self.lazy.as_ref().and_then(|l| l.get(m)) else { return };
+        let n = set.elements;
+        let todo = scans & !set.scanned;
+        set.scanned |= scans;
+        if todo != 0 {
+            self.scan_fields(todo, set, st);
+        }
+        for i in 0..n {
+            if st.reported.get(set.reported + i).is_some_and(|r| r & mask != 0) {
+                set.set(&mut st.cands, m, i);
+            }
+        }
+    }
+
+    /// Runs the scans in `todo` (see `ListFilter::lazy`) over every element, adding the atoms
+    /// they report to the elements' sets.
+    fn scan_fields<'a>(&'a self, mut todo: u64, set: &Candidates, st: &mut Run<'a>) {
         let list = st.scope.value(&self.list);
-        let n = list.list_len().unwrap_or(0);
+        let n = set.elements;
         let ws = st.scope.input.workspace_key();
         let filters = self.prefilter.field_count();
-        let mut todo = scans & !set.scanned;
-        set.scanned |= scans;
         while todo != 0 {
             let scan = todo.trailing_zeros() as usize;
             todo &= todo - 1;
@@ -436,11 +497,6 @@ impl ListFilter {
                 if let Some(r) = st.reported.get_mut(set.reported + i) {
                     *r |= bits;
                 }
-            }
-        }
-        for i in 0..n {
-            if st.reported.get(set.reported + i).is_some_and(|r| r & mask != 0) {
-                set.set(&mut st.cands, m, i);
             }
         }
     }
@@ -489,6 +545,8 @@ pub(crate) struct Candidates {
     scanned: u64,
     /// Where the elements' reported atoms start in `Run::reported`.
     reported: usize,
+    /// The list's length.
+    elements: usize,
 }
 
 impl Candidates {
@@ -496,7 +554,7 @@ impl Candidates {
         let words = elements.div_ceil(64);
         let start = bits.len();
         bits.resize(start + members * words, 0);
-        Candidates { start, words, done: 0, scanned: 0, reported: 0 }
+        Candidates { start, words, done: 0, scanned: 0, reported: 0, elements }
     }
 
     fn set(&self, bits: &mut [u64], member: usize, element: usize) {
@@ -540,13 +598,15 @@ impl ListFilter {
         if let Some(k) = &self.key {
             let keyed = self.triggers.iter().filter(|t| matches!(t, Trigger::Key)).count();
             let lean = self.lean.iter().filter(|l| l.is_some()).count();
+            let guarded = self.guards.iter().filter(|g| g.is_some()).count();
             out.push(format!(
-                "  element key {}: {} quantifiers by {} exact values and {} prefixes ({} bodies run without their key conjunct)",
+                "  element key {}: {} quantifiers by {} exact values and {} prefixes ({} bodies run without their key conjunct, {} behind a second key)",
                 crate::ir::describe_value(&k.field),
                 keyed,
                 k.exact.len(),
                 k.prefixes.len(),
-                lean
+                lean,
+                guarded
             ));
         }
         for line in self.prefilter.summary(&self.fields) {

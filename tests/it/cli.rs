@@ -282,6 +282,14 @@ fn dump_formats() {
         .and_then(|l| l.split_once(" prefixes ("))
         .and_then(|(_, rest)| rest.split(' ').next()?.parse::<usize>().ok());
     assert!(lean.is_some_and(|n| n >= 5), "{dag}");
+    // `git clean` and `git push` wait behind a second key, the subcommand: `git add` runs
+    // neither body.
+    let guarded = dag
+        .lines()
+        .find(|l| l.contains("element key x.name: "))
+        .and_then(|l| l.split_once("key conjunct, "))
+        .and_then(|(_, rest)| rest.split(' ').next()?.parse::<usize>().ok());
+    assert!(guarded.is_some_and(|n| n >= 2), "{dag}");
     // A file's dumps, snapshotted.
     for format in ["json", "ir", "dag"] {
         let out = snap(&format!("dump-{format}"), &["policy", "--dump", "--format", format, POLICY], None);

@@ -227,6 +227,8 @@ fn prefilters_change_no_floor_verdict() {
         "-delete",
         "-name x",
         "push",
+        "Push",
+        "add",
         "clean",
         "-ffdx",
         "-n",
