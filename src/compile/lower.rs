@@ -367,7 +367,9 @@ impl ListFilter {
             out.done = u64::MAX;
             return out;
         }
-        let eager = self.lazy.is_none();
+        // A short list (most calls run a command or three) is scanned in one pass: there the
+        // bookkeeping per quantifier costs more than the fields laziness would skip.
+        let eager = self.lazy.is_none() || n < LAZY_FROM;
         if !eager {
             out.reported = st.reported.len();
             st.reported.resize(out.reported + n, 0);
@@ -501,6 +503,9 @@ impl ListFilter {
         }
     }
 }
+
+/// The shortest list whose fields a list filter scans lazily (see `ListFilter::lazy`).
+const LAZY_FROM: usize = 8;
 
 /// `ListFilter::lazy` for these triggers, when everything fits in 64 bits.
 fn lazy_plan(

@@ -266,7 +266,12 @@ fn prefilters_change_no_floor_verdict() {
     ]);
     let seps = prop::sample::select(vec![" && ", " | ", "; ", " || ", " > ", " >> ", "\n", " & "]);
     let command = (programs, prop::collection::vec(args, 0..4));
-    let script = prop::collection::vec((command, seps), 1..4).prop_map(|parts| {
+    // Scripts of a few commands, and long ones: a list of 8 commands or more is scanned lazily
+    // (`lower::ListFilter::lazy`), one field at a time as quantifiers need them.
+    let parts = prop::collection::vec((command.clone(), seps.clone()), 1..4)
+        .boxed()
+        .prop_union(prop::collection::vec((command, seps), 8..16).boxed());
+    let script = parts.prop_map(|parts| {
         let mut s = String::new();
         for ((p, a), sep) in parts {
             if !s.is_empty() {
