@@ -57,6 +57,8 @@ pub struct ListFilter {
     atoms: usize,
     /// Per quantifier, what makes an element a candidate.
     triggers: Vec<Trigger>,
+    /// The quantifiers whose trigger is `Always`.
+    always: Vec<u32>,
     /// Per quantifier: the scans its trigger atoms come from (bit `i` for prefilter field
     /// filter `i`, bit `P + j` for flag `j`, P the number of field filters) and those atoms as
     /// a bit set. A field is scanned over the list when the first quantifier that needs it
@@ -344,6 +346,7 @@ impl ListFilter {
         let lazy = lazy_plan(&triggers, &prefilter, &flags, members.len(), b.atoms.len());
         ListFilter {
             list: list.clone(),
+            always: (0..).zip(&triggers).filter(|(_, t)| matches!(t, Trigger::Always)).map(|(m, _)| m).collect(),
             lazy,
             guards,
             lean,
@@ -430,11 +433,17 @@ impl ListFilter {
                 }
             }
             st.scope.vars.pop();
+            if !eager {
+                // Keyed quantifiers are set above; filtered ones wait for `finish`.
+                for m in &self.always {
+                    out.set(&mut st.cands, *m as usize, i);
+                }
+                continue;
+            }
             for (m, t) in self.triggers.iter().enumerate() {
                 let may = match t {
                     Trigger::Key => false,
                     Trigger::Always => true,
-                    Trigger::Atoms(_) if !eager => false,
                     Trigger::Atoms(atoms) => atoms.iter().any(|a| reported.get(*a as usize).copied().unwrap_or(true)),
                 };
                 if may {

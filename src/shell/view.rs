@@ -817,7 +817,11 @@ fn git_subcommand(args: &[Arg]) -> (Option<Str>, Option<String>, Option<&'static
             }
             _ if t.starts_with('-') => {}
             _ => {
-                let sub = Str::from(t.to_lowercase());
+                let sub = if t.bytes().any(|b| !b.is_ascii() || b.is_ascii_uppercase()) {
+                    Str::from(t.to_lowercase())
+                } else {
+                    Str::from(t)
+                };
                 if let Some((_, v)) = aliases.iter().find(|(n, _)| *n == sub) {
                     if let Some(script) = v.strip_prefix('!') {
                         return (Some(sub), Some(script.to_string()), None);
