@@ -13,7 +13,7 @@ use serde_json::json;
 
 /// The allocator the `fak` binary uses (src/main.rs), so the figures are what ships.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: fak::alloc::Mimalloc = fak::alloc::Mimalloc;
 
 fn program(name: &str, src: &str) -> fak::ir::Program {
     let loaded = fak::load::from_source(name, src);

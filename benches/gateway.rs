@@ -14,7 +14,7 @@ mod support;
 use support::{gateway, request, upstream};
 
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: fak::alloc::Mimalloc = fak::alloc::Mimalloc;
 
 fn bench_gateway(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();

@@ -25,7 +25,7 @@ use serde_json::{json, Value as Json};
 mod shared;
 
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: fak::alloc::Mimalloc = fak::alloc::Mimalloc;
 
 #[path = "support/load.rs"]
 mod load;

@@ -7,7 +7,7 @@
 //! benches/README.md has the counts this gives for the benchmark calls.
 
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: fak::alloc::Mimalloc = fak::alloc::Mimalloc;
 
 use fak::compile::{compile, CompileOptions};
 use fak::eval::{decide, Call, TraceState};

@@ -25,6 +25,7 @@
 //!
 //! ARCHITECTURE.md maps the modules; docs/POLICY.md is the language reference.
 
+pub mod alloc;
 pub mod ast;
 pub mod audit;
 pub mod check;

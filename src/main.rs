@@ -6,7 +6,7 @@ use std::process::ExitCode;
 /// strings and lists, and glibc's malloc spent about a third of a long command's decision
 /// (benches/README.md, session 11). The benchmarks use it too, to measure what ships.
 #[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOC: fak::alloc::Mimalloc = fak::alloc::Mimalloc;
 
 fn main() -> ExitCode {
     fak::cli::main()
