@@ -76,6 +76,12 @@ pub struct ListFilter {
     /// when that field's value passes too, so `git add` runs none of the `git push`, `git
     /// clean` bodies.
     guards: Vec<Option<Guard>>,
+    /// Per keyed quantifier whose body tests the key field beyond the conjunct that gave the
+    /// key (`(c.name in publishers and c.operands contains "publish") or (c.name == "twine"
+    /// and ...)`): the key field in the quantifier's own variable, and for each exact key
+    /// value the body with those tests decided (`cargo` leaves `c.operands contains
+    /// "publish"`). The key table picked the element for that value, so the tests are known.
+    special: Vec<Option<(ir::Value, HashMap<Box<str>, ir::Expr>)>>,
 }
 
 #[derive(Debug)]
@@ -109,6 +115,71 @@ impl Guard {
     fn passes(&self, v: &crate::eval::V<'_>) -> bool {
         let Some(t) = v.text() else { return false };
         (v.is_str() && self.exact.iter().any(|e| **e == *t)) || self.prefixes.iter().any(|p| t.starts_with(&**p))
+    }
+}
+
+/// `e` with the tests on `field` decided for the value `value` (a string): `==`, `!=`, `in` a
+/// literal list and `starts_with` a literal, then `and`/`or`/`not` simplified around them.
+/// Other tests are kept as they are.
+fn fold_key(e: &ir::Expr, field: &ir::Value, value: &str) -> ir::Expr {
+    let known = |b: bool| if b { ir::Expr::True } else { ir::Expr::False };
+    match e {
+        ir::Expr::Atom(a) => match a {
+            Atom::Cmp(op @ (ir::CmpOp::Eq | ir::CmpOp::Ne), l, ir::Value::Lit(x))
+            | Atom::Cmp(op @ (ir::CmpOp::Eq | ir::CmpOp::Ne), ir::Value::Lit(x), l)
+                if l == field =>
+            {
+                match x.0.as_str() {
+                    Some(x) => known((x == value) == matches!(op, ir::CmpOp::Eq)),
+                    None => e.clone(),
+                }
+            }
+            Atom::In(l, r) if l == field => match list_strings(r) {
+                Some(items) => known(items.contains(&value)),
+                None => e.clone(),
+            },
+            Atom::StartsWith(l, ir::Value::Lit(x)) if l == field => match x.0.as_str() {
+                Some(x) => known(value.starts_with(x)),
+                None => e.clone(),
+            },
+            _ => e.clone(),
+        },
+        ir::Expr::Not(inner) => match fold_key(inner, field, value) {
+            ir::Expr::True => ir::Expr::False,
+            ir::Expr::False => ir::Expr::True,
+            other => ir::Expr::Not(Box::new(other)),
+        },
+        ir::Expr::And(items) => {
+            let mut kept = Vec::new();
+            for i in items {
+                match fold_key(i, field, value) {
+                    ir::Expr::True => {}
+                    ir::Expr::False => return ir::Expr::False,
+                    other => kept.push(other),
+                }
+            }
+            match <[ir::Expr; 1]>::try_from(kept) {
+                Ok([one]) => one,
+                Err(kept) if kept.is_empty() => ir::Expr::True,
+                Err(kept) => ir::Expr::And(kept),
+            }
+        }
+        ir::Expr::Or(items) => {
+            let mut kept = Vec::new();
+            for i in items {
+                match fold_key(i, field, value) {
+                    ir::Expr::False => {}
+                    ir::Expr::True => return ir::Expr::True,
+                    other => kept.push(other),
+                }
+            }
+            match <[ir::Expr; 1]>::try_from(kept) {
+                Ok([one]) => one,
+                Err(kept) if kept.is_empty() => ir::Expr::False,
+                Err(kept) => ir::Expr::Or(kept),
+            }
+        }
+        ir::Expr::True | ir::Expr::False | ir::Expr::Quant { .. } => e.clone(),
     }
 }
 
@@ -343,12 +414,34 @@ impl ListFilter {
             .collect();
         let guards =
             renamed.iter().zip(&keys).map(|(r, k)| guard_of(r, &key.as_ref().filter(|_| k.is_some())?.field)).collect();
+        let special = members
+            .iter()
+            .zip(&keys)
+            .zip(&lean)
+            .map(|((m, k), l): ((&ir::Expr, &Option<Key>), &Option<ir::Expr>)| {
+                let (t, k) = (key.as_ref()?, k.as_ref()?);
+                let ir::Expr::Quant { var, body, .. } = m else { return None };
+                let ir::Value::Var(SHARED_VAR, path) = &t.field else { return None };
+                let field = ir::Value::Var(*var, path.clone());
+                let body: &ir::Expr = l.as_ref().unwrap_or(body);
+                let by_value: HashMap<Box<str>, ir::Expr> = k
+                    .exact
+                    .iter()
+                    .filter_map(|e| {
+                        let folded = fold_key(body, &field, e);
+                        (folded != *body).then(|| (Box::from(*e), folded))
+                    })
+                    .collect();
+                (!by_value.is_empty()).then_some((field, by_value))
+            })
+            .collect();
         let lazy = lazy_plan(&triggers, &prefilter, &flags, members.len(), b.atoms.len());
         ListFilter {
             list: list.clone(),
             always: (0..).zip(&triggers).filter(|(_, t)| matches!(t, Trigger::Always)).map(|(m, _)| m).collect(),
             lazy,
             guards,
+            special,
             lean,
             members,
             key,
@@ -1039,10 +1132,22 @@ impl Bucket {
         let items = scope.value(list);
         // Picked by the key table: the body without its key conjunct (see `ListFilter::lean`).
         let body = filter.lean.get(m as usize).and_then(Option::as_ref).unwrap_or(body);
+        let special = filter.special.get(m as usize).and_then(Option::as_ref);
         for i in elements(words) {
             let Some(item) = items.nth(i) else { continue };
             scope.step()?;
             scope.vars.push((*var, item));
+            // Decided for the element's key value, when the body tests the key again.
+            let body = match special {
+                Some((field, by_value)) => {
+                    let v = scope.value(field);
+                    match v.text() {
+                        Some(t) if v.is_str() => by_value.get(t.as_ref()).unwrap_or(body),
+                        _ => body,
+                    }
+                }
+                None => body,
+            };
             let r = scope.expr(body);
             scope.vars.pop();
             if r? {
@@ -1158,5 +1263,53 @@ impl Cost {
             total = total.saturating_add(t);
         }
         total
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn lit(j: serde_json::Value) -> ir::Value {
+        ir::Value::Lit(ir::Lit(j))
+    }
+
+    fn field(name: &str) -> ir::Value {
+        ir::Value::Var(1, vec![name.to_string()])
+    }
+
+    #[test]
+    fn a_body_is_decided_for_its_key_value() {
+        let name = field("name");
+        let publish = ir::Expr::Atom(Atom::Contains(field("operands"), lit(json!("publish"))));
+        let upload = ir::Expr::Atom(Atom::Contains(field("operands"), lit(json!("upload"))));
+        // (name in [npm, cargo] and operands contains "publish")
+        //   or (name == "twine" and operands contains "upload")
+        //   or not (name starts_with "x" or name != "gem")
+        let body = ir::Expr::Or(vec![
+            ir::Expr::And(vec![
+                ir::Expr::Atom(Atom::In(name.clone(), lit(json!(["npm", "cargo", 3])))),
+                publish.clone(),
+            ]),
+            ir::Expr::And(vec![
+                ir::Expr::Atom(Atom::Cmp(ir::CmpOp::Eq, lit(json!("twine")), name.clone())),
+                upload.clone(),
+            ]),
+            ir::Expr::Not(Box::new(ir::Expr::Or(vec![
+                ir::Expr::Atom(Atom::StartsWith(name.clone(), lit(json!("x")))),
+                ir::Expr::Atom(Atom::Cmp(ir::CmpOp::Ne, name.clone(), lit(json!("gem")))),
+            ]))),
+        ]);
+        assert_eq!(fold_key(&body, &name, "cargo"), publish);
+        assert_eq!(fold_key(&body, &name, "twine"), upload);
+        assert_eq!(fold_key(&body, &name, "gem"), ir::Expr::True);
+        assert_eq!(fold_key(&body, &name, "xz"), ir::Expr::False);
+        assert_eq!(fold_key(&body, &name, "3"), ir::Expr::False);
+        // Tests on other fields, and non-literal sides, stay.
+        let other = ir::Expr::Atom(Atom::Cmp(ir::CmpOp::Eq, field("subcommand"), lit(json!("push"))));
+        assert_eq!(fold_key(&other, &name, "git"), other);
+        let computed = ir::Expr::Atom(Atom::In(name.clone(), field("args")));
+        assert_eq!(fold_key(&computed, &name, "git"), computed);
     }
 }
