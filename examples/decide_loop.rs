@@ -1,8 +1,11 @@
-//! Decides one Bash command on the warmed built-in floor N times, for instruction counts:
+//! Decides one Bash command (or, given a tool and its JSON arguments, any call) on the warmed
+//! built-in floor N times, for instruction counts:
 //!
 //!     cargo build --release --example decide_loop
 //!     valgrind --tool=callgrind --toggle-collect='decide_loop::run' \
 //!         target/release/examples/decide_loop 100 "$(cat command.sh)"
+//!     valgrind --tool=callgrind --toggle-collect='decide_loop::run' \
+//!         target/release/examples/decide_loop 100 - Edit '{"file_path": "src/main.rs"}'
 //!
 //! benches/README.md has the counts this gives for the benchmark calls.
 
@@ -28,7 +31,16 @@ fn main() {
     let dag = compile(program, CompileOptions::default());
     dag.warm();
     let trace = TraceState::with_workspace("/workspace/repo").home("/home/dev");
-    let call = Call { tool: "Bash".into(), args: serde_json::json!({ "command": command }) };
+    let call = match (args.next(), args.next()) {
+        (Some(tool), Some(json)) => match serde_json::from_str(&json) {
+            Ok(args) => Call { tool, args },
+            Err(e) => {
+                eprintln!("the arguments are not JSON: {e}");
+                std::process::exit(2);
+            }
+        },
+        _ => Call { tool: "Bash".into(), args: serde_json::json!({ "command": command }) },
+    };
     let d = decide(&dag, &call, &trace);
     println!("{:?} {} ({} decisions: {})", d.verdict, d.reason, n, run(&dag, &call, &trace, n));
 }
