@@ -118,6 +118,29 @@ impl Guard {
     }
 }
 
+/// `items` joined by `and`: one item is itself, none is `true`.
+fn all_of(items: Vec<ir::Expr>) -> ir::Expr {
+    match <[ir::Expr; 1]>::try_from(items) {
+        Ok([one]) => one,
+        Err(items) if items.is_empty() => ir::Expr::True,
+        Err(items) => ir::Expr::And(items),
+    }
+}
+
+/// `items` joined by `or`: one item is itself, none is `false`.
+fn any_of(items: Vec<ir::Expr>) -> ir::Expr {
+    match <[ir::Expr; 1]>::try_from(items) {
+        Ok([one]) => one,
+        Err(items) if items.is_empty() => ir::Expr::False,
+        Err(items) => ir::Expr::Or(items),
+    }
+}
+
+/// The conjunction of `items` without item `j` (a body without its key conjunct).
+fn all_but(items: &[ir::Expr], j: usize) -> ir::Expr {
+    all_of(items.iter().enumerate().filter(|(i, _)| *i != j).map(|(_, e)| e.clone()).collect())
+}
+
 /// `e` with the tests on `field` decided for the value `value` (a string): `==`, `!=`, `in` a
 /// literal list and `starts_with` a literal, then `and`/`or`/`not` simplified around them.
 /// Other tests are kept as they are.
@@ -149,34 +172,22 @@ fn fold_key(e: &ir::Expr, field: &ir::Value, value: &str) -> ir::Expr {
             ir::Expr::False => ir::Expr::True,
             other => ir::Expr::Not(Box::new(other)),
         },
-        ir::Expr::And(items) => {
+        ir::Expr::And(items) | ir::Expr::Or(items) => {
+            // `false` decides an `and` and `true` an `or`; the other constant drops out.
+            let and = matches!(e, ir::Expr::And(_));
             let mut kept = Vec::new();
             for i in items {
                 match fold_key(i, field, value) {
-                    ir::Expr::True => {}
-                    ir::Expr::False => return ir::Expr::False,
+                    ir::Expr::True if and => {}
+                    ir::Expr::False if !and => {}
+                    decided @ (ir::Expr::True | ir::Expr::False) => return decided,
                     other => kept.push(other),
                 }
             }
-            match <[ir::Expr; 1]>::try_from(kept) {
-                Ok([one]) => one,
-                Err(kept) if kept.is_empty() => ir::Expr::True,
-                Err(kept) => ir::Expr::And(kept),
-            }
-        }
-        ir::Expr::Or(items) => {
-            let mut kept = Vec::new();
-            for i in items {
-                match fold_key(i, field, value) {
-                    ir::Expr::False => {}
-                    ir::Expr::True => return ir::Expr::True,
-                    other => kept.push(other),
-                }
-            }
-            match <[ir::Expr; 1]>::try_from(kept) {
-                Ok([one]) => one,
-                Err(kept) if kept.is_empty() => ir::Expr::False,
-                Err(kept) => ir::Expr::Or(kept),
+            if and {
+                all_of(kept)
+            } else {
+                any_of(kept)
             }
         }
         ir::Expr::True | ir::Expr::False | ir::Expr::Quant { .. } => e.clone(),
@@ -187,9 +198,7 @@ fn fold_key(e: &ir::Expr, field: &ir::Value, value: &str) -> ir::Expr {
 /// set aside: the first other field its remaining conjuncts key.
 fn guard_of(body: &ir::Expr, key: &ir::Value) -> Option<Guard> {
     let ir::Expr::And(items) = body else { return None };
-    let j = key_conjunct(items, key)?;
-    let rest: Vec<ir::Expr> = items.iter().enumerate().filter(|(i, _)| *i != j).map(|(_, e)| e.clone()).collect();
-    let rest = ir::Expr::And(rest);
+    let rest = all_but(items, key_conjunct(items, key)?);
     let mut fields = Vec::new();
     key_fields(&rest, &mut fields);
     fields.into_iter().filter(|f| f != key).find_map(|f| {
@@ -403,13 +412,7 @@ impl ListFilter {
                 let t = key.as_ref().filter(|_| k.is_some())?;
                 let ir::Expr::Quant { body, .. } = m else { return None };
                 let (ir::Expr::And(items), ir::Expr::And(renamed_items)) = (body.as_ref(), r) else { return None };
-                let j = key_conjunct(renamed_items, &t.field)?;
-                let rest: Vec<ir::Expr> =
-                    items.iter().enumerate().filter(|(i, _)| *i != j).map(|(_, e)| e.clone()).collect();
-                Some(match <[ir::Expr; 1]>::try_from(rest) {
-                    Ok([one]) => one,
-                    Err(rest) => ir::Expr::And(rest),
-                })
+                Some(all_but(items, key_conjunct(renamed_items, &t.field)?))
             })
             .collect();
         let guards =

@@ -162,7 +162,7 @@ fn is_meta(c: u8) -> bool {
 }
 
 /// An unquoted run of a word that the shell expands to file names.
-pub(super) fn globby(t: &str) -> bool {
+fn globby(t: &str) -> bool {
     let b = t.as_bytes();
     if !b.iter().any(|c| matches!(c, b'*' | b'?' | b'[')) {
         return false; // most runs: one pass
@@ -172,8 +172,20 @@ pub(super) fn globby(t: &str) -> bool {
         || b.iter().position(|c| *c == b'[').is_some_and(|i| b.get(i + 1..).is_some_and(|r| r.contains(&b']')))
 }
 
+/// What an unquoted run of a word expands to at run time, if anything: file names (a glob,
+/// which wins) or a brace expansion.
+pub(super) fn expansion(t: &str) -> Option<&'static str> {
+    if globby(t) {
+        Some("a glob")
+    } else if braced(t) {
+        Some("brace expansion")
+    } else {
+        None
+    }
+}
+
 /// An unquoted run of a word that brace expansion rewrites.
-pub(super) fn braced(t: &str) -> bool {
+fn braced(t: &str) -> bool {
     let b = t.as_bytes();
     b.contains(&b'{') && b.iter().any(|c| matches!(c, b',' | b'.')) && b.contains(&b'}')
 }
@@ -379,15 +391,7 @@ impl<'s> Reader<'s> {
             .unwrap_or(rest.len());
         if n > 0 && rest.get(n).is_none_or(|&x| is_meta(x)) {
             let text = self.s.get(start..start + n)?;
-            let dynamic = if seen & PATTERN == 0 {
-                None
-            } else if globby(text) {
-                Some("a glob")
-            } else if braced(text) {
-                Some("brace expansion")
-            } else {
-                None
-            };
+            let dynamic = if seen & PATTERN == 0 { None } else { expansion(text) };
             self.i = start + n;
             let arg = Arg { text: text.into(), dynamic };
             return Some(Word { arg, raw_start: start, raw_end: self.i, quoted: false, subs: Vec::new() });
@@ -400,12 +404,8 @@ impl<'s> Reader<'s> {
         // reads a word: in pieces split at quotes and escapes).
         let mut run_start = text.len();
         let end_run = |text: &str, from: usize, dynamic: &mut Option<&'static str>| {
-            let run = text.get(from..).unwrap_or("");
-            if globby(run) {
-                dynamic.get_or_insert("a glob");
-            }
-            if braced(run) {
-                dynamic.get_or_insert("brace expansion");
+            if let Some(kind) = expansion(text.get(from..).unwrap_or("")) {
+                dynamic.get_or_insert(kind);
             }
         };
         while let Some(c) = self.peek(0) {

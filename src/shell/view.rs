@@ -303,11 +303,8 @@ impl Walker<'_> {
     fn piece(&mut self, p: &WordPiece, raw: &str, offset: usize, arg: &mut Arg, at: &At, quoted: bool) {
         match p {
             WordPiece::Text(t) => {
-                if !quoted && super::plain::globby(t) {
-                    arg.dynamic.get_or_insert("a glob");
-                }
-                if !quoted && super::plain::braced(t) {
-                    arg.dynamic.get_or_insert("brace expansion");
+                if let Some(kind) = super::plain::expansion(t).filter(|_| !quoted) {
+                    arg.dynamic.get_or_insert(kind);
                 }
                 arg.text.push_str(t);
             }

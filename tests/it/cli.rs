@@ -274,22 +274,19 @@ fn dump_formats() {
     // The floor's rules over commands are keyed by the command's name: one lookup per command.
     let dag = fak(&["policy", "--dump", "--format", "dag"], None).stdout;
     assert!(dag.contains("element key x.name: "), "{dag}");
+    // The number right after `marker` on the key's line.
+    let count_after = |marker: &str| {
+        dag.lines()
+            .find(|l| l.contains("element key x.name: "))
+            .and_then(|l| l.split_once(marker))
+            .and_then(|(_, rest)| rest.split(' ').next()?.parse::<usize>().ok())
+    };
     // Bodies such as `c.name == "git" and c.subcommand == "clean" and ...` run without the
     // conjunct the key table has already answered.
-    let lean = dag
-        .lines()
-        .find(|l| l.contains("element key x.name: "))
-        .and_then(|l| l.split_once(" prefixes ("))
-        .and_then(|(_, rest)| rest.split(' ').next()?.parse::<usize>().ok());
-    assert!(lean.is_some_and(|n| n >= 5), "{dag}");
+    assert!(count_after(" prefixes (").is_some_and(|n| n >= 5), "{dag}");
     // `git clean` and `git push` wait behind a second key, the subcommand: `git add` runs
     // neither body.
-    let guarded = dag
-        .lines()
-        .find(|l| l.contains("element key x.name: "))
-        .and_then(|l| l.split_once("key conjunct, "))
-        .and_then(|(_, rest)| rest.split(' ').next()?.parse::<usize>().ok());
-    assert!(guarded.is_some_and(|n| n >= 2), "{dag}");
+    assert!(count_after("key conjunct, ").is_some_and(|n| n >= 2), "{dag}");
     // A file's dumps, snapshotted.
     for format in ["json", "ir", "dag"] {
         let out = snap(&format!("dump-{format}"), &["policy", "--dump", "--format", format, POLICY], None);
