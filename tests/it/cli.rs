@@ -822,3 +822,38 @@ fn preflight_without_a_tool_reads_inputs_from_a_pipe() {
     assert!(out.stdout.contains("unknown command `:nope`"), "{}", out.stdout);
     assert_eq!(out.stdout.matches("verdict=").count(), 5, "nothing after :quit\n{}", out.stdout);
 }
+
+/// brush-parser 0.4.0 looped forever, allocating, on a here-document whose line never ends
+/// inside an unfinished nested construct (vendor/brush-parser/PATCHED.md): 1.8 GB in three
+/// seconds. Each script runs in its own `fak preflight` under a 1 GB address-space limit, so a
+/// regression fails here instead of exhausting the machine. Each is denied as opaque.
+#[test]
+fn an_unfinished_here_document_is_refused_in_bounded_memory() {
+    let scripts = [
+        "cat <<'' $(",
+        "<<\" $( >t ",
+        // The script the generated differential found (tests/it/shell.rs).
+        "gitsh;;{ <> \"$(cat <<'E'\" # c\n--recur\"$( > }git <> /tmp/x |& a.txt ",
+        "cat <<\"\" `",
+        "echo \"$(cat <<'' $(\"",
+    ];
+    for script in scripts {
+        let args = serde_json::json!({ "command": script }).to_string();
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg("ulimit -v 1000000 && exec \"$0\" preflight --workspace /ws/repo --tool Bash --args \"$1\"")
+            .arg(BIN)
+            .arg(&args)
+            .current_dir(util::root())
+            .env_remove("RUST_BACKTRACE")
+            .output()
+            .expect("run fak under sh");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.starts_with("verdict=DENY reason=POLICY_BLOCK by=shell.opaque"),
+            "{script:?}: {:?}\n{stdout}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
