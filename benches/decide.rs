@@ -145,6 +145,15 @@ pub fn bench_compile(c: &mut Criterion) {
         })
     });
     g.bench_function("check floor", |b| b.iter(|| black_box(fak::load::builtin_from_source())));
+    // What `fak serve` does at start-up with the built-in floor: load the snapshot checked at
+    // build time, compile it, build every bucket.
+    g.bench_function("serve start (floor snapshot)", |b| {
+        b.iter(|| {
+            let dag = compile(fak::load::builtin().program.unwrap(), CompileOptions::default());
+            dag.warm();
+            black_box(dag)
+        })
+    });
     // What `preflight` does: the floor from the snapshot checked at build time.
     g.bench_function("load floor snapshot", |b| b.iter(|| black_box(fak::load::builtin())));
     g.finish();

@@ -56,6 +56,7 @@ pub fn check(sources: &mut Sources, root: FileId, loader: &dyn Loader) -> (Optio
         secret_kinds: HashMap::new(),
         next_var: 0,
         reason_decls: HashMap::new(),
+        regexes: HashMap::new(),
     };
     c.module(root, String::new(), true);
     c.lint_shadowing();
@@ -138,6 +139,9 @@ struct Checker<'a> {
     secret_kinds: HashMap<String, Loc>,
     next_var: u32,
     reason_decls: HashMap<String, Loc>,
+    /// Regexes checked so far, by source: a `regexes` set named in the `except` of thirty
+    /// secrets is parsed once, and its compiled form (built on first use) is shared.
+    regexes: HashMap<String, Result<ir::Regex, String>>,
 }
 
 /// Where a condition is being checked.
@@ -155,6 +159,16 @@ struct Ctx<'m> {
 }
 
 impl Checker<'_> {
+    /// Checks a regex (`ir::compile_regex`) once per source text.
+    fn regex(&mut self, src: &str) -> Result<ir::Regex, String> {
+        if let Some(r) = self.regexes.get(src) {
+            return r.clone();
+        }
+        let r = ir::compile_regex(src);
+        self.regexes.insert(src.to_owned(), r.clone());
+        r
+    }
+
     fn err(&mut self, d: Diag) {
         self.diags.push(d);
     }
@@ -367,7 +381,7 @@ impl Checker<'_> {
                 }
             };
             match s.kind {
-                ast::SetKind::Regexes => match ir::compile_regex(&text) {
+                ast::SetKind::Regexes => match self.regex(&text) {
                     Ok(re) => def.regexes.push(Pattern { src: Arc::from(text.as_str()), compiled: re }),
                     Err(e) => self.err(bad_regex(file, item.span(), &e)),
                 },
@@ -441,7 +455,7 @@ impl Checker<'_> {
                     }
                     keywords = Some(words);
                 }
-                ast::SecretClause::Pattern(st) => match ir::compile_regex(&st.value) {
+                ast::SecretClause::Pattern(st) => match self.regex(&st.value) {
                     Ok(re) => pattern = Some(re),
                     Err(e) => self.err(bad_regex(file, st.span, &e)),
                 },
@@ -461,7 +475,7 @@ impl Checker<'_> {
                     let srcs = self.secret_list(file, m, items, ast::SetKind::Regexes);
                     let mut res = Vec::new();
                     for src in &srcs {
-                        match ir::compile_regex(src) {
+                        match self.regex(src) {
                             Ok(re) => res.push(re),
                             Err(e) => {
                                 // Set items were checked where the set is; a quoted one is
@@ -1127,7 +1141,7 @@ impl Checker<'_> {
                     );
                     return None;
                 };
-                match ir::compile_regex(src) {
+                match self.regex(src) {
                     Ok(re) => {
                         Some(ir::Expr::Atom(Atom::Matches(lv, Pattern { src: Arc::from(src.as_str()), compiled: re })))
                     }

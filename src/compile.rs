@@ -33,7 +33,7 @@ use crate::eval::{
 use crate::ir::{self, Side, VerdictKind};
 
 pub use lower::{Bucket, Node, NodeId};
-pub use prefilter::{glob_literal, hir_literals, regex_literals};
+pub use prefilter::{glob_literal, regex_literals};
 
 #[derive(Clone, Copy, Debug)]
 pub struct CompileOptions {

@@ -368,13 +368,15 @@ impl<T> fmt::Debug for Pattern<T> {
 pub struct Regex {
     src: Arc<str>,
     compiled: Arc<std::sync::OnceLock<Result<regex::Regex, String>>>,
-    /// Literals one of which every match contains (see `compile::prefilter`).
-    literals: Option<Arc<[Vec<u8>]>>,
+    /// Literals one of which every match contains (see `compile::prefilter`), extracted when
+    /// a prefilter first asks: most regexes (a secret's pattern, its exceptions) never feed
+    /// one, and extracting is a third of what checking a regex costs.
+    literals: Arc<std::sync::OnceLock<Option<Arc<[Vec<u8>]>>>>,
 }
 
 impl Regex {
     pub fn literals(&self) -> Option<&[Vec<u8>]> {
-        self.literals.as_deref()
+        self.literals.get_or_init(|| crate::compile::regex_literals(&self.src).map(Arc::from)).as_deref()
     }
 
     /// The compiled regex; `Err` when it is over the size limit.
@@ -391,14 +393,14 @@ impl Regex {
 /// checked. Only `snapshot` stores programs, and only ones that checked clean.
 impl serde::Serialize for Regex {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        (&*self.src, self.literals.as_deref()).serialize(s)
+        (&*self.src, self.literals()).serialize(s)
     }
 }
 
 impl<'de> serde::Deserialize<'de> for Regex {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let (src, literals) = <(String, Option<Vec<Vec<u8>>>)>::deserialize(d)?;
-        Ok(Regex { src: Arc::from(src), compiled: Arc::default(), literals: literals.map(Arc::from) })
+        Ok(Regex { src: Arc::from(src), compiled: Arc::default(), literals: Arc::new(literals.map(Arc::from).into()) })
     }
 }
 
@@ -485,11 +487,14 @@ fn build_regex(src: &str) -> Result<regex::Regex, String> {
 /// for first use.
 pub fn compile_regex(src: &str) -> Result<Regex, String> {
     let hir = regex_syntax::ParserBuilder::new().build().parse(src).map_err(|e| e.to_string())?;
-    let literals = crate::compile::hir_literals(&hir).map(Arc::from);
-    let re = Regex { src: Arc::from(src), compiled: Arc::new(std::sync::OnceLock::new()), literals };
+    let re = Regex { src: Arc::from(src), compiled: Arc::default(), literals: Arc::default() };
     // A regex that might be over the size limit is compiled now, so that a policy that
     // checks clean never meets a regex it cannot run; the others wait for first use.
-    if size_estimate(&hir) > EAGER_COMPILE_ABOVE {
+    // The bound is a few instructions a class range; the exact count walks each range's UTF-8
+    // sequences (a third of what checking the stdlib's regexes cost), so it runs only for a
+    // regex the bound cannot clear.
+    if size_estimate(&hir, class_bound) > EAGER_COMPILE_ABOVE && size_estimate(&hir, class_exact) > EAGER_COMPILE_ABOVE
+    {
         re.get().map_err(str::to_string)?;
     }
     Ok(re)
@@ -500,29 +505,53 @@ pub fn compile_regex(src: &str) -> Result<Regex, String> {
 /// (`(?i)k{4443}`; `.{1049}` is 30,000, `\w{21}` 71,000), so below 16,000 compiling cannot fail.
 const EAGER_COMPILE_ABOVE: u64 = 16_000;
 
-/// An estimate of a regex's compiled size: literals by length, Unicode classes by the bytes of
-/// their UTF-8 sequences, repetitions by their bound.
-fn size_estimate(h: &regex_syntax::hir::Hir) -> u64 {
+/// An estimate of a regex's compiled size: literals by length, Unicode classes as `class`
+/// counts them, repetitions by their bound.
+fn size_estimate(h: &regex_syntax::hir::Hir, class: fn(&regex_syntax::hir::ClassUnicode) -> u64) -> u64 {
     use regex_syntax::hir::{Class, HirKind};
     match h.kind() {
         HirKind::Empty | HirKind::Look(_) => 1,
         HirKind::Literal(l) => l.0.len() as u64,
-        // What the regex crate compiles a Unicode class to: its UTF-8 byte sequences.
-        HirKind::Class(Class::Unicode(c)) => c
-            .ranges()
-            .iter()
-            .map(|r| regex_syntax::utf8::Utf8Sequences::new(r.start(), r.end()).map(|s| s.len() as u64).sum::<u64>())
-            .fold(1, u64::saturating_add),
+        HirKind::Class(Class::Unicode(c)) => class(c),
         HirKind::Class(Class::Bytes(c)) => c.ranges().len() as u64 + 1,
         HirKind::Repetition(r) => {
             let n = u64::from(r.max.unwrap_or(r.min).max(r.min).max(1)) + 1;
-            size_estimate(&r.sub).saturating_mul(n)
+            size_estimate(&r.sub, class).saturating_mul(n)
         }
-        HirKind::Capture(c) => size_estimate(&c.sub),
+        HirKind::Capture(c) => size_estimate(&c.sub, class),
         HirKind::Concat(items) | HirKind::Alternation(items) => {
-            items.iter().map(size_estimate).fold(0u64, u64::saturating_add)
+            items.iter().map(|h| size_estimate(h, class)).fold(0u64, u64::saturating_add)
         }
     }
+}
+
+/// What the regex crate compiles a Unicode class to: the bytes of its ranges' UTF-8 sequences.
+fn class_exact(c: &regex_syntax::hir::ClassUnicode) -> u64 {
+    c.ranges()
+        .iter()
+        .map(|r| regex_syntax::utf8::Utf8Sequences::new(r.start(), r.end()).map(|s| s.len() as u64).sum::<u64>())
+        .fold(1, u64::saturating_add)
+}
+
+/// An upper bound of `class_exact` without walking sequences: within one UTF-8 length `L` (the
+/// 3-byte one split at the surrogates, as `Utf8Sequences` splits it), a range is at most
+/// `2L - 1` sequences of `L` bytes (a partial first and last byte at each of the `L - 1`
+/// continuation levels, and the full middle).
+fn class_bound(c: &regex_syntax::hir::ClassUnicode) -> u64 {
+    const PARTS: [(u32, u32, u64); 5] = [
+        (0, 0x7f, 1),
+        (0x80, 0x7ff, 3 * 2),
+        (0x800, 0xd7ff, 5 * 3),
+        (0xe000, 0xffff, 5 * 3),
+        (0x1_0000, 0x10_ffff, 7 * 4),
+    ];
+    c.ranges()
+        .iter()
+        .map(|r| {
+            let (lo, hi) = (u32::from(r.start()), u32::from(r.end()));
+            PARTS.iter().filter(|&&(a, b, _)| lo <= b && a <= hi).map(|&(_, _, most)| most).sum::<u64>()
+        })
+        .fold(1, u64::saturating_add)
 }
 
 /// Compiles a regex now: `fak policy --check` does, to report regexes over the size limit.
@@ -781,5 +810,54 @@ mod json_text {
                 .map(|(p, t)| parse::<D, Value>(&t).map(|v| (p, v)))
                 .collect()
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::panic)]
+mod tests {
+    use super::*;
+
+    fn class(src: &str) -> regex_syntax::hir::ClassUnicode {
+        let hir = regex_syntax::ParserBuilder::new().build().parse(src).unwrap();
+        match hir.into_kind() {
+            regex_syntax::hir::HirKind::Class(regex_syntax::hir::Class::Unicode(c)) => c,
+            other => panic!("{src} is not a class: {other:?}"),
+        }
+    }
+
+    /// The eager-compile check trusts the bound to clear a regex only when its exact count
+    /// would too: the bound must never be below it.
+    #[test]
+    fn the_class_bound_is_never_below_the_exact_count() {
+        for src in [
+            r"\w",
+            r"\s",
+            r"\d",
+            r"(?i)k",
+            r"(?i)[a-z]",
+            r"(?s).",
+            r"[^\n]",
+            r"\p{Any}",
+            r"[\x{80}-\x{10FFFF}]",
+            r"\p{Greek}",
+            r"[\x{7f}-\x{80}]",
+            r"[\x{7ff}-\x{800}]",
+            r"[\x{d7ff}-\x{e000}]",
+            r"[\x{ffff}-\x{10000}]",
+            r"[\x{801}-\x{fffe}]",
+            r"[\x{10001}-\x{10fffe}]",
+            r"[a-c\x{3b1}-\x{3c9}\x{4e00}-\x{9fff}]",
+        ] {
+            let c = class(src);
+            assert!(class_bound(&c) >= class_exact(&c), "{src}: bound {} < exact {}", class_bound(&c), class_exact(&c));
+        }
+        proptest::proptest!(|(a in 0u32..0x11_0000, b in 0u32..0x11_0000)| {
+            let (lo, hi) = (a.min(b), a.max(b));
+            if let (Some(lo), Some(hi)) = (char::from_u32(lo), char::from_u32(hi)) {
+                let c = regex_syntax::hir::ClassUnicode::new([regex_syntax::hir::ClassUnicodeRange::new(lo, hi)]);
+                proptest::prop_assert!(class_bound(&c) >= class_exact(&c), "{lo:?}-{hi:?}");
+            }
+        });
     }
 }

@@ -340,20 +340,15 @@ pub fn glob_literal(src: &str) -> Option<String> {
     }
 }
 
-/// Literals one of which every match of the regex contains, or `None`.
+/// Literals one of which every match of the regex contains, or `None` (`ir::Regex::literals`
+/// asks when a prefilter first needs them).
 pub fn regex_literals(src: &str) -> Option<Vec<Vec<u8>>> {
     let hir = regex_syntax::ParserBuilder::new().build().parse(src).ok()?;
-    hir_literals(&hir)
-}
-
-/// `regex_literals` of a parsed regex (the checker extracts them when it parses the regex,
-/// so a bucket never parses it again).
-pub fn hir_literals(hir: &regex_syntax::hir::Hir) -> Option<Vec<Vec<u8>>> {
     let mut best: Option<Vec<Vec<u8>>> = None;
     for kind in [ExtractKind::Prefix, ExtractKind::Suffix] {
         let mut ex = Extractor::new();
         ex.kind(kind).limit_total(MAX_LITERALS_PER_REGEX);
-        let seq = ex.extract(hir);
+        let seq = ex.extract(&hir);
         let Some(lits) = seq.literals() else { continue };
         if lits.is_empty() || lits.len() > MAX_LITERALS_PER_REGEX || lits.iter().any(|l| l.is_empty()) {
             continue;
