@@ -73,6 +73,8 @@ pub struct Config {
     /// How long the upstream may stay silent (between any two bytes of an answer).
     pub upstream_timeout: Duration,
     pub connect_timeout: Duration,
+    /// How long a client may take to send a request's headers (`FAK_HEADER_TIMEOUT_SECS`).
+    pub header_timeout: Duration,
     pub body_limit: usize,
     /// A `ping` goes to a streaming client after this much upstream silence.
     pub ping_interval: Duration,
@@ -266,14 +268,12 @@ pub async fn serve(app: Arc<App>) -> Result<(), String> {
         }
     }));
     let cancel = app.cancel.clone();
-    let served = axum::serve(listener, router(app.clone()))
-        .with_graceful_shutdown(async move {
-            shutdown().await;
-            // MCP sessions hold streams open: end them, or shutdown waits on their clients.
-            cancel.cancel();
-        })
-        .await
-        .map_err(|e| e.to_string());
+    let served = serve_connections(listener, router(app.clone()), app.config.header_timeout, async move {
+        shutdown().await;
+        // MCP sessions hold streams open: end them, or shutdown waits on their clients.
+        cancel.cancel();
+    })
+    .await;
     for b in background {
         b.abort();
     }
@@ -281,6 +281,59 @@ pub async fn serve(app: Arc<App>) -> Result<(), String> {
     app.journal.flush().await?;
     flush_log();
     served
+}
+
+/// Serves HTTP/1.1 on `listener` until `stop` resolves, then lets requests in flight finish.
+///
+/// Written out rather than `axum::serve`, which gives hyper no timer: without one, hyper waits
+/// for a request's headers forever, and a client that opens connections and never finishes a
+/// request (slowloris) holds each one, and a file descriptor, for good. Here a connection whose
+/// request headers have not all arrived within `header_timeout` of it opening (or of the
+/// previous answer, on a kept-alive one) is closed.
+async fn serve_connections(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    header_timeout: Duration,
+    stop: impl std::future::Future<Output = ()>,
+) -> Result<(), String> {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let stream = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => stream,
+                // A connection reset before it was accepted: nothing to serve.
+                Err(e) if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::ConnectionAborted | std::io::ErrorKind::ConnectionReset
+                ) => continue,
+                // Out of file descriptors and the like: wait, as `axum::serve` does, rather
+                // than spin on an error that will repeat.
+                Err(e) => {
+                    eprintln!("fak serve: accepting a connection: {e}");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            },
+            () = &mut stop => break,
+        };
+        // Answers are written whole and a stream's events one at a time: no batching wanted.
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+        let conn = graceful.watch(conn);
+        tokio::spawn(async move {
+            // A client that goes away mid-request, or one timed out, ends its connection; the
+            // request log already has whatever it got to.
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    graceful.shutdown().await;
+    Ok(())
 }
 
 /// SIGHUP reloads the floor, as `POST /v1/fak/policy/reload` does.

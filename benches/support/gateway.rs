@@ -79,6 +79,7 @@ pub async fn gateway(upstream: SocketAddr, provider: Provider, state: &std::path
         state_dir: state.to_path_buf(),
         upstream_timeout: Duration::from_secs(30),
         connect_timeout: Duration::from_secs(10),
+        header_timeout: Duration::from_secs(30),
         body_limit: 32 << 20,
         ping_interval: Duration::from_secs(10),
         max_tokens: None,

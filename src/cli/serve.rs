@@ -30,6 +30,8 @@ pub enum Provider {
   FAK_UPSTREAM_TIMEOUT_SECS  how long the upstream may stay silent, between any two bytes of
                              an answer (default 600); then the client gets an error
   FAK_UPSTREAM_CONNECT_SECS  how long connecting to the upstream may take (default 10)
+  FAK_HEADER_TIMEOUT_SECS    how long a client may take to send a request's headers (default
+                             30); then fak closes the connection
   FAK_BODY_LIMIT_BYTES       the largest request body accepted (default 33554432, 32 MiB)
   FAK_PING_SECS              a streaming client gets a ping after this much upstream silence
                              (default 10, at most 15)
@@ -144,6 +146,7 @@ fn config(a: &ServeArgs) -> Result<Config, String> {
         state_dir: a.state_dir.clone().unwrap_or_else(crate::store::default_dir),
         upstream_timeout: Duration::from_secs(env_num("FAK_UPSTREAM_TIMEOUT_SECS", 600)?),
         connect_timeout: Duration::from_secs(env_num("FAK_UPSTREAM_CONNECT_SECS", 10)?),
+        header_timeout: Duration::from_secs(env_num("FAK_HEADER_TIMEOUT_SECS", 30)?.max(1)),
         body_limit: usize::try_from(env_num("FAK_BODY_LIMIT_BYTES", 32 << 20)?).unwrap_or(usize::MAX),
         ping_interval: Duration::from_secs(env_num("FAK_PING_SECS", 10)?.clamp(1, 15)),
         max_tokens: a.max_tokens,

@@ -627,3 +627,48 @@ fn fak_audit_tail_follows_rows_as_they_are_written() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// A client that opens a connection and never finishes its request's headers (slowloris) is
+/// cut off after `FAK_HEADER_TIMEOUT_SECS`; before, `axum::serve` gave hyper no timer and the
+/// connection stayed open for good. A client that does finish is answered as before.
+#[test]
+fn serve_closes_a_connection_whose_headers_never_end() {
+    use std::io::{BufRead as _, Read as _, Write as _};
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .args(["serve", "--addr", "127.0.0.1:0", "--base-url", "http://127.0.0.1:9", "--state-dir"])
+        .arg(dir.path())
+        .env("FAK_HEADER_TIMEOUT_SECS", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let served = {
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let url = line.split_whitespace().find(|w| w.starts_with("http://")).unwrap().to_string();
+        Served { child, url }
+    };
+    let addr = served.url.trim_start_matches("http://").to_string();
+
+    let mut slow = std::net::TcpStream::connect(&addr).unwrap();
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: fak\r\n").unwrap();
+    slow.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    let opened = std::time::Instant::now();
+    let mut got = Vec::new();
+    // The server closes the connection: end of stream (or a reset), not the 20 s read timeout.
+    let end = slow.read_to_end(&mut got);
+    assert!(
+        !matches!(&end, Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut)),
+        "the half-sent request was still open after {:?}",
+        opened.elapsed()
+    );
+    assert!(got.is_empty() || got.starts_with(b"HTTP/1.1 408"), "{}", String::from_utf8_lossy(&got));
+
+    let mut whole = std::net::TcpStream::connect(&addr).unwrap();
+    whole.write_all(b"GET /healthz HTTP/1.1\r\nHost: fak\r\nConnection: close\r\n\r\n").unwrap();
+    let mut answer = String::new();
+    whole.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"ok\":true"), "{answer}");
+}

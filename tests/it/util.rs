@@ -114,6 +114,7 @@ pub fn gateway_config(workspace: &Path, state: &Path, policy: Option<PathBuf>, e
         state_dir: state.to_path_buf(),
         upstream_timeout: Duration::from_secs(5),
         connect_timeout: Duration::from_secs(5),
+        header_timeout: Duration::from_secs(5),
         body_limit: 1 << 20,
         ping_interval: Duration::from_secs(10),
         max_tokens: None,
