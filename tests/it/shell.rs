@@ -259,10 +259,11 @@ fn budgets_hold() {
     ] {
         assert!(!v(s).opaque.is_empty(), "{s:?}");
     }
-    // A panic inside brush-parser is caught: the script is opaque (fuzzing found this one in
-    // its tokenizer).
-    let panics = "tee <<-E>>%$((%'&%['\u{1}*_%<)$((%'&%['_${I/ZZZZZZZZZZZZZ0en(p\0g6simple command\n\n\tE\n";
-    assert_eq!(v(panics).opaque, ["the shell parser failed"], "{panics:?}");
+    // brush-parser's tokenizer panicked on this (fuzzing found it; fak caught the panic and
+    // called the script opaque); the vendored copy returns an error instead
+    // (vendor/brush-parser/PATCHED.md), and the script is still opaque.
+    let panicked = "tee <<-E>>%$((%'&%['\u{1}*_%<)$((%'&%['_${I/ZZZZZZZZZZZZZ0en(p\0g6simple command\n\n\tE\n";
+    assert_eq!(v(panicked).opaque, ["the shell parser rejects it: unterminated expansion"], "{panicked:?}");
     // brush-parser panics on a directory-stack index past i32 (fuzzing found it).
     let huge = v("su root -c 'x & ~22222222222222222222 -d'");
     assert!(huge.commands.iter().any(|c| c.name.starts_with("~2222") && c.opaque.is_some()), "{huge:?}");
@@ -308,6 +309,11 @@ fn the_plain_reader_sees_what_brush_sees() {
         "cat ~/.ssh/id_rsa ~ ~/",
         "cat > f.py <<'EOF'\nimport os\nprint(\"$HOME\")\nEOF\npython3 f.py",
         "cat <<EOF | sh\nrm -rf ~\nEOF",
+        // A `"` between parentheses in a here-document inside a quoted substitution: brush
+        // reads it as a string and cannot read the word (the shell_view fuzz target).
+        "\"$(<<'EOF'\n(\")\nEOF\n)\"",
+        "git commit -m \"$(cat <<'EOF'\nfix (\") quoting\nEOF\n)\"",
+        "git commit -m \"$(cat <<'EOF'\nfix (\"quoted\") names, use \"(\" (twice)\nEOF\n)\"",
         "cat <<-\tEOF\n\tindented\n\tEOF\n",
         "a <<A <<B\none\nA\ntwo\nB\necho done",
         "cat <<EOF\nhas $var\nEOF",
