@@ -503,6 +503,8 @@ fn the_plain_reader_agrees_on_generated_scripts() {
         " <<EOF\nbody\nEOF\n",
         " <<'EOF'\n$x y\nEOF\n",
         " <<-E\n\tb\n\tE\n",
+        // A `"` between parentheses in a body (the shell_view fuzz target's finding).
+        " <<'EOF'\n(\")\nEOF\n",
         " # c\n",
         "\n)\" ",
         "\n) ",
