@@ -1,6 +1,6 @@
 //! Any text as a Bash command: the shell view never panics, and the plain reader and
 //! brush-parser give one view of every script (the plain reader gives up on what it does not
-//! read, so the two must agree everywhere).
+//! read, so the two must agree wherever brush-parser reads every word).
 
 #![no_main]
 
@@ -26,5 +26,8 @@ fuzz_target!(|data: &[u8]| {
     let Ok(script) = std::str::from_utf8(data) else { return };
     let fast = fak::shell::view(script, "/workspace/repo", "/home/dev");
     let slow = fak::shell::view_by_brush(script, "/workspace/repo", "/home/dev");
-    assert!(fast == slow, "{script:?}\n  plain reader: {fast:#?}\n  brush-parser: {slow:#?}");
+    // Where brush-parser cannot read a word the plain reader read, the plain reader's view
+    // (bash's reading) stands (`fak::shell::brush_left_a_word_unread`).
+    let brush_gave_up = fak::shell::is_plain(script) && fak::shell::brush_left_a_word_unread(&slow);
+    assert!(fast == slow || brush_gave_up, "{script:?}\n  plain reader: {fast:#?}\n  brush-parser: {slow:#?}");
 });

@@ -592,7 +592,7 @@ impl<'s> Reader<'s> {
                 body.push('\n');
             }
             // brush-parser reads a substitution's end from the parentheses in its
-            // here-documents' bodies: only balanced ones without a `"` inside stay here.
+            // here-documents' bodies: only balanced ones stay here.
             if self.depth > 0 && !balanced(&body) {
                 return None;
             }
@@ -616,16 +616,11 @@ fn append(text: &mut String, piece: &str) {
     text.push_str(piece);
 }
 
-/// Whether every `)` in `text` closes an earlier `(`, every `(` is closed, and no `"` is
-/// between a pair: brush-parser, looking for the end of the substitution the text is in,
-/// reads one there as opening a string, which can run past the substitution's `)` and leave
-/// the word unreadable (`"$(cat <<'EOF'` / `fix (") quoting` / `EOF` / `)"`, found by the
-/// `shell_view` fuzz target). Such a script goes to brush-parser, so both readers agree.
+/// Whether every `)` in `text` closes an earlier `(` and every `(` is closed.
 fn balanced(text: &str) -> bool {
     let mut depth = 0usize;
     for b in text.bytes() {
         match b {
-            b'"' if depth > 0 => return false,
             b'(' => depth += 1,
             b')' => match depth.checked_sub(1) {
                 Some(d) => depth = d,

@@ -8,6 +8,9 @@ use brush_parser::word::WordPiece;
 use super::programs::{self, Arg, Inner};
 use super::{Command, Redirect, Str, View};
 
+/// Why a word brush-parser could not parse is only known at run time.
+pub(super) const UNREADABLE_WORD: &str = "a word the parser cannot read";
+
 /// Budgets: past any of them the rest is opaque, never a hang or a crash.
 pub const MAX_DEPTH: usize = 8;
 pub const MAX_COMMANDS: usize = 512;
@@ -288,11 +291,11 @@ impl Walker<'_> {
             }
             Err(_) => {
                 arg.text = w.value.as_str().into();
-                arg.dynamic = Some("a word the parser cannot read");
+                arg.dynamic = Some(UNREADABLE_WORD);
                 // It may run commands fak cannot see (brush-parser 0.4 gives up on
                 // `"$(cat <<EOF` with a lone `(` in the body).
                 if ["$(", "`", "<(", ">("].iter().any(|s| w.value.contains(s)) {
-                    self.opaque("a command substitution in a word the parser cannot read");
+                    self.opaque(format!("a command substitution in {UNREADABLE_WORD}"));
                 }
             }
         }

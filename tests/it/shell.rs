@@ -281,7 +281,9 @@ fn shell_quote(s: &str) -> String {
 fn same_view(script: &str) -> Result<(), String> {
     let fast = view(script, "/workspace/repo", "/home/dev");
     let slow = fak::shell::view_by_brush(script, "/workspace/repo", "/home/dev");
-    if fast != slow {
+    // Where brush-parser cannot read a word the plain reader read, the plain reader's view
+    // (bash's reading) stands: `where_brush_cannot_read_a_word_the_plain_reader_reads_as_bash`.
+    if fast != slow && !(fak::shell::is_plain(script) && fak::shell::brush_left_a_word_unread(&slow)) {
         return Err(format!("{script:?}\n  plain reader: {fast:#?}\n  brush-parser: {slow:#?}"));
     }
     Ok(())
@@ -309,10 +311,6 @@ fn the_plain_reader_sees_what_brush_sees() {
         "cat ~/.ssh/id_rsa ~ ~/",
         "cat > f.py <<'EOF'\nimport os\nprint(\"$HOME\")\nEOF\npython3 f.py",
         "cat <<EOF | sh\nrm -rf ~\nEOF",
-        // A `"` between parentheses in a here-document inside a quoted substitution: brush
-        // reads it as a string and cannot read the word (the shell_view fuzz target).
-        "\"$(<<'EOF'\n(\")\nEOF\n)\"",
-        "git commit -m \"$(cat <<'EOF'\nfix (\") quoting\nEOF\n)\"",
         "git commit -m \"$(cat <<'EOF'\nfix (\"quoted\") names, use \"(\" (twice)\nEOF\n)\"",
         "cat <<-\tEOF\n\tindented\n\tEOF\n",
         "a <<A <<B\none\nA\ntwo\nB\necho done",
@@ -385,6 +383,32 @@ fn the_plain_reader_sees_what_brush_sees() {
     }
 }
 
+/// brush-parser pairs a `"` in a here-document inside a double-quoted substitution with the
+/// word's own quotes and cannot read the word (the `shell_view` fuzz target found these);
+/// bash reads the body as text (`echo "$(cat <<'EOF'` / `x " y` / `EOF` / `)"` prints
+/// `x " y`). The plain reader reads them as bash does, and its view stands: a commit message
+/// with an odd `"` is a `git commit` with a here-document, not an opaque command.
+#[test]
+fn where_brush_cannot_read_a_word_the_plain_reader_reads_as_bash() {
+    for body in ["fix (\") quoting", "x \" y", "a 12\" screen", "()\""] {
+        let script = format!("git commit -m \"$(cat <<'EOF'\n{body}\nEOF\n)\" && git push origin HEAD");
+        assert!(fak::shell::is_plain(&script), "{script:?}");
+        let fast = view(&script, "/workspace/repo", "/home/dev");
+        let slow = fak::shell::view_by_brush(&script, "/workspace/repo", "/home/dev");
+        assert!(fak::shell::brush_left_a_word_unread(&slow), "brush-parser reads {script:?} now: {slow:#?}");
+        assert!(fast.opaque.is_empty(), "{fast:#?}");
+        let mut names: Vec<&str> = fast.commands.iter().map(|c| c.name.as_str()).collect();
+        names.sort_unstable();
+        assert_eq!(names, ["cat", "git", "git"], "{fast:#?}");
+        let inner = fast.commands.iter().find(|c| c.name == "cat");
+        let here = inner.and_then(|c| c.redirects.first()).and_then(|r| r.body.as_ref());
+        assert_eq!(here.map(|b| b.text.as_str()), Some(format!("{body}\n").as_str()), "{fast:#?}");
+        assert!(inner.is_some_and(|c| c.via.iter().any(|v| v == "$(...)")), "{fast:#?}");
+        // The commit, and the push after it, are still seen.
+        let subs: Vec<_> = fast.commands.iter().filter_map(|c| c.subcommand.as_deref()).collect();
+        assert_eq!(subs, ["commit", "push"], "{fast:#?}");
+    }
+}
 #[test]
 fn the_plain_reader_agrees_on_generated_scripts() {
     use proptest::prelude::*;
