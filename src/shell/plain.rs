@@ -616,11 +616,17 @@ fn append(text: &mut String, piece: &str) {
     text.push_str(piece);
 }
 
-/// Whether every `)` in `text` closes an earlier `(` and every `(` is closed.
+/// Whether every `)` in `text` closes an earlier `(` and every `(` is closed, a backslash
+/// escaping the byte after it as brush-parser reads it (`\()` ends the substitution early
+/// there; the `shell_view` fuzz target found it).
 fn balanced(text: &str) -> bool {
     let mut depth = 0usize;
-    for b in text.bytes() {
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
         match b {
+            b'\\' => {
+                bytes.next();
+            }
             b'(' => depth += 1,
             b')' => match depth.checked_sub(1) {
                 Some(d) => depth = d,

@@ -312,6 +312,10 @@ fn the_plain_reader_sees_what_brush_sees() {
         "cat > f.py <<'EOF'\nimport os\nprint(\"$HOME\")\nEOF\npython3 f.py",
         "cat <<EOF | sh\nrm -rf ~\nEOF",
         "git commit -m \"$(cat <<'EOF'\nfix (\"quoted\") names, use \"(\" (twice)\nEOF\n)\"",
+        // A backslash before a parenthesis in such a body: brush-parser reads `\(` as escaped
+        // when it looks for the substitution's end (the shell_view fuzz target).
+        "\"$(<<'EOF'\n\\()\nEOF\n)\"",
+        "git commit -m \"$(cat <<'EOF'\nmatch \\(x\\) and C:\\path (a\\\\(b))\nEOF\n)\"",
         "cat <<-\tEOF\n\tindented\n\tEOF\n",
         "a <<A <<B\none\nA\ntwo\nB\necho done",
         "cat <<EOF\nhas $var\nEOF",
@@ -527,8 +531,10 @@ fn the_plain_reader_agrees_on_generated_scripts() {
         " <<EOF\nbody\nEOF\n",
         " <<'EOF'\n$x y\nEOF\n",
         " <<-E\n\tb\n\tE\n",
-        // A `"` between parentheses in a body (the shell_view fuzz target's finding).
+        // A `"` between parentheses, and an escaped one, in a body (the shell_view fuzz
+        // target's findings).
         " <<'EOF'\n(\")\nEOF\n",
+        " <<'EOF'\n\\()\nEOF\n",
         " # c\n",
         "\n)\" ",
         "\n) ",
