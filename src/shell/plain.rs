@@ -616,26 +616,40 @@ fn append(text: &mut String, piece: &str) {
     text.push_str(piece);
 }
 
-/// Whether every `)` in `text` closes an earlier `(` and every `(` is closed, a backslash
-/// escaping the byte after it as brush-parser reads it (`\()` ends the substitution early
-/// there; the `shell_view` fuzz target found it).
+/// Whether brush-parser finds the parentheses in `text` (a here-document body inside a
+/// substitution) that a plain count does: every `)` closes an earlier `(` and every `(` is
+/// closed, counted both plainly and as brush-parser counts them when it looks for the
+/// substitution's end: skipping what is between two apostrophes (`'(')` ends its substitution
+/// early) and refusing a body with a `"` or backslash beside parentheses (`"(" )` and `\()`
+/// end it early too; the `shell_view` fuzz target found all three). Bash reads the body as
+/// text. A body that fails goes to brush-parser with the rest of the script. A lone apostrophe
+/// quotes nothing (`don't (crash)`, common in commit messages, is read alike).
 fn balanced(text: &str) -> bool {
-    let mut depth = 0usize;
-    let mut bytes = text.bytes();
-    while let Some(b) = bytes.next() {
-        match b {
-            b'\\' => {
-                bytes.next();
+    fn count(text: &[u8], skip_quoted: bool) -> bool {
+        let mut depth = 0usize;
+        let mut i = 0;
+        while let Some(&b) = text.get(i) {
+            i += 1;
+            match b {
+                b'\'' if skip_quoted => {
+                    if let Some(close) = text.get(i..).and_then(|r| r.iter().position(|&c| c == b'\'')) {
+                        i += close + 1;
+                    }
+                }
+                b'(' => depth += 1,
+                b')' => match depth.checked_sub(1) {
+                    Some(d) => depth = d,
+                    None => return false,
+                },
+                _ => {}
             }
-            b'(' => depth += 1,
-            b')' => match depth.checked_sub(1) {
-                Some(d) => depth = d,
-                None => return false,
-            },
-            _ => {}
         }
+        depth == 0
     }
-    depth == 0
+    let b = text.as_bytes();
+    let parens = b.iter().any(|&c| c == b'(' || c == b')');
+    let escapes = b.iter().any(|&c| c == b'"' || c == b'\\');
+    count(b, false) && !(parens && (escapes || !count(b, true)))
 }
 
 /// `NAME=value` or `NAME+=value`.
