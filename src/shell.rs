@@ -110,15 +110,16 @@ pub fn view_by_brush(script: &str, cwd: &str, home: &str) -> View {
     w.out
 }
 
-/// Whether brush-parser gave up on a word of the script (`view_by_brush` calls it opaque).
-/// Bash reads some of these: in `"$(cat <<'EOF'` / `x " y` / `EOF` / `)"` it reads the
-/// here-document's body as text, while brush-parser pairs the body's `"` with the word's own
-/// and cannot read the word. Where the plain reader reads such a script whole, its view (what
-/// bash does) stands, so the differential tests and the `shell_view` fuzz target compare the
-/// two readers only where brush-parser read every word.
+/// Whether brush-parser gave up on a word of the script, or took a substitution in one for
+/// text (`view_by_brush` calls either opaque). Bash reads some of these: in
+/// `"$(cat <<'EOF'` / `x " y` / `EOF` / `)"` it reads the here-document's body as text, while
+/// brush-parser pairs the body's `"` with the word's own and cannot read the word (a `$'` in
+/// the body makes it take the substitution for text). Where the plain reader reads such a
+/// script whole, its view (what bash does) stands, so the differential tests and the
+/// `shell_view` fuzz target compare the two readers only where brush-parser read every word.
 #[doc(hidden)]
 pub fn brush_left_a_word_unread(v: &View) -> bool {
-    v.opaque.iter().any(|o| o.ends_with(view::UNREADABLE_WORD))
+    v.opaque.iter().any(|o| o.ends_with(view::UNREADABLE_WORD) || o == view::SUBSTITUTION_AS_TEXT)
 }
 
 /// Whether the plain reader reads `script` (brush-parser reads the rest).

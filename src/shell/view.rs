@@ -10,6 +10,8 @@ use super::{Command, Redirect, Str, View};
 
 /// Why a word brush-parser could not parse is only known at run time.
 pub(super) const UNREADABLE_WORD: &str = "a word the parser cannot read";
+/// Why a word whose substitution brush-parser took for text is opaque.
+pub(super) const SUBSTITUTION_AS_TEXT: &str = "a command substitution the parser read as text";
 
 /// Budgets: past any of them the rest is opaque, never a hang or a crash.
 pub const MAX_DEPTH: usize = 8;
@@ -286,7 +288,7 @@ impl Walker<'_> {
                     self.piece(&p.piece, raw, p.start_index, &mut arg, at, false);
                 }
                 if substitution_read_as_text(&pieces) {
-                    self.opaque("a command substitution the parser read as text");
+                    self.opaque(SUBSTITUTION_AS_TEXT);
                 }
             }
             Err(_) => {

@@ -400,7 +400,7 @@ fn the_plain_reader_sees_what_brush_sees() {
 /// `balanced` in src/shell/plain.rs.)
 #[test]
 fn where_brush_cannot_read_a_word_the_plain_reader_reads_as_bash() {
-    for body in ["x \" y", "a 12\" screen", "\"", "say \"hi, it's done"] {
+    for body in ["x \" y", "a 12\" screen", "\"", "say \"hi, it's done", "$'"] {
         let script = format!("git commit -m \"$(cat <<'EOF'\n{body}\nEOF\n)\" && git push origin HEAD");
         assert!(fak::shell::is_plain(&script), "{script:?}");
         let fast = view(&script, "/workspace/repo", "/home/dev");
