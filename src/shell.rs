@@ -122,6 +122,23 @@ pub fn brush_left_a_word_unread(v: &View) -> bool {
     v.opaque.iter().any(|o| o.ends_with(view::UNREADABLE_WORD) || o == view::SUBSTITUTION_AS_TEXT)
 }
 
+/// Whether brush-parser misread a script the plain reader reads as bash does, so that the
+/// plain reader's view stands: brush-parser left a word unread (`brush_left_a_word_unread`),
+/// or it rejected a script with a here-document inside a command substitution whose body
+/// holds quoting or an expansion character. Bash reads that body as text; brush-parser's
+/// tokenizer reads its `'`, `"`, `$[`, `$(` ... and pairs them with quotes after the
+/// substitution (`"$(cat <<'EOF'` / `x $[y'z` / `EOF` / `)'w"`: bash prints `x $[y'z'w`,
+/// brush-parser finds a single quote unterminated). The differential tests and the
+/// `shell_view` fuzz target compare the two readers everywhere else.
+#[doc(hidden)]
+pub fn brush_misread(script: &str, brush: &View) -> bool {
+    let rejected = || brush.opaque.iter().any(|o| o.starts_with(view::REJECTED));
+    match plain::quoting_in_substituted_heredoc(script) {
+        None => false,
+        Some(quoting) => brush_left_a_word_unread(brush) || (quoting && rejected()),
+    }
+}
+
 /// Whether the plain reader reads `script` (brush-parser reads the rest).
 #[doc(hidden)]
 pub fn is_plain(script: &str) -> bool {

@@ -83,6 +83,17 @@ pub(super) fn read(script: &str) -> Option<Vec<Vec<Simple>>> {
     Some(r.out)
 }
 
+/// Whether a plain script has a here-document inside a command substitution whose body holds
+/// a quote, a backslash, a `$` or a backquote; `None` when the script is not plain. Bash reads
+/// such a body as text, as the plain reader does; brush-parser's tokenizer reads quoting and
+/// expansions in it (`$[x'` pairs the `'` with one after the substitution) and misreads some
+/// of these scripts (see `shell::brush_misread`).
+pub(super) fn quoting_in_substituted_heredoc(script: &str) -> Option<bool> {
+    let mut r = Reader::new(script, 0, 0);
+    r.run()?;
+    Some(r.quoting_in_sub_heredoc)
+}
+
 /// A here-document whose body is read at the end of its line.
 struct Pending {
     /// Where its redirection is: pipeline (`usize::MAX` for the one being read), command,
@@ -103,6 +114,9 @@ struct Reader<'s> {
     heredocs: Vec<Pending>,
     /// How many substitutions this reader is inside: above 0 the script ends at its `)`.
     depth: usize,
+    /// A here-document body inside a substitution holds quoting or an expansion character
+    /// (`quoting_in_substituted_heredoc`).
+    quoting_in_sub_heredoc: bool,
 }
 
 /// A word as read.
@@ -192,7 +206,17 @@ fn braced(t: &str) -> bool {
 
 impl<'s> Reader<'s> {
     fn new(s: &'s str, at: usize, depth: usize) -> Self {
-        Reader { s, b: s.as_bytes(), i: at, out: Vec::new(), pipe: Vec::new(), cur: None, heredocs: Vec::new(), depth }
+        Reader {
+            s,
+            b: s.as_bytes(),
+            i: at,
+            out: Vec::new(),
+            pipe: Vec::new(),
+            cur: None,
+            heredocs: Vec::new(),
+            depth,
+            quoting_in_sub_heredoc: false,
+        }
     }
 
     fn peek(&self, off: usize) -> Option<u8> {
@@ -321,6 +345,7 @@ impl<'s> Reader<'s> {
         }
         word.push_str(self.s.get(self.i..inner.i)?);
         self.i = inner.i;
+        self.quoting_in_sub_heredoc |= inner.quoting_in_sub_heredoc;
         Some(Sub { word: None, text: text.to_string(), pipelines: inner.out })
     }
 
@@ -593,8 +618,11 @@ impl<'s> Reader<'s> {
             }
             // brush-parser reads a substitution's end from the parentheses in its
             // here-documents' bodies: only balanced ones stay here.
-            if self.depth > 0 && !balanced(&body) {
-                return None;
+            if self.depth > 0 {
+                if !balanced(&body) {
+                    return None;
+                }
+                self.quoting_in_sub_heredoc |= body.contains(['\'', '"', '\\', '$', '`']);
             }
             // An unquoted delimiter expands the body: only a body with nothing to expand
             // (nor anything brush would read as a quote or pattern) stays here.
@@ -623,9 +651,9 @@ fn append(text: &mut String, piece: &str) {
 /// early) and refusing a body with a `"` or backslash beside parentheses (`"(" )` and `\()`
 /// end it early too; the `shell_view` fuzz target found all three). Bash reads the body as
 /// text. A body that fails goes to brush-parser with the rest of the script. A lone apostrophe
-/// is left alone (`don't (crash)`, common in commit messages, is read alike), though brush-parser
-/// pairs it with one after the substitution when there is one (`)')"` after a `()'` body:
-/// a known disagreement, both views opaque, not yet handled).
+/// is left alone (`don't (crash)`, common in commit messages, is read alike); brush-parser
+/// pairs it with one right after the substitution when there is one and rejects the script,
+/// which bash reads as the plain reader does (`shell::brush_misread`).
 fn balanced(text: &str) -> bool {
     fn count(text: &[u8], skip_quoted: bool) -> bool {
         let mut depth = 0usize;

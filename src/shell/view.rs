@@ -13,6 +13,9 @@ pub(super) const UNREADABLE_WORD: &str = "a word the parser cannot read";
 /// Why a word whose substitution brush-parser took for text is opaque.
 pub(super) const SUBSTITUTION_AS_TEXT: &str = "a command substitution the parser read as text";
 
+/// How the reason for a script brush-parser rejects starts.
+pub(super) const REJECTED: &str = "the shell parser rejects it: ";
+
 /// Budgets: past any of them the rest is opaque, never a hang or a crash.
 pub const MAX_DEPTH: usize = 8;
 pub const MAX_COMMANDS: usize = 512;
@@ -78,7 +81,7 @@ impl Walker<'_> {
                     self.list(list, &mut at);
                 }
             }
-            Ok(Err(e)) => self.opaque(format!("the shell parser rejects it: {e}")),
+            Ok(Err(e)) => self.opaque(format!("{REJECTED}{e}")),
             Err(_) => self.opaque("the shell parser failed"),
         }
     }
