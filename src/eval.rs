@@ -489,8 +489,9 @@ pub(crate) enum V<'a> {
     Strs(&'a [String]),
     /// A command's words (`c.args`, `c.flags`, ...).
     Words(&'a [crate::shell::Str]),
-    Cmds(&'a [crate::shell::Command]),
-    Cmd(&'a crate::shell::Command),
+    /// A view's commands.
+    Cmds(&'a crate::shell::View),
+    Cmd(crate::shell::Command<'a>),
     Redirs(&'a [crate::shell::Redirect]),
     Redir(&'a crate::shell::Redirect),
     Urls(&'a [crate::view::Url]),
@@ -516,7 +517,7 @@ impl<'a> V<'a> {
             // A finding reads as its kind: never the secret.
             V::Finding(f) => Some(Cow::Borrowed(&*f.kind)),
             // A record reads as its text: a command's source, a redirection's target, a URL.
-            V::Cmd(c) => Some(Cow::Borrowed(c.text.as_str())),
+            V::Cmd(c) => Some(Cow::Borrowed(c.text())),
             V::Redir(r) => Some(Cow::Borrowed(r.target.as_str())),
             V::Url(u) => Some(Cow::Borrowed(u.url.as_str())),
         }
@@ -575,7 +576,7 @@ impl<'a> V<'a> {
             V::L(items) => items.len(),
             V::Strs(s) => s.len(),
             V::Words(s) => s.len(),
-            V::Cmds(c) => c.len(),
+            V::Cmds(v) => v.len(),
             V::Redirs(r) => r.len(),
             V::Urls(u) => u.len(),
             V::Findings(f) => f.len(),
@@ -591,7 +592,7 @@ impl<'a> V<'a> {
             V::L(items) => items.iter().any(f),
             V::Strs(s) => s.iter().any(|x| f(&V::S(Cow::Borrowed(x.as_str())))),
             V::Words(s) => s.iter().any(|x| f(&V::S(Cow::Borrowed(x.as_str())))),
-            V::Cmds(c) => c.iter().any(|x| f(&V::Cmd(x))),
+            V::Cmds(v) => v.commands().any(|x| f(&V::Cmd(x))),
             V::Redirs(r) => r.iter().any(|x| f(&V::Redir(x))),
             V::Urls(u) => u.iter().any(|x| f(&V::Url(x))),
             V::Findings(s) => s.iter().any(|x| f(&V::Finding(x))),
@@ -606,7 +607,7 @@ impl<'a> V<'a> {
             V::L(items) => items.get(i).cloned(),
             V::Strs(s) => s.get(i).map(|x| V::S(Cow::Borrowed(x.as_str()))),
             V::Words(s) => s.get(i).map(|x| V::S(Cow::Borrowed(x.as_str()))),
-            V::Cmds(c) => c.get(i).map(V::Cmd),
+            V::Cmds(v) => v.command(i).map(V::Cmd),
             V::Redirs(r) => r.get(i).map(V::Redir),
             V::Urls(u) => u.get(i).map(V::Url),
             V::Findings(f) => f.get(i).map(V::Finding),
@@ -621,7 +622,7 @@ impl<'a> V<'a> {
             V::L(items) => Some(items.clone()),
             V::Strs(s) => Some(s.iter().map(|x| V::S(Cow::Borrowed(x.as_str()))).collect()),
             V::Words(s) => Some(s.iter().map(|x| V::S(Cow::Borrowed(x.as_str()))).collect()),
-            V::Cmds(c) => Some(c.iter().map(V::Cmd).collect()),
+            V::Cmds(v) => Some(v.commands().map(V::Cmd).collect()),
             V::Redirs(r) => Some(r.iter().map(V::Redir).collect()),
             V::Urls(u) => Some(u.iter().map(V::Url).collect()),
             V::Findings(f) => Some(f.iter().map(V::Finding).collect()),
@@ -632,23 +633,22 @@ impl<'a> V<'a> {
     /// A field of a record (a view's command, redirection or URL).
     fn field(&self, key: &str) -> V<'a> {
         let s = |x: &'a str| V::S(Cow::Borrowed(x));
-        let opt = |x: &'a Option<String>| x.as_deref().map_or(V::Absent, s);
         match *self {
             V::Cmd(c) => match key {
-                "name" => s(&c.name),
-                "args" => V::Words(&c.args),
-                "flags" => V::Words(&c.flags),
-                "operands" => V::Words(&c.operands),
-                "subcommand" => c.subcommand.as_deref().map_or(V::Absent, s),
-                "assigns" => V::Words(&c.assigns),
-                "redirects" => V::Redirs(&c.redirects),
-                "via" => V::Words(&c.via),
-                "code" => opt(&c.code),
-                "opaque" => opt(&c.opaque),
-                "upstream" => V::Words(&c.upstream),
-                "writes" => V::Strs(&c.writes),
-                "recursive" => V::B(c.recursive),
-                "text" => s(&c.text),
+                "name" => s(c.name()),
+                "args" => V::Words(c.args()),
+                "flags" => V::Words(c.flags()),
+                "operands" => V::Words(c.operands()),
+                "subcommand" => c.subcommand().map_or(V::Absent, s),
+                "assigns" => V::Words(c.assigns()),
+                "redirects" => V::Redirs(c.redirects()),
+                "via" => V::Words(c.via()),
+                "code" => c.code().map_or(V::Absent, s),
+                "opaque" => c.opaque().map_or(V::Absent, s),
+                "upstream" => V::Words(c.upstream()),
+                "writes" => V::Strs(c.writes()),
+                "recursive" => V::B(c.recursive()),
+                "text" => s(c.text()),
                 _ => V::Absent,
             },
             V::Redir(r) => match key {
@@ -777,7 +777,7 @@ impl<'a> Scope<'a> {
             Value::View(f) => {
                 let view = self.input.view();
                 match f {
-                    crate::view::Field::Commands => V::Cmds(&view.shell.commands),
+                    crate::view::Field::Commands => V::Cmds(&view.shell),
                     crate::view::Field::Opaque => V::Strs(&view.shell.opaque),
                     crate::view::Field::Writes => V::Strs(&view.writes),
                     crate::view::Field::Urls => V::Urls(&view.urls),
@@ -920,14 +920,14 @@ pub(crate) fn describe(v: &V<'_>) -> String {
                     format!("'{}'", a.replace('\'', "'\\''"))
                 }
             };
-            let mut s = std::iter::once(c.name.to_string())
-                .chain(c.args.iter().map(|a| quote(a)))
+            let mut s = std::iter::once(c.name().to_string())
+                .chain(c.args().iter().map(|a| quote(a)))
                 .collect::<Vec<_>>()
                 .join(" ");
-            if !c.via.is_empty() {
-                s.push_str(&format!(" (inside {})", c.via.join(" → ")));
+            if !c.via().is_empty() {
+                s.push_str(&format!(" (inside {})", c.via().join(" → ")));
             }
-            if let Some(o) = &c.opaque {
+            if let Some(o) = c.opaque() {
                 s.push_str(&format!(" [opaque: {o}]"));
             }
             s

@@ -25,49 +25,206 @@ use programs::Arg;
 pub type Str = compact_str::CompactString;
 
 /// Everything a command string runs.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+///
+/// The commands' lists live in three arenas the view owns (every command's words one after
+/// another, every redirection, every path written), and a command holds runs of them: a
+/// 127-command script is a handful of allocations, not a thousand. `commands()` gives each
+/// command with its lists.
+#[derive(Clone, Default)]
 pub struct View {
-    /// Every simple command, outer before inner, in source order.
-    pub commands: Vec<Command>,
+    records: Vec<Record>,
     /// Why parts of the script cannot be seen through; empty when all of it was.
     pub opaque: Vec<String>,
     /// Every file the script writes: absolute, normalised, `~` expanded.
     pub writes: Vec<String>,
+    words: Vec<Str>,
+    redirects: Vec<Redirect>,
+    paths: Vec<String>,
+    texts: String,
 }
 
-/// One simple command.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Command {
+/// A run of one of a view's arenas.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+impl Span {
+    fn range(self) -> std::ops::Range<usize> {
+        self.start as usize..self.end as usize
+    }
+}
+
+/// What a view keeps of one simple command: its scalars, and its lists as runs of the arenas.
+#[derive(Clone, Debug, Default)]
+struct Record {
+    name: Str,
+    args: Span,
+    flags: Span,
+    operands: Span,
+    assigns: Span,
+    via: Span,
+    upstream: Span,
+    redirects: Span,
+    writes: Span,
+    text: Span,
+    subcommand: Option<Str>,
+    code: Option<String>,
+    opaque: Option<String>,
+    recursive: bool,
+}
+
+/// One simple command of a view.
+#[derive(Clone, Copy)]
+pub struct Command<'v> {
+    view: &'v View,
+    r: &'v Record,
+}
+
+impl<'v> Command<'v> {
     /// The program as bash finds it, lower-cased: no quotes, backslashes or directory
     /// (`/usr/bin/sudo` and `'Sudo'` are `sudo`; macOS finds `RM` as `rm`).
-    pub name: Str,
+    pub fn name(&self) -> &'v str {
+        &self.r.name
+    }
     /// The arguments after quote removal (words only known at run time as written).
-    pub args: Vec<Str>,
+    pub fn args(&self) -> &'v [Str] {
+        self.view.words_in(self.r.args)
+    }
     /// Flags normalised for the program: `-rf`, `-r -f`, `-fr`, `--recursive --force` and
     /// `--recur --forc` are all `recursive`, `force` for `rm`; other programs' short flags are
     /// their letters.
-    pub flags: Vec<Str>,
+    pub fn flags(&self) -> &'v [Str] {
+        self.view.words_in(self.r.flags)
+    }
     /// The arguments that are not options or option values.
-    pub operands: Vec<Str>,
+    pub fn operands(&self) -> &'v [Str] {
+        self.view.words_in(self.r.operands)
+    }
     /// `git push` (through global options and inline aliases), `npm run`, `cargo test`, ...
-    pub subcommand: Option<Str>,
+    pub fn subcommand(&self) -> Option<&'v str> {
+        self.r.subcommand.as_deref()
+    }
     /// `NAME=value` assignments before the command.
-    pub assigns: Vec<Str>,
-    pub redirects: Vec<Redirect>,
+    pub fn assigns(&self) -> &'v [Str] {
+        self.view.words_in(self.r.assigns)
+    }
+    pub fn redirects(&self) -> &'v [Redirect] {
+        self.view.redirects.get(self.r.redirects.range()).unwrap_or_default()
+    }
     /// The wrappers it was found inside, outermost first (`sudo`, `bash -c`, `$(...)`).
-    pub via: Vec<Str>,
+    pub fn via(&self) -> &'v [Str] {
+        self.view.words_in(self.r.via)
+    }
     /// Program text given to an interpreter (`python3 -c`, `perl -e`, `node -e`).
-    pub code: Option<String>,
+    pub fn code(&self) -> Option<&'v str> {
+        self.r.code.as_deref()
+    }
     /// Why this command cannot be seen through, when it cannot.
-    pub opaque: Option<String>,
+    pub fn opaque(&self) -> Option<&'v str> {
+        self.r.opaque.as_deref()
+    }
     /// The commands feeding its standard input through a pipe.
-    pub upstream: Vec<Str>,
+    pub fn upstream(&self) -> &'v [Str] {
+        self.view.words_in(self.r.upstream)
+    }
     /// Files it writes: absolute, normalised.
-    pub writes: Vec<String>,
+    pub fn writes(&self) -> &'v [String] {
+        self.view.paths.get(self.r.writes.range()).unwrap_or_default()
+    }
     /// It runs the shell function it is defined in (`:(){ :|:& };:`).
-    pub recursive: bool,
-    /// Its source text, for explanations.
-    pub text: String,
+    pub fn recursive(&self) -> bool {
+        self.r.recursive
+    }
+    /// Its words and redirections as written (here-documents without their bodies), for
+    /// explanations.
+    pub fn text(&self) -> &'v str {
+        self.view.texts.get(self.r.text.range()).unwrap_or_default()
+    }
+}
+
+impl PartialEq for Command<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.name() == o.name()
+            && self.args() == o.args()
+            && self.flags() == o.flags()
+            && self.operands() == o.operands()
+            && self.subcommand() == o.subcommand()
+            && self.assigns() == o.assigns()
+            && self.redirects() == o.redirects()
+            && self.via() == o.via()
+            && self.code() == o.code()
+            && self.opaque() == o.opaque()
+            && self.upstream() == o.upstream()
+            && self.writes() == o.writes()
+            && self.recursive() == o.recursive()
+            && self.text() == o.text()
+    }
+}
+
+impl std::fmt::Debug for Command<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Command")
+            .field("name", &self.name())
+            .field("args", &self.args())
+            .field("flags", &self.flags())
+            .field("operands", &self.operands())
+            .field("subcommand", &self.subcommand())
+            .field("assigns", &self.assigns())
+            .field("redirects", &self.redirects())
+            .field("via", &self.via())
+            .field("code", &self.code())
+            .field("opaque", &self.opaque())
+            .field("upstream", &self.upstream())
+            .field("writes", &self.writes())
+            .field("recursive", &self.recursive())
+            .field("text", &self.text())
+            .finish()
+    }
+}
+
+impl View {
+    /// Every simple command, outer before inner, in source order.
+    pub fn commands(&self) -> impl ExactSizeIterator<Item = Command<'_>> + DoubleEndedIterator + Clone + '_ {
+        self.records.iter().map(move |r| Command { view: self, r })
+    }
+
+    /// Command `i` of `commands()`.
+    pub fn command(&self, i: usize) -> Option<Command<'_>> {
+        self.records.get(i).map(|r| Command { view: self, r })
+    }
+
+    /// The number of commands.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    fn words_in(&self, s: Span) -> &[Str] {
+        self.words.get(s.range()).unwrap_or_default()
+    }
+}
+
+impl PartialEq for View {
+    fn eq(&self, o: &Self) -> bool {
+        self.opaque == o.opaque && self.writes == o.writes && self.commands().eq(o.commands())
+    }
+}
+
+impl Eq for View {}
+
+impl std::fmt::Debug for View {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("View")
+            .field("commands", &self.commands().collect::<Vec<_>>())
+            .field("opaque", &self.opaque)
+            .field("writes", &self.writes)
+            .finish()
+    }
 }
 
 /// A redirection.

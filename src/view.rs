@@ -31,21 +31,20 @@ impl CallView {
     pub fn size(&self) -> u64 {
         let per_command: usize = self
             .shell
-            .commands
-            .iter()
+            .commands()
             .map(|c| {
-                c.args.len()
-                    + c.flags.len()
-                    + c.operands.len()
-                    + c.assigns.len()
-                    + c.redirects.len()
-                    + c.via.len()
-                    + c.upstream.len()
-                    + c.writes.len()
+                c.args().len()
+                    + c.flags().len()
+                    + c.operands().len()
+                    + c.assigns().len()
+                    + c.redirects().len()
+                    + c.via().len()
+                    + c.upstream().len()
+                    + c.writes().len()
             })
             .max()
             .unwrap_or(0);
-        let top = self.shell.commands.len()
+        let top = self.shell.len()
             + self.shell.opaque.len()
             + self.writes.len()
             + self.urls.len()
@@ -169,7 +168,7 @@ pub fn of(tool: &str, args: &Json, env: &Env<'_>) -> CallView {
         if let Some(cmd) = arg("command") {
             v.shell = shell::view(cmd, env.workspace, env.home);
             v.writes.extend(v.shell.writes.iter().cloned());
-            for c in &v.shell.commands {
+            for c in v.shell.commands() {
                 urls_of(c, &mut v.urls);
             }
         }
@@ -254,10 +253,10 @@ const SOCKET_CLIENTS: &[&str] = &["nc", "ncat", "netcat", "telnet"];
 /// Programs that resolve a name (their lookups leave the machine too).
 const DNS_CLIENTS: &[&str] = &["dig", "nslookup", "host", "drill"];
 
-fn urls_of(c: &Command, out: &mut Vec<Url>) {
-    let name = c.name.as_str();
+fn urls_of(c: Command<'_>, out: &mut Vec<Url>) {
+    let name = c.name();
     if URL_CLIENTS.contains(&name) {
-        for op in &c.operands {
+        for op in c.operands() {
             if op.starts_with('-') || op.is_empty() {
                 continue;
             }
@@ -270,7 +269,7 @@ fn urls_of(c: &Command, out: &mut Vec<Url>) {
             }
         }
     } else if SOCKET_CLIENTS.contains(&name) {
-        let ops: Vec<&crate::shell::Str> = c.operands.iter().filter(|o| !o.starts_with('-')).collect();
+        let ops: Vec<&crate::shell::Str> = c.operands().iter().filter(|o| !o.starts_with('-')).collect();
         if let Some(host) = ops.first() {
             let port = ops.get(1).map_or(String::new(), |p| format!(":{p}"));
             if let Some(u) = parse_url(&format!("tcp://{}{port}", bracket_v6(host)), name) {
@@ -278,7 +277,7 @@ fn urls_of(c: &Command, out: &mut Vec<Url>) {
             }
         }
     } else if DNS_CLIENTS.contains(&name) {
-        for op in c.operands.iter().filter(|o| !o.starts_with('-') && !o.starts_with('@') && o.contains('.')) {
+        for op in c.operands().iter().filter(|o| !o.starts_with('-') && !o.starts_with('@') && o.contains('.')) {
             if let Some(u) = parse_url(&format!("dns://{}", bracket_v6(op)), name) {
                 out.push(u);
             }

@@ -6,7 +6,7 @@ use brush_parser::ast;
 use brush_parser::word::WordPiece;
 
 use super::programs::{self, Arg, Inner};
-use super::{Command, Redirect, Str, View};
+use super::{Record, Redirect, Span, Str, View};
 
 /// Why a word brush-parser could not parse is only known at run time.
 pub(super) const UNREADABLE_WORD: &str = "a word the parser cannot read";
@@ -37,6 +37,42 @@ pub(crate) struct Walker<'c> {
     pub plain: bool,
 }
 
+/// The lists a wrapped command shares with its wrapper (`sudo rm -rf / > log`: `rm` writes
+/// `log` too).
+#[derive(Clone, Copy)]
+struct Shared {
+    assigns: Span,
+    redirects: Span,
+    text: Span,
+}
+
+impl View {
+    /// The run from `start` to `end` of an arena (at most `u32::MAX` long: scripts are capped
+    /// far below).
+    fn span_from(&self, start: usize, end: usize) -> Span {
+        let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        Span { start: at(start), end: at(end) }
+    }
+
+    fn push_words(&mut self, words: impl IntoIterator<Item = Str>) -> Span {
+        let start = self.words.len();
+        self.words.extend(words);
+        self.span_from(start, self.words.len())
+    }
+
+    fn push_redirects(&mut self, redirects: Vec<Redirect>) -> Span {
+        let start = self.redirects.len();
+        self.redirects.extend(redirects);
+        self.span_from(start, self.redirects.len())
+    }
+
+    fn push_text(&mut self, text: &str) -> Span {
+        let start = self.texts.len();
+        self.texts.push_str(text);
+        self.span_from(start, self.texts.len())
+    }
+}
+
 /// Where a command is, as the walk goes down.
 #[derive(Clone)]
 struct At {
@@ -63,7 +99,7 @@ impl Walker<'_> {
             let mut at = At { via, cwd, depth };
             // Room for the commands read (a `Command` is large: growing the list copies it).
             let simple: usize = pipelines.iter().map(Vec::len).sum();
-            self.out.commands.reserve(simple.min(MAX_COMMANDS));
+            self.out.records.reserve(simple.min(MAX_COMMANDS));
             for p in pipelines {
                 self.plain_pipeline(p, &mut at);
             }
@@ -141,7 +177,7 @@ impl Walker<'_> {
     /// A pipeline of the plain reader, walked as `pipeline` walks brush-parser's.
     fn plain_pipeline(&mut self, p: Vec<super::plain::Simple>, at: &mut At) {
         self.stages(p.into_iter(), at, |w, s, here, upstream| {
-            if w.out.commands.len() >= MAX_COMMANDS {
+            if w.out.records.len() >= MAX_COMMANDS {
                 return w.opaque(format!("more than {MAX_COMMANDS} commands"));
             }
             // The commands inside each word's substitutions (assignments' first), walked as
@@ -153,14 +189,14 @@ impl Walker<'_> {
                     w.plain_substitution(sub, here);
                 }
                 for i in 0..s.words.len() {
-                    let start = w.out.commands.len();
+                    let start = w.out.records.len();
                     while let Some(sub) = subs.next_if(|s| s.word == Some(i)) {
                         w.plain_substitution(sub, here);
                     }
-                    ranges.push(start..w.out.commands.len());
+                    ranges.push(start..w.out.records.len());
                 }
             }
-            w.argv(s.words, ranges, s.assigns, s.redirects, here, upstream, s.text);
+            w.argv(s.words, ranges, s.assigns, s.redirects, here, upstream, &s.text);
         });
     }
 
@@ -185,17 +221,17 @@ impl Walker<'_> {
         at: &mut At,
         mut walk: impl FnMut(&mut Self, T, &mut At, Option<Range<usize>>),
     ) {
-        let start = self.out.commands.len();
+        let start = self.out.records.len();
         let single = stages.len() == 1;
         for (i, stage) in stages.enumerate() {
             let mut stage_at = if single { None } else { Some(at.clone()) };
             let here = stage_at.as_mut().unwrap_or(at);
-            walk(self, stage, here, (i > 0).then_some(start..self.out.commands.len()));
+            walk(self, stage, here, (i > 0).then_some(start..self.out.records.len()));
         }
     }
 
     fn command(&mut self, c: &ast::Command, at: &mut At, upstream: Option<Range<usize>>) {
-        if self.out.commands.len() >= MAX_COMMANDS {
+        if self.out.records.len() >= MAX_COMMANDS {
             return self.opaque(format!("more than {MAX_COMMANDS} commands"));
         }
         match c {
@@ -212,12 +248,12 @@ impl Walker<'_> {
                 }
             }
             ast::Command::Function(f) => {
-                let start = self.out.commands.len();
+                let start = self.out.records.len();
                 let mut inner = at.clone();
                 inner.via.push(compact_str::format_compact!("function {}", f.fname.value));
                 self.compound(&f.body.0, &mut inner);
                 let fname = resolve(&f.fname.value);
-                for c in self.out.commands.get_mut(start..).into_iter().flatten() {
+                for c in self.out.records.get_mut(start..).into_iter().flatten() {
                     if c.name == fname {
                         c.recursive = true;
                     }
@@ -273,7 +309,7 @@ impl Walker<'_> {
     /// A word after quote removal; command substitutions inside it are walked (their commands
     /// run too) and make the word dynamic.
     fn word(&mut self, w: &ast::Word, at: &At) -> (Arg, Range<usize>) {
-        let start = self.out.commands.len();
+        let start = self.out.records.len();
         let mut arg = Arg { text: Str::default(), dynamic: None };
         // brush-parser 0.4 panics on `~` and a number past `i32` (a directory-stack index;
         // found by fuzzing): such a word is not parsed, and any other panic is caught.
@@ -304,7 +340,7 @@ impl Walker<'_> {
                 }
             }
         }
-        (arg, start..self.out.commands.len())
+        (arg, start..self.out.records.len())
     }
 
     /// One piece of a word: `raw` is its text, which starts at byte `offset` of the word.
@@ -430,7 +466,7 @@ impl Walker<'_> {
         }
         let text = shown(s);
         let (args, ranges) = words.into_iter().unzip();
-        self.argv(args, ranges, assigns, redirects, at, upstream, text);
+        self.argv(args, ranges, assigns, redirects, at, upstream, &text);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -458,7 +494,7 @@ impl Walker<'_> {
                 }
             }
             ast::CommandPrefixOrSuffixItem::ProcessSubstitution(kind, sub) => {
-                let start = self.out.commands.len();
+                let start = self.out.records.len();
                 let mut inner = at.clone();
                 inner.via.push(match kind {
                     ast::ProcessSubstitutionKind::Read => "<(...)".into(),
@@ -466,7 +502,7 @@ impl Walker<'_> {
                 });
                 self.list(&sub.list, &mut inner);
                 let arg = Arg { text: "/dev/fd/63".into(), dynamic: Some("process substitution") };
-                words.push((arg, start..self.out.commands.len()));
+                words.push((arg, start..self.out.records.len()));
             }
         }
     }
@@ -476,56 +512,56 @@ impl Walker<'_> {
     #[allow(clippy::too_many_arguments)]
     fn argv(
         &mut self,
-        mut args: Vec<Arg>,
-        mut ranges: Vec<Range<usize>>,
+        args: Vec<Arg>,
+        ranges: Vec<Range<usize>>,
         assigns: Vec<Str>,
         redirects: Vec<Redirect>,
         at: &mut At,
         upstream: Option<Range<usize>>,
-        text: String,
+        text: &str,
     ) {
+        if assigns.iter().any(|a| a.starts_with("IFS=")) {
+            self.opaque("IFS is changed");
+        }
         if args.is_empty() {
             // Assignments or redirections alone.
-            self.redirect_writes(&redirects, at);
-            if assigns.iter().any(|a| a.starts_with("IFS=")) {
-                self.opaque("IFS is changed");
-            }
-            return;
+            return self.redirect_writes(&redirects, at);
         }
+        let assigns = self.out.push_words(assigns);
+        let redirects = self.out.push_redirects(redirects);
+        let text = self.out.push_text(text);
+        self.record(&args, &ranges, Shared { assigns, redirects, text }, at, upstream);
+    }
+
+    /// `argv` once the lists a command may share with the command it wraps are in the view.
+    fn record(
+        &mut self,
+        args: &[Arg],
+        ranges: &[Range<usize>],
+        shared: Shared,
+        at: &mut At,
+        upstream: Option<Range<usize>>,
+    ) {
         // The program, then its arguments (and the commands run inside each).
-        let first = args.remove(0);
-        if !ranges.is_empty() {
-            ranges.remove(0);
-        }
+        let Some((first, args)) = args.split_first() else { return };
+        let ranges = ranges.get(1..).unwrap_or_default();
         let range_of =
             |args: &[Arg], text: &str| args.iter().position(|w| w.text == text).and_then(|i| ranges.get(i)).cloned();
-        let name = resolve_owned(first.text);
+        let name = resolve_owned(first.text.clone());
         let mut opaque = None;
         if let Some(why) = first.dynamic {
             let why = format!("the command name comes from {why}");
             opaque = Some(why.clone());
             self.opaque(why);
         }
-        if assigns.iter().any(|a| a.starts_with("IFS=")) {
-            self.opaque("IFS is changed");
-        }
         let known = programs::known(&name);
-        let parsed = programs::parse_args(known.spec, &args);
-        let upstream_names = match &upstream {
-            Some(up) => self
-                .out
-                .commands
-                .get(up.clone())
-                .map(|cs| cs.iter().map(|c| c.name.clone()).collect())
-                .unwrap_or_default(),
-            None => Vec::new(),
-        };
+        let parsed = programs::parse_args(known.spec, args);
 
         // The git subcommand, through global options and inline aliases.
         let mut inners = Vec::new();
         let mut subcommand = None;
         if name == "git" {
-            let (sub, alias_script, dynamic) = git_subcommand(&args);
+            let (sub, alias_script, dynamic) = git_subcommand(args);
             if let Some(d) = dynamic {
                 let why = format!("the git subcommand comes from {d}");
                 opaque.get_or_insert(why.clone());
@@ -539,16 +575,23 @@ impl Walker<'_> {
             subcommand = parsed.operands.first().filter(|a| a.dynamic.is_none()).map(|a| a.text.clone());
         }
         if known.runs {
-            inners.extend(programs::inner(&name, &args));
+            inners.extend(programs::inner(&name, args));
         }
 
         // Where it writes.
-        let mut raw_writes: Vec<Str> = redirects.iter().filter(|r| r.writes()).map(|r| r.target.clone()).collect();
+        let redirected = self.out.redirects.get(shared.redirects.range()).unwrap_or_default();
+        let mut raw_writes: smallvec::SmallVec<[Str; 2]> =
+            redirected.iter().filter(|r| r.writes()).map(|r| r.target.clone()).collect();
         if known.writer {
-            raw_writes.extend(writes_of(&name, subcommand.as_deref(), &parsed, &args));
+            raw_writes.extend(writes_of(&name, subcommand.as_deref(), &parsed, args));
         }
-        let writes: Vec<String> = raw_writes.iter().map(|w| self.abs(w, at)).collect();
-        self.out.writes.extend(writes.iter().cloned());
+        let first_write = self.out.paths.len();
+        for w in &raw_writes {
+            let path = self.abs(w, at);
+            self.out.writes.push(path.clone());
+            self.out.paths.push(path);
+        }
+        let writes = self.out.span_from(first_write, self.out.paths.len());
 
         // `cd` changes where the next commands of this list run.
         if matches!(name.as_str(), "cd" | "pushd") {
@@ -562,42 +605,50 @@ impl Walker<'_> {
         // Flags and operands: a wrapper's own are those before the command it runs; `find`'s
         // predicates are not flags (rules read them in `args`).
         let (flags, operands) = if name == "find" {
-            (Vec::new(), args.iter().take_while(|a| !a.text.starts_with('-')).map(|a| a.text.clone()).collect())
+            let operands = args.iter().take_while(|a| !a.text.starts_with('-')).map(|a| a.text.clone());
+            (Span::default(), self.out.push_words(operands))
         } else if let Some(Inner::Argv(inner)) = inners.iter().find(|i| matches!(i, Inner::Argv(_))) {
             let own = args.len().saturating_sub(inner.len());
             let p = programs::parse_args(None, args.get(..own).unwrap_or(&[]));
-            (p.flags, p.operands.into_iter().map(|a| a.text).collect())
+            (self.out.push_words(p.flags), self.out.push_words(p.operands.into_iter().map(|a| a.text)))
         } else {
-            (parsed.flags, parsed.operands.into_iter().map(|a| a.text).collect())
+            (self.out.push_words(parsed.flags), self.out.push_words(parsed.operands.into_iter().map(|a| a.text)))
         };
-        // What the inner scripts and process substitutions need of the words, before the
-        // words move into the command.
-        let inner_ranges: Vec<Option<Range<usize>>> = inners
+        let upstream_names = match &upstream {
+            Some(up) => {
+                let View { records, words, .. } = &mut self.out;
+                let first = words.len();
+                words.extend(records.get(up.clone()).unwrap_or_default().iter().map(|r| r.name.clone()));
+                self.out.span_from(first, self.out.words.len())
+            }
+            None => Span::default(),
+        };
+        // What the inner scripts and process substitutions need of the words.
+        let inner_ranges: smallvec::SmallVec<[Option<Range<usize>>; 2]> = inners
             .iter()
             .map(|i| match i {
-                Inner::Script(a) | Inner::Code(a) => range_of(&args, &a.text),
+                Inner::Script(a) | Inner::Code(a) => range_of(args, &a.text),
                 Inner::Argv(_) | Inner::Stdin => None,
             })
             .collect();
-        let substituted: smallvec::SmallVec<[bool; 8]> =
-            args.iter().map(|a| a.dynamic == Some("process substitution")).collect();
-        let cmd = Command {
+        let index = self.out.records.len();
+        let record = Record {
+            args: self.out.push_words(args.iter().map(|a| a.text.clone())),
+            via: self.out.push_words(at.via.iter().cloned()),
             name: name.clone(),
-            args: args.into_iter().map(|a| a.text).collect(),
             flags,
             operands,
             subcommand,
-            assigns,
-            redirects,
-            via: at.via.clone(),
+            assigns: shared.assigns,
+            redirects: shared.redirects,
             opaque,
             upstream: upstream_names,
             writes,
-            text,
-            ..Command::default()
+            text: shared.text,
+            code: None,
+            recursive: false,
         };
-        let index = self.out.commands.len();
-        self.out.commands.push(cmd);
+        self.out.records.push(record);
         let runs_more = !inners.is_empty() || known.shell || matches!(name.as_str(), "source" | ".");
         if !runs_more {
             return;
@@ -609,10 +660,9 @@ impl Walker<'_> {
                 Inner::Argv(words) => {
                     let mut inner_at = At { via: via.clone(), cwd: at.cwd.clone(), depth: at.depth };
                     // The inner command reads the wrapper's standard input and writes where
-                    // the wrapper's redirections point.
-                    let redirects = self.out.commands.get(index).map(|c| c.redirects.clone()).unwrap_or_default();
-                    let text = self.out.commands.get(index).map(|c| c.text.clone()).unwrap_or_default();
-                    self.argv(words, Vec::new(), Vec::new(), redirects, &mut inner_at, upstream.clone(), text);
+                    // the wrapper's redirections point: it shares them, and its text.
+                    let shared = Shared { assigns: Span::default(), ..shared };
+                    self.record(&words, &[], shared, &mut inner_at, upstream.clone());
                 }
                 Inner::Script(a) => {
                     if let Some(d) = a.dynamic {
@@ -636,7 +686,7 @@ impl Walker<'_> {
                             self.mark(index, &format!("a {kind} payload is run by `{name}`"));
                         }
                     }
-                    if let Some(c) = self.out.commands.get_mut(index) {
+                    if let Some(c) = self.out.records.get_mut(index) {
                         c.code = Some(a.text.into());
                     }
                 }
@@ -645,8 +695,8 @@ impl Walker<'_> {
         }
         // `bash <(curl ...)`, `source <(curl ...)`: a script from a process substitution.
         if known.shell || matches!(name.as_str(), "source" | ".") {
-            for (sub, r) in substituted.iter().zip(&ranges) {
-                if *sub {
+            for (a, r) in args.iter().zip(ranges) {
+                if a.dynamic == Some("process substitution") {
                     if let Some(kind) = payload(self, r) {
                         self.mark(index, &format!("a {kind} payload is run by `{name}`"));
                     }
@@ -660,9 +710,8 @@ impl Walker<'_> {
     fn stdin_script(&mut self, index: usize, name: &str, via: &[Str], at: &At, upstream: Option<Range<usize>>) {
         let body = self
             .out
-            .commands
-            .get(index)
-            .and_then(|c| c.redirects.iter().rev().find(|r| r.op == "<<" || r.op == "<<<"))
+            .command(index)
+            .and_then(|c| c.redirects().iter().rev().find(|r| r.op == "<<" || r.op == "<<<"))
             .and_then(|r| r.body.clone());
         let shell = programs::is_shell(name);
         if let Some(b) = body {
@@ -670,7 +719,7 @@ impl Walker<'_> {
                 self.mark(index, &format!("`{name}` runs a here-document that comes from {}", b.dynamic.unwrap_or("")));
             } else if shell {
                 self.script(&b.text, via.to_vec(), at.cwd.clone(), at.depth + 1);
-            } else if let Some(c) = self.out.commands.get_mut(index) {
+            } else if let Some(c) = self.out.records.get_mut(index) {
                 c.code = Some(b.text.into());
             }
             return;
@@ -680,15 +729,15 @@ impl Walker<'_> {
             return self.mark(index, &format!("a {kind} payload is piped into `{name}`"));
         }
         // `echo 'ls -la' | sh`: the script is in plain sight.
-        let ups: Vec<&Command> = self.out.commands.get(up).map(|c| c.iter().collect()).unwrap_or_default();
-        if let [one] = ups.as_slice() {
-            if one.name == "echo" && one.via.len() == at.via.len() && !one.args.iter().any(|a| a.starts_with('-')) {
-                let text = one.args.join(" ");
-                if shell {
-                    self.script(&text, via.to_vec(), at.cwd.clone(), at.depth + 1);
-                } else if let Some(c) = self.out.commands.get_mut(index) {
-                    c.code = Some(text);
-                }
+        let one = (up.len() == 1).then(|| self.out.command(up.start)).flatten();
+        let echoed = one.filter(|one| {
+            one.name() == "echo" && one.via().len() == at.via.len() && !one.args().iter().any(|a| a.starts_with('-'))
+        });
+        if let Some(text) = echoed.map(|one| one.args().join(" ")) {
+            if shell {
+                self.script(&text, via.to_vec(), at.cwd.clone(), at.depth + 1);
+            } else if let Some(c) = self.out.records.get_mut(index) {
+                c.code = Some(text);
             }
         }
     }
@@ -700,7 +749,7 @@ impl Walker<'_> {
     }
 
     fn mark(&mut self, index: usize, why: &str) {
-        if let Some(c) = self.out.commands.get_mut(index) {
+        if let Some(c) = self.out.records.get_mut(index) {
             c.opaque.get_or_insert_with(|| why.to_string());
         }
         self.opaque(why.to_string());
@@ -769,13 +818,13 @@ fn shown_item(item: &ast::CommandPrefixOrSuffixItem) -> String {
 /// Whether the commands in `r` produce a payload fak cannot read: `"downloaded"` or
 /// `"decoded"`.
 fn payload(w: &Walker<'_>, r: &Range<usize>) -> Option<&'static str> {
-    let cs = w.out.commands.get(r.clone())?;
+    let cs = w.out.records.get(r.clone())?;
     if cs.iter().any(|c| programs::DOWNLOADERS.contains(&c.name.as_str())) {
         return Some("downloaded");
     }
-    let decoded = cs.iter().any(|c| {
-        let args: Vec<Arg> = c.args.iter().map(|a| Arg::lit(a)).collect();
-        programs::is_decoder(&c.name, &args)
+    let decoded = r.clone().filter_map(|i| w.out.command(i)).any(|c| {
+        let args: Vec<Arg> = c.args().iter().map(|a| Arg::lit(a)).collect();
+        programs::is_decoder(c.name(), &args)
     });
     decoded.then_some("decoded")
 }

@@ -7,14 +7,14 @@ fn v(script: &str) -> View {
 }
 
 /// The commands named `name` in the view, with their flags sorted.
-fn found<'a>(view: &'a View, name: &str) -> Vec<&'a fak::shell::Command> {
-    view.commands.iter().filter(|c| c.name == name).collect()
+fn found<'a>(view: &'a View, name: &str) -> Vec<fak::shell::Command<'a>> {
+    view.commands().filter(|c| c.name() == name).collect()
 }
 
 fn has_rm_rf(script: &str) -> bool {
     found(&v(script), "rm")
         .iter()
-        .any(|c| c.flags.iter().any(|f| f == "recursive") && c.flags.iter().any(|f| f == "force"))
+        .any(|c| c.flags().iter().any(|f| f == "recursive") && c.flags().iter().any(|f| f == "force"))
 }
 
 #[test]
@@ -113,7 +113,7 @@ fn wrappers() {
         let rm = found(&view, "rm");
         // `time` is a keyword of bash's pipelines, not a wrapper program.
         let direct = s.starts_with("echo") || s.starts_with("sh <<<") || s.starts_with("time ");
-        assert!(rm.iter().any(|c| !c.via.is_empty()) || direct, "{s}: via");
+        assert!(rm.iter().any(|c| !c.via().is_empty()) || direct, "{s}: via");
     }
 }
 
@@ -159,7 +159,7 @@ fn what_cannot_be_seen_is_opaque() {
 
 #[test]
 fn git_subcommands() {
-    let sub = |s: &str| v(s).commands.iter().find(|c| c.name == "git").and_then(|c| c.subcommand.clone());
+    let sub = |s: &str| v(s).commands().find(|c| c.name() == "git").and_then(|c| c.subcommand().map(String::from));
     for s in [
         "git push",
         "git -C . push",
@@ -208,14 +208,14 @@ fn writes() {
 
 #[test]
 fn interpreters_show_their_code() {
-    let code = |s: &str| v(s).commands.iter().find_map(|c| c.code.clone());
+    let code = |s: &str| v(s).commands().find_map(|c| c.code().map(String::from));
     assert_eq!(
         code("python3 -c \"import shutil; shutil.rmtree('/')\"").as_deref(),
         Some("import shutil; shutil.rmtree('/')")
     );
     assert_eq!(code("perl -e 'fork while fork'").as_deref(), Some("fork while fork"));
     assert!(code("node -e 'require(\"fs\").rmSync(\"/\", {recursive: true})'").is_some());
-    assert!(v(":(){ :|: & };: &").commands.iter().any(|c| c.recursive));
+    assert!(v(":(){ :|: & };: &").commands().any(|c| c.recursive()));
 }
 
 #[test]
@@ -266,7 +266,7 @@ fn budgets_hold() {
     assert_eq!(v(panicked).opaque, ["the shell parser rejects it: unterminated expansion"], "{panicked:?}");
     // brush-parser panics on a directory-stack index past i32 (fuzzing found it).
     let huge = v("su root -c 'x & ~22222222222222222222 -d'");
-    assert!(huge.commands.iter().any(|c| c.name.starts_with("~2222") && c.opaque.is_some()), "{huge:?}");
+    assert!(huge.commands().any(|c| c.name().starts_with("~2222") && c.opaque().is_some()), "{huge:?}");
     let long = "ls && ".repeat(2000) + "ls";
     assert!(!v(&long).opaque.is_empty());
 }
@@ -415,11 +415,11 @@ fn where_brush_rejects_a_heredoc_body_bash_reads_as_text() {
         assert!(slow.opaque.iter().any(|o| o.contains("rejects")), "brush-parser reads {script:?} now: {slow:#?}");
         assert!(fak::shell::brush_misread(&script, &slow), "{script:?}");
         assert!(fast.opaque.is_empty(), "{fast:#?}");
-        let commit = fast.commands.iter().find(|c| c.subcommand.as_deref() == Some("commit"));
-        assert_eq!(commit.and_then(|c| c.args.get(2)).map(|m| m.as_str()), Some(word.as_str()), "{fast:#?}");
-        let here = fast.commands.iter().find(|c| c.name == "cat").and_then(|c| c.redirects.first());
+        let commit = fast.commands().find(|c| c.subcommand() == Some("commit"));
+        assert_eq!(commit.and_then(|c| c.args().get(2)).map(|m| m.as_str()), Some(word.as_str()), "{fast:#?}");
+        let here = fast.commands().find(|c| c.name() == "cat").and_then(|c| c.redirects().first());
         assert_eq!(here.and_then(|r| r.body.as_ref()).map(|b| b.text.as_str()), Some(format!("{body}\n").as_str()));
-        assert!(fast.commands.iter().any(|c| c.subcommand.as_deref() == Some("push")), "{fast:#?}");
+        assert!(fast.commands().any(|c| c.subcommand() == Some("push")), "{fast:#?}");
         // Without the quote after the substitution, brush-parser reads it as bash does.
         let alone = format!("git commit -m \"$(cat <<'EOF'\n{body}\nEOF\n)\"");
         same_view(&alone).unwrap();
@@ -441,15 +441,15 @@ fn where_brush_cannot_read_a_word_the_plain_reader_reads_as_bash() {
         let slow = fak::shell::view_by_brush(&script, "/workspace/repo", "/home/dev");
         assert!(fak::shell::brush_left_a_word_unread(&slow), "brush-parser reads {script:?} now: {slow:#?}");
         assert!(fast.opaque.is_empty(), "{fast:#?}");
-        let mut names: Vec<&str> = fast.commands.iter().map(|c| c.name.as_str()).collect();
+        let mut names: Vec<&str> = fast.commands().map(|c| c.name()).collect();
         names.sort_unstable();
         assert_eq!(names, ["cat", "git", "git"], "{fast:#?}");
-        let inner = fast.commands.iter().find(|c| c.name == "cat");
-        let here = inner.and_then(|c| c.redirects.first()).and_then(|r| r.body.as_ref());
+        let inner = fast.commands().find(|c| c.name() == "cat");
+        let here = inner.and_then(|c| c.redirects().first()).and_then(|r| r.body.as_ref());
         assert_eq!(here.map(|b| b.text.as_str()), Some(format!("{body}\n").as_str()), "{fast:#?}");
-        assert!(inner.is_some_and(|c| c.via.iter().any(|v| v == "$(...)")), "{fast:#?}");
+        assert!(inner.is_some_and(|c| c.via().iter().any(|v| v == "$(...)")), "{fast:#?}");
         // The commit, and the push after it, are still seen.
-        let subs: Vec<_> = fast.commands.iter().filter_map(|c| c.subcommand.as_deref()).collect();
+        let subs: Vec<_> = fast.commands().filter_map(|c| c.subcommand()).collect();
         assert_eq!(subs, ["commit", "push"], "{fast:#?}");
     }
 }
