@@ -253,7 +253,13 @@ impl Redirect {
 
 /// The view of `script`, run in `cwd` (absolute) by a user whose home is `home`.
 pub fn view(script: &str, cwd: &str, home: &str) -> View {
-    let mut w = view::Walker { home, out: View::default(), plain: true };
+    // Room for what a script of this length usually holds: the arenas then grow once or never.
+    let out = View {
+        words: Vec::with_capacity(4 + script.len() / 6),
+        texts: String::with_capacity(script.len()),
+        ..View::default()
+    };
+    let mut w = view::Walker { home, out, plain: true };
     w.script(script, Vec::new(), crate::path::normalize(cwd, "/").into(), 0);
     w.out
 }

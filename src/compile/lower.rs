@@ -566,6 +566,11 @@ impl ListFilter {
         if todo != 0 {
             self.scan_fields(todo, set, st);
         }
+        // No element reported any of its atoms (the common case: a long list of ordinary
+        // commands): no candidates, without a pass over the list.
+        if set.hits & mask == 0 {
+            return;
+        }
         for i in 0..n {
             if st.reported.get(set.reported + i).is_some_and(|r| r & mask != 0) {
                 set.set(&mut st.cands, m, i);
@@ -575,7 +580,7 @@ impl ListFilter {
 
     /// Runs the scans in `todo` (see `ListFilter::lazy`) over every element, adding the atoms
     /// they report to the elements' sets.
-    fn scan_fields<'a>(&'a self, mut todo: u64, set: &Candidates, st: &mut Run<'a>) {
+    fn scan_fields<'a>(&'a self, mut todo: u64, set: &mut Candidates, st: &mut Run<'a>) {
         let list = st.scope.value(&self.list);
         let n = set.elements;
         let ws = st.scope.input.workspace_key();
@@ -601,6 +606,7 @@ impl ListFilter {
                     }
                 }
                 st.scope.vars.pop();
+                set.hits |= bits;
                 if let Some(r) = st.reported.get_mut(set.reported + i) {
                     *r |= bits;
                 }
@@ -655,6 +661,8 @@ pub(crate) struct Candidates {
     scanned: u64,
     /// Where the elements' reported atoms start in `Run::reported`.
     reported: usize,
+    /// Every atom some element reported in the scans run so far.
+    hits: u64,
     /// The list's length.
     elements: usize,
 }
@@ -664,7 +672,7 @@ impl Candidates {
         let words = elements.div_ceil(64);
         let start = bits.len();
         bits.resize(start + members * words, 0);
-        Candidates { start, words, done: 0, scanned: 0, reported: 0, elements }
+        Candidates { start, words, done: 0, scanned: 0, reported: 0, hits: 0, elements }
     }
 
     fn set(&self, bits: &mut [u64], member: usize, element: usize) {
