@@ -43,6 +43,27 @@ const MAX_MODULES: usize = 256;
 
 /// Checks the file `root` (already in `sources`) and everything it imports.
 pub fn check(sources: &mut Sources, root: FileId, loader: &dyn Loader) -> (Option<ir::Program>, Vec<Diag>) {
+    let (program, diags, _) = check_with(sources, root, loader, true);
+    (program, diags)
+}
+
+/// `check` for the snapshot (`snapshot::build`): every regex is checked afresh, not taken
+/// from the snapshot's table of regexes known to check clean, and the sources of those that
+/// do are returned, sorted, for the next snapshot's table.
+pub(crate) fn check_listing_regexes(
+    sources: &mut Sources,
+    root: FileId,
+    loader: &dyn Loader,
+) -> (Option<ir::Program>, Vec<Diag>, Vec<String>) {
+    check_with(sources, root, loader, false)
+}
+
+fn check_with(
+    sources: &mut Sources,
+    root: FileId,
+    loader: &dyn Loader,
+    trust_known: bool,
+) -> (Option<ir::Program>, Vec<Diag>, Vec<String>) {
     let parsed = parse_ahead(sources, root, loader);
     let mut c = Checker {
         parsed,
@@ -57,13 +78,16 @@ pub fn check(sources: &mut Sources, root: FileId, loader: &dyn Loader) -> (Optio
         next_var: 0,
         reason_decls: HashMap::new(),
         regexes: HashMap::new(),
+        trust_known,
     };
     c.module(root, String::new(), true);
     c.lint_shadowing();
     c.diags.sort_by_key(|d| (d.file, d.span.start));
     let ok = !crate::diag::has_errors(&c.diags);
     let program = if ok { Some(c.program) } else { None };
-    (program, c.diags)
+    let mut good: Vec<String> = c.regexes.into_iter().filter(|(_, r)| r.is_ok()).map(|(src, _)| src).collect();
+    good.sort_unstable();
+    (program, c.diags, good)
 }
 
 /// Parses the root file, then the stdlib modules it imports two at a time (pest is most of
@@ -142,6 +166,9 @@ struct Checker<'a> {
     /// Regexes checked so far, by source: a `regexes` set named in the `except` of thirty
     /// secrets is parsed once, and its compiled form (built on first use) is shared.
     regexes: HashMap<String, Result<ir::Regex, String>>,
+    /// Take a regex the built-in floor's snapshot lists as checked clean without parsing it
+    /// again (`snapshot::known_regex`).
+    trust_known: bool,
 }
 
 /// Where a condition is being checked.
@@ -164,7 +191,13 @@ impl Checker<'_> {
         if let Some(r) = self.regexes.get(src) {
             return r.clone();
         }
-        let r = ir::compile_regex(src);
+        // The stdlib's regexes (most of what a policy importing it holds) were checked by this
+        // same checker when the snapshot was made: parsing them again is most of a check.
+        let r = if self.trust_known && crate::snapshot::known_regex(src) {
+            Ok(ir::Regex::checked_before(src))
+        } else {
+            ir::compile_regex(src)
+        };
         self.regexes.insert(src.to_owned(), r.clone());
         r
     }

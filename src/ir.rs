@@ -375,6 +375,12 @@ pub struct Regex {
 }
 
 impl Regex {
+    /// A regex this binary's checker has already accepted (`snapshot::known_regex`): compiled
+    /// on first use, as `compile_regex` leaves one under the size limit.
+    pub(crate) fn checked_before(src: &str) -> Regex {
+        Regex { src: Arc::from(src), compiled: Arc::default(), literals: Arc::default() }
+    }
+
     pub fn literals(&self) -> Option<&[Vec<u8>]> {
         self.literals.get_or_init(|| crate::compile::regex_literals(&self.src).map(Arc::from)).as_deref()
     }

@@ -16,6 +16,11 @@
 //!   the sources gives now (which also catches a change to the checker or the IR), and
 //!   rewrites the file unless it runs in CI. A release is built from a tree where it passed.
 //!
+//! It also lists the regex sources the check accepted (`known_regex`): a policy of one's own
+//! that imports the stdlib is checked without parsing those again (regex-syntax's parse and
+//! translation were most of a check). The snapshot is made without the list, and the list is
+//! read only from a snapshot of this binary's sources.
+//!
 //! Why not a build script: the checker needs most of the crate, and a build script cannot use
 //! the crate it builds.
 
@@ -32,14 +37,44 @@ pub const STORED: &[u8] = include_bytes!("generated/floor.postcard");
 pub const PATH: &str = "src/generated/floor.postcard";
 
 /// Bumped when the snapshot's own layout changes.
-const FORMAT: u64 = 1;
+const FORMAT: u64 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Snapshot {
     fingerprint: u64,
     /// File names in `FileId` order, as the checker registered them.
     files: Vec<String>,
+    /// Every regex source the checker accepted while checking the floor, sorted: a policy of
+    /// one's own that imports the stdlib is checked without parsing these again
+    /// (`known_regex`). Before `program`, so that `Head` decodes them alone.
+    regexes: Vec<String>,
     program: Program,
+}
+
+/// The start of a `Snapshot`, decoded without the program (postcard reads fields in order
+/// and leaves the rest of the bytes unread).
+#[derive(Deserialize)]
+struct Head {
+    fingerprint: u64,
+    #[allow(dead_code)] // decoded to reach `regexes`
+    files: Vec<String>,
+    regexes: Vec<String>,
+}
+
+/// Whether `src` is a regex this binary's checker accepted when the stored snapshot was made
+/// (the snapshot is kept fresh by `embedded_floor_is_fresh`; one made from other sources, or
+/// that does not decode, lists nothing).
+pub fn known_regex(src: &str) -> bool {
+    known_regexes().binary_search_by(|k| k.as_str().cmp(src)).is_ok()
+}
+
+/// The regexes `known_regex` knows, sorted.
+pub fn known_regexes() -> &'static [String] {
+    static KNOWN: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    KNOWN.get_or_init(|| match postcard::from_bytes::<Head>(STORED) {
+        Ok(head) if head.fingerprint == FINGERPRINT => head.regexes,
+        _ => Vec::new(),
+    })
 }
 
 /// FNV-1a over the floor's and every stdlib module's name and text; computed at compile time.
@@ -76,7 +111,7 @@ pub fn build() -> Result<Vec<u8>, String> {
     let (name, text) = stdlib::FLOOR;
     let mut sources = Sources::new();
     let id = sources.add(name, text);
-    let (program, diags) = crate::check::check(&mut sources, id, &crate::check::StdOnly);
+    let (program, diags, regexes) = crate::check::check_listing_regexes(&mut sources, id, &crate::check::StdOnly);
     let program = match program {
         Some(p) if diags.is_empty() => p,
         _ => {
@@ -86,7 +121,7 @@ pub fn build() -> Result<Vec<u8>, String> {
         }
     };
     let files = sources.files().iter().map(|f| f.name.clone()).collect();
-    let snapshot = Snapshot { fingerprint: FINGERPRINT, files, program };
+    let snapshot = Snapshot { fingerprint: FINGERPRINT, files, regexes, program };
     postcard::to_stdvec(&snapshot).map_err(|e| format!("cannot serialise the checked floor: {e}"))
 }
 

@@ -35,3 +35,25 @@ fn snapshot_and_source_agree() {
     let names = |s: &fak::diag::Sources| s.files().iter().map(|f| (f.name.clone(), f.text.clone())).collect::<Vec<_>>();
     assert_eq!(names(&sources), names(&from_source.sources));
 }
+
+/// The snapshot lists the regexes the floor's check accepted, so that checking a policy that
+/// imports the stdlib does not parse them again: every one of them compiles now (under the
+/// size limit), a regex of one's own is not among them, and a policy with a bad regex of its
+/// own is still refused.
+#[test]
+fn the_snapshots_regexes_are_the_floors_and_compile() {
+    let known = fak::snapshot::known_regexes();
+    assert!(known.len() >= 100, "only {} regexes listed", known.len());
+    assert!(known.windows(2).all(|w| w[0] < w[1]), "not sorted");
+    for src in known {
+        assert!(fak::ir::compile_regex_now(src).is_ok(), "{src:?} does not compile");
+    }
+    assert!(fak::snapshot::known_regex(r"shutil\s*\.\s*rmtree"));
+    assert!(!fak::snapshot::known_regex(r"shutil\s*\.\s*rmtree("));
+    assert!(!fak::snapshot::known_regex("my own (regex)"));
+    let mut sources = fak::diag::Sources::new();
+    let text = "import std.shell;\ndeny bad on Bash when args.command matches r\"shutil(\";\n";
+    let id = sources.add("bad.fak", text);
+    let (program, diags) = fak::check::check(&mut sources, id, &fak::check::StdOnly);
+    assert!(program.is_none() && !diags.is_empty(), "a bad regex of one's own checked clean");
+}
