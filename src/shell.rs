@@ -204,6 +204,25 @@ impl View {
         self.records.is_empty()
     }
 
+    /// The most items one command holds in all its lists (a bound on any list inside it).
+    pub fn widest_command(&self) -> usize {
+        let len = |s: Span| s.end.saturating_sub(s.start) as usize;
+        self.records
+            .iter()
+            .map(|r| {
+                len(r.args)
+                    + len(r.flags)
+                    + len(r.operands)
+                    + len(r.assigns)
+                    + len(r.redirects)
+                    + len(r.via)
+                    + len(r.upstream)
+                    + len(r.writes)
+            })
+            .max()
+            .unwrap_or(0)
+    }
+
     fn words_in(&self, s: Span) -> &[Str] {
         self.words.get(s.range()).unwrap_or_default()
     }

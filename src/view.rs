@@ -29,21 +29,7 @@ pub struct CallView {
 impl CallView {
     /// The number of items in all the view's lists: a bound on any list inside it.
     pub fn size(&self) -> u64 {
-        let per_command: usize = self
-            .shell
-            .commands()
-            .map(|c| {
-                c.args().len()
-                    + c.flags().len()
-                    + c.operands().len()
-                    + c.assigns().len()
-                    + c.redirects().len()
-                    + c.via().len()
-                    + c.upstream().len()
-                    + c.writes().len()
-            })
-            .max()
-            .unwrap_or(0);
+        let per_command = self.shell.widest_command();
         let top = self.shell.len()
             + self.shell.opaque.len()
             + self.writes.len()
