@@ -90,6 +90,7 @@ pub(super) fn read(script: &str) -> Option<Vec<Vec<Simple>>> {
 /// of these scripts (see `shell::brush_misread`).
 pub(super) fn quoting_in_substituted_heredoc(script: &str) -> Option<bool> {
     let mut r = Reader::new(script, 0, 0);
+    r.note_quoting = true;
     r.run()?;
     Some(r.quoting_in_sub_heredoc)
 }
@@ -115,8 +116,10 @@ struct Reader<'s> {
     /// How many substitutions this reader is inside: above 0 the script ends at its `)`.
     depth: usize,
     /// A here-document body inside a substitution holds quoting or an expansion character
-    /// (`quoting_in_substituted_heredoc`).
+    /// (`quoting_in_substituted_heredoc`), looked for only when `note_quoting` is set: the
+    /// view itself does not need it.
     quoting_in_sub_heredoc: bool,
+    note_quoting: bool,
 }
 
 /// A word as read.
@@ -216,6 +219,7 @@ impl<'s> Reader<'s> {
             heredocs: Vec::new(),
             depth,
             quoting_in_sub_heredoc: false,
+            note_quoting: false,
         }
     }
 
@@ -338,6 +342,7 @@ impl<'s> Reader<'s> {
         }
         let start = self.i + 2;
         let mut inner = Reader::new(self.s, start, self.depth + 1);
+        inner.note_quoting = self.note_quoting;
         inner.run()?;
         let text = self.s.get(start..inner.i - 1)?;
         if text.contains('\t') {
@@ -604,7 +609,7 @@ impl<'s> Reader<'s> {
                 if rest.is_empty() {
                     return None; // no delimiter line
                 }
-                let (line, next) = match rest.find('\n') {
+                let (line, next) = match memchr::memchr(b'\n', rest.as_bytes()) {
                     Some(n) => (rest.get(..n)?, self.i + n + 1),
                     None => (rest, self.s.len()),
                 };
@@ -622,11 +627,21 @@ impl<'s> Reader<'s> {
                 if !balanced(&body) {
                     return None;
                 }
-                self.quoting_in_sub_heredoc |= body.contains(['\'', '"', '\\', '$', '`']);
+                if self.note_quoting {
+                    let b = body.as_bytes();
+                    self.quoting_in_sub_heredoc |=
+                        memchr::memchr3(b'\'', b'"', b'\\', b).is_some() || memchr::memchr2(b'$', b'`', b).is_some();
+                }
             }
             // An unquoted delimiter expands the body: only a body with nothing to expand
             // (nor anything brush would read as a quote or pattern) stays here.
-            if !h.quoted && body.contains(['$', '`', '\\', '\'', '"', '*', '?', '[', ']', '{', '}', '~', '!', '\r']) {
+            let expands = |c: &u8| {
+                matches!(
+                    c,
+                    b'$' | b'`' | b'\\' | b'\'' | b'"' | b'*' | b'?' | b'[' | b']' | b'{' | b'}' | b'~' | b'!' | b'\r'
+                )
+            };
+            if !h.quoted && body.as_bytes().iter().any(expands) {
                 return None;
             }
             let r = self.out.get_mut(h.at.0)?.get_mut(h.at.1)?.redirects.get_mut(h.at.2)?;
@@ -655,31 +670,42 @@ fn append(text: &mut String, piece: &str) {
 /// pairs it with one right after the substitution when there is one and rejects the script,
 /// which bash reads as the plain reader does (`shell::brush_misread`).
 fn balanced(text: &str) -> bool {
+    // Only parentheses and apostrophes matter: memchr finds them, so a 4 KiB commit message
+    // with a few dozen is a few dozen steps, not 4,096 (this ran on every byte before).
     fn count(text: &[u8], skip_quoted: bool) -> bool {
         let mut depth = 0usize;
         let mut i = 0;
-        while let Some(&b) = text.get(i) {
+        loop {
+            let next = if skip_quoted {
+                memchr::memchr3(b'(', b')', b'\'', text.get(i..).unwrap_or_default())
+            } else {
+                memchr::memchr2(b'(', b')', text.get(i..).unwrap_or_default())
+            };
+            let Some(at) = next else { return depth == 0 };
+            i += at;
+            let b = text.get(i).copied();
             i += 1;
             match b {
-                b'\'' if skip_quoted => {
-                    if let Some(close) = text.get(i..).and_then(|r| r.iter().position(|&c| c == b'\'')) {
+                Some(b'\'') => {
+                    if let Some(close) = memchr::memchr(b'\'', text.get(i..).unwrap_or_default()) {
                         i += close + 1;
                     }
                 }
-                b'(' => depth += 1,
-                b')' => match depth.checked_sub(1) {
+                Some(b'(') => depth += 1,
+                _ => match depth.checked_sub(1) {
                     Some(d) => depth = d,
                     None => return false,
                 },
-                _ => {}
             }
         }
-        depth == 0
     }
     let b = text.as_bytes();
-    let parens = b.iter().any(|&c| c == b'(' || c == b')');
-    let escapes = b.iter().any(|&c| c == b'"' || c == b'\\');
-    count(b, false) && !(parens && (escapes || !count(b, true)))
+    let parens = memchr::memchr2(b'(', b')', b).is_some();
+    if !parens {
+        return true;
+    }
+    let escapes = memchr::memchr2(b'"', b'\\', b).is_some();
+    count(b, false) && !escapes && count(b, true)
 }
 
 /// `NAME=value` or `NAME+=value`.
@@ -695,6 +721,55 @@ fn is_assignment(raw: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    /// `balanced` as it was first written, a byte at a time: the memchr version must agree.
+    fn balanced_naive(text: &str) -> bool {
+        fn count(text: &[u8], skip_quoted: bool) -> bool {
+            let mut depth = 0usize;
+            let mut i = 0;
+            while let Some(&b) = text.get(i) {
+                i += 1;
+                match b {
+                    b'\'' if skip_quoted => {
+                        if let Some(close) = text.get(i..).and_then(|r| r.iter().position(|&c| c == b'\'')) {
+                            i += close + 1;
+                        }
+                    }
+                    b'(' => depth += 1,
+                    b')' => match depth.checked_sub(1) {
+                        Some(d) => depth = d,
+                        None => return false,
+                    },
+                    _ => {}
+                }
+            }
+            depth == 0
+        }
+        let b = text.as_bytes();
+        let parens = b.iter().any(|&c| c == b'(' || c == b')');
+        let escapes = b.iter().any(|&c| c == b'"' || c == b'\\');
+        count(b, false) && !(parens && (escapes || !count(b, true)))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 5_000, failure_persistence: None, ..ProptestConfig::default() })]
+        #[test]
+        fn balanced_agrees_with_a_byte_at_a_time_count(text in "[()'a \"\\\\\n]{0,40}") {
+            prop_assert_eq!(balanced(&text), balanced_naive(&text));
+        }
+    }
+
+    #[test]
+    fn balanced_examples() {
+        for yes in ["", "don't (crash)", "(a) (b (c))", "x '(' y ')' z", "a)'(' ... no", "it's"] {
+            assert_eq!(balanced(yes), balanced_naive(yes), "{yes:?}");
+        }
+        assert!(balanced("fix (closes #12)\ndon't"));
+        assert!(!balanced("a (b"));
+        assert!(!balanced("'(')"));
+        assert!(!balanced("\"(\" )"));
+    }
 
     #[test]
     fn assignments_are_names_then_equals() {
