@@ -460,8 +460,8 @@ fn explain_found(program: &ir::Program, input: &Input<'_>, v: &Verdict, e: &mut 
     }
     if let Some(view) = input.view_if_computed() {
         e.view = Some(ViewSummary {
-            commands: view.shell.commands().map(|c| crate::eval::describe(&V::Cmd(c))).collect(),
-            opaque: view.shell.opaque.clone(),
+            commands: view.shell().commands().map(|c| crate::eval::describe(&V::Cmd(c))).collect(),
+            opaque: view.shell().opaque.clone(),
             writes: view.writes.clone(),
             urls: view.urls.iter().map(|u| u.url.clone()).collect(),
         });

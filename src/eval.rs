@@ -777,8 +777,8 @@ impl<'a> Scope<'a> {
             Value::View(f) => {
                 let view = self.input.view();
                 match f {
-                    crate::view::Field::Commands => V::Cmds(&view.shell),
-                    crate::view::Field::Opaque => V::Strs(&view.shell.opaque),
+                    crate::view::Field::Commands => V::Cmds(view.shell()),
+                    crate::view::Field::Opaque => V::Strs(&view.shell().opaque),
                     crate::view::Field::Writes => V::Strs(&view.writes),
                     crate::view::Field::Urls => V::Urls(&view.urls),
                     crate::view::Field::Secrets => V::Findings(&view.secrets),

@@ -185,6 +185,17 @@ impl std::fmt::Debug for Command<'_> {
 }
 
 impl View {
+    /// The view of no script.
+    pub const EMPTY: View = View {
+        records: Vec::new(),
+        opaque: Vec::new(),
+        writes: Vec::new(),
+        words: Vec::new(),
+        redirects: Vec::new(),
+        paths: Vec::new(),
+        texts: String::new(),
+    };
+
     /// Every simple command, outer before inner, in source order.
     pub fn commands(&self) -> impl ExactSizeIterator<Item = Command<'_>> + DoubleEndedIterator + Clone + '_ {
         self.records.iter().map(move |r| Command { view: self, r })

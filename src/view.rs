@@ -15,7 +15,9 @@ use crate::tools::Ty;
 /// The views of one call.
 #[derive(Clone, Debug, Default)]
 pub struct CallView {
-    pub shell: shell::View,
+    /// The shell view of a Bash call; boxed, and absent for other tools, so that a `CallView`
+    /// stays small to move and drop (an Edit decision builds one too).
+    pub(crate) shell: Option<Box<shell::View>>,
     /// Every file the call writes, in canonical form (`path::canonical`: absolute,
     /// normalised, case-folded), as rules compare them.
     pub writes: Vec<String>,
@@ -27,11 +29,18 @@ pub struct CallView {
 }
 
 impl CallView {
+    /// The shell view (empty for a call that runs no shell command).
+    pub fn shell(&self) -> &shell::View {
+        static EMPTY: shell::View = shell::View::EMPTY;
+        self.shell.as_deref().unwrap_or(&EMPTY)
+    }
+
     /// The number of items in all the view's lists: a bound on any list inside it.
     pub fn size(&self) -> u64 {
-        let per_command = self.shell.widest_command();
-        let top = self.shell.len()
-            + self.shell.opaque.len()
+        let shell = self.shell();
+        let per_command = shell.widest_command();
+        let top = shell.len()
+            + shell.opaque.len()
             + self.writes.len()
             + self.urls.len()
             + self.secrets.len()
@@ -152,11 +161,12 @@ pub fn of(tool: &str, args: &Json, env: &Env<'_>) -> CallView {
     let arg = |k: &str| args.as_object()?.iter().find(|(name, _)| *name == k).and_then(|(_, v)| v.as_str());
     if SHELL_TOOLS.contains(&tool) {
         if let Some(cmd) = arg("command") {
-            v.shell = shell::view(cmd, env.workspace, env.home);
-            v.writes.extend(v.shell.writes.iter().cloned());
-            for c in v.shell.commands() {
+            let sv = shell::view(cmd, env.workspace, env.home);
+            v.writes.extend(sv.writes.iter().cloned());
+            for c in sv.commands() {
                 urls_of(c, &mut v.urls);
             }
+            v.shell = Some(Box::new(sv));
         }
     }
     // Against the canonical workspace the caller has: `path::canonical` would work out the
