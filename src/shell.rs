@@ -316,8 +316,10 @@ pub fn brush_left_a_word_unread(v: &View) -> bool {
 }
 
 /// Whether brush-parser misread a script the plain reader reads as bash does, so that the
-/// plain reader's view stands: brush-parser left a word unread (`brush_left_a_word_unread`),
-/// or it rejected a script with a here-document inside a command substitution whose body
+/// plain reader's view stands: brush-parser left a word unread (`brush_left_a_word_unread`;
+/// in the script or in one nested in it, which `view` reads with the plain reader when
+/// brush-parser reads the outer script), or it rejected a plain script with a here-document
+/// inside a command substitution whose body
 /// holds quoting or an expansion character. Bash reads that body as text; brush-parser's
 /// tokenizer reads its `'`, `"`, `$[`, `$(` ... and pairs them with quotes after the
 /// substitution (`"$(cat <<'EOF'` / `x $[y'z` / `EOF` / `)'w"`: bash prints `x $[y'z'w`,
@@ -325,11 +327,13 @@ pub fn brush_left_a_word_unread(v: &View) -> bool {
 /// `shell_view` fuzz target compare the two readers everywhere else.
 #[doc(hidden)]
 pub fn brush_misread(script: &str, brush: &View) -> bool {
-    let rejected = || brush.opaque.iter().any(|o| o.starts_with(view::REJECTED));
-    match plain::quoting_in_substituted_heredoc(script) {
-        None => false,
-        Some(quoting) => brush_left_a_word_unread(brush) || (quoting && rejected()),
+    // A word left unread counts wherever it is: `view` reads a script nested in one brush-parser
+    // reads (a substitution's text) with the plain reader too.
+    if brush_left_a_word_unread(brush) {
+        return true;
     }
+    let rejected = || brush.opaque.iter().any(|o| o.starts_with(view::REJECTED));
+    plain::quoting_in_substituted_heredoc(script) == Some(true) && rejected()
 }
 
 /// Whether the plain reader reads `script` (brush-parser reads the rest).
