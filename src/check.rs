@@ -85,8 +85,13 @@ fn check_with(
     c.diags.sort_by_key(|d| (d.file, d.span.start));
     let ok = !crate::diag::has_errors(&c.diags);
     let program = if ok { Some(c.program) } else { None };
-    let mut good: Vec<String> = c.regexes.into_iter().filter(|(_, r)| r.is_ok()).map(|(src, _)| src).collect();
-    good.sort_unstable();
+    // Only the snapshot asks for the list (`check_listing_regexes`, the one caller that does
+    // not trust the stored one).
+    let mut good = Vec::new();
+    if !trust_known {
+        good.extend(c.regexes.into_iter().filter(|(_, r)| r.is_ok()).map(|(src, _)| src));
+        good.sort_unstable();
+    }
     (program, c.diags, good)
 }
 

@@ -26,10 +26,10 @@ pub type Str = compact_str::CompactString;
 
 /// Everything a command string runs.
 ///
-/// The commands' lists live in three arenas the view owns (every command's words one after
-/// another, every redirection, every path written), and a command holds runs of them: a
-/// 127-command script is a handful of allocations, not a thousand. `commands()` gives each
-/// command with its lists.
+/// The commands' lists live in arenas the view owns (every command's words one after
+/// another, every redirection, every path written, every command's text), and a command holds
+/// runs of them: a 127-command script is a handful of allocations, not a thousand.
+/// `commands()` gives each command with its lists.
 #[derive(Clone, Default)]
 pub struct View {
     records: Vec<Record>,
