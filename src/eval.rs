@@ -476,6 +476,90 @@ pub(crate) enum EvalError {
     Pattern(String),
 }
 
+/// A field of a command, named once when a policy is compiled so that a rule scanning a long
+/// list of commands reads it without matching its name per command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum CmdField {
+    Name,
+    Args,
+    Flags,
+    Operands,
+    Subcommand,
+    Assigns,
+    Redirects,
+    Via,
+    Code,
+    Opaque,
+    Upstream,
+    Writes,
+    Recursive,
+    Text,
+}
+
+impl CmdField {
+    /// The field called `key`; `None` when a command has no such field.
+    pub(crate) fn of(key: &str) -> Option<CmdField> {
+        Some(match key {
+            "name" => CmdField::Name,
+            "args" => CmdField::Args,
+            "flags" => CmdField::Flags,
+            "operands" => CmdField::Operands,
+            "subcommand" => CmdField::Subcommand,
+            "assigns" => CmdField::Assigns,
+            "redirects" => CmdField::Redirects,
+            "via" => CmdField::Via,
+            "code" => CmdField::Code,
+            "opaque" => CmdField::Opaque,
+            "upstream" => CmdField::Upstream,
+            "writes" => CmdField::Writes,
+            "recursive" => CmdField::Recursive,
+            "text" => CmdField::Text,
+            _ => return None,
+        })
+    }
+
+    /// Whether `str_of` reads this field.
+    pub(crate) fn is_str(self) -> bool {
+        matches!(self, CmdField::Name | CmdField::Subcommand | CmdField::Code | CmdField::Opaque | CmdField::Text)
+    }
+
+    /// This field of `c` when it is a string field: `Some(None)` when `c` has none (no
+    /// `code`), `None` when the field is not a string (`args`, `recursive`).
+    #[inline]
+    pub(crate) fn str_of<'a>(self, c: crate::shell::Command<'a>) -> Option<Option<&'a str>> {
+        match self {
+            CmdField::Name => Some(Some(c.name())),
+            CmdField::Subcommand => Some(c.subcommand()),
+            CmdField::Code => Some(c.code()),
+            CmdField::Opaque => Some(c.opaque()),
+            CmdField::Text => Some(Some(c.text())),
+            _ => None,
+        }
+    }
+
+    /// This field of `c`.
+    #[inline]
+    pub(crate) fn of_command<'a>(self, c: crate::shell::Command<'a>) -> V<'a> {
+        let s = |x: &'a str| V::S(Cow::Borrowed(x));
+        match self {
+            CmdField::Name => s(c.name()),
+            CmdField::Args => V::Words(c.args()),
+            CmdField::Flags => V::Words(c.flags()),
+            CmdField::Operands => V::Words(c.operands()),
+            CmdField::Subcommand => c.subcommand().map_or(V::Absent, s),
+            CmdField::Assigns => V::Words(c.assigns()),
+            CmdField::Redirects => V::Redirs(c.redirects()),
+            CmdField::Via => V::Words(c.via()),
+            CmdField::Code => c.code().map_or(V::Absent, s),
+            CmdField::Opaque => c.opaque().map_or(V::Absent, s),
+            CmdField::Upstream => V::Words(c.upstream()),
+            CmdField::Writes => V::Strs(c.writes()),
+            CmdField::Recursive => V::B(c.recursive()),
+            CmdField::Text => s(c.text()),
+        }
+    }
+}
+
 /// A run-time value: borrowed from the input or the program where it can be.
 #[derive(Clone, Debug)]
 pub(crate) enum V<'a> {
@@ -634,23 +718,7 @@ impl<'a> V<'a> {
     fn field(&self, key: &str) -> V<'a> {
         let s = |x: &'a str| V::S(Cow::Borrowed(x));
         match *self {
-            V::Cmd(c) => match key {
-                "name" => s(c.name()),
-                "args" => V::Words(c.args()),
-                "flags" => V::Words(c.flags()),
-                "operands" => V::Words(c.operands()),
-                "subcommand" => c.subcommand().map_or(V::Absent, s),
-                "assigns" => V::Words(c.assigns()),
-                "redirects" => V::Redirs(c.redirects()),
-                "via" => V::Words(c.via()),
-                "code" => c.code().map_or(V::Absent, s),
-                "opaque" => c.opaque().map_or(V::Absent, s),
-                "upstream" => V::Words(c.upstream()),
-                "writes" => V::Strs(c.writes()),
-                "recursive" => V::B(c.recursive()),
-                "text" => s(c.text()),
-                _ => V::Absent,
-            },
+            V::Cmd(c) => CmdField::of(key).map_or(V::Absent, |f| f.of_command(c)),
             V::Redir(r) => match key {
                 "op" => s(&r.op),
                 "fd" => r.fd.map_or(V::Absent, |n| V::N(f64::from(n))),

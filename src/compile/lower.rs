@@ -4,7 +4,7 @@ use rustc_hash::FxHashMap as HashMap;
 
 use super::prefilter::{self, Prefilter};
 use super::{priority, CompileOptions, Run, FALSE, FIELD_DECISIVE, HIT, TRUE};
-use crate::eval::EvalError;
+use crate::eval::{CmdField, EvalError, V};
 use crate::ir::{self, Atom};
 
 pub type NodeId = u32;
@@ -49,6 +49,8 @@ pub struct ListFilter {
     /// The key field (a value of the variable alone) and its tables.
     key: Option<KeyTable>,
     fields: Vec<ir::Value>,
+    /// Per field, the command field it is when it is one (see `KeyTable::typed`).
+    typed: Vec<Option<CmdField>>,
     prefilter: Prefilter,
     /// Atoms `x.FIELD` on a boolean field (atom, field), reported when the field is true:
     /// `c.recursive or c.code matches fork_loops` is a candidate only on a recursive command
@@ -98,6 +100,8 @@ enum Trigger {
 #[derive(Debug)]
 struct KeyTable {
     field: ir::Value,
+    /// The field as a command's, when it is one (`c.name`): read without matching its name.
+    typed: Option<CmdField>,
     exact: rustc_hash::FxHashMap<Box<str>, Vec<u32>>,
     prefixes: Vec<(Box<str>, u32)>,
 }
@@ -106,6 +110,7 @@ struct KeyTable {
 #[derive(Debug)]
 struct Guard {
     field: ir::Value,
+    typed: Option<CmdField>,
     exact: Vec<Box<str>>,
     prefixes: Vec<Box<str>>,
 }
@@ -115,6 +120,33 @@ impl Guard {
     fn passes(&self, v: &crate::eval::V<'_>) -> bool {
         let Some(t) = v.text() else { return false };
         (v.is_str() && self.exact.iter().any(|e| **e == *t)) || self.prefixes.iter().any(|p| t.starts_with(&**p))
+    }
+
+    /// `passes` for a string field's value (`None`: the element has none).
+    fn passes_str(&self, t: Option<&str>) -> bool {
+        let Some(t) = t else { return false };
+        self.exact.iter().any(|e| **e == *t) || self.prefixes.iter().any(|p| t.starts_with(&**p))
+    }
+}
+
+/// The command field `v` reads, when it is `x.FIELD` of the filter's element.
+fn typed_field(v: &ir::Value) -> Option<CmdField> {
+    match v {
+        ir::Value::Var(SHARED_VAR, path) => match path.as_slice() {
+            [key] => CmdField::of(key),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// Field `f` of `item`, bound in `scope` as the filter's element: a command's field straight
+/// from the command, anything else by evaluating it.
+#[inline]
+fn element_field<'a>(typed: Option<CmdField>, v: &'a ir::Value, item: &V<'a>, scope: &crate::eval::Scope<'a>) -> V<'a> {
+    match (typed, item) {
+        (Some(f), V::Cmd(c)) => f.of_command(*c),
+        _ => scope.value(v),
     }
 }
 
@@ -205,7 +237,7 @@ fn guard_of(body: &ir::Expr, key: &ir::Value) -> Option<Guard> {
         let k = key_of(&rest, &f)?;
         let exact = k.exact.iter().map(|e| Box::from(*e)).collect();
         let prefixes = k.prefixes.iter().map(|p| Box::from(*p)).collect();
-        Some(Guard { field: f, exact, prefixes })
+        Some(Guard { typed: typed_field(&f), field: f, exact, prefixes })
     })
 }
 
@@ -367,7 +399,8 @@ impl ListFilter {
             });
         let (key, keys) = match best {
             Some((_, field, keys)) => {
-                let mut t = KeyTable { field, exact: Default::default(), prefixes: Vec::new() };
+                let mut t =
+                    KeyTable { typed: typed_field(&field), field, exact: Default::default(), prefixes: Vec::new() };
                 for (m, k) in (0u32..).zip(&keys) {
                     let Some(k) = k else { continue };
                     for e in &k.exact {
@@ -448,6 +481,7 @@ impl ListFilter {
             lean,
             members,
             key,
+            typed: b.fields.iter().map(typed_field).collect(),
             fields: b.fields,
             prefilter,
             flags,
@@ -484,15 +518,23 @@ impl ListFilter {
             &mut spilled
         };
         let filtered = eager && self.triggers.iter().any(|t| matches!(t, Trigger::Atoms(_)));
+        if !eager {
+            if let V::Cmds(view) = &list {
+                if self.key_commands(view, &mut out, st) {
+                    out.done = self.done_by_key();
+                    return out;
+                }
+            }
+        }
         for i in 0..n {
             let Some(item) = list.nth(i) else { continue };
-            st.scope.vars.push((SHARED_VAR, item));
+            st.scope.vars.push((SHARED_VAR, item.clone()));
             let scope = &st.scope;
             if let Some(k) = &self.key {
-                let v = scope.value(&k.field);
+                let v = element_field(k.typed, &k.field, &item, scope);
                 if let Some(t) = v.text() {
                     let guarded = |m: u32| match self.guards.get(m as usize) {
-                        Some(Some(g)) => g.passes(&scope.value(&g.field)),
+                        Some(Some(g)) => g.passes(&element_field(g.typed, &g.field, &item, scope)),
                         _ => true,
                     };
                     if v.is_str() {
@@ -511,17 +553,13 @@ impl ListFilter {
             }
             if filtered {
                 reported.iter_mut().for_each(|r| *r = false);
-                self.prefilter.scan(
-                    |f| self.fields.get(f as usize).map_or(crate::eval::V::Absent, |v| scope.value(v)),
-                    ws,
-                    &mut |a, _| {
-                        if let Some(r) = reported.get_mut(a as usize) {
-                            *r = true;
-                        }
-                    },
-                );
+                self.prefilter.scan(|f| self.field(f as usize, &item, scope), ws, &mut |a, _| {
+                    if let Some(r) = reported.get_mut(a as usize) {
+                        *r = true;
+                    }
+                });
                 for (a, f) in &self.flags {
-                    if self.fields.get(*f as usize).is_some_and(|v| scope.value(v).is_true()) {
+                    if self.field(*f as usize, &item, scope).is_true() {
                         if let Some(r) = reported.get_mut(*a as usize) {
                             *r = true;
                         }
@@ -547,12 +585,54 @@ impl ListFilter {
                 }
             }
         }
-        out.done = if eager {
-            u64::MAX
-        } else {
-            (0..).zip(&self.triggers).filter(|(_, t)| !matches!(t, Trigger::Atoms(_))).fold(0, |d, (m, _)| d | 1 << m)
-        };
+        out.done = if eager { u64::MAX } else { self.done_by_key() };
         out
+    }
+
+    /// The quantifiers whose candidates `begin` completes without scans (bit per member).
+    fn done_by_key(&self) -> u64 {
+        (0..).zip(&self.triggers).filter(|(_, t)| !matches!(t, Trigger::Atoms(_))).fold(0, |d, (m, _)| d | 1 << m)
+    }
+
+    /// `begin`'s lazy pass over a view's commands when the key and every guard is a string
+    /// field of the command: read straight from each, without binding it to the element
+    /// variable. False when some field is not (then `begin` runs its general pass).
+    fn key_commands(&self, view: &crate::shell::View, out: &mut Candidates, st: &mut Run<'_>) -> bool {
+        let key = match &self.key {
+            Some(k) => match k.typed.filter(|f| f.is_str()) {
+                Some(f) => Some((k, f)),
+                None => return false,
+            },
+            None => None,
+        };
+        let typed_guards = self.guards.iter().flatten().all(|g| g.typed.is_some_and(|f| f.is_str()));
+        if !typed_guards {
+            return false;
+        }
+        for (i, c) in view.commands().enumerate() {
+            if let Some((k, field)) = key {
+                if let Some(t) = field.str_of(c).flatten() {
+                    let guarded = |m: u32| match self.guards.get(m as usize) {
+                        Some(Some(g)) => g.typed.is_some_and(|f| g.passes_str(f.str_of(c).flatten())),
+                        _ => true,
+                    };
+                    for m in k.exact.get(t).into_iter().flatten() {
+                        if guarded(*m) {
+                            out.set(&mut st.cands, *m as usize, i);
+                        }
+                    }
+                    for (p, m) in &k.prefixes {
+                        if t.starts_with(p.as_ref()) && guarded(*m) {
+                            out.set(&mut st.cands, *m as usize, i);
+                        }
+                    }
+                }
+            }
+            for m in &self.always {
+                out.set(&mut st.cands, *m as usize, i);
+            }
+        }
+        true
     }
 
     /// Quantifier `m`'s candidates, when `begin` left them: the fields its trigger reads are
@@ -578,6 +658,53 @@ impl ListFilter {
         }
     }
 
+    /// Field `f` (of `fields`) of `item`, the element bound in `scope`.
+    #[inline]
+    fn field<'a>(&'a self, f: usize, item: &V<'a>, scope: &crate::eval::Scope<'a>) -> V<'a> {
+        match self.fields.get(f) {
+            Some(v) => element_field(self.typed.get(f).copied().flatten(), v, item, scope),
+            None => V::Absent,
+        }
+    }
+
+    /// Scan `scan` over a view's commands when it reads a string or the `recursive` flag of
+    /// each: straight from the commands, without binding each to the element variable and
+    /// evaluating the field. False when the scan reads something else (`scan_fields` runs it).
+    fn scan_commands(&self, scan: usize, view: &crate::shell::View, set: &mut Candidates, st: &mut Run<'_>) -> bool {
+        let filters = self.prefilter.field_count();
+        let typed = |f: u32| self.typed.get(f as usize).copied().flatten();
+        let ws = st.scope.input.workspace_key();
+        let mut each = |bits_of: &mut dyn FnMut(crate::shell::Command<'_>) -> u64| {
+            for (i, c) in view.commands().enumerate() {
+                let bits = bits_of(c);
+                set.hits |= bits;
+                if let Some(r) = st.reported.get_mut(set.reported + i) {
+                    *r |= bits;
+                }
+            }
+        };
+        if scan < filters {
+            let Some(field) = self.prefilter.field_of(scan).and_then(typed).filter(|f| f.is_str()) else {
+                return false;
+            };
+            each(&mut |c| {
+                let mut bits = 0u64;
+                let text = field.str_of(c).flatten();
+                self.prefilter.scan_one_str(scan, text, ws, &mut |a, _| bits |= 1u64.checked_shl(a).unwrap_or(0));
+                bits
+            });
+            return true;
+        }
+        match self.flags.get(scan - filters) {
+            Some(&(a, f)) if typed(f) == Some(CmdField::Recursive) => {
+                let bit = 1u64.checked_shl(a).unwrap_or(0);
+                each(&mut |c| if c.recursive() { bit } else { 0 });
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Runs the scans in `todo` (see `ListFilter::lazy`) over every element, adding the atoms
     /// they report to the elements' sets.
     fn scan_fields<'a>(&'a self, mut todo: u64, set: &mut Candidates, st: &mut Run<'a>) {
@@ -588,20 +715,22 @@ impl ListFilter {
         while todo != 0 {
             let scan = todo.trailing_zeros() as usize;
             todo &= todo - 1;
+            if let V::Cmds(view) = &list {
+                if self.scan_commands(scan, view, set, st) {
+                    continue;
+                }
+            }
             for i in 0..n {
                 let Some(item) = list.nth(i) else { continue };
-                st.scope.vars.push((SHARED_VAR, item));
+                st.scope.vars.push((SHARED_VAR, item.clone()));
                 let scope = &st.scope;
                 let mut bits = 0u64;
                 if scan < filters {
-                    self.prefilter.scan_one(
-                        scan,
-                        |f| self.fields.get(f as usize).map_or(crate::eval::V::Absent, |v| scope.value(v)),
-                        ws,
-                        &mut |a, _| bits |= 1u64.checked_shl(a).unwrap_or(0),
-                    );
+                    self.prefilter.scan_one(scan, |f| self.field(f as usize, &item, scope), ws, &mut |a, _| {
+                        bits |= 1u64.checked_shl(a).unwrap_or(0)
+                    });
                 } else if let Some((a, f)) = self.flags.get(scan - filters) {
-                    if self.fields.get(*f as usize).is_some_and(|v| scope.value(v).is_true()) {
+                    if self.field(*f as usize, &item, scope).is_true() {
                         bits |= 1u64.checked_shl(*a).unwrap_or(0);
                     }
                 }

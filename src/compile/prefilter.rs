@@ -99,6 +99,25 @@ impl Prefilter {
         }
     }
 
+    /// Field filter `i`'s field.
+    pub(crate) fn field_of(&self, i: usize) -> Option<u32> {
+        self.fields.get(i).map(|f| f.field)
+    }
+
+    /// Runs field filter `i` over its field's value when that is a string or absent (`None`):
+    /// what `scan_one` does for such a value, without making one.
+    pub(crate) fn scan_one_str(
+        &self,
+        i: usize,
+        text: Option<&str>,
+        workspace_key: &str,
+        report: &mut impl FnMut(u32, bool),
+    ) {
+        if let (Some(f), Some(text)) = (self.fields.get(i), text) {
+            f.scan_text(text, workspace_key, report);
+        }
+    }
+
     /// Runs every field's filter over values `value_of` gives, reporting atoms to `report`
     /// (atom, whether the hit proves it); for the per-element filters of `lower::ListFilter`.
     pub(crate) fn scan<'a>(
@@ -146,6 +165,14 @@ impl FieldFilter {
         let searched = match (&self.lazy, &self.ac) {
             // A text shorter than every literal holds none (an absent `c.code` builds nothing).
             (Some(l), _) if text.len() < l.shortest => true,
+            (Some(LazyAc { few: Some(few), .. }), _) => {
+                for (p, f) in few.iter().enumerate() {
+                    if f.find(text.as_bytes()).is_some() {
+                        on_pattern(p);
+                    }
+                }
+                true
+            }
             (Some(l), _) => match l.start(text) {
                 Some(None) => true,
                 Some(Some(at)) => l.get().is_some_and(|ac| ac.each_pattern(text, at, &mut on_pattern)),
@@ -379,6 +406,10 @@ pub(crate) struct LazyAc {
     lits: Vec<Vec<u8>>,
     /// The length of the shortest literal.
     shortest: usize,
+    /// For a handful of literals (`c.name starts_with "mkfs."`), a searcher each: on the short
+    /// texts a list filter scans (a command's name, once per command) setting up an
+    /// automaton's search costs several times more than finding each literal on its own.
+    few: Option<Vec<memchr::memmem::Finder<'static>>>,
     nfa: std::sync::OnceLock<Option<Ac>>,
     dfa: std::sync::OnceLock<Option<Ac>>,
     /// Built with the DFA: SIMD searchers that find where the first literal starts in a long
@@ -386,12 +417,18 @@ pub(crate) struct LazyAc {
     gate: std::sync::OnceLock<Option<Gate>>,
 }
 
+/// Up to this many literals a quick filter searches for each one on its own (`LazyAc::few`).
+const FEW_LITERALS: usize = 4;
+
 impl LazyAc {
     fn new(lits: Vec<Vec<u8>>) -> LazyAc {
         let shortest = lits.iter().map(Vec::len).min().unwrap_or(0);
+        let few = (lits.len() <= FEW_LITERALS)
+            .then(|| lits.iter().map(|l| memchr::memmem::Finder::new(l).into_owned()).collect());
         LazyAc {
             lits,
             shortest,
+            few,
             nfa: std::sync::OnceLock::new(),
             dfa: std::sync::OnceLock::new(),
             gate: std::sync::OnceLock::new(),
