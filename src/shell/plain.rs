@@ -13,35 +13,64 @@
 //! differential test in tests/it/shell.rs and the `shell_plain` fuzz target hold both to one
 //! `View`.
 
+use std::ops::Range;
+
 use super::programs::Arg;
 use super::{Redirect, Str};
 
-/// A simple command as read: the words after quote removal, in order.
+/// What the reader read: every simple command's parts in one list per kind for the whole
+/// script (substitutions' commands included), so that reading a long `&&` chain allocates a
+/// handful of times, not several times a command.
 #[derive(Debug, Default)]
-pub(super) struct Simple {
-    pub words: Vec<Arg>,
+pub(super) struct Read {
+    /// The words of every command after quote removal, command by command.
+    pub args: Vec<Arg>,
     pub assigns: Vec<Str>,
     pub redirects: Vec<Redirect>,
+    /// The commands' texts, one after another.
     pub text: String,
-    /// The command substitutions in its assignments and words, in source order.
     pub subs: Vec<Sub>,
+    pub simples: Vec<Simple>,
+    /// Each pipeline: a run of `simples`.
+    pub pipelines: Vec<Range<usize>>,
+    /// The script's own pipelines, in order (the others are inside its substitutions).
+    pub top: Vec<usize>,
 }
 
-impl Simple {
-    fn new() -> Simple {
-        // Its text grows word by word: room for a typical command up front.
-        Simple { text: String::with_capacity(48), words: Vec::with_capacity(8), ..Simple::default() }
-    }
+/// A simple command as read: where its parts are in `Read`.
+#[derive(Clone, Debug)]
+pub(super) struct Simple {
+    pub words: Range<usize>,
+    pub assigns: Range<usize>,
+    pub redirects: Range<usize>,
+    pub text: Range<usize>,
+    /// The command substitutions in its assignments and words, in source order.
+    pub subs: Range<usize>,
 }
 
 /// A command substitution `$(...)`: the script inside, already read.
-#[derive(Debug)]
+#[derive(Debug, Default)]
 pub(super) struct Sub {
     /// The index of the word it is in; `None` for an assignment before the command.
     pub word: Option<usize>,
     /// The text between `$(` and `)`.
     pub text: String,
-    pub pipelines: Vec<Vec<Simple>>,
+    /// Its pipelines, in order (indexes of `Read::pipelines`).
+    pub pipelines: Vec<usize>,
+}
+
+/// The parts of the command being read, until it ends and they move to `Read` (a reader
+/// keeps one and reuses it: a substitution's reader has its own, so a command's parts stay
+/// together in `Read` although the commands inside its words end first).
+#[derive(Default)]
+struct Cur {
+    /// A command has started (a word, an assignment or a redirection was read).
+    started: bool,
+    words: Vec<Arg>,
+    assigns: Vec<Str>,
+    redirects: Vec<Redirect>,
+    text: String,
+    subs: Vec<Sub>,
 }
 
 /// How deep substitutions nest before the reader leaves the script to brush-parser (whose
@@ -76,11 +105,26 @@ fn is_reserved(word: &str) -> bool {
     )
 }
 
-/// The pipelines of a plain script, in order; `None` when it is not plain.
-pub(super) fn read(script: &str) -> Option<Vec<Vec<Simple>>> {
-    let mut r = Reader::new(script, 0, 0);
-    r.run()?;
-    Some(r.out)
+/// The commands of a plain script; `None` when it is not plain.
+pub(super) fn read(script: &str) -> Option<Read> {
+    // Room for what a script of this length usually holds (agents' commands: a word every
+    // six bytes or so, a command every thirty), so the lists rarely grow.
+    let n = script.len();
+    let mut read = Read {
+        args: Vec::with_capacity(n / 5 + 2),
+        redirects: Vec::with_capacity(n / 64 + 1),
+        text: String::with_capacity(n + 8),
+        simples: Vec::with_capacity(n / 24 + 1),
+        pipelines: Vec::with_capacity(n / 32 + 1),
+        ..Read::default()
+    };
+    let top = {
+        let mut r = Reader::new(script, 0, 0, &mut read);
+        r.run()?;
+        r.mine
+    };
+    read.top = top;
+    Some(read)
 }
 
 /// Whether a plain script has a here-document inside a command substitution whose body holds
@@ -89,7 +133,8 @@ pub(super) fn read(script: &str) -> Option<Vec<Vec<Simple>>> {
 /// expansions in it (`$[x'` pairs the `'` with one after the substitution) and misreads some
 /// of these scripts (see `shell::brush_misread`).
 pub(super) fn quoting_in_substituted_heredoc(script: &str) -> Option<bool> {
-    let mut r = Reader::new(script, 0, 0);
+    let mut read = Read::default();
+    let mut r = Reader::new(script, 0, 0, &mut read);
     r.note_quoting = true;
     r.run()?;
     Some(r.quoting_in_sub_heredoc)
@@ -97,21 +142,25 @@ pub(super) fn quoting_in_substituted_heredoc(script: &str) -> Option<bool> {
 
 /// A here-document whose body is read at the end of its line.
 struct Pending {
-    /// Where its redirection is: pipeline (`usize::MAX` for the one being read), command,
-    /// redirection.
-    at: (usize, usize, usize),
+    /// Where its redirection will be in `Read::redirects`: no command ends between the
+    /// redirection and the end of its line but the one it belongs to and those after it (a
+    /// substitution with a here-document pending is not plain), so nothing is added before it.
+    at: usize,
     delim: String,
     strip_tabs: bool,
     quoted: bool,
 }
 
-struct Reader<'s> {
+struct Reader<'s, 'r> {
     s: &'s str,
     b: &'s [u8],
     i: usize,
-    out: Vec<Vec<Simple>>,
+    read: &'r mut Read,
+    /// This reader's pipelines, in order (indexes of `Read::pipelines`).
+    mine: Vec<usize>,
+    /// The commands of the pipeline being read, their parts already in `read`.
     pipe: Vec<Simple>,
-    cur: Option<Simple>,
+    cur: Cur,
     heredocs: Vec<Pending>,
     /// How many substitutions this reader is inside: above 0 the script ends at its `)`.
     depth: usize,
@@ -207,15 +256,16 @@ fn braced(t: &str) -> bool {
     b.contains(&b'{') && b.iter().any(|c| matches!(c, b',' | b'.')) && b.contains(&b'}')
 }
 
-impl<'s> Reader<'s> {
-    fn new(s: &'s str, at: usize, depth: usize) -> Self {
+impl<'s, 'r> Reader<'s, 'r> {
+    fn new(s: &'s str, at: usize, depth: usize, read: &'r mut Read) -> Self {
         Reader {
             s,
             b: s.as_bytes(),
             i: at,
-            out: Vec::new(),
+            read,
+            mine: Vec::new(),
             pipe: Vec::new(),
-            cur: None,
+            cur: Cur::default(),
             heredocs: Vec::new(),
             depth,
             quoting_in_sub_heredoc: false,
@@ -341,26 +391,28 @@ impl<'s> Reader<'s> {
             return None;
         }
         let start = self.i + 2;
-        let mut inner = Reader::new(self.s, start, self.depth + 1);
+        let mut inner = Reader::new(self.s, start, self.depth + 1, self.read);
         inner.note_quoting = self.note_quoting;
         inner.run()?;
-        let text = self.s.get(start..inner.i - 1)?;
+        let (end, quoting, pipelines) = (inner.i, inner.quoting_in_sub_heredoc, inner.mine);
+        let text = self.s.get(start..end - 1)?;
         if text.contains('\t') {
             return None; // brush-parser gives the word's text with tabs as spaces
         }
-        word.push_str(self.s.get(self.i..inner.i)?);
-        self.i = inner.i;
-        self.quoting_in_sub_heredoc |= inner.quoting_in_sub_heredoc;
-        Some(Sub { word: None, text: text.to_string(), pipelines: inner.out })
+        word.push_str(self.s.get(self.i..end)?);
+        self.i = end;
+        self.quoting_in_sub_heredoc |= quoting;
+        Some(Sub { word: None, text: text.to_string(), pipelines })
     }
 
-    fn cur(&mut self) -> &mut Simple {
-        self.cur.get_or_insert_with(Simple::new)
+    fn cur(&mut self) -> &mut Cur {
+        self.cur.started = true;
+        &mut self.cur
     }
 
     fn push_word(&mut self, w: Word) -> Option<()> {
         let raw = self.s.get(w.raw_start..w.raw_end)?;
-        let cur = self.cur.get_or_insert_with(Simple::new);
+        let cur = self.cur();
         if cur.words.is_empty() {
             if is_assignment(raw) {
                 append(&mut cur.text, raw);
@@ -379,29 +431,42 @@ impl<'s> Reader<'s> {
         Some(())
     }
 
-    /// Ends the simple command being read; an empty one is a syntax error when `required`.
+    /// Ends the simple command being read, its parts moved to `read`; an empty one is a
+    /// syntax error when `required`.
     fn end_simple(&mut self, required: bool) -> Option<()> {
-        match self.cur.take() {
-            Some(c) => self.pipe.push(c),
-            None if required => return None,
-            None => {}
+        if !self.cur.started {
+            return if required { None } else { Some(()) };
         }
+        let (cur, read) = (&mut self.cur, &mut *self.read);
+        cur.started = false;
+        let moved = |n: usize, m: usize| n..n + m;
+        let simple = Simple {
+            words: moved(read.args.len(), cur.words.len()),
+            assigns: moved(read.assigns.len(), cur.assigns.len()),
+            redirects: moved(read.redirects.len(), cur.redirects.len()),
+            text: moved(read.text.len(), cur.text.len()),
+            subs: moved(read.subs.len(), cur.subs.len()),
+        };
+        read.args.append(&mut cur.words);
+        read.assigns.append(&mut cur.assigns);
+        read.redirects.append(&mut cur.redirects);
+        read.text.push_str(&cur.text);
+        cur.text.clear();
+        read.subs.append(&mut cur.subs);
+        self.pipe.push(simple);
         Some(())
     }
 
     fn end_pipeline(&mut self, required: bool) -> Option<()> {
-        let empty = self.cur.is_none() && self.pipe.is_empty();
+        let empty = !self.cur.started && self.pipe.is_empty();
         if empty {
             return if required { None } else { Some(()) };
         }
         self.end_simple(true)?;
-        let index = self.out.len();
-        for h in &mut self.heredocs {
-            if h.at.0 == usize::MAX {
-                h.at.0 = index;
-            }
-        }
-        self.out.push(std::mem::take(&mut self.pipe));
+        let start = self.read.simples.len();
+        self.read.simples.append(&mut self.pipe);
+        self.mine.push(self.read.pipelines.len());
+        self.read.pipelines.push(start..self.read.simples.len());
         Some(())
     }
 
@@ -574,9 +639,8 @@ impl<'s> Reader<'s> {
                 if w.arg.dynamic.is_some() || (op == "<<-" && self.depth > 0) {
                     return None;
                 }
-                let cur = self.cur.get_or_insert_with(Simple::new);
-                let at = (usize::MAX, self.pipe.len(), cur.redirects.len());
-                cur.redirects.push(Redirect { op: "<<".into(), fd, target: raw.into(), body: None });
+                let at = self.read.redirects.len() + self.cur.redirects.len();
+                self.cur().redirects.push(Redirect { op: "<<".into(), fd, target: raw.into(), body: None });
                 self.heredocs.push(Pending { at, delim: w.arg.text.into(), strip_tabs: op == "<<-", quoted });
             }
             "<<<" => {
@@ -644,7 +708,8 @@ impl<'s> Reader<'s> {
             if !h.quoted && body.as_bytes().iter().any(expands) {
                 return None;
             }
-            let r = self.out.get_mut(h.at.0)?.get_mut(h.at.1)?.redirects.get_mut(h.at.2)?;
+            // The redirection it belongs to (checked: a miscount would give another's body).
+            let r = self.read.redirects.get_mut(h.at).filter(|r| r.op == "<<" && r.body.is_none())?;
             r.body = Some(Arg { text: body.into(), dynamic: None });
         }
         Some(())

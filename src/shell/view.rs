@@ -60,9 +60,10 @@ impl View {
         self.span_from(start, self.words.len())
     }
 
-    fn push_redirects(&mut self, redirects: Vec<Redirect>) -> Span {
+    /// Moves `redirects` to the arena (a here-document's body is not copied).
+    fn push_redirects(&mut self, redirects: &mut [Redirect]) -> Span {
         let start = self.redirects.len();
-        self.redirects.extend(redirects);
+        self.redirects.extend(redirects.iter_mut().map(std::mem::take));
         self.span_from(start, self.redirects.len())
     }
 
@@ -95,13 +96,12 @@ impl Walker<'_> {
         if self.refused(text, depth) {
             return;
         }
-        if let Some(pipelines) = self.plain.then(|| super::plain::read(text)).flatten() {
+        if let Some(mut read) = self.plain.then(|| super::plain::read(text)).flatten() {
             let mut at = At { via, cwd, depth };
             // Room for the commands read (a `Command` is large: growing the list copies it).
-            let simple: usize = pipelines.iter().map(Vec::len).sum();
-            self.out.records.reserve(simple.min(MAX_COMMANDS));
-            for p in pipelines {
-                self.plain_pipeline(p, &mut at);
+            self.out.records.reserve(read.simples.len().min(MAX_COMMANDS));
+            for p in std::mem::take(&mut read.top) {
+                self.plain_pipeline(&mut read, p, &mut at);
             }
             return;
         }
@@ -175,33 +175,46 @@ impl Walker<'_> {
     }
 
     /// A pipeline of the plain reader, walked as `pipeline` walks brush-parser's.
-    fn plain_pipeline(&mut self, p: Vec<super::plain::Simple>, at: &mut At) {
-        self.stages(p.into_iter(), at, |w, s, here, upstream| {
+    fn plain_pipeline(&mut self, read: &mut super::plain::Read, p: usize, at: &mut At) {
+        let Some(simples) = read.pipelines.get(p).cloned() else { return };
+        self.stages(simples, at, |w, i, here, upstream| {
             if w.out.records.len() >= MAX_COMMANDS {
                 return w.opaque(format!("more than {MAX_COMMANDS} commands"));
             }
+            let Some(s) = read.simples.get(i).cloned() else { return };
             // The commands inside each word's substitutions (assignments' first), walked as
             // `word` walks brush-parser's; without substitutions every range is empty.
             let mut ranges = Vec::new();
             if !s.subs.is_empty() {
-                let mut subs = s.subs.into_iter().peekable();
-                while let Some(sub) = subs.next_if(|s| s.word.is_none()) {
-                    w.plain_substitution(sub, here);
+                let mut subs = s.subs.clone().peekable();
+                let word_of = |read: &super::plain::Read, k: &usize| read.subs.get(*k).and_then(|x| x.word);
+                while let Some(k) = subs.next_if(|k| word_of(read, k).is_none()) {
+                    w.plain_substitution(read, k, here);
                 }
                 for i in 0..s.words.len() {
                     let start = w.out.records.len();
-                    while let Some(sub) = subs.next_if(|s| s.word == Some(i)) {
-                        w.plain_substitution(sub, here);
+                    while let Some(k) = subs.next_if(|k| word_of(read, k) == Some(i)) {
+                        w.plain_substitution(read, k, here);
                     }
                     ranges.push(start..w.out.records.len());
                 }
             }
-            w.argv(s.words, ranges, s.assigns, s.redirects, here, upstream, &s.text);
+            let super::plain::Read { args, assigns, redirects, text, .. } = read;
+            w.argv(
+                args.get(s.words).unwrap_or_default(),
+                ranges,
+                assigns.get(s.assigns).unwrap_or_default(),
+                redirects.get_mut(s.redirects).unwrap_or_default(),
+                here,
+                upstream,
+                text.get(s.text).unwrap_or_default(),
+            );
         });
     }
 
-    /// A substitution the plain reader read, walked as `script` walks its text.
-    fn plain_substitution(&mut self, sub: super::plain::Sub, at: &At) {
+    /// Substitution `k` the plain reader read, walked as `script` walks its text.
+    fn plain_substitution(&mut self, read: &mut super::plain::Read, k: usize, at: &At) {
+        let Some(sub) = read.subs.get_mut(k).map(std::mem::take) else { return };
         if self.refused(&sub.text, at.depth + 1) {
             return;
         }
@@ -209,7 +222,7 @@ impl Walker<'_> {
         via.push("$(...)".into());
         let mut inner = At { via, cwd: at.cwd.clone(), depth: at.depth + 1 };
         for p in sub.pipelines {
-            self.plain_pipeline(p, &mut inner);
+            self.plain_pipeline(read, p, &mut inner);
         }
     }
 
@@ -465,8 +478,8 @@ impl Walker<'_> {
             self.item(item, at, &mut assigns, &mut words, &mut redirects, false);
         }
         let text = shown(s);
-        let (args, ranges) = words.into_iter().unzip();
-        self.argv(args, ranges, assigns, redirects, at, upstream, &text);
+        let (args, ranges): (Vec<Arg>, Vec<Range<usize>>) = words.into_iter().unzip();
+        self.argv(&args, ranges, &assigns, &mut redirects, at, upstream, &text);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -512,10 +525,10 @@ impl Walker<'_> {
     #[allow(clippy::too_many_arguments)]
     fn argv(
         &mut self,
-        args: Vec<Arg>,
+        args: &[Arg],
         ranges: Vec<Range<usize>>,
-        assigns: Vec<Str>,
-        redirects: Vec<Redirect>,
+        assigns: &[Str],
+        redirects: &mut [Redirect],
         at: &mut At,
         upstream: Option<Range<usize>>,
         text: &str,
@@ -525,12 +538,12 @@ impl Walker<'_> {
         }
         if args.is_empty() {
             // Assignments or redirections alone.
-            return self.redirect_writes(&redirects, at);
+            return self.redirect_writes(redirects, at);
         }
-        let assigns = self.out.push_words(assigns);
+        let assigns = self.out.push_words(assigns.iter().cloned());
         let redirects = self.out.push_redirects(redirects);
         let text = self.out.push_text(text);
-        self.record(&args, &ranges, Shared { assigns, redirects, text }, at, upstream);
+        self.record(args, &ranges, Shared { assigns, redirects, text }, at, upstream);
     }
 
     /// `argv` once the lists a command may share with the command it wraps are in the view.
