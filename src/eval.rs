@@ -811,6 +811,9 @@ impl<'a> Scope<'a> {
                 match (bound, path.as_slice()) {
                     // A field of a view's record (`c.name`), read without copying the record.
                     (V::Cmd(_) | V::Redir(_) | V::Url(_) | V::Finding(_), [key]) => bound.field(key),
+                    // The element itself (`a` in `any(a in c.args: ...)`): a string borrowed
+                    // from the view, copied without the general clone.
+                    (V::S(Cow::Borrowed(s)), []) => V::S(Cow::Borrowed(s)),
                     _ => lookup(bound.clone(), path),
                 }
             }
@@ -888,7 +891,12 @@ impl<'a> Scope<'a> {
                 match x.any_item(|i| equal(i, &y)) {
                     Some(found) => found,
                     None => match (x.text(), y.text()) {
-                        (Some(h), Some(n)) => h.contains(n.as_ref()),
+                        // One character (`a contains "="`): a byte search, without setting
+                        // up a substring searcher for each element of a list.
+                        (Some(h), Some(n)) => match n.as_bytes() {
+                            [b] if b.is_ascii() => memchr::memchr(*b, h.as_bytes()).is_some(),
+                            _ => h.contains(n.as_ref()),
+                        },
                         _ => false,
                     },
                 }

@@ -192,17 +192,19 @@ pub(crate) static SPECS: &[Spec] = &[
     Spec { short: &[('d', "exdir")], short_value: "d", ..spec(&["unzip"]) },
 ];
 
-/// A command's arguments sorted into flags, option values and operands.
+/// A command's arguments sorted into flags, option values and operands. Held inline for a
+/// typical command (the view sorts the arguments of every command it reads; allocating these
+/// lists was a good part of that).
 #[derive(Debug, Default)]
-pub(crate) struct Parsed {
+pub(crate) struct Parsed<'a> {
     /// Normalised flag names: `-rf`, `-r -f`, `--recursive --force` all give `recursive`, `force`.
-    pub flags: Vec<super::Str>,
+    pub flags: smallvec::SmallVec<[super::Str; 3]>,
     /// Options with their values, by normalised name.
     pub values: Vec<(super::Str, Arg)>,
-    pub operands: Vec<Arg>,
+    pub operands: smallvec::SmallVec<[&'a Arg; 6]>,
 }
 
-impl Parsed {
+impl Parsed<'_> {
     pub fn has(&self, flag: &str) -> bool {
         self.flags.iter().any(|f| f == flag)
     }
@@ -214,7 +216,7 @@ impl Parsed {
 
 /// Sorts `args` (argv without the program name) by `spec`; programs without a spec get the
 /// generic reading: `-abc` is three flags, `--name[=v]` one, nothing takes a value.
-pub(crate) fn parse_args(spec: Option<&Spec>, args: &[Arg]) -> Parsed {
+pub(crate) fn parse_args<'a>(spec: Option<&Spec>, args: &'a [Arg]) -> Parsed<'a> {
     let mut out = Parsed::default();
     let mut i = 0;
     let mut options_done = false;
@@ -222,7 +224,7 @@ pub(crate) fn parse_args(spec: Option<&Spec>, args: &[Arg]) -> Parsed {
         i += 1;
         let t = a.text.as_str();
         if options_done || a.dynamic.is_some() || t == "-" || !t.starts_with('-') {
-            out.operands.push(a.clone());
+            out.operands.push(a);
             if spec.is_some_and(|s| !s.permute) {
                 options_done = true;
             }
@@ -890,11 +892,13 @@ mod tests {
 
     #[test]
     fn values_are_not_operands() {
-        let p = parse_args(known("cp").spec, &args("-t /dest a b"));
+        let cp = args("-t /dest a b");
+        let p = parse_args(known("cp").spec, &cp);
         assert_eq!(p.value("target-directory").map(|a| a.text.as_str()), Some("/dest"));
         assert_eq!(p.operands.len(), 2);
-        let p = parse_args(known("curl").spec, &args("-s -d @- https://x"));
-        assert_eq!(p.operands, vec![Arg::lit("https://x")]);
+        let curl = args("-s -d @- https://x");
+        let p = parse_args(known("curl").spec, &curl);
+        assert_eq!(p.operands.to_vec(), vec![&Arg::lit("https://x")]);
     }
 
     fn inner_argv(name: &str, s: &str) -> Vec<String> {

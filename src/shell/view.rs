@@ -143,7 +143,7 @@ impl Walker<'_> {
             self.opaque(format!("brackets nested deeper than {MAX_NESTING} or left open"));
             return true;
         }
-        if delimiterless_heredoc(text, text.contains("$(") || text.contains('`')) {
+        if delimiterless_heredoc(text) {
             // brush-parser 0.4 never returns on `$(<< |d `, `` `<<\r ` `` or `<<\x0c `
             // (found by fuzzing); bash calls a here-document without a delimiter a syntax
             // error.
@@ -623,9 +623,12 @@ impl Walker<'_> {
         } else if let Some(Inner::Argv(inner)) = inners.iter().find(|i| matches!(i, Inner::Argv(_))) {
             let own = args.len().saturating_sub(inner.len());
             let p = programs::parse_args(None, args.get(..own).unwrap_or(&[]));
-            (self.out.push_words(p.flags), self.out.push_words(p.operands.into_iter().map(|a| a.text)))
+            (self.out.push_words(p.flags), self.out.push_words(p.operands.into_iter().map(|a| a.text.clone())))
         } else {
-            (self.out.push_words(parsed.flags), self.out.push_words(parsed.operands.into_iter().map(|a| a.text)))
+            (
+                self.out.push_words(parsed.flags),
+                self.out.push_words(parsed.operands.into_iter().map(|a| a.text.clone())),
+            )
         };
         let upstream_names = match &upstream {
             Some(up) => {
@@ -1037,15 +1040,16 @@ fn huge_descriptor(text: &str) -> bool {
 }
 
 /// Whether some `<<` (not `<<<`) is followed, past an optional `-` and blanks, by a control
-/// character (brush-parser reads `\r` and `\f` there as no delimiter), or, inside a command
-/// substitution (`substituted`), by an operator or the end instead of a delimiter word, by
+/// character (brush-parser reads `\r` and `\f` there as no delimiter), or, when the script
+/// has a command substitution, by an operator or the end instead of a delimiter word, by
 /// more than one blank, or by a delimiter holding a substitution. Read without regard to
 /// quoting: a false alarm only makes the script opaque.
-fn delimiterless_heredoc(text: &str, substituted: bool) -> bool {
+fn delimiterless_heredoc(text: &str) -> bool {
     let b = text.as_bytes();
-    if memchr::memchr(b'<', b).is_none() {
+    if memchr::memmem::find(b, b"<<").is_none() {
         return false;
     }
+    let substituted = memchr::memmem::find(b, b"$(").is_some() || memchr::memchr(b'`', b).is_some();
     let finder = memchr::memmem::Finder::new(b"<<");
     let mut i = 0;
     while let Some(at) = b.get(i..).and_then(|r| finder.find(r)) {
