@@ -54,6 +54,10 @@ impl Span {
     fn range(self) -> std::ops::Range<usize> {
         self.start as usize..self.end as usize
     }
+
+    fn is_empty(self) -> bool {
+        self.start >= self.end
+    }
 }
 
 /// What a view keeps of one simple command: its scalars, and its lists as runs of the arenas.

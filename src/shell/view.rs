@@ -592,17 +592,20 @@ impl Walker<'_> {
         }
 
         // Where it writes.
-        let redirected = self.out.redirects.get(shared.redirects.range()).unwrap_or_default();
-        let mut raw_writes: smallvec::SmallVec<[Str; 2]> =
-            redirected.iter().filter(|r| r.writes()).map(|r| r.target.clone()).collect();
-        if known.writer {
-            raw_writes.extend(writes_of(&name, subcommand.as_deref(), &parsed, args));
-        }
         let first_write = self.out.paths.len();
-        for w in &raw_writes {
-            let path = self.abs(w, at);
-            self.out.writes.push(path.clone());
-            self.out.paths.push(path);
+        // Most commands write nowhere: no list is made for them.
+        if !shared.redirects.is_empty() || known.writer {
+            let redirected = self.out.redirects.get(shared.redirects.range()).unwrap_or_default();
+            let mut raw_writes: smallvec::SmallVec<[Str; 2]> =
+                redirected.iter().filter(|r| r.writes()).map(|r| r.target.clone()).collect();
+            if known.writer {
+                raw_writes.extend(writes_of(&name, subcommand.as_deref(), &parsed, args));
+            }
+            for w in &raw_writes {
+                let path = self.abs(w, at);
+                self.out.writes.push(path.clone());
+                self.out.paths.push(path);
+            }
         }
         let writes = self.out.span_from(first_write, self.out.paths.len());
 
@@ -640,13 +643,17 @@ impl Walker<'_> {
             None => Span::default(),
         };
         // What the inner scripts and process substitutions need of the words.
-        let inner_ranges: smallvec::SmallVec<[Option<Range<usize>>; 2]> = inners
-            .iter()
-            .map(|i| match i {
-                Inner::Script(a) | Inner::Code(a) => range_of(args, &a.text),
-                Inner::Argv(_) | Inner::Stdin => None,
-            })
-            .collect();
+        let inner_ranges: smallvec::SmallVec<[Option<Range<usize>>; 2]> = if inners.is_empty() {
+            smallvec::SmallVec::new()
+        } else {
+            inners
+                .iter()
+                .map(|i| match i {
+                    Inner::Script(a) | Inner::Code(a) => range_of(args, &a.text),
+                    Inner::Argv(_) | Inner::Stdin => None,
+                })
+                .collect()
+        };
         let index = self.out.records.len();
         let record = Record {
             args: self.out.push_words(args.iter().map(|a| a.text.clone())),
