@@ -178,8 +178,10 @@ struct Word {
     raw_end: usize,
     /// Some character was quoted or escaped.
     quoted: bool,
-    /// Its command substitutions, in order (their `word` not yet set).
-    subs: Vec<Sub>,
+    /// Where its command substitutions start in the command's (`Cur::subs`; their `word`
+    /// set when the word is added). Kept there rather than here: a word is moved a few times
+    /// and a small one moves in registers.
+    subs_from: usize,
 }
 
 fn is_blank(c: u8) -> bool {
@@ -417,8 +419,7 @@ impl<'s, 'r> Reader<'s, 'r> {
             if is_assignment(raw) {
                 append(&mut cur.text, raw);
                 cur.assigns.push(w.arg.text);
-                cur.subs.extend(w.subs);
-                return Some(());
+                return Some(()); // its substitutions' `word` stays `None`
             }
             if is_reserved(&w.arg.text) {
                 return None;
@@ -426,7 +427,9 @@ impl<'s, 'r> Reader<'s, 'r> {
         }
         append(&mut cur.text, raw);
         let index = cur.words.len();
-        cur.subs.extend(w.subs.into_iter().map(|s| Sub { word: Some(index), ..s }));
+        for s in cur.subs.get_mut(w.subs_from..).into_iter().flatten() {
+            s.word = Some(index);
+        }
         cur.words.push(w.arg);
         Some(())
     }
@@ -448,11 +451,17 @@ impl<'s, 'r> Reader<'s, 'r> {
             subs: moved(read.subs.len(), cur.subs.len()),
         };
         read.args.append(&mut cur.words);
-        read.assigns.append(&mut cur.assigns);
-        read.redirects.append(&mut cur.redirects);
+        if !cur.assigns.is_empty() {
+            read.assigns.append(&mut cur.assigns);
+        }
+        if !cur.redirects.is_empty() {
+            read.redirects.append(&mut cur.redirects);
+        }
         read.text.push_str(&cur.text);
         cur.text.clear();
-        read.subs.append(&mut cur.subs);
+        if !cur.subs.is_empty() {
+            read.subs.append(&mut cur.subs);
+        }
         self.pipe.push(simple);
         Some(())
     }
@@ -473,6 +482,7 @@ impl<'s, 'r> Reader<'s, 'r> {
     /// A word up to the next unquoted blank or operator.
     fn word(&mut self) -> Option<Word> {
         let start = self.i;
+        let subs_from = self.cur.subs.len();
         // Most words are one run of ordinary bytes: read in one scan, without the loop below.
         let rest = self.b.get(start..)?;
         let mut seen = 0u8;
@@ -489,12 +499,11 @@ impl<'s, 'r> Reader<'s, 'r> {
             let dynamic = if seen & PATTERN == 0 { None } else { expansion(text) };
             self.i = start + n;
             let arg = Arg { text: text.into(), dynamic };
-            return Some(Word { arg, raw_start: start, raw_end: self.i, quoted: false, subs: Vec::new() });
+            return Some(Word { arg, raw_start: start, raw_end: self.i, quoted: false, subs_from });
         }
         let mut text = Str::default();
         let mut dynamic = None;
         let mut quoted = false;
-        let mut subs = Vec::new();
         // The unquoted run being read, checked for globs and braces when it ends (as brush
         // reads a word: in pieces split at quotes and escapes).
         let mut run_start = text.len();
@@ -530,7 +539,8 @@ impl<'s, 'r> Reader<'s, 'r> {
                                 break;
                             }
                             b'$' if self.peek(1) == Some(b'(') => {
-                                subs.push(self.substitution(&mut text)?);
+                                let sub = self.substitution(&mut text)?;
+                                self.cur.subs.push(sub);
                                 dynamic = Some("command substitution");
                             }
                             b'\\' => match self.peek(1)? {
@@ -563,7 +573,8 @@ impl<'s, 'r> Reader<'s, 'r> {
                 }
                 b'$' if self.peek(1) == Some(b'(') => {
                     end_run(&text, run_start, &mut dynamic);
-                    subs.push(self.substitution(&mut text)?);
+                    let sub = self.substitution(&mut text)?;
+                    self.cur.subs.push(sub);
                     dynamic = Some("command substitution");
                     run_start = text.len();
                 }
@@ -594,7 +605,7 @@ impl<'s, 'r> Reader<'s, 'r> {
         if self.i == start {
             return None;
         }
-        Some(Word { arg: Arg { text, dynamic }, raw_start: start, raw_end: self.i, quoted, subs })
+        Some(Word { arg: Arg { text, dynamic }, raw_start: start, raw_end: self.i, quoted, subs_from })
     }
 
     /// A redirection at `<`, `>` or `&>`, its descriptor already read.
@@ -627,7 +638,7 @@ impl<'s, 'r> Reader<'s, 'r> {
             return None;
         }
         let w = self.word()?;
-        if !w.subs.is_empty() {
+        if self.cur.subs.len() > w.subs_from {
             return None; // brush-parser reads substitutions in redirections
         }
         let raw = self.s.get(w.raw_start..w.raw_end)?;
