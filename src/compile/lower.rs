@@ -140,12 +140,17 @@ fn typed_field(v: &ir::Value) -> Option<CmdField> {
     }
 }
 
-/// Field `f` of `item`, bound in `scope` as the filter's element: a command's field straight
-/// from the command, anything else by evaluating it.
+/// Field `v` of the filter's element, bound in `scope`: when the element is a command
+/// (`item`), a command field straight from it; anything else by evaluating it.
 #[inline]
-fn element_field<'a>(typed: Option<CmdField>, v: &'a ir::Value, item: &V<'a>, scope: &crate::eval::Scope<'a>) -> V<'a> {
+fn element_field<'a>(
+    typed: Option<CmdField>,
+    v: &'a ir::Value,
+    item: &Option<crate::shell::Command<'a>>,
+    scope: &crate::eval::Scope<'a>,
+) -> V<'a> {
     match (typed, item) {
-        (Some(f), V::Cmd(c)) => f.of_command(*c),
+        (Some(f), Some(c)) => f.of_command(*c),
         _ => scope.value(v),
     }
 }
@@ -528,13 +533,16 @@ impl ListFilter {
         }
         for i in 0..n {
             let Some(item) = list.nth(i) else { continue };
-            st.scope.vars.push((SHARED_VAR, item.clone()));
+            // A command's fields are read from it directly (`element_field`).
+            let cmd = if let V::Cmd(c) = &item { Some(*c) } else { None };
+            st.scope.vars.push((SHARED_VAR, item));
             let scope = &st.scope;
+            let item = &cmd;
             if let Some(k) = &self.key {
-                let v = element_field(k.typed, &k.field, &item, scope);
+                let v = element_field(k.typed, &k.field, item, scope);
                 if let Some(t) = v.text() {
                     let guarded = |m: u32| match self.guards.get(m as usize) {
-                        Some(Some(g)) => g.passes(&element_field(g.typed, &g.field, &item, scope)),
+                        Some(Some(g)) => g.passes(&element_field(g.typed, &g.field, item, scope)),
                         _ => true,
                     };
                     if v.is_str() {
@@ -553,13 +561,13 @@ impl ListFilter {
             }
             if filtered {
                 reported.iter_mut().for_each(|r| *r = false);
-                self.prefilter.scan(|f| self.field(f as usize, &item, scope), ws, &mut |a, _| {
+                self.prefilter.scan(|f| self.field(f as usize, item, scope), ws, &mut |a, _| {
                     if let Some(r) = reported.get_mut(a as usize) {
                         *r = true;
                     }
                 });
                 for (a, f) in &self.flags {
-                    if self.field(*f as usize, &item, scope).is_true() {
+                    if self.field(*f as usize, item, scope).is_true() {
                         if let Some(r) = reported.get_mut(*a as usize) {
                             *r = true;
                         }
@@ -597,6 +605,7 @@ impl ListFilter {
     /// `begin`'s lazy pass over a view's commands when the key and every guard is a string
     /// field of the command: read straight from each, without binding it to the element
     /// variable. False when some field is not (then `begin` runs its general pass).
+    #[inline(never)] // off the short lists' path (an Edit's one write)
     fn key_commands(&self, view: &crate::shell::View, out: &mut Candidates, st: &mut Run<'_>) -> bool {
         let key = match &self.key {
             Some(k) => match k.typed.filter(|f| f.is_str()) {
@@ -660,7 +669,12 @@ impl ListFilter {
 
     /// Field `f` (of `fields`) of `item`, the element bound in `scope`.
     #[inline]
-    fn field<'a>(&'a self, f: usize, item: &V<'a>, scope: &crate::eval::Scope<'a>) -> V<'a> {
+    fn field<'a>(
+        &'a self,
+        f: usize,
+        item: &Option<crate::shell::Command<'a>>,
+        scope: &crate::eval::Scope<'a>,
+    ) -> V<'a> {
         match self.fields.get(f) {
             Some(v) => element_field(self.typed.get(f).copied().flatten(), v, item, scope),
             None => V::Absent,
@@ -670,6 +684,7 @@ impl ListFilter {
     /// Scan `scan` over a view's commands when it reads a string or the `recursive` flag of
     /// each: straight from the commands, without binding each to the element variable and
     /// evaluating the field. False when the scan reads something else (`scan_fields` runs it).
+    #[inline(never)] // off the short lists' path (an Edit's one write)
     fn scan_commands(&self, scan: usize, view: &crate::shell::View, set: &mut Candidates, st: &mut Run<'_>) -> bool {
         let filters = self.prefilter.field_count();
         let typed = |f: u32| self.typed.get(f as usize).copied().flatten();
@@ -722,15 +737,17 @@ impl ListFilter {
             }
             for i in 0..n {
                 let Some(item) = list.nth(i) else { continue };
-                st.scope.vars.push((SHARED_VAR, item.clone()));
+                let cmd = if let V::Cmd(c) = &item { Some(*c) } else { None };
+                st.scope.vars.push((SHARED_VAR, item));
                 let scope = &st.scope;
+                let item = &cmd;
                 let mut bits = 0u64;
                 if scan < filters {
-                    self.prefilter.scan_one(scan, |f| self.field(f as usize, &item, scope), ws, &mut |a, _| {
+                    self.prefilter.scan_one(scan, |f| self.field(f as usize, item, scope), ws, &mut |a, _| {
                         bits |= 1u64.checked_shl(a).unwrap_or(0)
                     });
                 } else if let Some((a, f)) = self.flags.get(scan - filters) {
-                    if self.field(*f as usize, &item, scope).is_true() {
+                    if self.field(*f as usize, item, scope).is_true() {
                         bits |= 1u64.checked_shl(*a).unwrap_or(0);
                     }
                 }
