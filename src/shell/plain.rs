@@ -34,8 +34,12 @@ pub(super) struct Read {
     /// Each pipeline: a run of `simples`.
     pub pipelines: Vec<Range<usize>>,
     /// The script's own pipelines, in order (the others are inside its substitutions).
-    pub top: Vec<usize>,
+    pub top: Pipelines,
 }
+
+/// Indexes of `Read::pipelines`: a script's own, a substitution's. Inline for a few (most
+/// scripts are a pipeline or two: allocating for them cost more than reading them).
+pub(super) type Pipelines = smallvec::SmallVec<[usize; 4]>;
 
 /// A simple command as read: where its parts are in `Read`.
 #[derive(Clone, Debug)]
@@ -56,7 +60,7 @@ pub(super) struct Sub {
     /// The text between `$(` and `)`.
     pub text: String,
     /// Its pipelines, in order (indexes of `Read::pipelines`).
-    pub pipelines: Vec<usize>,
+    pub pipelines: Pipelines,
 }
 
 /// The parts of the command being read, until it ends and they move to `Read` (a reader
@@ -112,7 +116,12 @@ pub(super) fn read(script: &str) -> Option<Read> {
     let n = script.len();
     let mut read = Read {
         args: Vec::with_capacity(n / 5 + 2),
-        redirects: Vec::with_capacity(n / 64 + 1),
+        // Most scripts redirect nothing: no room is made for that.
+        redirects: if memchr::memchr2(b'<', b'>', script.as_bytes()).is_some() {
+            Vec::with_capacity(n / 64 + 1)
+        } else {
+            Vec::new()
+        },
         text: String::with_capacity(n + 8),
         simples: Vec::with_capacity(n / 24 + 1),
         pipelines: Vec::with_capacity(n / 32 + 1),
@@ -157,9 +166,9 @@ struct Reader<'s, 'r> {
     i: usize,
     read: &'r mut Read,
     /// This reader's pipelines, in order (indexes of `Read::pipelines`).
-    mine: Vec<usize>,
+    mine: Pipelines,
     /// The commands of the pipeline being read, their parts already in `read`.
-    pipe: Vec<Simple>,
+    pipe: smallvec::SmallVec<[Simple; 4]>,
     cur: Cur,
     heredocs: Vec<Pending>,
     /// How many substitutions this reader is inside: above 0 the script ends at its `)`.
@@ -265,8 +274,8 @@ impl<'s, 'r> Reader<'s, 'r> {
             b: s.as_bytes(),
             i: at,
             read,
-            mine: Vec::new(),
-            pipe: Vec::new(),
+            mine: Pipelines::new(),
+            pipe: smallvec::SmallVec::new(),
             cur: Cur::default(),
             heredocs: Vec::new(),
             depth,
@@ -473,7 +482,8 @@ impl<'s, 'r> Reader<'s, 'r> {
         }
         self.end_simple(true)?;
         let start = self.read.simples.len();
-        self.read.simples.append(&mut self.pipe);
+        self.read.simples.extend_from_slice(&self.pipe);
+        self.pipe.clear();
         self.mine.push(self.read.pipelines.len());
         self.read.pipelines.push(start..self.read.simples.len());
         Some(())
