@@ -106,6 +106,26 @@ struct KeyTable {
     prefixes: Vec<(Box<str>, u32)>,
 }
 
+impl KeyTable {
+    /// The quantifiers an element whose key field is `t` is a candidate for: those keyed by
+    /// it exactly (when `exact`: the field's value is a string) or by one of its prefixes,
+    /// and passing their guard.
+    fn pick(&self, t: &str, exact: bool, guarded: impl Fn(u32) -> bool, mut set: impl FnMut(u32)) {
+        if exact {
+            for m in self.exact.get(t).into_iter().flatten() {
+                if guarded(*m) {
+                    set(*m);
+                }
+            }
+        }
+        for (p, m) in &self.prefixes {
+            if t.starts_with(p.as_ref()) && guarded(*m) {
+                set(*m);
+            }
+        }
+    }
+}
+
 /// A keyed quantifier's second key (see `ListFilter::guards`).
 #[derive(Debug)]
 struct Guard {
@@ -118,8 +138,11 @@ struct Guard {
 impl Guard {
     /// Whether the body may hold on an element whose guard field is `v`.
     fn passes(&self, v: &crate::eval::V<'_>) -> bool {
-        let Some(t) = v.text() else { return false };
-        (v.is_str() && self.exact.iter().any(|e| **e == *t)) || self.prefixes.iter().any(|p| t.starts_with(&**p))
+        match v.text() {
+            Some(t) if v.is_str() => self.passes_str(Some(&t)),
+            Some(t) => self.prefixes.iter().any(|p| t.starts_with(&**p)),
+            None => false,
+        }
     }
 
     /// `passes` for a string field's value (`None`: the element has none).
@@ -545,18 +568,7 @@ impl ListFilter {
                         Some(Some(g)) => g.passes(&element_field(g.typed, &g.field, item, scope)),
                         _ => true,
                     };
-                    if v.is_str() {
-                        for m in k.exact.get(t.as_ref()).into_iter().flatten() {
-                            if guarded(*m) {
-                                out.set(&mut st.cands, *m as usize, i);
-                            }
-                        }
-                    }
-                    for (p, m) in &k.prefixes {
-                        if t.starts_with(p.as_ref()) && guarded(*m) {
-                            out.set(&mut st.cands, *m as usize, i);
-                        }
-                    }
+                    k.pick(&t, v.is_str(), guarded, |m| out.set(&mut st.cands, m as usize, i));
                 }
             }
             if filtered {
@@ -625,16 +637,7 @@ impl ListFilter {
                         Some(Some(g)) => g.typed.is_some_and(|f| g.passes_str(f.str_of(c).flatten())),
                         _ => true,
                     };
-                    for m in k.exact.get(t).into_iter().flatten() {
-                        if guarded(*m) {
-                            out.set(&mut st.cands, *m as usize, i);
-                        }
-                    }
-                    for (p, m) in &k.prefixes {
-                        if t.starts_with(p.as_ref()) && guarded(*m) {
-                            out.set(&mut st.cands, *m as usize, i);
-                        }
-                    }
+                    k.pick(t, true, guarded, |m| out.set(&mut st.cands, m as usize, i));
                 }
             }
             for m in &self.always {
