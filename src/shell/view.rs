@@ -13,6 +13,10 @@ pub(super) const UNREADABLE_WORD: &str = "a word the parser cannot read";
 /// Why a word whose substitution brush-parser took for text is opaque.
 pub(super) const SUBSTITUTION_AS_TEXT: &str = "a command substitution the parser read as text";
 
+/// Why a script is opaque if the plain reader's lists did not hold a command it read (a bug:
+/// the walk refuses rather than drops the command).
+const PLAIN_LOST: &str = "the plain reader lost track of a command";
+
 /// How the reason for a script brush-parser rejects starts.
 pub(super) const REJECTED: &str = "the shell parser rejects it: ";
 
@@ -176,12 +180,12 @@ impl Walker<'_> {
 
     /// A pipeline of the plain reader, walked as `pipeline` walks brush-parser's.
     fn plain_pipeline(&mut self, read: &mut super::plain::Read, p: usize, at: &mut At) {
-        let Some(simples) = read.pipelines.get(p).cloned() else { return };
+        let Some(simples) = read.pipelines.get(p).cloned() else { return self.opaque(PLAIN_LOST) };
         self.stages(simples, at, |w, i, here, upstream| {
             if w.out.records.len() >= MAX_COMMANDS {
                 return w.opaque(format!("more than {MAX_COMMANDS} commands"));
             }
-            let Some(s) = read.simples.get(i).cloned() else { return };
+            let Some(s) = read.simples.get(i).cloned() else { return w.opaque(PLAIN_LOST) };
             // The commands inside each word's substitutions (assignments' first), walked as
             // `word` walks brush-parser's; without substitutions every range is empty.
             let mut ranges = Vec::new();
@@ -200,21 +204,19 @@ impl Walker<'_> {
                 }
             }
             let super::plain::Read { args, assigns, redirects, text, .. } = read;
-            w.argv(
-                args.get(s.words).unwrap_or_default(),
-                ranges,
-                assigns.get(s.assigns).unwrap_or_default(),
-                redirects.get_mut(s.redirects).unwrap_or_default(),
-                here,
-                upstream,
-                text.get(s.text).unwrap_or_default(),
-            );
+            match (args.get(s.words), assigns.get(s.assigns), redirects.get_mut(s.redirects), text.get(s.text)) {
+                (Some(args), Some(assigns), Some(redirects), Some(text)) => {
+                    w.argv(args, ranges, assigns, redirects, here, upstream, text);
+                }
+                // Ranges the reader made itself: never out of bounds, and opaque if they were.
+                _ => w.opaque(PLAIN_LOST),
+            }
         });
     }
 
     /// Substitution `k` the plain reader read, walked as `script` walks its text.
     fn plain_substitution(&mut self, read: &mut super::plain::Read, k: usize, at: &At) {
-        let Some(sub) = read.subs.get_mut(k).map(std::mem::take) else { return };
+        let Some(sub) = read.subs.get_mut(k).map(std::mem::take) else { return self.opaque(PLAIN_LOST) };
         if self.refused(&sub.text, at.depth + 1) {
             return;
         }
