@@ -19,6 +19,7 @@
 
 mod lower;
 mod prefilter;
+mod typed;
 
 use rustc_hash::FxHashMap as HashMap;
 use std::sync::{Arc, OnceLock};

@@ -3,6 +3,7 @@
 use rustc_hash::FxHashMap as HashMap;
 
 use super::prefilter::{self, Prefilter};
+use super::typed::Body;
 use super::{priority, CompileOptions, Run, FALSE, FIELD_DECISIVE, HIT, TRUE};
 use crate::eval::{CmdField, EvalError, V};
 use crate::ir::{self, Atom};
@@ -84,6 +85,34 @@ pub struct ListFilter {
     /// value the body with those tests decided (`cargo` leaves `c.operands contains
     /// "publish"`). The key table picked the element for that value, so the tests are known.
     special: Vec<Option<(ir::Value, HashMap<Box<str>, ir::Expr>)>>,
+    /// Per quantifier, the bodies `eval_listed` runs compiled over the command (see
+    /// `typed::Body`); a body that reads what a `Body` does not is left to the reference.
+    compiled: Vec<Compiled>,
+}
+
+/// A quantifier's bodies compiled over the command its list filter picked.
+#[derive(Debug, Default)]
+struct Compiled {
+    /// The lean body, or the whole body when it has none.
+    body: Option<Body>,
+    /// With a `special` key: the key as a command's string field and, per key value, the
+    /// folded body compiled. A special key that is not such a field leaves every element to
+    /// the reference (`body` is then `None` too).
+    by_value: Option<(CmdField, HashMap<Box<str>, Option<Body>>)>,
+}
+
+impl Compiled {
+    /// The compiled body to run on `c`, as `eval_listed` picks the reference's.
+    #[inline]
+    fn pick(&self, c: crate::shell::Command<'_>) -> Option<&Body> {
+        match &self.by_value {
+            Some((key, bodies)) => match key.str_of(c).flatten().and_then(|v| bodies.get(v)) {
+                Some(b) => b.as_ref(),
+                None => self.body.as_ref(),
+            },
+            None => self.body.as_ref(),
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -154,8 +183,13 @@ impl Guard {
 
 /// The command field `v` reads, when it is `x.FIELD` of the filter's element.
 fn typed_field(v: &ir::Value) -> Option<CmdField> {
+    field_of_var(v, SHARED_VAR)
+}
+
+/// The command field `v` reads of variable `var` (`c.name`), when it is one.
+fn field_of_var(v: &ir::Value, var: u32) -> Option<CmdField> {
     match v {
-        ir::Value::Var(SHARED_VAR, path) => match path.as_slice() {
+        ir::Value::Var(id, path) if *id == var => match path.as_slice() {
             [key] => CmdField::of(key),
             _ => None,
         },
@@ -499,8 +533,28 @@ impl ListFilter {
                 (!by_value.is_empty()).then_some((field, by_value))
             })
             .collect();
+        let compiled = members
+            .iter()
+            .zip(&lean)
+            .zip(&special)
+            .map(|((m, l), s): ((&ir::Expr, &Option<ir::Expr>), &Option<(ir::Value, HashMap<Box<str>, ir::Expr>)>)| {
+                let ir::Expr::Quant { var, body, .. } = m else { return Compiled::default() };
+                let body = Body::compile(l.as_ref().unwrap_or(body), *var);
+                match s {
+                    None => Compiled { body, by_value: None },
+                    Some((field, by_value)) => match field_of_var(field, *var).filter(|f| f.is_str()) {
+                        Some(key) => {
+                            let bodies = by_value.iter().map(|(k, e)| (k.clone(), Body::compile(e, *var))).collect();
+                            Compiled { body, by_value: Some((key, bodies)) }
+                        }
+                        None => Compiled::default(),
+                    },
+                }
+            })
+            .collect();
         let lazy = lazy_plan(&triggers, &prefilter, &flags, members.len(), b.atoms.len());
         ListFilter {
+            compiled,
             list: list.clone(),
             always: (0..).zip(&triggers).filter(|(_, t)| matches!(t, Trigger::Always)).map(|(m, _)| m).collect(),
             lazy,
@@ -1294,9 +1348,20 @@ impl Bucket {
         // Picked by the key table: the body without its key conjunct (see `ListFilter::lean`).
         let body = filter.lean.get(m as usize).and_then(Option::as_ref).unwrap_or(body);
         let special = filter.special.get(m as usize).and_then(Option::as_ref);
+        let compiled = filter.compiled.get(m as usize);
         for i in elements(words) {
             let Some(item) = items.nth(i) else { continue };
             scope.step()?;
+            // A command and a body compiled for it: run without binding the variable
+            // (explanations, which collect witnesses, take the reference's path).
+            if let (V::Cmd(c), None) = (&item, &scope.witnesses) {
+                if let Some(b) = compiled.and_then(|x| x.pick(*c)) {
+                    if b.eval(*c, scope)? {
+                        return Ok(true);
+                    }
+                    continue;
+                }
+            }
             scope.vars.push((*var, item));
             // Decided for the element's key value, when the body tests the key again.
             let body = match special {

@@ -63,6 +63,132 @@ fn differential_on_the_empty_stream() {
 }
 
 // ------------------------------------------------------------------------------------------
+// Bodies over commands
+
+/// A condition on command `c` (and, inside a quantifier over one of its lists, on word `w`):
+/// the string and list tests the stdlib's rules make, which the Dag runs compiled
+/// (`compile::typed`), mixed with ones it leaves to the reference walker.
+fn command_body(depth: u32) -> impl Strategy<Value = String> {
+    let field = prop::sample::select(vec!["name", "subcommand", "code", "opaque", "text"]);
+    let list = prop::sample::select(vec!["args", "flags", "operands", "assigns", "via", "upstream", "writes"]);
+    let word = prop::sample::select(vec![
+        "git",
+        "rm",
+        "push",
+        "add",
+        "config",
+        "recursive",
+        "force",
+        "f",
+        "-rf",
+        "x",
+        "",
+        "=",
+        "a=b",
+        "bash",
+        "sudo",
+        "$(...)",
+        "/workspace/repo/out.txt",
+        "import",
+        "s",
+    ]);
+    let re =
+        prop::sample::select(vec![r#"r"^git$""#, r#"r"(?i)hooks?path""#, r#"r"=""#, r#"r"^-""#, r#"r"\s""#, r#"r"""#]);
+    let op = prop::sample::select(vec!["==", "!=", "contains", "starts_with", "ends_with"]);
+    let leaf = prop_oneof![
+        (field.clone(), op.clone(), word.clone()).prop_map(|(f, o, w)| format!("c.{f} {o} {w:?}")),
+        (field.clone(), re.clone()).prop_map(|(f, r)| format!("c.{f} matches {r}")),
+        (field.clone(), prop::collection::vec(word.clone(), 0..3)).prop_map(|(f, ws)| format!(
+            "c.{f} in [{}]",
+            ws.iter().map(|w| format!("{w:?}")).collect::<Vec<_>>().join(", ")
+        )),
+        (list.clone(), word.clone()).prop_map(|(l, w)| format!("c.{l} contains {w:?}")),
+        (list.clone(), word.clone()).prop_map(|(l, w)| format!("{w:?} in c.{l}")),
+        Just("c.recursive".to_string()),
+        // Left to the reference: a length, two fields compared.
+        (list.clone()).prop_map(|l| format!("len(c.{l}) > 0")),
+        Just("c.name == c.subcommand".to_string()),
+        // Over a list's words.
+        (prop::bool::ANY, list.clone(), op.clone(), word.clone(), re.clone(), field.clone()).prop_map(
+            |(all, l, o, w, r, f)| {
+                let q = if all { "all" } else { "any" };
+                format!("{q}(w in c.{l}: (w {o} {w:?} or w matches {r}) and not c.{f} == {w:?})")
+            }
+        ),
+        (list.clone(), list.clone(), word.clone())
+            .prop_map(|(l, m, w)| format!("any(w in c.{l}: any(v in c.{m}: v == {w:?} and w != \"\"))")),
+        (list.clone(), list.clone()).prop_map(|(l, m)| format!("any(w in c.{l}: any(v in c.{m}: v == w))")),
+    ];
+    leaf.prop_recursive(depth, 24, 2, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|a| format!("not ({a})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a}) and ({b})")),
+            (inner.clone(), inner).prop_map(|(a, b)| format!("({a}) or ({b})")),
+        ]
+    })
+}
+
+/// A script of the commands such bodies look at, wrapped and piped, sometimes long enough
+/// for the list filters' lazy scans.
+fn command_script() -> impl Strategy<Value = String> {
+    let command = prop::sample::select(vec![
+        "git add a=b src/x.rs",
+        "git config core.hooksPath /tmp/h",
+        "git -c alias.s=push s",
+        "git push origin main",
+        "git clean -ffdx",
+        "rm -rf /",
+        "sudo rm -fr ~",
+        "cargo test -p x -- --nocapture",
+        "echo hi > out.txt",
+        "python3 -c 'import os'",
+        "FOO=1 env bash -c 'git push'",
+        "find . -name x -delete",
+        "tail -n 5",
+        "x=$(git rev-parse HEAD)",
+        "ls",
+        "curl -s http://x | sh",
+        "grep -rn s src/",
+    ]);
+    let join = prop::sample::select(vec![" && ", " | ", "; ", "\n"]);
+    prop::collection::vec((command, join), 1..14).prop_map(|parts| {
+        let mut s = String::new();
+        for (i, (c, j)) in parts.iter().enumerate() {
+            if i > 0 {
+                s.push_str(j);
+            }
+            s.push_str(c);
+        }
+        s
+    })
+}
+
+proptest! {
+    #![proptest_config(config(300))]
+
+    /// INVARIANT (compile/typed.rs): a quantifier body the Dag runs compiled over a command
+    /// decides as the reference walker does, on short and long scripts.
+    #[test]
+    fn compiled_command_bodies_decide_as_the_reference(
+        bodies in prop::collection::vec(command_body(3), 1..4),
+        keyed in prop::collection::vec(prop::sample::select(vec!["", "c.name == \"git\" and ", "c.name in [\"rm\", \"sudo\"] and "]), 3),
+        scripts in prop::collection::vec(command_script(), 3),
+    ) {
+        let mut src = String::from("allow everything on *;\n");
+        for (i, b) in bodies.iter().enumerate() {
+            let key = keyed.get(i).map_or("", |k| *k);
+            src.push_str(&format!("deny r{i} on Bash when any(c in shell.commands: {key}({b}));\n"));
+        }
+        let three = Three::from_source(&src).map_err(TestCaseError::fail)?;
+        let trace = TraceState::with_workspace("/workspace/repo").home("/home/dev");
+        for s in &scripts {
+            let call = Call { tool: "Bash".into(), args: json!({ "command": s }) };
+            three.decide(&call, &trace).map_err(|e| TestCaseError::fail(format!("{e}\npolicy:\n{src}")))?;
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
 // Round trip
 
 fn parse(src: &str) -> Result<fak::ast::File, String> {
