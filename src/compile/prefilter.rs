@@ -165,6 +165,16 @@ impl FieldFilter {
         let searched = match (&self.lazy, &self.ac) {
             // A text shorter than every literal holds none (an absent `c.code` builds nothing).
             (Some(l), _) if text.len() < l.shortest => true,
+            // A short text (a command's name): each literal looked for byte by byte; a
+            // searcher's setup costs more than that on a few bytes.
+            (Some(l @ LazyAc { few: Some(_), .. }), _) if text.len() <= SHORT_TEXT => {
+                for (p, lit) in l.lits.iter().enumerate() {
+                    if holds_short(text.as_bytes(), lit) {
+                        on_pattern(p);
+                    }
+                }
+                true
+            }
             (Some(LazyAc { few: Some(few), .. }), _) => {
                 for (p, f) in few.iter().enumerate() {
                     if f.find(text.as_bytes()).is_some() {
@@ -419,6 +429,17 @@ pub(crate) struct LazyAc {
 
 /// Up to this many literals a quick filter searches for each one on its own (`LazyAc::few`).
 const FEW_LITERALS: usize = 4;
+
+/// Texts up to this long are searched for a few literals without `memmem` (`holds_short`).
+const SHORT_TEXT: usize = 32;
+
+/// Whether `hay` holds `needle`, by a loop over its bytes: for a few bytes of text, cheaper
+/// than setting up a `memmem` search (which a 4-byte command name made cost ~70 instructions).
+fn holds_short(hay: &[u8], needle: &[u8]) -> bool {
+    let Some((&first, rest)) = needle.split_first() else { return true };
+    let Some(last) = hay.len().checked_sub(needle.len()) else { return false };
+    (0..=last).any(|i| hay.get(i) == Some(&first) && hay.get(i + 1..i + needle.len()) == Some(rest))
+}
 
 impl LazyAc {
     fn new(lits: Vec<Vec<u8>>) -> LazyAc {
@@ -731,6 +752,15 @@ mod tests {
         assert_eq!(glob_literal("{[}]a,b}c"), None);
         assert_eq!(glob_literal(r"{\},x}y"), None);
         assert_eq!(glob_literal("src/{a,b}/main.rs").as_deref(), Some("/main.rs"));
+    }
+
+    proptest::proptest! {
+        /// The byte loop for short texts finds a literal exactly when `memmem` does.
+        #[test]
+        fn holds_short_agrees_with_memmem(hay in "[ab.]{0,12}", needle in "[ab.]{0,4}") {
+            let found = memchr::memmem::find(hay.as_bytes(), needle.as_bytes()).is_some();
+            proptest::prop_assert_eq!(holds_short(hay.as_bytes(), needle.as_bytes()), found);
+        }
     }
 
     /// Where the first occurrence of any literal starts, the slow way.

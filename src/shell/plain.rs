@@ -677,8 +677,11 @@ impl<'s, 'r> Reader<'s, 'r> {
             text.push(' ');
         }
         if let Some(n) = fd {
-            use std::fmt::Write as _;
-            let _ = write!(text, "{n}");
+            // `2>&1` in most commands: its digit pushed, without the formatting machinery.
+            match char::from_digit(n, 10) {
+                Some(d) => text.push(d),
+                None => text.push_str(&n.to_string()),
+            }
         }
         text.push_str(op);
         text.push_str(raw);
