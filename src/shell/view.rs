@@ -622,18 +622,17 @@ impl Walker<'_> {
 
         // Flags and operands: a wrapper's own are those before the command it runs; `find`'s
         // predicates are not flags (rules read them in `args`).
+        let args_span = self.out.push_words(args.iter().map(|a| a.text.clone()));
         let (flags, operands) = if name == "find" {
-            let operands = args.iter().take_while(|a| !a.text.starts_with('-')).map(|a| a.text.clone());
-            (Span::default(), self.out.push_words(operands))
+            let n = args.iter().take_while(|a| !a.text.starts_with('-')).count();
+            (Span::default(), run_of(args_span, 0, n))
         } else if let Some(Inner::Argv(inner)) = inners.iter().find(|i| matches!(i, Inner::Argv(_))) {
             let own = args.len().saturating_sub(inner.len());
             let p = programs::parse_args(None, args.get(..own).unwrap_or(&[]));
-            (self.out.push_words(p.flags), self.out.push_words(p.operands.into_iter().map(|a| a.text.clone())))
+            (self.out.push_words(p.flags), self.operands(args, args_span, &p.operands))
         } else {
-            (
-                self.out.push_words(parsed.flags),
-                self.out.push_words(parsed.operands.into_iter().map(|a| a.text.clone())),
-            )
+            let operands = self.operands(args, args_span, &parsed.operands);
+            (self.out.push_words(parsed.flags), operands)
         };
         let upstream_names = match &upstream {
             Some(up) => {
@@ -658,7 +657,7 @@ impl Walker<'_> {
         };
         let index = self.out.records.len();
         let record = Record {
-            args: self.out.push_words(args.iter().map(|a| a.text.clone())),
+            args: args_span,
             via: self.out.push_words(at.via.iter().cloned()),
             name: name.clone(),
             flags,
@@ -730,6 +729,22 @@ impl Walker<'_> {
         }
     }
 
+    /// The words of `operands`, arguments of `args` (whose words are `args_span`): when they
+    /// are a run of them, as most commands' are (`git add a b`), that run of the words already
+    /// in the view; otherwise copies.
+    fn operands(&mut self, args: &[Arg], args_span: Span, operands: &[&Arg]) -> Span {
+        let Some(first) = operands.first() else { return Span::default() };
+        if let Some(i) = args.iter().position(|a| std::ptr::eq(a, *first)) {
+            let run = args
+                .get(i..i + operands.len())
+                .is_some_and(|r| r.iter().zip(operands).all(|(a, o)| std::ptr::eq(a, *o)));
+            if run {
+                return run_of(args_span, i, operands.len());
+            }
+        }
+        self.out.push_words(operands.iter().map(|a| a.text.clone()))
+    }
+
     /// A program read from standard input: from a here-document or here-string, from `echo`
     /// upstream (read), or from a download or a decoder upstream (opaque).
     fn stdin_script(&mut self, index: usize, name: &str, via: &[Str], at: &At, upstream: Option<Range<usize>>) {
@@ -796,6 +811,12 @@ impl Walker<'_> {
         };
         crate::path::normalize(p, &at.cwd)
     }
+}
+
+/// Words `i..i + n` of `span`.
+fn run_of(span: Span, i: usize, n: usize) -> Span {
+    let at = |k: usize| span.start.saturating_add(u32::try_from(k).unwrap_or(u32::MAX)).min(span.end);
+    Span { start: at(i), end: at(i + n) }
 }
 
 /// A simple command as explanations and `c.text` show it: its words as written and its
