@@ -73,6 +73,9 @@ struct Cur {
     words: Vec<Arg>,
     assigns: Vec<Str>,
     redirects: Vec<Redirect>,
+    /// The command's text while it is a run of the script (`add_text`), else `None` and the
+    /// text is in `text`.
+    span: Option<(usize, usize)>,
     text: String,
     subs: Vec<Sub>,
 }
@@ -376,7 +379,7 @@ impl<'s, 'r> Reader<'s, 'r> {
                         let raw = self.s.get(w.raw_start..w.raw_end)?;
                         if raw.bytes().all(|c| c.is_ascii_digit()) {
                             let fd = raw.parse::<u32>().ok()?;
-                            self.redirect(Some(fd))?;
+                            self.redirect(Some((fd, w.raw_start)))?;
                             continue;
                         }
                         if raw.starts_with('{') {
@@ -423,10 +426,10 @@ impl<'s, 'r> Reader<'s, 'r> {
 
     fn push_word(&mut self, w: Word) -> Option<()> {
         let raw = self.s.get(w.raw_start..w.raw_end)?;
+        self.add_text(w.raw_start, w.raw_end, true, |t| t.push_str(raw));
         let cur = self.cur();
         if cur.words.is_empty() {
             if is_assignment(raw) {
-                append(&mut cur.text, raw);
                 cur.assigns.push(w.arg.text);
                 return Some(()); // its substitutions' `word` stays `None`
             }
@@ -434,7 +437,6 @@ impl<'s, 'r> Reader<'s, 'r> {
                 return None;
             }
         }
-        append(&mut cur.text, raw);
         let index = cur.words.len();
         for s in cur.subs.get_mut(w.subs_from..).into_iter().flatten() {
             s.word = Some(index);
@@ -456,7 +458,7 @@ impl<'s, 'r> Reader<'s, 'r> {
             words: moved(read.args.len(), cur.words.len()),
             assigns: moved(read.assigns.len(), cur.assigns.len()),
             redirects: moved(read.redirects.len(), cur.redirects.len()),
-            text: moved(read.text.len(), cur.text.len()),
+            text: moved(read.text.len(), cur.span.map_or(cur.text.len(), |(a, b)| b - a)),
             subs: moved(read.subs.len(), cur.subs.len()),
         };
         read.args.append(&mut cur.words);
@@ -466,7 +468,11 @@ impl<'s, 'r> Reader<'s, 'r> {
         if !cur.redirects.is_empty() {
             read.redirects.append(&mut cur.redirects);
         }
-        read.text.push_str(&cur.text);
+        match cur.span.take() {
+            // The text as the script has it: `moved` above took its length from the span.
+            Some((a, b)) => read.text.push_str(self.s.get(a..b).unwrap_or_default()),
+            None => read.text.push_str(&cur.text),
+        }
         cur.text.clear();
         if !cur.subs.is_empty() {
             read.subs.append(&mut cur.subs);
@@ -490,6 +496,7 @@ impl<'s, 'r> Reader<'s, 'r> {
     }
 
     /// A word up to the next unquoted blank or operator.
+    #[inline]
     fn word(&mut self) -> Option<Word> {
         let start = self.i;
         let subs_from = self.cur.subs.len();
@@ -511,6 +518,13 @@ impl<'s, 'r> Reader<'s, 'r> {
             let arg = Arg { text: text.into(), dynamic };
             return Some(Word { arg, raw_start: start, raw_end: self.i, quoted: false, subs_from });
         }
+        self.quoted_word(start, subs_from)
+    }
+
+    /// `word` past its first run of ordinary bytes: quotes, escapes, substitutions. Out of
+    /// line, so that the plain words' path does not pay for this one's frame.
+    #[inline(never)]
+    fn quoted_word(&mut self, start: usize, subs_from: usize) -> Option<Word> {
         let mut text = Str::default();
         let mut dynamic = None;
         let mut quoted = false;
@@ -619,7 +633,12 @@ impl<'s, 'r> Reader<'s, 'r> {
     }
 
     /// A redirection at `<`, `>` or `&>`, its descriptor already read.
-    fn redirect(&mut self, fd: Option<u32>) -> Option<()> {
+    fn redirect(&mut self, fd: Option<(u32, usize)>) -> Option<()> {
+        // Where it starts in the script: at its descriptor, if it has one.
+        let (fd, from) = match fd {
+            Some((n, at)) => (Some(n), at),
+            None => (None, self.i),
+        };
         let rest = self.b.get(self.i..)?;
         let op: &'static str = match rest {
             [b'&', b'>', b'>', ..] => "&>>",
@@ -671,21 +690,45 @@ impl<'s, 'r> Reader<'s, 'r> {
                 self.cur().redirects.push(Redirect { op: op.into(), fd, target: w.arg.text, body: None });
             }
         }
-        // The redirection as written, without blanks: `2>>file`.
-        let text = &mut self.cur().text;
-        if !text.is_empty() {
-            text.push(' ');
-        }
-        if let Some(n) = fd {
+        // The redirection as written, without blanks: `2>>file`. It is its source when that is
+        // as long: no blanks, and a descriptor without leading zeros (`02>` is `2>`).
+        let digit = fd.and_then(|n| char::from_digit(n, 10));
+        let fd_text = match (fd, digit) {
+            (Some(n), None) => n.to_string(),
+            _ => String::new(),
+        };
+        let len = digit.map_or(fd_text.len(), char::len_utf8) + op.len() + raw.len();
+        self.add_text(from, w.raw_end, w.raw_end - from == len, |text| {
             // `2>&1` in most commands: its digit pushed, without the formatting machinery.
-            match char::from_digit(n, 10) {
+            match digit {
                 Some(d) => text.push(d),
-                None => text.push_str(&n.to_string()),
+                None => text.push_str(&fd_text),
+            }
+            text.push_str(op);
+            text.push_str(raw);
+        });
+        Some(())
+    }
+
+    /// Adds a piece of the command (a word, a redirection: `start..end` in the script,
+    /// `exact` when that is how it is written in the text) to its text, one space after the
+    /// last. While the pieces are exact and one space apart in the script, as in most
+    /// commands, the text is that run of the script, copied once when the command ends.
+    fn add_text(&mut self, start: usize, end: usize, exact: bool, write: impl FnOnce(&mut String)) {
+        let cur = &mut self.cur;
+        match cur.span {
+            None if exact && cur.text.is_empty() => cur.span = Some((start, end)),
+            Some((a, b)) if exact && start == b + 1 && self.b.get(b) == Some(&b' ') => cur.span = Some((a, end)),
+            _ => {
+                if let Some((a, b)) = cur.span.take() {
+                    cur.text.push_str(self.s.get(a..b).unwrap_or_default());
+                }
+                if !cur.text.is_empty() {
+                    cur.text.push(' ');
+                }
+                write(&mut cur.text);
             }
         }
-        text.push_str(op);
-        text.push_str(raw);
-        Some(())
     }
 
     /// The bodies of the here-documents of the line just ended, in order.
@@ -738,14 +781,6 @@ impl<'s, 'r> Reader<'s, 'r> {
         }
         Some(())
     }
-}
-
-/// Adds a word or redirection to a command's text, one space after the last.
-fn append(text: &mut String, piece: &str) {
-    if !text.is_empty() {
-        text.push(' ');
-    }
-    text.push_str(piece);
 }
 
 /// Whether brush-parser finds the parentheses in `text` (a here-document body inside a

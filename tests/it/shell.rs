@@ -568,6 +568,16 @@ fn the_plain_reader_agrees_on_generated_scripts() {
         " >> ",
         " 2>&1 ",
         " 2> ",
+        // Blanks and redirections written without them: a command's text is its source
+        // only while its pieces are one space apart and written as shown.
+        "  ",
+        " \t",
+        "\t",
+        " >",
+        " 2>",
+        " 02>",
+        " >&2 ",
+        " 12>",
         " < ",
         " <<< ",
         " &> ",
