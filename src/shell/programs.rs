@@ -412,6 +412,24 @@ pub(crate) struct Known {
     pub runs: bool,
     pub writer: bool,
     pub subcommanded: bool,
+    /// The programs the walker treats specially, named here so that it does not compare
+    /// every command's name with each of them.
+    pub role: Role,
+}
+
+/// A program the walker reads in its own way.
+#[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
+pub(crate) enum Role {
+    #[default]
+    None,
+    /// `git`: its subcommand behind global options and inline aliases.
+    Git,
+    /// `find`: its predicates are not flags.
+    Find,
+    /// `cd`, `pushd`: where the next commands run.
+    Cd,
+    /// `source`, `.`: runs a script in this shell.
+    Source,
 }
 
 static KNOWN: std::sync::LazyLock<rustc_hash::FxHashMap<&'static str, Known>> = std::sync::LazyLock::new(|| {
@@ -434,6 +452,16 @@ static KNOWN: std::sync::LazyLock<rustc_hash::FxHashMap<&'static str, Known>> = 
     }
     for n in SUBCOMMANDED {
         t.entry(n).or_default().subcommanded = true;
+    }
+    for (n, role) in [
+        ("git", Role::Git),
+        ("find", Role::Find),
+        ("cd", Role::Cd),
+        ("pushd", Role::Cd),
+        ("source", Role::Source),
+        (".", Role::Source),
+    ] {
+        t.entry(n).or_default().role = role;
     }
     t
 });
@@ -915,6 +943,11 @@ mod tests {
         let k = known("rm");
         assert!(k.writer && !k.runs && k.spec.is_some());
         assert!(known("cargo").subcommanded && !known("git").subcommanded && known("git").writer);
+        for (name, role) in
+            [("git", Role::Git), ("find", Role::Find), ("pushd", Role::Cd), (".", Role::Source), ("ls", Role::None)]
+        {
+            assert_eq!(known(name).role, role, "{name}");
+        }
         assert!(known("python3.12").runs && known("sudo").runs && known("find").runs);
         let k = known("ls");
         assert!(!k.shell && !k.runs && !k.writer && !k.subcommanded && k.spec.is_none());

@@ -5,7 +5,7 @@ use std::ops::Range;
 use brush_parser::ast;
 use brush_parser::word::WordPiece;
 
-use super::programs::{self, Arg, Inner};
+use super::programs::{self, Arg, Inner, Role};
 use super::{Record, Redirect, Span, Str, View};
 
 /// Why a word brush-parser could not parse is only known at run time.
@@ -575,7 +575,7 @@ impl Walker<'_> {
         // The git subcommand, through global options and inline aliases.
         let mut inners = Vec::new();
         let mut subcommand = None;
-        if name == "git" {
+        if known.role == Role::Git {
             let (sub, alias_script, dynamic) = git_subcommand(args);
             if let Some(d) = dynamic {
                 let why = format!("the git subcommand comes from {d}");
@@ -612,7 +612,7 @@ impl Walker<'_> {
         let writes = self.out.span_from(first_write, self.out.paths.len());
 
         // `cd` changes where the next commands of this list run.
-        if matches!(name.as_str(), "cd" | "pushd") {
+        if known.role == Role::Cd {
             match parsed.operands.first() {
                 Some(a) if a.dynamic.is_none() && a.text != "-" => at.cwd = self.abs(&a.text, at).into(),
                 None => at.cwd = self.home.into(),
@@ -623,7 +623,7 @@ impl Walker<'_> {
         // Flags and operands: a wrapper's own are those before the command it runs; `find`'s
         // predicates are not flags (rules read them in `args`).
         let args_span = self.out.push_words(args.iter().map(|a| a.text.clone()));
-        let (flags, operands) = if name == "find" {
+        let (flags, operands) = if known.role == Role::Find {
             let n = args.iter().take_while(|a| !a.text.starts_with('-')).count();
             (Span::default(), run_of(args_span, 0, n))
         } else if let Some(Inner::Argv(inner)) = inners.iter().find(|i| matches!(i, Inner::Argv(_))) {
@@ -673,7 +673,7 @@ impl Walker<'_> {
             recursive: false,
         };
         self.out.records.push(record);
-        let runs_more = !inners.is_empty() || known.shell || matches!(name.as_str(), "source" | ".");
+        let runs_more = !inners.is_empty() || known.shell || known.role == Role::Source;
         if !runs_more {
             return;
         }
@@ -718,7 +718,7 @@ impl Walker<'_> {
             }
         }
         // `bash <(curl ...)`, `source <(curl ...)`: a script from a process substitution.
-        if known.shell || matches!(name.as_str(), "source" | ".") {
+        if known.shell || known.role == Role::Source {
             for (a, r) in args.iter().zip(ranges) {
                 if a.dynamic == Some("process substitution") {
                     if let Some(kind) = payload(self, r) {
