@@ -37,6 +37,36 @@ pub(super) struct Read {
     pub top: Pipelines,
 }
 
+impl Read {
+    /// Moves `other`'s lists to the ends of these, its indexes shifted to match; returns the
+    /// shift of its pipelines' indexes (for the `Sub` that holds its own).
+    fn absorb(&mut self, mut other: Read) -> usize {
+        let at = |n: usize, r: &Range<usize>| r.start + n..r.end + n;
+        let (a, s, r, t, u) =
+            (self.args.len(), self.assigns.len(), self.redirects.len(), self.text.len(), self.subs.len());
+        for x in &mut other.simples {
+            *x = Simple {
+                words: at(a, &x.words),
+                assigns: at(s, &x.assigns),
+                redirects: at(r, &x.redirects),
+                text: at(t, &x.text),
+                subs: at(u, &x.subs),
+            };
+        }
+        let (simples, pipelines) = (self.simples.len(), self.pipelines.len());
+        other.pipelines.iter_mut().for_each(|p| *p = at(simples, p));
+        other.subs.iter_mut().flat_map(|x| x.pipelines.iter_mut()).for_each(|p| *p += pipelines);
+        self.args.append(&mut other.args);
+        self.assigns.append(&mut other.assigns);
+        self.redirects.append(&mut other.redirects);
+        self.text.push_str(&other.text);
+        self.subs.append(&mut other.subs);
+        self.simples.append(&mut other.simples);
+        self.pipelines.append(&mut other.pipelines);
+        pipelines
+    }
+}
+
 /// Indexes of `Read::pipelines`: a script's own, a substitution's. Inline for a few (most
 /// scripts are a pipeline or two: allocating for them cost more than reading them).
 pub(super) type Pipelines = smallvec::SmallVec<[usize; 4]>;
@@ -63,21 +93,25 @@ pub(super) struct Sub {
     pub pipelines: Pipelines,
 }
 
-/// The parts of the command being read, until it ends and they move to `Read` (a reader
-/// keeps one and reuses it: a substitution's reader has its own, so a command's parts stay
-/// together in `Read` although the commands inside its words end first).
+/// The command being read. Its words, assignments and redirections go straight to `Read`'s
+/// lists (from `words` and so on): the commands inside its substitutions are read into
+/// `Read`s of their own (`sub_reads`) and moved in when it ends, after its own parts, so a
+/// command's parts stay together. A reader keeps one and reuses its buffers.
 #[derive(Default)]
 struct Cur {
     /// A command has started (a word, an assignment or a redirection was read).
     started: bool,
-    words: Vec<Arg>,
-    assigns: Vec<Str>,
-    redirects: Vec<Redirect>,
+    /// Where its parts start in `Read::args`, `assigns` and `redirects`.
+    words: usize,
+    assigns: usize,
+    redirects: usize,
     /// The command's text while it is a run of the script (`add_text`), else `None` and the
     /// text is in `text`.
     span: Option<(usize, usize)>,
     text: String,
     subs: Vec<Sub>,
+    /// What each of `subs` read, its pipelines indexes of its own lists until moved in.
+    sub_reads: Vec<Read>,
 }
 
 /// How deep substitutions nest before the reader leaves the script to brush-parser (whose
@@ -272,6 +306,12 @@ fn braced(t: &str) -> bool {
 
 impl<'s, 'r> Reader<'s, 'r> {
     fn new(s: &'s str, at: usize, depth: usize, read: &'r mut Read) -> Self {
+        let cur = Cur {
+            words: read.args.len(),
+            assigns: read.assigns.len(),
+            redirects: read.redirects.len(),
+            ..Cur::default()
+        };
         Reader {
             s,
             b: s.as_bytes(),
@@ -279,7 +319,7 @@ impl<'s, 'r> Reader<'s, 'r> {
             read,
             mine: Pipelines::new(),
             pipe: smallvec::SmallVec::new(),
-            cur: Cur::default(),
+            cur,
             heredocs: Vec::new(),
             depth,
             quoting_in_sub_heredoc: false,
@@ -405,7 +445,8 @@ impl<'s, 'r> Reader<'s, 'r> {
             return None;
         }
         let start = self.i + 2;
-        let mut inner = Reader::new(self.s, start, self.depth + 1, self.read);
+        let mut read = Read::default();
+        let mut inner = Reader::new(self.s, start, self.depth + 1, &mut read);
         inner.note_quoting = self.note_quoting;
         inner.run()?;
         let (end, quoting, pipelines) = (inner.i, inner.quoting_in_sub_heredoc, inner.mine);
@@ -416,32 +457,30 @@ impl<'s, 'r> Reader<'s, 'r> {
         word.push_str(self.s.get(self.i..end)?);
         self.i = end;
         self.quoting_in_sub_heredoc |= quoting;
+        // The caller adds the `Sub` to `cur.subs` next: the two lists stay in step.
+        self.cur.sub_reads.push(read);
         Some(Sub { word: None, text: text.to_string(), pipelines })
-    }
-
-    fn cur(&mut self) -> &mut Cur {
-        self.cur.started = true;
-        &mut self.cur
     }
 
     fn push_word(&mut self, w: Word) -> Option<()> {
         let raw = self.s.get(w.raw_start..w.raw_end)?;
         self.add_text(w.raw_start, w.raw_end, true, |t| t.push_str(raw));
-        let cur = self.cur();
-        if cur.words.is_empty() {
+        self.cur.started = true;
+        let (cur, read) = (&mut self.cur, &mut *self.read);
+        let index = read.args.len() - cur.words;
+        if index == 0 {
             if is_assignment(raw) {
-                cur.assigns.push(w.arg.text);
+                read.assigns.push(w.arg.text);
                 return Some(()); // its substitutions' `word` stays `None`
             }
             if is_reserved(&w.arg.text) {
                 return None;
             }
         }
-        let index = cur.words.len();
         for s in cur.subs.get_mut(w.subs_from..).into_iter().flatten() {
             s.word = Some(index);
         }
-        cur.words.push(w.arg);
+        read.args.push(w.arg);
         Some(())
     }
 
@@ -453,30 +492,25 @@ impl<'s, 'r> Reader<'s, 'r> {
         }
         let (cur, read) = (&mut self.cur, &mut *self.read);
         cur.started = false;
-        let moved = |n: usize, m: usize| n..n + m;
-        let simple = Simple {
-            words: moved(read.args.len(), cur.words.len()),
-            assigns: moved(read.assigns.len(), cur.assigns.len()),
-            redirects: moved(read.redirects.len(), cur.redirects.len()),
-            text: moved(read.text.len(), cur.span.map_or(cur.text.len(), |(a, b)| b - a)),
-            subs: moved(read.subs.len(), cur.subs.len()),
-        };
-        read.args.append(&mut cur.words);
-        if !cur.assigns.is_empty() {
-            read.assigns.append(&mut cur.assigns);
-        }
-        if !cur.redirects.is_empty() {
-            read.redirects.append(&mut cur.redirects);
-        }
+        let words = cur.words..read.args.len();
+        let assigns = cur.assigns..read.assigns.len();
+        let redirects = cur.redirects..read.redirects.len();
+        let text_start = read.text.len();
         match cur.span.take() {
-            // The text as the script has it: `moved` above took its length from the span.
             Some((a, b)) => read.text.push_str(self.s.get(a..b).unwrap_or_default()),
             None => read.text.push_str(&cur.text),
         }
         cur.text.clear();
-        if !cur.subs.is_empty() {
-            read.subs.append(&mut cur.subs);
+        let text = text_start..read.text.len();
+        // The commands of its substitutions, read apart, move in after its own parts.
+        for (sub, r) in cur.subs.iter_mut().zip(cur.sub_reads.drain(..)) {
+            let shift = read.absorb(r);
+            sub.pipelines.iter_mut().for_each(|p| *p += shift);
         }
+        let subs_start = read.subs.len();
+        read.subs.append(&mut cur.subs);
+        let simple = Simple { words, assigns, redirects, text, subs: subs_start..read.subs.len() };
+        (cur.words, cur.assigns, cur.redirects) = (read.args.len(), read.assigns.len(), read.redirects.len());
         self.pipe.push(simple);
         Some(())
     }
@@ -679,15 +713,18 @@ impl<'s, 'r> Reader<'s, 'r> {
                 if w.arg.dynamic.is_some() || (op == "<<-" && self.depth > 0) {
                     return None;
                 }
-                let at = self.read.redirects.len() + self.cur.redirects.len();
-                self.cur().redirects.push(Redirect { op: "<<".into(), fd, target: raw.into(), body: None });
+                let at = self.read.redirects.len();
+                self.cur.started = true;
+                self.read.redirects.push(Redirect { op: "<<".into(), fd, target: raw.into(), body: None });
                 self.heredocs.push(Pending { at, delim: w.arg.text.into(), strip_tabs: op == "<<-", quoted });
             }
             "<<<" => {
-                self.cur().redirects.push(Redirect { op: op.into(), fd, target: Str::default(), body: Some(w.arg) });
+                self.cur.started = true;
+                self.read.redirects.push(Redirect { op: op.into(), fd, target: Str::default(), body: Some(w.arg) });
             }
             _ => {
-                self.cur().redirects.push(Redirect { op: op.into(), fd, target: w.arg.text, body: None });
+                self.cur.started = true;
+                self.read.redirects.push(Redirect { op: op.into(), fd, target: w.arg.text, body: None });
             }
         }
         // The redirection as written, without blanks: `2>>file`. It is its source when that is
