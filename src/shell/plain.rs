@@ -536,15 +536,20 @@ impl<'s, 'r> Reader<'s, 'r> {
         let subs_from = self.cur.subs.len();
         // Most words are one run of ordinary bytes: read in one scan, without the loop below.
         let rest = self.b.get(start..)?;
+        // Ordinary bytes (class 0) are most of a word: one test each; a pattern byte is
+        // noted and read past.
         let mut seen = 0u8;
-        let n = rest
-            .iter()
-            .position(|&x| {
-                let c = class(x);
+        let mut n = 0;
+        while let Some(&x) = rest.get(n) {
+            let c = class(x);
+            if c != 0 {
+                if c & (META | SPECIAL) != 0 {
+                    break;
+                }
                 seen |= c;
-                c & (META | SPECIAL) != 0
-            })
-            .unwrap_or(rest.len());
+            }
+            n += 1;
+        }
         if n > 0 && rest.get(n).is_none_or(|&x| is_meta(x)) {
             let text = self.s.get(start..start + n)?;
             let dynamic = if seen & PATTERN == 0 { None } else { expansion(text) };
