@@ -710,28 +710,22 @@ impl<'s, 'r> Reader<'s, 'r> {
             return None; // brush-parser reads substitutions in redirections
         }
         let raw = self.s.get(w.raw_start..w.raw_end)?;
-        match op {
+        let redirect = match op {
             "<<" | "<<-" => {
-                let quoted = w.quoted;
                 // brush-parser strips the tabs of a `<<-` body inside a substitution from the
                 // word's text as well.
                 if w.arg.dynamic.is_some() || (op == "<<-" && self.depth > 0) {
                     return None;
                 }
-                let at = self.read.redirects.len();
-                self.cur.started = true;
-                self.read.redirects.push(Redirect { op: "<<".into(), fd, target: raw.into(), body: None });
-                self.heredocs.push(Pending { at, delim: w.arg.text.into(), strip_tabs: op == "<<-", quoted });
+                let (at, delim) = (self.read.redirects.len(), w.arg.text.into());
+                self.heredocs.push(Pending { at, delim, strip_tabs: op == "<<-", quoted: w.quoted });
+                Redirect { op: "<<".into(), fd, target: raw.into(), body: None }
             }
-            "<<<" => {
-                self.cur.started = true;
-                self.read.redirects.push(Redirect { op: op.into(), fd, target: Str::default(), body: Some(w.arg) });
-            }
-            _ => {
-                self.cur.started = true;
-                self.read.redirects.push(Redirect { op: op.into(), fd, target: w.arg.text, body: None });
-            }
-        }
+            "<<<" => Redirect { op: op.into(), fd, target: Str::default(), body: Some(w.arg) },
+            _ => Redirect { op: op.into(), fd, target: w.arg.text, body: None },
+        };
+        self.cur.started = true;
+        self.read.redirects.push(redirect);
         // The redirection as written, without blanks: `2>>file`. It is its source when that is
         // as long: no blanks, and a descriptor without leading zeros (`02>` is `2>`).
         let digit = fd.and_then(|n| char::from_digit(n, 10));
