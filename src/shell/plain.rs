@@ -224,6 +224,8 @@ struct Word {
     raw_end: usize,
     /// Some character was quoted or escaped.
     quoted: bool,
+    /// It may be an assignment: it holds an `=` (or was not scanned for one).
+    equals: bool,
     /// Where its command substitutions start in the command's (`Cur::subs`; their `word`
     /// set when the word is added). Kept there rather than here: a word is moved a few times
     /// and a small one moves in registers.
@@ -242,6 +244,8 @@ const META: u8 = 1;
 const SPECIAL: u8 = 2;
 /// A byte that may make a run a glob or a brace expansion.
 const PATTERN: u8 = 4;
+/// `=`: a word without one is no assignment, and is not looked at as one.
+const EQUALS: u8 = 8;
 
 // Indexing cannot panic: a `u8` indexes a table of 256.
 #[allow(clippy::indexing_slicing)]
@@ -258,6 +262,9 @@ static CLASS: [u8; 256] = {
         }
         if matches!(c, b'*' | b'?' | b'[' | b'{') {
             t[b] |= PATTERN;
+        }
+        if c == b'=' {
+            t[b] |= EQUALS;
         }
         b += 1;
     }
@@ -413,6 +420,9 @@ impl<'s, 'r> Reader<'s, 'r> {
                 }
                 _ => {
                     need = false;
+                    if self.plain_word()? {
+                        continue;
+                    }
                     let w = self.word()?;
                     // `2>file`: digits right before a redirection are its descriptor.
                     if !w.quoted && matches!(self.peek(0), Some(b'<' | b'>')) {
@@ -463,13 +473,13 @@ impl<'s, 'r> Reader<'s, 'r> {
     }
 
     fn push_word(&mut self, w: Word) -> Option<()> {
-        let raw = self.s.get(w.raw_start..w.raw_end)?;
-        self.add_text(w.raw_start, w.raw_end, true, |t| t.push_str(raw));
+        let s = self.s;
+        self.add_text(w.raw_start, w.raw_end, true, |t| t.push_str(s.get(w.raw_start..w.raw_end).unwrap_or_default()));
         self.cur.started = true;
         let (cur, read) = (&mut self.cur, &mut *self.read);
         let index = read.args.len() - cur.words;
         if index == 0 {
-            if is_assignment(raw) {
+            if w.equals && is_assignment(s.get(w.raw_start..w.raw_end)?) {
                 read.assigns.push(w.arg.text);
                 return Some(()); // its substitutions' `word` stays `None`
             }
@@ -477,8 +487,10 @@ impl<'s, 'r> Reader<'s, 'r> {
                 return None;
             }
         }
-        for s in cur.subs.get_mut(w.subs_from..).into_iter().flatten() {
-            s.word = Some(index);
+        if cur.subs.len() > w.subs_from {
+            for s in cur.subs.get_mut(w.subs_from..).into_iter().flatten() {
+                s.word = Some(index);
+            }
         }
         read.args.push(w.arg);
         Some(())
@@ -529,13 +541,11 @@ impl<'s, 'r> Reader<'s, 'r> {
         Some(())
     }
 
-    /// A word up to the next unquoted blank or operator.
+    /// The run of ordinary bytes at `start` (pattern bytes and `=` included: `seen` has their
+    /// classes): its length, and whether it is a whole word (what follows ends one).
     #[inline]
-    fn word(&mut self) -> Option<Word> {
-        let start = self.i;
-        let subs_from = self.cur.subs.len();
-        // Most words are one run of ordinary bytes: read in one scan, without the loop below.
-        let rest = self.b.get(start..)?;
+    fn plain_run(&self, start: usize) -> (usize, u8, bool) {
+        let rest = self.b.get(start..).unwrap_or_default();
         // Ordinary bytes (class 0) are most of a word: one test each; a pattern byte is
         // noted and read past.
         let mut seen = 0u8;
@@ -550,12 +560,54 @@ impl<'s, 'r> Reader<'s, 'r> {
             }
             n += 1;
         }
-        if n > 0 && rest.get(n).is_none_or(|&x| is_meta(x)) {
+        (n, seen, n > 0 && rest.get(n).is_none_or(|&x| is_meta(x)))
+    }
+
+    /// Reads and adds the word here when it is one run of ordinary bytes not followed by a
+    /// redirection (most words): `push_word` without building a `Word` to move around.
+    /// `Some(false)` leaves the word to `word`.
+    #[inline]
+    fn plain_word(&mut self) -> Option<bool> {
+        let start = self.i;
+        let (n, seen, whole) = self.plain_run(start);
+        if !whole || matches!(self.b.get(start + n), Some(b'<' | b'>')) {
+            return Some(false);
+        }
+        let end = start + n;
+        let text = self.s.get(start..end)?;
+        self.i = end;
+        let s = self.s;
+        self.add_text(start, end, true, |t| t.push_str(s.get(start..end).unwrap_or_default()));
+        self.cur.started = true;
+        let (cur, read) = (&mut self.cur, &mut *self.read);
+        if read.args.len() == cur.words {
+            if seen & EQUALS != 0 && is_assignment(text) {
+                read.assigns.push(text.into());
+                return Some(true);
+            }
+            if is_reserved(text) {
+                return None;
+            }
+        }
+        let dynamic = if seen & PATTERN == 0 { None } else { expansion(text) };
+        read.args.push(Arg { text: text.into(), dynamic });
+        Some(true)
+    }
+
+    /// A word up to the next unquoted blank or operator.
+    #[inline]
+    fn word(&mut self) -> Option<Word> {
+        let start = self.i;
+        let subs_from = self.cur.subs.len();
+        // Most words are one run of ordinary bytes: read in one scan, without the loop below.
+        let (n, seen, whole) = self.plain_run(start);
+        if whole {
             let text = self.s.get(start..start + n)?;
             let dynamic = if seen & PATTERN == 0 { None } else { expansion(text) };
             self.i = start + n;
             let arg = Arg { text: text.into(), dynamic };
-            return Some(Word { arg, raw_start: start, raw_end: self.i, quoted: false, subs_from });
+            let equals = seen & EQUALS != 0;
+            return Some(Word { arg, raw_start: start, raw_end: self.i, quoted: false, equals, subs_from });
         }
         self.quoted_word(start, subs_from)
     }
@@ -668,7 +720,7 @@ impl<'s, 'r> Reader<'s, 'r> {
         if self.i == start {
             return None;
         }
-        Some(Word { arg: Arg { text, dynamic }, raw_start: start, raw_end: self.i, quoted, subs_from })
+        Some(Word { arg: Arg { text, dynamic }, raw_start: start, raw_end: self.i, quoted, equals: true, subs_from })
     }
 
     /// A redirection at `<`, `>` or `&>`, its descriptor already read.

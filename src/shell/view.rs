@@ -884,7 +884,18 @@ fn resolve(word: &str) -> Str {
 
 /// `resolve`, keeping the word's own buffer when it is already the name (the common case).
 fn resolve_owned(word: Str) -> Str {
-    if word.bytes().all(|b| b.is_ascii() && b != b'/' && !b.is_ascii_uppercase()) {
+    // One lookup a byte: program names are checked for every command.
+    #[allow(clippy::indexing_slicing)] // a const loop below 256 over a table of 256
+    static KEPT: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut b = 0;
+        while b < 128 {
+            t[b] = b as u8 != b'/' && !(b as u8).is_ascii_uppercase();
+            b += 1;
+        }
+        t
+    };
+    if word.bytes().all(|b| KEPT.get(usize::from(b)).copied().unwrap_or(false)) {
         return word;
     }
     resolve(&word)
