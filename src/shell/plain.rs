@@ -342,10 +342,10 @@ impl<'s, 'r> Reader<'s, 'r> {
         // After `|`, `&&` or `||` a command must follow (newlines may come first).
         let mut need = false;
         loop {
-            while self.peek(0).is_some_and(is_blank) {
-                self.i += 1;
-            }
-            let Some(c) = self.peek(0) else { break };
+            let rest = self.b.get(self.i..).unwrap_or_default();
+            let blanks = rest.iter().take_while(|&&c| is_blank(c)).count();
+            let Some(&c) = rest.get(blanks) else { break };
+            self.i += blanks;
             match c {
                 b'\n' => {
                     self.i += 1;
@@ -515,12 +515,16 @@ impl<'s, 'r> Reader<'s, 'r> {
         cur.text.clear();
         let text = text_start..read.text.len();
         // The commands of its substitutions, read apart, move in after its own parts.
-        for (sub, r) in cur.subs.iter_mut().zip(cur.sub_reads.drain(..)) {
-            let shift = read.absorb(r);
-            sub.pipelines.iter_mut().for_each(|p| *p += shift);
+        let mut subs_start = read.subs.len();
+        if !cur.subs.is_empty() {
+            for (sub, r) in cur.subs.iter_mut().zip(cur.sub_reads.drain(..)) {
+                let shift = read.absorb(r);
+                sub.pipelines.iter_mut().for_each(|p| *p += shift);
+            }
+            // After the substitutions' own (moved in above).
+            subs_start = read.subs.len();
+            read.subs.append(&mut cur.subs);
         }
-        let subs_start = read.subs.len();
-        read.subs.append(&mut cur.subs);
         let simple = Simple { words, assigns, redirects, text, subs: subs_start..read.subs.len() };
         (cur.words, cur.assigns, cur.redirects) = (read.args.len(), read.assigns.len(), read.redirects.len());
         self.pipe.push(simple);
