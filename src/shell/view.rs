@@ -59,6 +59,11 @@ impl View {
     }
 
     fn push_words(&mut self, words: impl IntoIterator<Item = Str>) -> Span {
+        let words = words.into_iter();
+        // Most commands' `via`, `assigns` and many commands' flags: nothing to add.
+        if words.size_hint().1 == Some(0) {
+            return Span::default();
+        }
         let start = self.words.len();
         self.words.extend(words);
         self.span_from(start, self.words.len())
