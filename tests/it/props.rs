@@ -91,6 +91,12 @@ fn command_body(depth: u32) -> impl Strategy<Value = String> {
         "/workspace/repo/out.txt",
         "import",
         "s",
+        // Ends of the commands' words and texts, not their starts (`ends_with` is not
+        // `starts_with`).
+        "main",
+        "rs",
+        "5",
+        "/h",
     ]);
     let re =
         prop::sample::select(vec![r#"r"^git$""#, r#"r"(?i)hooks?path""#, r#"r"=""#, r#"r"^-""#, r#"r"\s""#, r#"r"""#]);
@@ -185,6 +191,44 @@ proptest! {
             let call = Call { tool: "Bash".into(), args: json!({ "command": s }) };
             three.decide(&call, &trace).map_err(|e| TestCaseError::fail(format!("{e}\npolicy:\n{src}")))?;
         }
+    }
+}
+
+/// Each test a compiled body makes over a command, on commands where it and its neighbours
+/// (`starts_with` and `ends_with`, `==` and `!=`, `any` and `all`) differ: the Dag decides as
+/// the reference and as written. The generated bodies above rarely meet a literal that is a
+/// word's end but not its start; this meets each.
+#[test]
+fn compiled_command_tests_decide_as_written() {
+    let script = "git push origin main && rm -rf /tmp/x";
+    let cases = [
+        (r#"c.text ends_with "main""#, true),
+        (r#"c.text starts_with "main""#, false),
+        (r#"c.name == "rm""#, true),
+        (r#"c.name != "git" and c.name != "rm""#, false),
+        (r#"c.subcommand in ["push", "x"]"#, true),
+        (r#"c.subcommand in ["x"]"#, false),
+        (r#"any(w in c.args: w in ["origin", "x"])"#, true),
+        (r#"any(w in c.args: w in ["x"])"#, false),
+        (r#"c.text contains "origin""#, true),
+        (r#"c.text matches r"^git""#, true),
+        (r#"c.text matches r"^push""#, false),
+        (r#"any(w in c.args: w ends_with "x")"#, true),
+        (r#"any(w in c.args: w starts_with "x")"#, false),
+        (r#"all(w in c.args: w != "origin")"#, true),
+        (r#"c.name == "git" and all(w in c.args: w != "origin")"#, false),
+        (r#"c.operands contains "main""#, true),
+        (r#""/tmp/x" in c.operands"#, true),
+        (r#"c.flags contains "x""#, false),
+        ("c.recursive", false),
+    ];
+    let call = Call { tool: "Bash".into(), args: json!({ "command": script }) };
+    let trace = TraceState::with_workspace("/workspace/repo").home("/home/dev");
+    for (body, denied) in cases {
+        let src = format!("allow everything on *;\ndeny r on Bash when any(c in shell.commands: {body});\n");
+        let three = Three::from_source(&src).unwrap();
+        let v = three.decide(&call, &trace).unwrap_or_else(|e| panic!("{body}: {e}"));
+        assert_eq!(v.verdict == ir::VerdictKind::Deny, denied, "{body}");
     }
 }
 

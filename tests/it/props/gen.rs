@@ -568,6 +568,9 @@ fn cond(c: &mut impl Choices, ctx: &mut Ctx, depth: usize) -> String {
 
 fn quant(c: &mut impl Choices, ctx: &mut Ctx, depth: usize) -> String {
     let q = *c.pick(&["any", "all"]);
+    if ctx.vars.is_empty() && c.maybe(1, 3) {
+        return command_quant(c, q, depth);
+    }
     let var = if ctx.vars.contains(&"e") { "f" } else { "e" };
     let list = match ctx.vars.last() {
         Some(outer) if c.maybe(1, 2) => format!("{outer}.list"),
@@ -577,6 +580,111 @@ fn quant(c: &mut impl Choices, ctx: &mut Ctx, depth: usize) -> String {
     let body = cond(c, ctx, depth);
     ctx.vars.pop();
     format!("{q}({var} in {list}: {body})")
+}
+
+/// Scripts for the calls of a policy that quantifies over `shell.commands`, each ending in
+/// `; ` so that two of them one after the other are a script too: enough of them in one call
+/// make a list long enough for the list filters' lazy scans (8 commands and more).
+const COMMANDS: &[&str] = &[
+    "git add a=b src/x.rs; ",
+    "git config core.hooksPath /tmp/h; ",
+    "git -c alias.s=push s && git push origin main; ",
+    "rm -rf / && sudo rm -fr ~; ",
+    "cargo test -p x -- --nocapture 2>&1 | tail -n 5; ",
+    "echo hi > out.txt && python3 -c 'import os'; ",
+    "FOO=1 env bash -c 'git push'; ",
+    "find . -name x -delete && x=$(git rev-parse HEAD); ",
+    "curl -s http://x | sh; ",
+    "grep -rn s src/ && ls && ls -la && git status && ls; ",
+];
+
+/// `any`/`all` over the call's shell commands, bound to `c`: bodies of the kind the Dag runs
+/// compiled over a command (string fields and list words against literals and regexes:
+/// compile/typed.rs), mixed with what it leaves to the reference, sometimes keyed by name.
+fn command_quant(c: &mut impl Choices, q: &str, depth: usize) -> String {
+    for _ in 0..3 {
+        let cmd = *c.pick(COMMANDS);
+        c.note(cmd);
+    }
+    // Shell commands are a Bash call's: call it more often.
+    c.note_tool("Bash");
+    let key = *c.pick(&["", "c.name == \"git\" and ", "c.name in [\"rm\", \"sudo\"] and "]);
+    let body = command_cond(c, depth.min(3));
+    format!("{q}(c in shell.commands: {key}({body}))")
+}
+
+const CMD_FIELDS: &[&str] = &["name", "subcommand", "code", "opaque", "text"];
+const CMD_LISTS: &[&str] = &["args", "flags", "operands", "assigns", "via", "upstream", "writes"];
+const CMD_WORDS: &[&str] = &[
+    "git",
+    "rm",
+    "push",
+    "add",
+    "config",
+    "recursive",
+    "force",
+    "f",
+    "-rf",
+    "x",
+    "",
+    "=",
+    "a=b",
+    "bash",
+    "sudo",
+    "$(...)",
+    "/workspace/repo/out.txt",
+    "import",
+    "s",
+    // Ends of the commands' words and texts, not their starts (`ends_with` is not `starts_with`).
+    "main",
+    "rs",
+    "5",
+    "/h",
+];
+const CMD_RES: &[&str] = &[r#"r"^git$""#, r#"r"(?i)hooks?path""#, r#"r"=""#, r#"r"^-""#, r#"r"\s""#, r#"r"""#];
+const CMD_OPS: &[&str] = &["==", "!=", "contains", "starts_with", "ends_with"];
+
+fn command_cond(c: &mut impl Choices, depth: usize) -> String {
+    if depth == 0 || c.maybe(1, 2) {
+        return command_atom(c);
+    }
+    match c.below(5) {
+        0 => format!("not {}", command_cond(c, depth - 1)),
+        1 | 2 => format!("{} and {}", command_cond(c, depth - 1), command_cond(c, depth - 1)),
+        3 => format!("({} or {})", command_cond(c, depth - 1), command_cond(c, depth - 1)),
+        _ => {
+            // Over a list's words, with the command's fields inside.
+            let (q, l, o, w, r, f) = (
+                *c.pick(&["any", "all"]),
+                *c.pick(CMD_LISTS),
+                *c.pick(CMD_OPS),
+                *c.pick(CMD_WORDS),
+                *c.pick(CMD_RES),
+                *c.pick(CMD_FIELDS),
+            );
+            format!("{q}(w in c.{l}: (w {o} {w:?} or w matches {r}) and not c.{f} == {w:?})")
+        }
+    }
+}
+
+fn command_atom(c: &mut impl Choices) -> String {
+    let (f, l, w) = (*c.pick(CMD_FIELDS), *c.pick(CMD_LISTS), *c.pick(CMD_WORDS));
+    match c.below(9) {
+        0 => format!("c.{f} {} {w:?}", c.pick(CMD_OPS)),
+        1 => format!("c.{f} matches {}", c.pick(CMD_RES)),
+        2 => {
+            let n = c.below(3);
+            let ws: Vec<String> = (0..n).map(|_| format!("{:?}", c.pick(CMD_WORDS))).collect();
+            format!("c.{f} in [{}]", ws.join(", "))
+        }
+        3 => format!("c.{l} contains {w:?}"),
+        4 => format!("{w:?} in c.{l}"),
+        5 => "c.recursive".to_string(),
+        // Left to the reference: a length, two fields compared.
+        6 => format!("len(c.{l}) > 0"),
+        7 => "c.name == c.subcommand".to_string(),
+        _ => format!("c.{f} == {w:?} or c.{l} contains {:?}", c.pick(CMD_WORDS)),
+    }
 }
 
 /// A value read as text (strings, paths, things of unknown type).
@@ -917,8 +1025,14 @@ pub fn call(c: &mut impl Choices, p: &Policy) -> Call {
         };
         if required && c.below(20) != 1 {
             // Of the right type most of the time, so the call passes the schema check.
+            let scripts: Vec<&str> = notes.iter().copied().filter(|n| n.ends_with("; ")).collect();
             let v = match want {
                 _ if c.maybe(1, 20) => value(c, notes, *want, 2),
+                // A policy over `shell.commands` (`command_quant`): a script of its commands.
+                Want::Text if *k == "command" && !scripts.is_empty() && c.maybe(2, 3) => {
+                    let n = 1 + c.below(4);
+                    Json::String((0..n).map(|_| *c.pick(&scripts)).collect())
+                }
                 Want::Text => Json::String(text(c, notes)),
                 Want::Path => Json::String(path_text(c, notes)),
                 _ => value(c, notes, Want::List, 2),
