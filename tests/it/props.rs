@@ -69,38 +69,12 @@ fn differential_on_the_empty_stream() {
 /// the string and list tests the stdlib's rules make, which the Dag runs compiled
 /// (`compile::typed`), mixed with ones it leaves to the reference walker.
 fn command_body(depth: u32) -> impl Strategy<Value = String> {
-    let field = prop::sample::select(vec!["name", "subcommand", "code", "opaque", "text"]);
-    let list = prop::sample::select(vec!["args", "flags", "operands", "assigns", "via", "upstream", "writes"]);
-    let word = prop::sample::select(vec![
-        "git",
-        "rm",
-        "push",
-        "add",
-        "config",
-        "recursive",
-        "force",
-        "f",
-        "-rf",
-        "x",
-        "",
-        "=",
-        "a=b",
-        "bash",
-        "sudo",
-        "$(...)",
-        "/workspace/repo/out.txt",
-        "import",
-        "s",
-        // Ends of the commands' words and texts, not their starts (`ends_with` is not
-        // `starts_with`).
-        "main",
-        "rs",
-        "5",
-        "/h",
-    ]);
-    let re =
-        prop::sample::select(vec![r#"r"^git$""#, r#"r"(?i)hooks?path""#, r#"r"=""#, r#"r"^-""#, r#"r"\s""#, r#"r"""#]);
-    let op = prop::sample::select(vec!["==", "!=", "contains", "starts_with", "ends_with"]);
+    // The pools of the generator the differential and the fuzz target share.
+    let field = prop::sample::select(gen::CMD_FIELDS);
+    let list = prop::sample::select(gen::CMD_LISTS);
+    let word = prop::sample::select(gen::CMD_WORDS);
+    let re = prop::sample::select(gen::CMD_RES);
+    let op = prop::sample::select(gen::CMD_OPS);
     let leaf = prop_oneof![
         (field.clone(), op.clone(), word.clone()).prop_map(|(f, o, w)| format!("c.{f} {o} {w:?}")),
         (field.clone(), re.clone()).prop_map(|(f, r)| format!("c.{f} matches {r}")),

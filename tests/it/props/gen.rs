@@ -613,9 +613,10 @@ fn command_quant(c: &mut impl Choices, q: &str, depth: usize) -> String {
     format!("{q}(c in shell.commands: {key}({body}))")
 }
 
-const CMD_FIELDS: &[&str] = &["name", "subcommand", "code", "opaque", "text"];
-const CMD_LISTS: &[&str] = &["args", "flags", "operands", "assigns", "via", "upstream", "writes"];
-const CMD_WORDS: &[&str] = &[
+/// The pools of command bodies (`command_quant` here, `command_body` in tests/it/props.rs).
+pub const CMD_FIELDS: &[&str] = &["name", "subcommand", "code", "opaque", "text"];
+pub const CMD_LISTS: &[&str] = &["args", "flags", "operands", "assigns", "via", "upstream", "writes"];
+pub const CMD_WORDS: &[&str] = &[
     "git",
     "rm",
     "push",
@@ -641,8 +642,8 @@ const CMD_WORDS: &[&str] = &[
     "5",
     "/h",
 ];
-const CMD_RES: &[&str] = &[r#"r"^git$""#, r#"r"(?i)hooks?path""#, r#"r"=""#, r#"r"^-""#, r#"r"\s""#, r#"r"""#];
-const CMD_OPS: &[&str] = &["==", "!=", "contains", "starts_with", "ends_with"];
+pub const CMD_RES: &[&str] = &[r#"r"^git$""#, r#"r"(?i)hooks?path""#, r#"r"=""#, r#"r"^-""#, r#"r"\s""#, r#"r"""#];
+pub const CMD_OPS: &[&str] = &["==", "!=", "contains", "starts_with", "ends_with"];
 
 fn command_cond(c: &mut impl Choices, depth: usize) -> String {
     if depth == 0 || c.maybe(1, 2) {
