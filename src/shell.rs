@@ -41,7 +41,15 @@ pub struct View {
     redirects: Vec<Redirect>,
     paths: Vec<String>,
     texts: String,
+    /// Which optional fields some command has (`SOME_CODE`, ...): a scan of a field no command
+    /// has (most scripts give no interpreter code) skips the commands.
+    some: u8,
 }
+
+const SOME_CODE: u8 = 1;
+const SOME_OPAQUE: u8 = 2;
+const SOME_SUBCOMMAND: u8 = 4;
+const SOME_RECURSIVE: u8 = 8;
 
 /// A run of one of a view's arenas.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -64,6 +72,8 @@ impl Span {
 #[derive(Clone, Debug, Default)]
 struct Record {
     name: Str,
+    /// The id of `name`, when it has one.
+    program: Option<programs::ProgramId>,
     args: Span,
     flags: Span,
     operands: Span,
@@ -91,6 +101,10 @@ impl<'v> Command<'v> {
     /// (`/usr/bin/sudo` and `'Sudo'` are `sudo`; macOS finds `RM` as `rm`).
     pub fn name(&self) -> &'v str {
         &self.r.name
+    }
+    /// The id of `name()`, when the program has one (`ProgramId::names()[id] == name()`).
+    pub fn program(&self) -> Option<programs::ProgramId> {
+        self.r.program
     }
     /// The arguments after quote removal (words only known at run time as written).
     pub fn args(&self) -> &'v [Str] {
@@ -198,6 +212,7 @@ impl View {
         redirects: Vec::new(),
         paths: Vec::new(),
         texts: String::new(),
+        some: 0,
     };
 
     /// Every simple command, outer before inner, in source order.
@@ -236,6 +251,38 @@ impl View {
             })
             .max()
             .unwrap_or(0)
+    }
+
+    /// Whether some command has code (`c.code`); false means none has.
+    pub fn some_code(&self) -> bool {
+        self.some & SOME_CODE != 0
+    }
+
+    /// Whether some command is opaque (`c.opaque`).
+    pub fn some_opaque(&self) -> bool {
+        self.some & SOME_OPAQUE != 0
+    }
+
+    /// Whether some command has a subcommand (`c.subcommand`).
+    pub fn some_subcommand(&self) -> bool {
+        self.some & SOME_SUBCOMMAND != 0
+    }
+
+    /// Whether some command is recursive (`c.recursive`).
+    pub fn some_recursive(&self) -> bool {
+        self.some & SOME_RECURSIVE != 0
+    }
+
+    /// Notes which optional fields the commands have, once they are all recorded.
+    fn summarize(mut self) -> View {
+        let bit = |has: bool, b: u8| if has { b } else { 0 };
+        self.some = self.records.iter().fold(0, |some, r| {
+            some | bit(r.code.is_some(), SOME_CODE)
+                | bit(r.opaque.is_some(), SOME_OPAQUE)
+                | bit(r.subcommand.is_some(), SOME_SUBCOMMAND)
+                | bit(r.recursive, SOME_RECURSIVE)
+        });
+        self
     }
 
     fn words_in(&self, s: Span) -> &[Str] {
@@ -295,7 +342,7 @@ pub fn view(script: &str, cwd: &str, home: &str) -> View {
     };
     let mut w = view::Walker { home, out, plain: true };
     w.script(script, Vec::new(), crate::path::normalize(cwd, "/").into(), 0);
-    w.out
+    w.out.summarize()
 }
 
 /// The view as brush-parser alone reads it, without the plain reader: the reference the
@@ -304,7 +351,7 @@ pub fn view(script: &str, cwd: &str, home: &str) -> View {
 pub fn view_by_brush(script: &str, cwd: &str, home: &str) -> View {
     let mut w = view::Walker { home, out: View::default(), plain: false };
     w.script(script, Vec::new(), crate::path::normalize(cwd, "/").into(), 0);
-    w.out
+    w.out.summarize()
 }
 
 /// Whether brush-parser gave up on a word of the script, or took a substitution in one for

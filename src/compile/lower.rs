@@ -88,6 +88,10 @@ pub struct ListFilter {
     /// Per quantifier, the bodies `eval_listed` runs compiled over the command (see
     /// `typed::Body`); a body that reads what a `Body` does not is left to the reference.
     compiled: Vec<Compiled>,
+    /// Per prefilter field filter over `c.name` whose reports depend on the name alone: the
+    /// atoms (as bits, as `scan_commands` keeps them) it reports on each `ProgramId`'s name,
+    /// so a lazy scan of the names reads a table for the commands with an id.
+    by_program: Vec<Option<Box<[u64]>>>,
 }
 
 /// A quantifier's bodies compiled over the command its list filter picked.
@@ -133,6 +137,9 @@ struct KeyTable {
     typed: Option<CmdField>,
     exact: rustc_hash::FxHashMap<Box<str>, Vec<u32>>,
     prefixes: Vec<(Box<str>, u32)>,
+    /// When the key is `c.name`: per `ProgramId`, the quantifiers `pick` gives that program's
+    /// name (exact and prefix keys), so a command with an id is keyed without hashing it.
+    by_program: Vec<Box<[u32]>>,
 }
 
 impl KeyTable {
@@ -152,6 +159,21 @@ impl KeyTable {
                 set(*m);
             }
         }
+    }
+
+    /// `by_program`, filled when the key is `c.name`.
+    fn with_programs(mut self) -> KeyTable {
+        if self.typed == Some(CmdField::Name) {
+            self.by_program = crate::shell::programs::ProgramId::names()
+                .iter()
+                .map(|name| {
+                    let mut ms = Vec::new();
+                    self.pick(name, true, |_| true, |m| ms.push(m));
+                    ms.into_boxed_slice()
+                })
+                .collect();
+        }
+        self
     }
 }
 
@@ -461,8 +483,13 @@ impl ListFilter {
             });
         let (key, keys) = match best {
             Some((_, field, keys)) => {
-                let mut t =
-                    KeyTable { typed: typed_field(&field), field, exact: Default::default(), prefixes: Vec::new() };
+                let mut t = KeyTable {
+                    typed: typed_field(&field),
+                    field,
+                    exact: Default::default(),
+                    prefixes: Vec::new(),
+                    by_program: Vec::new(),
+                };
                 for (m, k) in (0u32..).zip(&keys) {
                     let Some(k) = k else { continue };
                     for e in &k.exact {
@@ -475,7 +502,7 @@ impl ListFilter {
                         t.prefixes.push(((*p).into(), m));
                     }
                 }
-                (Some(t), keys)
+                (Some(t.with_programs()), keys)
             }
             None => (None, renamed.iter().map(|_| None).collect()),
         };
@@ -553,7 +580,29 @@ impl ListFilter {
             })
             .collect();
         let lazy = lazy_plan(&triggers, &prefilter, &flags, members.len(), b.atoms.len());
+        let typed: Vec<Option<CmdField>> = b.fields.iter().map(typed_field).collect();
+        let by_program = (0..prefilter.field_count())
+            .map(|i| {
+                let on_name = prefilter.field_of(i).and_then(|f| typed.get(f as usize).copied().flatten());
+                if lazy.is_none() || on_name != Some(CmdField::Name) || prefilter.reads_workspace(i) {
+                    return None;
+                }
+                let names = crate::shell::programs::ProgramId::names();
+                Some(
+                    names
+                        .iter()
+                        .map(|name| {
+                            let mut bits = 0u64;
+                            prefilter
+                                .scan_one_str(i, Some(name), "", &mut |a, _| bits |= 1u64.checked_shl(a).unwrap_or(0));
+                            bits
+                        })
+                        .collect(),
+                )
+            })
+            .collect();
         ListFilter {
+            by_program,
             compiled,
             list: list.clone(),
             always: (0..).zip(&triggers).filter(|(_, t)| matches!(t, Trigger::Always)).map(|(m, _)| m).collect(),
@@ -563,7 +612,7 @@ impl ListFilter {
             lean,
             members,
             key,
-            typed: b.fields.iter().map(typed_field).collect(),
+            typed,
             fields: b.fields,
             prefilter,
             flags,
@@ -686,12 +735,24 @@ impl ListFilter {
         }
         for (i, c) in view.commands().enumerate() {
             if let Some((k, field)) = key {
-                if let Some(t) = field.str_of(c).flatten() {
-                    let guarded = |m: u32| match self.guards.get(m as usize) {
-                        Some(Some(g)) => g.typed.is_some_and(|f| g.passes_str(f.str_of(c).flatten())),
-                        _ => true,
-                    };
-                    k.pick(t, true, guarded, |m| out.set(&mut st.cands, m as usize, i));
+                let guarded = |m: u32| match self.guards.get(m as usize) {
+                    Some(Some(g)) => g.typed.is_some_and(|f| g.passes_str(f.str_of(c).flatten())),
+                    _ => true,
+                };
+                // A program with an id: its quantifiers were picked when the table was built.
+                match c.program().and_then(|id| k.by_program.get(id.index())) {
+                    Some(ms) => {
+                        for &m in ms.iter() {
+                            if guarded(m) {
+                                out.set(&mut st.cands, m as usize, i);
+                            }
+                        }
+                    }
+                    None => {
+                        if let Some(t) = field.str_of(c).flatten() {
+                            k.pick(t, true, guarded, |m| out.set(&mut st.cands, m as usize, i));
+                        }
+                    }
                 }
             }
             for m in &self.always {
@@ -759,7 +820,21 @@ impl ListFilter {
             let Some(field) = self.prefilter.field_of(scan).and_then(typed).filter(|f| f.is_str()) else {
                 return false;
             };
+            // A field no command has (most scripts run no interpreter code) reports nothing.
+            let none_has = match field {
+                CmdField::Code => !view.some_code(),
+                CmdField::Opaque => !view.some_opaque(),
+                CmdField::Subcommand => !view.some_subcommand(),
+                _ => false,
+            };
+            if none_has {
+                return true;
+            }
+            let table = self.by_program.get(scan).and_then(Option::as_deref).filter(|_| field == CmdField::Name);
             each(&mut |c| {
+                if let Some(bits) = table.zip(c.program()).and_then(|(t, id)| t.get(id.index())) {
+                    return *bits;
+                }
                 let mut bits = 0u64;
                 let text = field.str_of(c).flatten();
                 self.prefilter.scan_one_str(scan, text, ws, &mut |a, _| bits |= 1u64.checked_shl(a).unwrap_or(0));
@@ -769,6 +844,9 @@ impl ListFilter {
         }
         match self.flags.get(scan - filters) {
             Some(&(a, f)) if typed(f) == Some(CmdField::Recursive) => {
+                if !view.some_recursive() {
+                    return true;
+                }
                 let bit = 1u64.checked_shl(a).unwrap_or(0);
                 each(&mut |c| if c.recursive() { bit } else { 0 });
                 true

@@ -402,6 +402,133 @@ pub(crate) const WRITERS: &[&str] = &[
 /// through its global options and aliases instead.
 pub(crate) const SUBCOMMANDED: &[&str] = &["npm", "pnpm", "yarn", "cargo", "go", "docker", "kubectl", "pip", "pip3"];
 
+/// Ordinary programs agents run often, listed so that they have a `ProgramId` too: a policy's
+/// tables answer for them by index (see `ProgramId`).
+const COMMON: &[&str] = &[
+    "ls",
+    "cat",
+    "head",
+    "tail",
+    "grep",
+    "rg",
+    "egrep",
+    "fgrep",
+    "echo",
+    "printf",
+    "wc",
+    "sort",
+    "uniq",
+    "cut",
+    "tr",
+    "awk",
+    "diff",
+    "pwd",
+    "which",
+    "true",
+    "false",
+    "test",
+    "[",
+    "date",
+    "sleep",
+    "basename",
+    "dirname",
+    "realpath",
+    "readlink",
+    "stat",
+    "file",
+    "du",
+    "df",
+    "ps",
+    "kill",
+    "make",
+    "cmake",
+    "gcc",
+    "cc",
+    "clang",
+    "rustc",
+    "rustup",
+    "pytest",
+    "jq",
+    "yq",
+    "less",
+    "more",
+    "tree",
+    "export",
+    "set",
+    "unset",
+    "read",
+    "exit",
+    "return",
+    "type",
+    "hash",
+    "uname",
+    "whoami",
+    "id",
+    "hostname",
+    "env",
+    "curl",
+    "wget",
+    "nc",
+    "gh",
+    "npx",
+    "tsc",
+    "eslint",
+    "ruff",
+    "mypy",
+    "zip",
+    "gzip",
+    "gunzip",
+    "xz",
+    "base64",
+    "sha256sum",
+    "md5sum",
+    "openssl",
+    "ssh-keygen",
+    "scp",
+    "mktemp",
+    "seq",
+    "yes",
+    "xxd",
+    "od",
+    "hexdump",
+    "strings",
+    "nl",
+    "paste",
+    "join",
+    "comm",
+    "column",
+    "fold",
+    "fmt",
+    "rev",
+    "tac",
+];
+
+/// A program fak has a name for (every program `known` knows, and `COMMON`): its index in
+/// one sorted list. A command's `ProgramId` names exactly its resolved name, so a table a
+/// policy computes once per program name (the quantifiers keyed by it, what a field filter
+/// reports on it) answers for every command that runs the program without hashing or
+/// scanning the name again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct ProgramId(u16);
+
+impl ProgramId {
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+
+    /// Every program with an id, in id order.
+    pub fn names() -> &'static [&'static str] {
+        &PROGRAM_NAMES
+    }
+}
+
+static PROGRAM_NAMES: std::sync::LazyLock<Vec<&'static str>> = std::sync::LazyLock::new(|| {
+    let mut names: Vec<&'static str> = KNOWN_ROLES.keys().copied().chain(COMMON.iter().copied()).collect();
+    names.sort_unstable();
+    names.dedup();
+    names
+});
+
 /// What fak knows of a program, by its resolved name: one hash lookup per command instead of
 /// a search of each table.
 #[derive(Clone, Copy, Default)]
@@ -415,6 +542,8 @@ pub(crate) struct Known {
     /// The programs the walker treats specially, named here so that it does not compare
     /// every command's name with each of them.
     pub role: Role,
+    /// Its id, when it has one.
+    pub id: Option<ProgramId>,
 }
 
 /// A program the walker reads in its own way.
@@ -433,6 +562,20 @@ pub(crate) enum Role {
 }
 
 static KNOWN: std::sync::LazyLock<rustc_hash::FxHashMap<&'static str, Known>> = std::sync::LazyLock::new(|| {
+    let mut t = KNOWN_ROLES.clone();
+    for n in COMMON {
+        t.entry(n).or_default();
+    }
+    for (i, n) in PROGRAM_NAMES.iter().enumerate() {
+        if let (Some(k), Ok(i)) = (t.get_mut(n), u16::try_from(i)) {
+            k.id = Some(ProgramId(i));
+        }
+    }
+    t
+});
+
+/// What the tables say of each program they name (`KNOWN` adds `COMMON` and the ids).
+static KNOWN_ROLES: std::sync::LazyLock<rustc_hash::FxHashMap<&'static str, Known>> = std::sync::LazyLock::new(|| {
     let mut t: rustc_hash::FxHashMap<&'static str, Known> = rustc_hash::FxHashMap::default();
     for s in SPECS {
         for n in s.names {

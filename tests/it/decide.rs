@@ -325,6 +325,41 @@ fn evaluation_budget_is_a_deny() {
     assert_eq!(v, r);
 }
 
+/// A long script's commands are keyed and filtered by tables built per `ProgramId` (see
+/// `shell::programs::ProgramId`) when their program has one, and by their name otherwise:
+/// both decide as the reference does, for exact keys, prefix keys and name patterns.
+#[test]
+fn long_scripts_decide_by_program_as_by_name() {
+    let policy = fak::load::from_source(
+        "p.fak",
+        r#"allow any-tool on *;
+deny named on Bash when any(c in shell.commands: c.name == "grep" or c.name starts_with "mkf" or c.name matches r"ca");
+deny keyed on Bash when any(c in shell.commands: c.name == "ls" and c.args contains "-R");
+deny prefixed on Bash when any(c in shell.commands: c.name starts_with "gi" and c.args contains "push");
+"#,
+    )
+    .into_result()
+    .unwrap();
+    let trace = TraceState::default();
+    let mut reasons = std::collections::BTreeMap::new();
+    for name in ["grep", "GREP", "/usr/bin/grep", "cat", "scat", "ls", "git", "gist", "mkfs.ext4", "fdisk", "echo"] {
+        for shape in ["NAME", "NAME -R", "NAME push", "NAME -R push"] {
+            // Eight commands before it: long lists take the lazy, per-program path.
+            let command = format!("true; true; true; true; true; true; true; true; {}", shape.replace("NAME", name));
+            let call = Call { tool: "Bash".into(), args: serde_json::json!({ "command": command }) };
+            let v = fak::eval::decide(&policy.dag, &call, &trace);
+            let r = fak::eval::reference::decide(policy.dag.program(), &call, &trace);
+            assert_eq!(v, r, "{command}");
+            *reasons.entry(v.by.rule.to_string()).or_insert(0) += 1;
+        }
+    }
+    // Every rule refused some of them (and some were allowed): the cases reach each table.
+    for rule in ["named", "keyed", "prefixed"] {
+        assert!(reasons.keys().any(|k| k.ends_with(rule)), "{rule} refused none: {reasons:?}");
+    }
+    assert!(reasons.len() > 3, "{reasons:?}");
+}
+
 /// `fak policy --convert` turns a manifest into `.fak` source that decides every call alike.
 #[test]
 fn converted_manifests_decide_alike() {
