@@ -218,13 +218,32 @@ impl Parsed<'_> {
 /// generic reading: `-abc` is three flags, `--name[=v]` one, nothing takes a value.
 pub(crate) fn parse_args<'a>(spec: Option<&Spec>, args: &'a [Arg]) -> Parsed<'a> {
     let mut out = Parsed::default();
+    let mut values = Vec::new();
+    let mut operands = smallvec::SmallVec::new();
+    sort_args(spec, args, |f| out.flags.push(f), |n, v| values.push((n, v)), |i| operands.extend(args.get(i)));
+    out.values = values;
+    out.operands = operands;
+    out
+}
+
+/// `parse_args` as calls: each flag's normalised name, each option value with its flag's
+/// name, each operand's index in `args`, in order. The view sorts every command's arguments
+/// this way into its own lists, without building a `Parsed` to move them through.
+#[inline]
+pub(crate) fn sort_args(
+    spec: Option<&Spec>,
+    args: &[Arg],
+    mut flag: impl FnMut(super::Str),
+    mut value: impl FnMut(super::Str, Arg),
+    mut operand: impl FnMut(usize),
+) {
     let mut i = 0;
     let mut options_done = false;
     while let Some(a) = args.get(i) {
         i += 1;
         let t = a.text.as_str();
         if options_done || a.dynamic.is_some() || t == "-" || !t.starts_with('-') {
-            out.operands.push(a);
+            operand(i - 1);
             if spec.is_some_and(|s| !s.permute) {
                 options_done = true;
             }
@@ -249,10 +268,10 @@ pub(crate) fn parse_args<'a>(spec: Option<&Spec>, args: &'a [Arg]) -> Parsed<'a>
                     }
                 };
                 if let Some(v) = v {
-                    out.values.push((name.clone(), v));
+                    value(name.clone(), v);
                 }
             }
-            out.flags.push(name);
+            flag(name);
             continue;
         }
         // A short cluster: `-rf`, `-n5`, `-t DIR`.
@@ -274,15 +293,14 @@ pub(crate) fn parse_args<'a>(spec: Option<&Spec>, args: &'a [Arg]) -> Parsed<'a>
                     Some(Arg::lit(rest))
                 };
                 if let Some(v) = v {
-                    out.values.push((name.clone(), v));
+                    value(name.clone(), v);
                 }
-                out.flags.push(name);
+                flag(name);
                 break;
             }
-            out.flags.push(name);
+            flag(name);
         }
     }
-    out
 }
 
 /// A long option's full name, resolving GNU's unambiguous prefixes (`--recur` is

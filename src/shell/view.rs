@@ -623,7 +623,33 @@ impl Walker<'_> {
             self.opaque(why);
         }
         let known = programs::known(&name);
-        let parsed = programs::parse_args(known.spec, args);
+        // Most commands' flags go straight to the view's words and their operands are noted as
+        // a bit per argument (`lean`); a writer's arguments (`writes_of` reads their option
+        // values), a wrapper's, `find`'s and a long argv's are sorted into a `Parsed`.
+        let lean = !known.writer && !known.runs && known.role != Role::Find && args.len() <= 64;
+        let (mut lean_flags, mut lean_operands) = (Span::default(), 0u64);
+        let parsed = if lean {
+            let start = self.out.words.len();
+            let words = &mut self.out.words;
+            programs::sort_args(
+                known.spec,
+                args,
+                |f| words.push(f),
+                |_, _| {},
+                |i| {
+                    lean_operands |= 1u64.checked_shl(u32::try_from(i).unwrap_or(64)).unwrap_or(0);
+                },
+            );
+            lean_flags = self.out.span_from(start, self.out.words.len());
+            programs::Parsed::default()
+        } else {
+            programs::parse_args(known.spec, args)
+        };
+        let first_operand = if lean {
+            args.get(lean_operands.trailing_zeros() as usize).filter(|_| lean_operands != 0)
+        } else {
+            parsed.operands.first().copied()
+        };
 
         // The git subcommand, through global options and inline aliases.
         let mut inners = Vec::new();
@@ -640,7 +666,7 @@ impl Walker<'_> {
                 inners.push(Inner::Script(Arg::lit(&s)));
             }
         } else if known.subcommanded {
-            subcommand = parsed.operands.first().filter(|a| a.dynamic.is_none()).map(|a| a.text.clone());
+            subcommand = first_operand.filter(|a| a.dynamic.is_none()).map(|a| a.text.clone());
         }
         if known.runs {
             inners.extend(programs::inner(&name, args));
@@ -666,7 +692,7 @@ impl Walker<'_> {
 
         // `cd` changes where the next commands of this list run.
         if known.role == Role::Cd {
-            match parsed.operands.first() {
+            match first_operand {
                 Some(a) if a.dynamic.is_none() && a.text != "-" => at.cwd = self.abs(&a.text, at).into(),
                 None => at.cwd = self.home.into(),
                 Some(_) => {}
@@ -683,6 +709,8 @@ impl Walker<'_> {
             let own = args.len().saturating_sub(inner.len());
             let p = programs::parse_args(None, args.get(..own).unwrap_or(&[]));
             (self.out.push_words(p.flags), self.operands(args, args_span, &p.operands))
+        } else if lean {
+            (lean_flags, self.operand_bits(args, args_span, lean_operands))
         } else {
             let operands = self.operands(args, args_span, &parsed.operands);
             (self.out.push_words(parsed.flags), operands)
@@ -797,6 +825,21 @@ impl Walker<'_> {
             }
         }
         self.out.push_words(operands.iter().map(|a| a.text.clone()))
+    }
+
+    /// `operands` for operands given as a bit per argument of `args` (`lean` in `record`).
+    fn operand_bits(&mut self, args: &[Arg], args_span: Span, bits: u64) -> Span {
+        if bits == 0 {
+            return Span::default();
+        }
+        let (first, n) = (bits.trailing_zeros(), bits.count_ones());
+        // One run (`git add a b`, `tail -n 20`: a flag and its operands): the words in the view.
+        if (bits >> first).checked_add(1).is_some_and(|b| b == 1u64.checked_shl(n).unwrap_or(0)) {
+            return run_of(args_span, first as usize, n as usize);
+        }
+        let picked = (0..args.len()).filter(|&i| bits >> i & 1 == 1);
+        let words: smallvec::SmallVec<[Str; 8]> = picked.filter_map(|i| args.get(i)).map(|a| a.text.clone()).collect();
+        self.out.push_words(words)
     }
 
     /// A program read from standard input: from a here-document or here-string, from `echo`
@@ -1240,6 +1283,34 @@ fn subscripted(text: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use proptest::prelude::*;
+
+    use super::programs;
+
+    proptest! {
+        /// A command's flags and operands in the view (sorted straight into it for most
+        /// programs) are what `parse_args` sorts its arguments into: flags in order, operands
+        /// the arguments that are neither options nor their values.
+        #[test]
+        fn flags_and_operands_are_parse_args(
+            name in prop::sample::select(vec!["rm", "tail", "grep", "head", "ls", "cargo", "npm", "cd", "chmod", "curl", "xyz"]),
+            words in prop::collection::vec(
+                prop::sample::select(vec!["-r", "-f", "-rf", "--force", "--recur", "--", "-", "a", "b", "-n5", "-n", "-t", "x", "--color=auto", "-e", "p q"]),
+                0..12,
+            ),
+        ) {
+            let script = std::iter::once(name.to_string())
+                .chain(words.iter().map(|w| format!("'{w}'")))
+                .collect::<Vec<_>>()
+                .join(" ");
+            let v = crate::shell::view(&script, "/w", "/h");
+            let Some(c) = v.command(0) else { return Err(TestCaseError::fail(format!("no command in {script}"))) };
+            let args: Vec<programs::Arg> = words.iter().map(|w| programs::Arg::lit(w)).collect();
+            let p = programs::parse_args(programs::known(name).spec, &args);
+            prop_assert_eq!(c.flags(), p.flags.as_slice(), "{}", script);
+            let operands: Vec<&str> = p.operands.iter().map(|a| a.text.as_str()).collect();
+            prop_assert_eq!(c.operands(), operands.as_slice(), "{}", script);
+        }
+    }
 
     /// The byte-at-a-time scans `nesting` and `huge_descriptor` must agree with.
     fn nesting_naive(text: &str) -> (usize, usize) {
