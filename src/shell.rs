@@ -35,10 +35,9 @@ pub struct View {
     records: Vec<Record>,
     /// Why parts of the script cannot be seen through; empty when all of it was.
     pub opaque: Vec<String>,
-    /// Every file the script writes: absolute, normalised, `~` expanded.
-    pub writes: Vec<String>,
     words: Vec<Str>,
     redirects: Vec<Redirect>,
+    /// Every file the script writes (`writes()`), a command's a run of them.
     paths: Vec<String>,
     texts: String,
     /// Which optional fields some command has (`SOME_CODE`, ...): a scan of a field no command
@@ -207,7 +206,6 @@ impl View {
     pub const EMPTY: View = View {
         records: Vec::new(),
         opaque: Vec::new(),
-        writes: Vec::new(),
         words: Vec::new(),
         redirects: Vec::new(),
         paths: Vec::new(),
@@ -223,6 +221,12 @@ impl View {
     /// Command `i` of `commands()`.
     pub fn command(&self, i: usize) -> Option<Command<'_>> {
         self.records.get(i).map(|r| Command { view: self, r })
+    }
+
+    /// Every file the script writes: absolute, normalised, `~` expanded, in the order the
+    /// commands (and redirections that belong to none) appear.
+    pub fn writes(&self) -> &[String] {
+        &self.paths
     }
 
     /// The number of commands.
@@ -292,7 +296,7 @@ impl View {
 
 impl PartialEq for View {
     fn eq(&self, o: &Self) -> bool {
-        self.opaque == o.opaque && self.writes == o.writes && self.commands().eq(o.commands())
+        self.opaque == o.opaque && self.writes() == o.writes() && self.commands().eq(o.commands())
     }
 }
 
@@ -303,7 +307,7 @@ impl std::fmt::Debug for View {
         f.debug_struct("View")
             .field("commands", &self.commands().collect::<Vec<_>>())
             .field("opaque", &self.opaque)
-            .field("writes", &self.writes)
+            .field("writes", &self.writes())
             .finish()
     }
 }

@@ -162,7 +162,7 @@ pub fn of(tool: &str, args: &Json, env: &Env<'_>) -> CallView {
     if SHELL_TOOLS.contains(&tool) {
         if let Some(cmd) = arg("command") {
             let sv = shell::view(cmd, env.workspace, env.home);
-            v.writes.extend(sv.writes.iter().cloned());
+            v.writes.extend(sv.writes().iter().cloned());
             for c in sv.commands() {
                 urls_of(c, &mut v.urls);
             }

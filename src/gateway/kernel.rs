@@ -214,8 +214,8 @@ pub fn writes_of(call: &Call, st: &TraceState, view: Option<&crate::view::CallVi
     if crate::view::SHELL_TOOLS.contains(&call.tool.as_str()) {
         if let Some(c) = arg("command") {
             out = match view {
-                Some(v) => v.shell().writes.clone(),
-                None => crate::shell::view(c, &st.workspace, &st.home).writes,
+                Some(v) => v.shell().writes().to_vec(),
+                None => crate::shell::view(c, &st.workspace, &st.home).writes().to_vec(),
             };
         }
     }

@@ -342,10 +342,13 @@ impl<'s, 'r> Reader<'s, 'r> {
         // After `|`, `&&` or `||` a command must follow (newlines may come first).
         let mut need = false;
         loop {
-            let rest = self.b.get(self.i..).unwrap_or_default();
-            let blanks = rest.iter().take_while(|&&c| is_blank(c)).count();
-            let Some(&c) = rest.get(blanks) else { break };
-            self.i += blanks;
+            // Past the blanks (most often one) to the next byte.
+            let mut i = self.i;
+            while self.b.get(i).is_some_and(|&c| is_blank(c)) {
+                i += 1;
+            }
+            self.i = i;
+            let Some(&c) = self.b.get(i) else { break };
             match c {
                 b'\n' => {
                     self.i += 1;

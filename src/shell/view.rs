@@ -684,7 +684,6 @@ impl Walker<'_> {
             }
             for w in &raw_writes {
                 let path = self.abs(w, at);
-                self.out.writes.push(path.clone());
                 self.out.paths.push(path);
             }
         }
@@ -883,7 +882,7 @@ impl Walker<'_> {
     fn redirect_writes(&mut self, reds: Span, at: &At) {
         let reds = self.out.redirects.get(reds.range()).unwrap_or_default();
         let writes: Vec<String> = reds.iter().filter(|r| r.writes()).map(|r| self.abs(&r.target, at)).collect();
-        self.out.writes.extend(writes);
+        self.out.paths.extend(writes);
     }
 
     fn mark(&mut self, index: usize, why: &str) {

@@ -181,7 +181,7 @@ fn git_subcommands() {
 
 #[test]
 fn writes() {
-    let w = |s: &str| v(s).writes;
+    let w = |s: &str| v(s).writes().to_vec();
     assert_eq!(w("echo 1.5.0 > VERSION"), ["/workspace/repo/VERSION"]);
     assert_eq!(w("cd .git/hooks; cp ../../scripts/hook.sh pre-commit"), ["/workspace/repo/.git/hooks/pre-commit"]);
     assert_eq!(w("cp .git/config /tmp/config.bak"), ["/tmp/config.bak"]);
