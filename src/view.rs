@@ -162,7 +162,9 @@ pub fn of(tool: &str, args: &Json, env: &Env<'_>) -> CallView {
     if SHELL_TOOLS.contains(&tool) {
         if let Some(cmd) = arg("command") {
             let sv = shell::view(cmd, env.workspace, env.home);
-            v.writes.extend(sv.writes().iter().cloned());
+            // A script often writes one file many times (`>> log` after each step): each
+            // is copied once.
+            v.writes.extend(first_of_each(sv.writes()).cloned());
             for c in sv.commands() {
                 urls_of(c, &mut v.urls);
             }
@@ -191,6 +193,25 @@ pub fn of(tool: &str, args: &Json, env: &Env<'_>) -> CallView {
         }
     }
     v
+}
+
+/// The items of `items` that no earlier item equals, in order.
+fn first_of_each(items: &[String]) -> impl Iterator<Item = &String> {
+    let mut seen = rustc_hash::FxHashSet::default();
+    let long = items.len() > 16;
+    items
+        .iter()
+        .enumerate()
+        .filter(
+            move |&(i, w)| {
+                if long {
+                    seen.insert(w.as_str())
+                } else {
+                    !items.get(..i).unwrap_or_default().contains(w)
+                }
+            },
+        )
+        .map(|(_, w)| w)
 }
 
 /// Removes repeated items, keeping each first one in place. A call writes a handful of files:
@@ -327,6 +348,26 @@ pub fn parse_url(text: &str, by: &str) -> Option<Url> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `first_of_each` keeps each item's first occurrence, in order, on short lists (compared
+    /// pairwise) and long ones (hashed) alike.
+    #[test]
+    fn first_of_each_keeps_first_occurrences_in_order() {
+        let naive = |items: &[String]| {
+            let mut out: Vec<String> = Vec::new();
+            for w in items {
+                if !out.contains(w) {
+                    out.push(w.clone());
+                }
+            }
+            out
+        };
+        for n in [0, 1, 5, 16, 17, 40] {
+            let items: Vec<String> = (0..n).map(|i| format!("/w/{}", (i * 7) % 5)).collect();
+            let got: Vec<String> = first_of_each(&items).cloned().collect();
+            assert_eq!(got, naive(&items), "{n} items");
+        }
+    }
 
     #[test]
     fn hosts_are_normalised() {
