@@ -625,8 +625,10 @@ impl Walker<'_> {
         let known = programs::known(&name);
         // Most commands' flags go straight to the view's words and their operands are noted as
         // a bit per argument (`lean`); a writer's arguments (`writes_of` reads their option
-        // values), a wrapper's, `find`'s and a long argv's are sorted into a `Parsed`.
-        let lean = !known.writer && !known.runs && known.role != Role::Find && args.len() <= 64;
+        // values; git's it does not), a wrapper's, `find`'s and a long argv's are sorted into
+        // a `Parsed`.
+        let writes_by_parsed = known.writer && known.role != Role::Git;
+        let lean = !writes_by_parsed && !known.runs && known.role != Role::Find && args.len() <= 64;
         let (mut lean_flags, mut lean_operands) = (Span::default(), 0u64);
         let parsed = if lean {
             let start = self.out.words.len();
@@ -1047,6 +1049,9 @@ fn git_subcommand(args: &[Arg]) -> (Option<Str>, Option<String>, Option<&'static
 /// Files a command writes (besides its redirections), as written; `programs::WRITERS` lists
 /// the programs this knows.
 fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed, args: &[Arg]) -> Vec<Str> {
+    if name == "git" {
+        return git_writes(sub, args);
+    }
     let ops: Vec<Str> = p.operands.iter().map(|a| a.text.clone()).collect();
     let last = || ops.last().cloned().into_iter().collect::<Vec<_>>();
     match name {
@@ -1091,24 +1096,26 @@ fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed, args: &[Arg]) 
             p.value("directory").map(|d| vec![d.text.clone()]).unwrap_or_default()
         }
         "unzip" => p.value("exdir").map(|d| vec![d.text.clone()]).unwrap_or_default(),
-        "git" => match sub {
-            Some("checkout") => args
-                .iter()
-                .position(|a| a.text == "--")
-                .map(|i| args.iter().skip(i + 1).map(|a| a.text.clone()).collect())
-                .unwrap_or_default(),
-            Some("restore" | "rm" | "mv") => {
-                let after: Vec<Str> = args
-                    .iter()
-                    .skip_while(|a| a.text.to_lowercase() != sub.unwrap_or(""))
-                    .skip(1)
-                    .filter(|a| !a.text.starts_with('-'))
-                    .map(|a| a.text.clone())
-                    .collect();
-                after
-            }
-            _ => Vec::new(),
-        },
+        _ => Vec::new(),
+    }
+}
+
+/// The files git writes by subcommand (`git checkout -- F`, `git restore F`): read from its
+/// arguments, not from a `Parsed` (git's arguments go the lean way in `record`).
+fn git_writes(sub: Option<&str>, args: &[Arg]) -> Vec<Str> {
+    match sub {
+        Some("checkout") => args
+            .iter()
+            .position(|a| a.text == "--")
+            .map(|i| args.iter().skip(i + 1).map(|a| a.text.clone()).collect())
+            .unwrap_or_default(),
+        Some("restore" | "rm" | "mv") => args
+            .iter()
+            .skip_while(|a| a.text.to_lowercase() != sub.unwrap_or(""))
+            .skip(1)
+            .filter(|a| !a.text.starts_with('-'))
+            .map(|a| a.text.clone())
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -1291,7 +1298,7 @@ mod tests {
         /// the arguments that are neither options nor their values.
         #[test]
         fn flags_and_operands_are_parse_args(
-            name in prop::sample::select(vec!["rm", "tail", "grep", "head", "ls", "cargo", "npm", "cd", "chmod", "curl", "xyz"]),
+            name in prop::sample::select(vec!["rm", "tail", "grep", "head", "ls", "cargo", "npm", "cd", "chmod", "curl", "git", "xyz"]),
             words in prop::collection::vec(
                 prop::sample::select(vec!["-r", "-f", "-rf", "--force", "--recur", "--", "-", "a", "b", "-n5", "-n", "-t", "x", "--color=auto", "-e", "p q"]),
                 0..12,
