@@ -282,7 +282,8 @@ impl Walker<'_> {
     }
 
     /// Walks a pipeline's stages, each but the first with the commands before it upstream.
-    /// With more than one stage, each runs in a subshell: a `cd` inside one does not last.
+    /// With more than one stage, each runs in a subshell: a `cd` inside one does not last (a
+    /// stage changes nothing of where it runs but the directory, put back after it).
     fn stages<T>(
         &mut self,
         stages: impl ExactSizeIterator<Item = T>,
@@ -292,9 +293,11 @@ impl Walker<'_> {
         let start = self.out.records.len();
         let single = stages.len() == 1;
         for (i, stage) in stages.enumerate() {
-            let mut stage_at = if single { None } else { Some(at.clone()) };
-            let here = stage_at.as_mut().unwrap_or(at);
-            walk(self, stage, here, (i > 0).then_some(start..self.out.records.len()));
+            let cwd = (!single).then(|| at.cwd.clone());
+            walk(self, stage, at, (i > 0).then_some(start..self.out.records.len()));
+            if let Some(cwd) = cwd {
+                at.cwd = cwd;
+            }
         }
     }
 

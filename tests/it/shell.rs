@@ -184,6 +184,12 @@ fn writes() {
     let w = |s: &str| v(s).writes().to_vec();
     assert_eq!(w("echo 1.5.0 > VERSION"), ["/workspace/repo/VERSION"]);
     assert_eq!(w("cd .git/hooks; cp ../../scripts/hook.sh pre-commit"), ["/workspace/repo/.git/hooks/pre-commit"]);
+    // A pipeline's stages run in subshells: a `cd` in one lasts to its end, not after it.
+    assert_eq!(w("cd /etc | cp a b; cp c d"), ["/workspace/repo/b", "/workspace/repo/d"]);
+    assert_eq!(
+        w("cat x | { cd /etc; cp a b; } | cp c d; cp e f"),
+        ["/etc/b", "/workspace/repo/d", "/workspace/repo/f"]
+    );
     assert_eq!(w("cp .git/config /tmp/config.bak"), ["/tmp/config.bak"]);
     assert_eq!(w("tee -a internal/kernel/x.go < /tmp/o"), ["/workspace/repo/internal/kernel/x.go"]);
     assert_eq!(w("dd if=/dev/zero of=/dev/sda"), ["/dev/sda"]);
