@@ -195,46 +195,34 @@ pub fn of(tool: &str, args: &Json, env: &Env<'_>) -> CallView {
     v
 }
 
-/// The items of `items` that no earlier item equals, in order.
-fn first_of_each(items: &[String]) -> impl Iterator<Item = &String> {
+/// For each item of `items`, whether no earlier item equals it. A call writes a handful of
+/// files: a short list is compared pairwise, without hashing; a long one goes through a set.
+fn firsts(items: &[String]) -> impl Iterator<Item = bool> + '_ {
     let mut seen = rustc_hash::FxHashSet::default();
     let long = items.len() > 16;
-    items
-        .iter()
-        .enumerate()
-        .filter(
-            move |&(i, w)| {
-                if long {
-                    seen.insert(w.as_str())
-                } else {
-                    !items.get(..i).unwrap_or_default().contains(w)
-                }
-            },
-        )
-        .map(|(_, w)| w)
+    items.iter().enumerate().map(move |(i, w)| {
+        if long {
+            seen.insert(w.as_str())
+        } else {
+            !items.get(..i).unwrap_or_default().contains(w)
+        }
+    })
 }
 
-/// Removes repeated items, keeping each first one in place. A call writes a handful of files:
-/// a short list is compared pairwise, without hashing or copying.
+/// The items of `items` that no earlier item equals, in order.
+fn first_of_each(items: &[String]) -> impl Iterator<Item = &String> {
+    items.iter().zip(firsts(items)).filter_map(|(w, first)| first.then_some(w))
+}
+
+/// Removes repeated items, keeping each first one in place.
 fn dedup_keep_first(items: &mut Vec<String>) {
-    if items.len() > 16 {
-        let keep: Vec<bool> = {
-            let mut seen = rustc_hash::FxHashSet::default();
-            items.iter().map(|w| seen.insert(w.as_str())).collect()
-        };
-        let mut keep = keep.into_iter();
-        items.retain(|_| keep.next().unwrap_or(false));
+    // Most calls write one file or none.
+    if items.len() < 2 {
         return;
     }
-    let mut kept = 0;
-    for i in 0..items.len() {
-        let seen = items.get(..kept).unwrap_or_default().iter().any(|k| Some(k) == items.get(i));
-        if !seen {
-            items.swap(kept, i);
-            kept += 1;
-        }
-    }
-    items.truncate(kept);
+    let keep: smallvec::SmallVec<[bool; 16]> = firsts(items).collect();
+    let mut keep = keep.into_iter();
+    items.retain(|_| keep.next().unwrap_or(false));
 }
 
 pub(crate) fn expand_home<'p>(p: &'p str, home: &str) -> std::borrow::Cow<'p, str> {
@@ -349,10 +337,10 @@ pub fn parse_url(text: &str, by: &str) -> Option<Url> {
 mod tests {
     use super::*;
 
-    /// `first_of_each` keeps each item's first occurrence, in order, on short lists (compared
-    /// pairwise) and long ones (hashed) alike.
+    /// `first_of_each` and `dedup_keep_first` keep each item's first occurrence, in order, on
+    /// short lists (compared pairwise) and long ones (hashed) alike.
     #[test]
-    fn first_of_each_keeps_first_occurrences_in_order() {
+    fn repeated_items_keep_their_first_occurrence_in_order() {
         let naive = |items: &[String]| {
             let mut out: Vec<String> = Vec::new();
             for w in items {
@@ -366,6 +354,9 @@ mod tests {
             let items: Vec<String> = (0..n).map(|i| format!("/w/{}", (i * 7) % 5)).collect();
             let got: Vec<String> = first_of_each(&items).cloned().collect();
             assert_eq!(got, naive(&items), "{n} items");
+            let mut deduped = items.clone();
+            dedup_keep_first(&mut deduped);
+            assert_eq!(deduped, naive(&items), "{n} items, in place");
         }
     }
 

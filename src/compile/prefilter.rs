@@ -99,13 +99,13 @@ impl Prefilter {
         }
     }
 
-    /// Field filter `i`'s field.
     /// Whether field filter `i`'s reports depend on the workspace (it has globs relative to
     /// it); otherwise they are a function of the field's text alone.
     pub(crate) fn reads_workspace(&self, i: usize) -> bool {
         self.fields.get(i).is_none_or(|f| f.rel_globs.is_some())
     }
 
+    /// Field filter `i`'s field.
     pub(crate) fn field_of(&self, i: usize) -> Option<u32> {
         self.fields.get(i).map(|f| f.field)
     }
