@@ -572,7 +572,7 @@ pub(crate) enum V<'a> {
     /// Lists and records of the call's views, borrowed.
     Strs(&'a [String]),
     /// A command's words (`c.args`, `c.flags`, ...).
-    Words(&'a [crate::shell::Str]),
+    Words(crate::shell::Words<'a>),
     /// A view's commands.
     Cmds(&'a crate::shell::View),
     Cmd(crate::shell::Command<'a>),
@@ -675,7 +675,7 @@ impl<'a> V<'a> {
             V::J(Json::Array(a)) => a.iter().any(|j| f(&V::J(j))),
             V::L(items) => items.iter().any(f),
             V::Strs(s) => s.iter().any(|x| f(&V::S(Cow::Borrowed(x.as_str())))),
-            V::Words(s) => s.iter().any(|x| f(&V::S(Cow::Borrowed(x.as_str())))),
+            V::Words(s) => s.iter().any(|x| f(&V::S(Cow::Borrowed(x)))),
             V::Cmds(v) => v.commands().any(|x| f(&V::Cmd(x))),
             V::Redirs(r) => r.iter().any(|x| f(&V::Redir(x))),
             V::Urls(u) => u.iter().any(|x| f(&V::Url(x))),
@@ -690,7 +690,7 @@ impl<'a> V<'a> {
             V::J(Json::Array(a)) => a.get(i).map(V::J),
             V::L(items) => items.get(i).cloned(),
             V::Strs(s) => s.get(i).map(|x| V::S(Cow::Borrowed(x.as_str()))),
-            V::Words(s) => s.get(i).map(|x| V::S(Cow::Borrowed(x.as_str()))),
+            V::Words(s) => s.get(i).map(|x| V::S(Cow::Borrowed(x))),
             V::Cmds(v) => v.command(i).map(V::Cmd),
             V::Redirs(r) => r.get(i).map(V::Redir),
             V::Urls(u) => u.get(i).map(V::Url),
@@ -705,7 +705,7 @@ impl<'a> V<'a> {
             V::J(Json::Array(a)) => Some(a.iter().map(V::J).collect()),
             V::L(items) => Some(items.clone()),
             V::Strs(s) => Some(s.iter().map(|x| V::S(Cow::Borrowed(x.as_str()))).collect()),
-            V::Words(s) => Some(s.iter().map(|x| V::S(Cow::Borrowed(x.as_str()))).collect()),
+            V::Words(s) => Some(s.iter().map(|x| V::S(Cow::Borrowed(x))).collect()),
             V::Cmds(v) => Some(v.commands().map(V::Cmd).collect()),
             V::Redirs(r) => Some(r.iter().map(V::Redir).collect()),
             V::Urls(u) => Some(u.iter().map(V::Url).collect()),
@@ -996,10 +996,8 @@ pub(crate) fn describe(v: &V<'_>) -> String {
                     format!("'{}'", a.replace('\'', "'\\''"))
                 }
             };
-            let mut s = std::iter::once(c.name().to_string())
-                .chain(c.args().iter().map(|a| quote(a)))
-                .collect::<Vec<_>>()
-                .join(" ");
+            let mut s =
+                std::iter::once(c.name().to_string()).chain(c.args().iter().map(quote)).collect::<Vec<_>>().join(" ");
             if !c.via().is_empty() {
                 s.push_str(&format!(" (inside {})", c.via().join(" → ")));
             }

@@ -16,26 +16,37 @@ mod plain;
 pub mod programs;
 mod view;
 
-use programs::Arg;
-
-/// The short strings of a view: program names, arguments, flags, operators. Most are a few
-/// bytes, and a `CompactString` keeps up to 24 of them inline, so building a command's lists
-/// and copying its words between them (`args` into `operands`, a name into `via` and
-/// `upstream`) allocates only for the long ones.
+/// The short strings of a view: program names, operators, redirection targets. Most are a
+/// few bytes, and a `CompactString` keeps up to 24 of them inline.
 pub type Str = compact_str::CompactString;
+
+/// A word the view keeps whole: a here-document's or here-string's text.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Word {
+    /// Its text: its value when static; as written when `dynamic` is set.
+    pub text: Str,
+    /// Why its value is only known when the script runs.
+    pub dynamic: Option<&'static str>,
+}
 
 /// Everything a command string runs.
 ///
 /// The commands' lists live in arenas the view owns (every command's words one after
 /// another, every redirection, every path written, every command's text), and a command holds
-/// runs of them: a 127-command script is a handful of allocations, not a thousand.
+/// runs of them: a 127-command script is a handful of allocations, not a thousand. A word is
+/// a run of one text (`chars`) that starts with the script itself, so a word read as written
+/// (most are) is never copied: the reader notes where it is, and the view keeps that.
 /// `commands()` gives each command with its lists.
 #[derive(Clone, Default)]
 pub struct View {
     records: Vec<Record>,
     /// Why parts of the script cannot be seen through; empty when all of it was.
     pub opaque: Vec<String>,
-    words: Vec<Str>,
+    /// Every word of every command's lists: runs of `chars`.
+    words: Vec<Span>,
+    /// The words' text: the scripts read, then the words that are not runs of them (quotes
+    /// removed, flags' names, ...).
+    chars: String,
     redirects: Vec<Redirect>,
     /// Every file the script writes (`writes()`), a command's a run of them.
     paths: Vec<String>,
@@ -52,7 +63,7 @@ const SOME_RECURSIVE: u8 = 8;
 
 /// A run of one of a view's arenas.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-struct Span {
+pub(crate) struct Span {
     start: u32,
     end: u32,
 }
@@ -106,17 +117,17 @@ impl<'v> Command<'v> {
         self.r.program
     }
     /// The arguments after quote removal (words only known at run time as written).
-    pub fn args(&self) -> &'v [Str] {
+    pub fn args(&self) -> Words<'v> {
         self.view.words_in(self.r.args)
     }
     /// Flags normalised for the program: `-rf`, `-r -f`, `-fr`, `--recursive --force` and
     /// `--recur --forc` are all `recursive`, `force` for `rm`; other programs' short flags are
     /// their letters.
-    pub fn flags(&self) -> &'v [Str] {
+    pub fn flags(&self) -> Words<'v> {
         self.view.words_in(self.r.flags)
     }
     /// The arguments that are not options or option values.
-    pub fn operands(&self) -> &'v [Str] {
+    pub fn operands(&self) -> Words<'v> {
         self.view.words_in(self.r.operands)
     }
     /// `git push` (through global options and inline aliases), `npm run`, `cargo test`, ...
@@ -124,14 +135,14 @@ impl<'v> Command<'v> {
         self.r.subcommand.as_deref()
     }
     /// `NAME=value` assignments before the command.
-    pub fn assigns(&self) -> &'v [Str] {
+    pub fn assigns(&self) -> Words<'v> {
         self.view.words_in(self.r.assigns)
     }
     pub fn redirects(&self) -> &'v [Redirect] {
         self.view.redirects.get(self.r.redirects.range()).unwrap_or_default()
     }
     /// The wrappers it was found inside, outermost first (`sudo`, `bash -c`, `$(...)`).
-    pub fn via(&self) -> &'v [Str] {
+    pub fn via(&self) -> Words<'v> {
         self.view.words_in(self.r.via)
     }
     /// Program text given to an interpreter (`python3 -c`, `perl -e`, `node -e`).
@@ -143,7 +154,7 @@ impl<'v> Command<'v> {
         self.r.opaque.as_deref()
     }
     /// The commands feeding its standard input through a pipe.
-    pub fn upstream(&self) -> &'v [Str] {
+    pub fn upstream(&self) -> Words<'v> {
         self.view.words_in(self.r.upstream)
     }
     /// Files it writes: absolute, normalised.
@@ -207,6 +218,7 @@ impl View {
         records: Vec::new(),
         opaque: Vec::new(),
         words: Vec::new(),
+        chars: String::new(),
         redirects: Vec::new(),
         paths: Vec::new(),
         texts: String::new(),
@@ -289,10 +301,122 @@ impl View {
         self
     }
 
-    fn words_in(&self, s: Span) -> &[Str] {
-        self.words.get(s.range()).unwrap_or_default()
+    fn words_in(&self, s: Span) -> Words<'_> {
+        Words { chars: &self.chars, spans: self.words.get(s.range()).unwrap_or_default() }
     }
 }
+
+/// A list of a command's words (`Command::args()`, `flags()`, ...): runs of the view's text.
+#[derive(Clone, Copy)]
+pub struct Words<'v> {
+    chars: &'v str,
+    spans: &'v [Span],
+}
+
+impl<'v> Words<'v> {
+    pub fn len(&self) -> usize {
+        self.spans.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.spans.is_empty()
+    }
+
+    /// Word `i`.
+    pub fn get(&self, i: usize) -> Option<&'v str> {
+        self.spans.get(i).map(|s| self.text(*s))
+    }
+
+    pub fn first(&self) -> Option<&'v str> {
+        self.get(0)
+    }
+
+    pub fn last(&self) -> Option<&'v str> {
+        self.len().checked_sub(1).and_then(|i| self.get(i))
+    }
+
+    pub fn iter(&self) -> WordsIter<'v> {
+        WordsIter { chars: self.chars, spans: self.spans.iter() }
+    }
+
+    /// Whether one of the words is `word`.
+    pub fn contains(&self, word: &str) -> bool {
+        self.iter().any(|w| w == word)
+    }
+
+    /// The words with `sep` between them.
+    pub fn join(&self, sep: &str) -> String {
+        self.iter().collect::<Vec<_>>().join(sep)
+    }
+
+    pub fn to_vec(&self) -> Vec<&'v str> {
+        self.iter().collect()
+    }
+
+    fn text(&self, s: Span) -> &'v str {
+        self.chars.get(s.range()).unwrap_or_default()
+    }
+}
+
+impl<'v> IntoIterator for Words<'v> {
+    type Item = &'v str;
+    type IntoIter = WordsIter<'v>;
+    fn into_iter(self) -> WordsIter<'v> {
+        self.iter()
+    }
+}
+
+impl PartialEq for Words<'_> {
+    fn eq(&self, o: &Self) -> bool {
+        self.len() == o.len() && self.iter().eq(o.iter())
+    }
+}
+
+impl<const N: usize> PartialEq<[&str; N]> for Words<'_> {
+    fn eq(&self, o: &[&str; N]) -> bool {
+        *self == o.as_slice()
+    }
+}
+
+impl PartialEq<&[&str]> for Words<'_> {
+    fn eq(&self, o: &&[&str]) -> bool {
+        self.len() == o.len() && self.iter().eq(o.iter().copied())
+    }
+}
+
+impl std::fmt::Debug for Words<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+/// The words of a `Words`, in order.
+#[derive(Clone)]
+pub struct WordsIter<'v> {
+    chars: &'v str,
+    spans: std::slice::Iter<'v, Span>,
+}
+
+impl<'v> Iterator for WordsIter<'v> {
+    type Item = &'v str;
+
+    #[inline]
+    fn next(&mut self) -> Option<&'v str> {
+        self.spans.next().map(|s| self.chars.get(s.range()).unwrap_or_default())
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.spans.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for WordsIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.spans.next_back().map(|s| self.chars.get(s.range()).unwrap_or_default())
+    }
+}
+
+impl ExactSizeIterator for WordsIter<'_> {}
 
 impl PartialEq for View {
     fn eq(&self, o: &Self) -> bool {
@@ -321,7 +445,7 @@ pub struct Redirect {
     /// The file (or `&N`); for a here-document its delimiter.
     pub target: Str,
     /// A here-document's or here-string's text.
-    pub body: Option<Arg>,
+    pub body: Option<Word>,
 }
 
 impl Redirect {
@@ -341,6 +465,7 @@ pub fn view(script: &str, cwd: &str, home: &str) -> View {
     // Room for what a script of this length usually holds: the arenas then grow once or never.
     let out = View {
         words: Vec::with_capacity(4 + script.len() / 6),
+        chars: String::with_capacity(script.len() + script.len() / 4 + 16),
         texts: String::with_capacity(script.len()),
         ..View::default()
     };
@@ -394,5 +519,5 @@ pub fn brush_misread(script: &str, brush: &View) -> bool {
 /// Whether the plain reader reads `script` (brush-parser reads the rest).
 #[doc(hidden)]
 pub fn is_plain(script: &str) -> bool {
-    plain::read(script).is_some()
+    plain::read(script, &bumpalo::Bump::new()).is_some()
 }

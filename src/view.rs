@@ -274,7 +274,7 @@ fn urls_of(c: Command<'_>, out: &mut Vec<Url>) {
             }
         }
     } else if SOCKET_CLIENTS.contains(&name) {
-        let ops: Vec<&crate::shell::Str> = c.operands().iter().filter(|o| !o.starts_with('-')).collect();
+        let ops: Vec<&str> = c.operands().iter().filter(|o| !o.starts_with('-')).collect();
         if let Some(host) = ops.first() {
             let port = ops.get(1).map_or(String::new(), |p| format!(":{p}"));
             if let Some(u) = parse_url(&format!("tcp://{}{port}", bracket_v6(host)), name) {

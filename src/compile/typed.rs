@@ -81,13 +81,13 @@ fn list_of<'a>(c: Command<'a>, f: CmdField) -> Words<'a> {
         CmdField::Via => Words::Short(c.via().iter()),
         CmdField::Upstream => Words::Short(c.upstream().iter()),
         CmdField::Writes => Words::Paths(c.writes().iter()),
-        _ => Words::Short([].iter()),
+        _ => Words::Paths([].iter()),
     }
 }
 
 /// A command's list of words, whichever kind of string it holds.
 enum Words<'a> {
-    Short(std::slice::Iter<'a, crate::shell::Str>),
+    Short(crate::shell::WordsIter<'a>),
     Paths(std::slice::Iter<'a, String>),
 }
 
@@ -97,7 +97,7 @@ impl<'a> Iterator for Words<'a> {
     #[inline]
     fn next(&mut self) -> Option<&'a str> {
         match self {
-            Words::Short(i) => i.next().map(|s| s.as_str()),
+            Words::Short(i) => i.next(),
             Words::Paths(i) => i.next().map(String::as_str),
         }
     }

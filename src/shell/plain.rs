@@ -16,16 +16,20 @@
 use std::ops::Range;
 
 use super::programs::Arg;
-use super::{Redirect, Str};
+use super::{Redirect, Str, Word};
+use bumpalo::Bump;
 
 /// What the reader read: every simple command's parts in one list per kind for the whole
 /// script (substitutions' commands included), so that reading a long `&&` chain allocates a
 /// handful of times, not several times a command.
 #[derive(Debug, Default)]
-pub(super) struct Read {
-    /// The words of every command after quote removal, command by command.
-    pub args: Vec<Arg>,
-    pub assigns: Vec<Str>,
+pub(super) struct Read<'s> {
+    /// The script read (its substitutions' readers read the same one).
+    pub script: &'s str,
+    /// The words of every command after quote removal, command by command: runs of the
+    /// script, or (quotes removed, escapes read) text in the read's `Bump`.
+    pub args: Vec<Arg<'s>>,
+    pub assigns: Vec<&'s str>,
     pub redirects: Vec<Redirect>,
     /// The commands' texts, one after another.
     pub text: String,
@@ -37,10 +41,15 @@ pub(super) struct Read {
     pub top: Pipelines,
 }
 
-impl Read {
+impl<'s> Read<'s> {
+    /// An empty read of `script`.
+    fn of(script: &'s str) -> Read<'s> {
+        Read { script, ..Read::default() }
+    }
+
     /// Moves `other`'s lists to the ends of these, its indexes shifted to match; returns the
     /// shift of its pipelines' indexes (for the `Sub` that holds its own).
-    fn absorb(&mut self, mut other: Read) -> usize {
+    fn absorb(&mut self, mut other: Read<'s>) -> usize {
         let at = |n: usize, r: &Range<usize>| r.start + n..r.end + n;
         let (a, s, r, t, u) =
             (self.args.len(), self.assigns.len(), self.redirects.len(), self.text.len(), self.subs.len());
@@ -98,7 +107,7 @@ pub(super) struct Sub {
 /// `Read`s of their own (`sub_reads`) and moved in when it ends, after its own parts, so a
 /// command's parts stay together. A reader keeps one and reuses its buffers.
 #[derive(Default)]
-struct Cur {
+struct Cur<'s> {
     /// A command has started (a word, an assignment or a redirection was read).
     started: bool,
     /// Where its parts start in `Read::args`, `assigns` and `redirects`.
@@ -111,7 +120,7 @@ struct Cur {
     text: String,
     subs: Vec<Sub>,
     /// What each of `subs` read, its pipelines indexes of its own lists until moved in.
-    sub_reads: Vec<Read>,
+    sub_reads: Vec<Read<'s>>,
 }
 
 /// How deep substitutions nest before the reader leaves the script to brush-parser (whose
@@ -146,12 +155,14 @@ fn is_reserved(word: &str) -> bool {
     )
 }
 
-/// The commands of a plain script; `None` when it is not plain.
-pub(super) fn read(script: &str) -> Option<Read> {
+/// The commands of a plain script (its words with quotes removed written to `bump`); `None`
+/// when it is not plain.
+pub(super) fn read<'s>(script: &'s str, bump: &'s Bump) -> Option<Read<'s>> {
     // Room for what a script of this length usually holds (agents' commands: a word every
     // six bytes or so, a command every thirty), so the lists rarely grow.
     let n = script.len();
     let mut read = Read {
+        script,
         args: Vec::with_capacity(n / 5 + 2),
         // Most scripts redirect nothing: no room is made for that.
         redirects: if memchr::memchr2(b'<', b'>', script.as_bytes()).is_some() {
@@ -165,7 +176,7 @@ pub(super) fn read(script: &str) -> Option<Read> {
         ..Read::default()
     };
     let top = {
-        let mut r = Reader::new(script, 0, 0, &mut read);
+        let mut r = Reader::new(script, 0, 0, &mut read, bump);
         r.run()?;
         r.mine
     };
@@ -179,8 +190,9 @@ pub(super) fn read(script: &str) -> Option<Read> {
 /// expansions in it (`$[x'` pairs the `'` with one after the substitution) and misreads some
 /// of these scripts (see `shell::brush_misread`).
 pub(super) fn quoting_in_substituted_heredoc(script: &str) -> Option<bool> {
-    let mut read = Read::default();
-    let mut r = Reader::new(script, 0, 0, &mut read);
+    let bump = Bump::new();
+    let mut read = Read::of(script);
+    let mut r = Reader::new(script, 0, 0, &mut read, &bump);
     r.note_quoting = true;
     r.run()?;
     Some(r.quoting_in_sub_heredoc)
@@ -201,12 +213,14 @@ struct Reader<'s, 'r> {
     s: &'s str,
     b: &'s [u8],
     i: usize,
-    read: &'r mut Read,
+    read: &'r mut Read<'s>,
+    /// Where the words with quotes removed go.
+    bump: &'s Bump,
     /// This reader's pipelines, in order (indexes of `Read::pipelines`).
     mine: Pipelines,
     /// The commands of the pipeline being read, their parts already in `read`.
     pipe: smallvec::SmallVec<[Simple; 4]>,
-    cur: Cur,
+    cur: Cur<'s>,
     heredocs: Vec<Pending>,
     /// How many substitutions this reader is inside: above 0 the script ends at its `)`.
     depth: usize,
@@ -218,8 +232,8 @@ struct Reader<'s, 'r> {
 }
 
 /// A word as read.
-struct Word {
-    arg: Arg,
+struct ReadWord<'s> {
+    arg: Arg<'s>,
     raw_start: usize,
     raw_end: usize,
     /// Some character was quoted or escaped.
@@ -312,7 +326,7 @@ fn braced(t: &str) -> bool {
 }
 
 impl<'s, 'r> Reader<'s, 'r> {
-    fn new(s: &'s str, at: usize, depth: usize, read: &'r mut Read) -> Self {
+    fn new(s: &'s str, at: usize, depth: usize, read: &'r mut Read<'s>, bump: &'s Bump) -> Self {
         let cur = Cur {
             words: read.args.len(),
             assigns: read.assigns.len(),
@@ -324,6 +338,7 @@ impl<'s, 'r> Reader<'s, 'r> {
             b: s.as_bytes(),
             i: at,
             read,
+            bump,
             mine: Pipelines::new(),
             pipe: smallvec::SmallVec::new(),
             cur,
@@ -452,14 +467,14 @@ impl<'s, 'r> Reader<'s, 'r> {
 
     /// The command substitution at `$(` (not `$((`): read by a nested reader up to its `)`,
     /// and added to the word's `text` as written.
-    fn substitution(&mut self, word: &mut Str) -> Option<Sub> {
+    fn substitution(&mut self, word: &mut bumpalo::collections::String<'s>) -> Option<Sub> {
         // Here-documents pending on this line would be read inside the substitution.
         if self.depth >= MAX_SUB_DEPTH || !self.heredocs.is_empty() || self.peek(2) == Some(b'(') {
             return None;
         }
         let start = self.i + 2;
-        let mut read = Read::default();
-        let mut inner = Reader::new(self.s, start, self.depth + 1, &mut read);
+        let mut read = Read::of(self.s);
+        let mut inner = Reader::new(self.s, start, self.depth + 1, &mut read, self.bump);
         inner.note_quoting = self.note_quoting;
         inner.run()?;
         let (end, quoting, pipelines) = (inner.i, inner.quoting_in_sub_heredoc, inner.mine);
@@ -475,7 +490,7 @@ impl<'s, 'r> Reader<'s, 'r> {
         Some(Sub { word: None, text: text.to_string(), pipelines })
     }
 
-    fn push_word(&mut self, w: Word) -> Option<()> {
+    fn push_word(&mut self, w: ReadWord<'s>) -> Option<()> {
         let s = self.s;
         self.add_text(w.raw_start, w.raw_end, true, |t| t.push_str(s.get(w.raw_start..w.raw_end).unwrap_or_default()));
         self.cur.started = true;
@@ -486,7 +501,7 @@ impl<'s, 'r> Reader<'s, 'r> {
                 read.assigns.push(w.arg.text);
                 return Some(()); // its substitutions' `word` stays `None`
             }
-            if is_reserved(&w.arg.text) {
+            if is_reserved(w.arg.text) {
                 return None;
             }
         }
@@ -589,7 +604,7 @@ impl<'s, 'r> Reader<'s, 'r> {
         let (cur, read) = (&mut self.cur, &mut *self.read);
         if read.args.len() == cur.words {
             if seen & EQUALS != 0 && is_assignment(text) {
-                read.assigns.push(text.into());
+                read.assigns.push(text);
                 return Some(true);
             }
             if is_reserved(text) {
@@ -597,13 +612,13 @@ impl<'s, 'r> Reader<'s, 'r> {
             }
         }
         let dynamic = if seen & PATTERN == 0 { None } else { expansion(text) };
-        read.args.push(Arg { text: text.into(), dynamic });
+        read.args.push(Arg { text, dynamic });
         Some(true)
     }
 
     /// A word up to the next unquoted blank or operator.
     #[inline]
-    fn word(&mut self) -> Option<Word> {
+    fn word(&mut self) -> Option<ReadWord<'s>> {
         let start = self.i;
         let subs_from = self.cur.subs.len();
         // Most words are one run of ordinary bytes: read in one scan, without the loop below.
@@ -612,9 +627,9 @@ impl<'s, 'r> Reader<'s, 'r> {
             let text = self.s.get(start..start + n)?;
             let dynamic = if seen & PATTERN == 0 { None } else { expansion(text) };
             self.i = start + n;
-            let arg = Arg { text: text.into(), dynamic };
+            let arg = Arg { text, dynamic };
             let equals = seen & EQUALS != 0;
-            return Some(Word { arg, raw_start: start, raw_end: self.i, quoted: false, equals, subs_from });
+            return Some(ReadWord { arg, raw_start: start, raw_end: self.i, quoted: false, equals, subs_from });
         }
         self.quoted_word(start, subs_from)
     }
@@ -622,13 +637,13 @@ impl<'s, 'r> Reader<'s, 'r> {
     /// `word` past its first run of ordinary bytes: quotes, escapes, substitutions. Out of
     /// line, so that the plain words' path does not pay for this one's frame.
     #[inline(never)]
-    fn quoted_word(&mut self, start: usize, subs_from: usize) -> Option<Word> {
-        let mut text = Str::default();
+    fn quoted_word(&mut self, start: usize, subs_from: usize) -> Option<ReadWord<'s>> {
+        let mut text = bumpalo::collections::String::new_in(self.bump);
         let mut dynamic = None;
         let mut quoted = false;
         // The unquoted run being read, checked for globs and braces when it ends (as brush
         // reads a word: in pieces split at quotes and escapes).
-        let mut run_start = text.len();
+        let mut run_start = 0;
         let end_run = |text: &str, from: usize, dynamic: &mut Option<&'static str>| {
             if let Some(kind) = expansion(text.get(from..).unwrap_or("")) {
                 dynamic.get_or_insert(kind);
@@ -727,7 +742,8 @@ impl<'s, 'r> Reader<'s, 'r> {
         if self.i == start {
             return None;
         }
-        Some(Word { arg: Arg { text, dynamic }, raw_start: start, raw_end: self.i, quoted, equals: true, subs_from })
+        let arg = Arg { text: text.into_bump_str(), dynamic };
+        Some(ReadWord { arg, raw_start: start, raw_end: self.i, quoted, equals: true, subs_from })
     }
 
     /// A redirection at `<`, `>` or `&>`, its descriptor already read.
@@ -780,8 +796,11 @@ impl<'s, 'r> Reader<'s, 'r> {
                 self.heredocs.push(Pending { at, delim, strip_tabs: op == "<<-", quoted: w.quoted });
                 Redirect { op: "<<".into(), fd, target: raw.into(), body: None }
             }
-            "<<<" => Redirect { op: op.into(), fd, target: Str::default(), body: Some(w.arg) },
-            _ => Redirect { op: op.into(), fd, target: w.arg.text, body: None },
+            "<<<" => {
+                let body = Word { text: w.arg.text.into(), dynamic: w.arg.dynamic };
+                Redirect { op: op.into(), fd, target: Str::default(), body: Some(body) }
+            }
+            _ => Redirect { op: op.into(), fd, target: w.arg.text.into(), body: None },
         };
         self.cur.started = true;
         self.read.redirects.push(redirect);
@@ -872,7 +891,7 @@ impl<'s, 'r> Reader<'s, 'r> {
             }
             // The redirection it belongs to (checked: a miscount would give another's body).
             let r = self.read.redirects.get_mut(h.at).filter(|r| r.op == "<<" && r.body.is_none())?;
-            r.body = Some(Arg { text: body.into(), dynamic: None });
+            r.body = Some(Word { text: body.into(), dynamic: None });
         }
         Some(())
     }

@@ -5,18 +5,33 @@
 //! crate carries it. Tables stay small and literal so that a reader can check them against the
 //! programs' manuals.
 
-/// A word of a command after quote removal.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Arg {
+/// A word of a command after quote removal, borrowed from where the reader keeps it (the
+/// script itself for a plain word, its buffer of unquoted text for the others): the walker
+/// reads words without copying them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Arg<'a> {
     /// The word's text: its value when static; as written when `dynamic` is set.
-    pub text: super::Str,
+    pub text: &'a str,
     /// Why the word's value is only known when the script runs (`$x`, `$(...)`, a glob, ...).
     pub dynamic: Option<&'static str>,
 }
 
-impl Arg {
-    pub fn lit(s: &str) -> Arg {
-        Arg { text: s.into(), dynamic: None }
+impl<'a> Arg<'a> {
+    pub fn lit(s: &'a str) -> Arg<'a> {
+        Arg { text: s, dynamic: None }
+    }
+}
+
+/// A script or program text a wrapper runs: one of its words, or several joined (`eval a b`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Script<'a> {
+    pub text: std::borrow::Cow<'a, str>,
+    pub dynamic: Option<&'static str>,
+}
+
+impl<'a> From<Arg<'a>> for Script<'a> {
+    fn from(a: Arg<'a>) -> Script<'a> {
+        Script { text: std::borrow::Cow::Borrowed(a.text), dynamic: a.dynamic }
     }
 }
 
@@ -198,50 +213,52 @@ pub(crate) static SPECS: &[Spec] = &[
 #[derive(Debug, Default)]
 pub(crate) struct Parsed<'a> {
     /// Normalised flag names: `-rf`, `-r -f`, `--recursive --force` all give `recursive`, `force`.
-    pub flags: smallvec::SmallVec<[super::Str; 3]>,
+    pub flags: smallvec::SmallVec<[&'a str; 3]>,
     /// Options with their values, by normalised name.
-    pub values: Vec<(super::Str, Arg)>,
-    pub operands: smallvec::SmallVec<[&'a Arg; 6]>,
+    pub values: Vec<(&'a str, Arg<'a>)>,
+    pub operands: smallvec::SmallVec<[&'a Arg<'a>; 6]>,
 }
 
-impl Parsed<'_> {
+impl<'a> Parsed<'a> {
     pub fn has(&self, flag: &str) -> bool {
-        self.flags.iter().any(|f| f == flag)
+        self.flags.contains(&flag)
     }
 
-    pub fn value(&self, name: &str) -> Option<&Arg> {
-        self.values.iter().find(|(n, _)| n == name).map(|(_, v)| v)
+    pub fn value(&self, name: &str) -> Option<&Arg<'a>> {
+        self.values.iter().find(|(n, _)| *n == name).map(|(_, v)| v)
     }
 }
 
 /// Sorts `args` (argv without the program name) by `spec`; programs without a spec get the
 /// generic reading: `-abc` is three flags, `--name[=v]` one, nothing takes a value.
-pub(crate) fn parse_args<'a>(spec: Option<&Spec>, args: &'a [Arg]) -> Parsed<'a> {
+pub(crate) fn parse_args<'a>(spec: Option<&Spec>, args: &'a [Arg<'a>]) -> Parsed<'a> {
     let mut out = Parsed::default();
     let mut values = Vec::new();
     let mut operands = smallvec::SmallVec::new();
-    sort_args(spec, args, |f| out.flags.push(f), |n, v| values.push((n, v)), |i| operands.extend(args.get(i)));
+    sort_args(spec, args, |f, _| out.flags.push(f), |n, v| values.push((n, v)), |i| operands.extend(args.get(i)));
     out.values = values;
     out.operands = operands;
     out
 }
 
-/// `parse_args` as calls: each flag's normalised name, each option value with its flag's
-/// name, each operand's index in `args`, in order. The view sorts every command's arguments
+/// `parse_args` as calls: each flag's normalised name (with the index of the argument it is
+/// in: a name that is not the spec's is a run of that argument), each option value with its
+/// flag's name, each operand's index in `args`, in order. The view sorts every command's arguments
 /// this way into its own lists, without building a `Parsed` to move them through.
 #[inline]
-pub(crate) fn sort_args(
+pub(crate) fn sort_args<'a>(
     spec: Option<&Spec>,
-    args: &[Arg],
-    mut flag: impl FnMut(super::Str),
-    mut value: impl FnMut(super::Str, Arg),
+    args: &[Arg<'a>],
+    mut flag: impl FnMut(&'a str, usize),
+    mut value: impl FnMut(&'a str, Arg<'a>),
     mut operand: impl FnMut(usize),
 ) {
     let mut i = 0;
     let mut options_done = false;
     while let Some(a) = args.get(i) {
+        let at = i;
         i += 1;
-        let t = a.text.as_str();
+        let t = a.text;
         if options_done || a.dynamic.is_some() || t == "-" || !t.starts_with('-') {
             operand(i - 1);
             if spec.is_some_and(|s| !s.permute) {
@@ -264,71 +281,67 @@ pub(crate) fn sort_args(
                     Some(v) => Some(Arg::lit(v)),
                     None => {
                         i += 1;
-                        args.get(i - 1).cloned()
+                        args.get(i - 1).copied()
                     }
                 };
                 if let Some(v) = v {
-                    value(name.clone(), v);
+                    value(name, v);
                 }
             }
-            flag(name);
+            flag(name, at);
             continue;
         }
         // A short cluster: `-rf`, `-n5`, `-t DIR`.
         let cluster = t.get(1..).unwrap_or("");
-        for (at, c) in cluster.char_indices() {
-            let name = spec.and_then(|s| s.short.iter().find(|(l, _)| *l == c)).map_or_else(
-                || {
-                    let mut b = [0u8; 4];
-                    super::Str::from(&*c.encode_utf8(&mut b))
-                },
-                |(_, n)| super::Str::from(*n),
-            );
+        for (k, c) in cluster.char_indices() {
+            // The letter itself (a slice of the word) when the spec has no name for it.
+            let letter = cluster.get(k..k + c.len_utf8()).unwrap_or("");
+            let name = spec.and_then(|s| s.short.iter().find(|(l, _)| *l == c)).map_or(letter, |(_, n)| *n);
             if spec.is_some_and(|s| s.short_value.contains(c)) {
-                let rest = cluster.get(at + c.len_utf8()..).unwrap_or("");
+                let rest = cluster.get(k + c.len_utf8()..).unwrap_or("");
                 let v = if rest.is_empty() {
                     i += 1;
-                    args.get(i - 1).cloned()
+                    args.get(i - 1).copied()
                 } else {
                     Some(Arg::lit(rest))
                 };
                 if let Some(v) = v {
-                    value(name.clone(), v);
+                    value(name, v);
                 }
-                flag(name);
+                flag(name, at);
                 break;
             }
-            flag(name);
+            flag(name, at);
         }
     }
 }
 
 /// A long option's full name, resolving GNU's unambiguous prefixes (`--recur` is
 /// `--recursive`), and whether it takes a value.
-fn resolve_long(spec: Option<&Spec>, name: &str) -> (super::Str, bool) {
-    let Some(spec) = spec else { return (name.into(), false) };
+fn resolve_long<'a>(spec: Option<&Spec>, name: &'a str) -> (&'a str, bool) {
+    let Some(spec) = spec else { return (name, false) };
     let bare = |l: &'static str| l.strip_suffix('=').unwrap_or(l);
     if let Some(l) = spec.long.iter().find(|l| bare(l) == name) {
-        return (bare(l).into(), l.ends_with('='));
+        return (bare(l), l.ends_with('='));
     }
     let mut matches = spec.long.iter().filter(|l| !name.is_empty() && bare(l).starts_with(name));
     match (matches.next(), matches.next()) {
-        (Some(l), None) => (bare(l).into(), l.ends_with('=')),
-        _ => (name.into(), false),
+        (Some(l), None) => (bare(l), l.ends_with('=')),
+        _ => (name, false),
     }
 }
 
 /// What a wrapper runs.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum Inner {
+pub(crate) enum Inner<'a> {
     /// Another command, its name first.
-    Argv(Vec<Arg>),
+    Argv(Vec<Arg<'a>>),
     /// A script in a string: `sh -c`, `eval`, `su -c`, `ssh host CMD`, `watch CMD`.
-    Script(Arg),
+    Script(Script<'a>),
     /// A program read from standard input: `sh`, `python3 -`, `perl`, `iex`.
     Stdin,
     /// Program text for an interpreter that is not a shell (`python3 -c`, `perl -e`).
-    Code(Arg),
+    Code(Script<'a>),
 }
 
 const SHELLS: &[&str] = &["sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "yash", "fish", "busybox-sh"];
@@ -643,11 +656,11 @@ pub fn is_shell(name: &str) -> bool {
 
 /// Splits leading options off a wrapper's arguments: `value` lists short letters that take a
 /// value, `long_value` long ones; returns the index of the first operand.
-fn skip_options(args: &[Arg], value: &str, long_value: &[&str], stop_at_operand: bool) -> (Vec<String>, usize) {
+fn skip_options(args: &[Arg<'_>], value: &str, long_value: &[&str], stop_at_operand: bool) -> (Vec<String>, usize) {
     let mut flags = Vec::new();
     let mut i = 0;
     while let Some(a) = args.get(i) {
-        let t = a.text.as_str();
+        let t = a.text;
         if a.dynamic.is_some() || !t.starts_with('-') || t == "-" {
             if stop_at_operand {
                 break;
@@ -681,24 +694,24 @@ fn skip_options(args: &[Arg], value: &str, long_value: &[&str], stop_at_operand:
     (flags, i)
 }
 
-fn rest(args: &[Arg], from: usize) -> Vec<Arg> {
-    args.get(from..).map(<[Arg]>::to_vec).unwrap_or_default()
+fn rest<'a>(args: &[Arg<'a>], from: usize) -> Vec<Arg<'a>> {
+    args.get(from..).map(<[Arg<'a>]>::to_vec).unwrap_or_default()
 }
 
 /// Joins words into one script, as `eval` and `ssh` do.
-fn joined(args: &[Arg]) -> Arg {
-    let text = args.iter().map(|a| a.text.as_str()).collect::<Vec<_>>().join(" ");
-    Arg { text: text.into(), dynamic: args.iter().find_map(|a| a.dynamic) }
+fn joined<'a>(args: &[Arg<'a>]) -> Script<'a> {
+    let text = args.iter().map(|a| a.text).collect::<Vec<_>>().join(" ");
+    Script { text: text.into(), dynamic: args.iter().find_map(|a| a.dynamic) }
 }
 
 /// What `name` (already resolved: no directory, quotes removed) runs, given its arguments.
 /// `None`: it runs nothing fak can name (or it is not a wrapper).
-pub(crate) fn inner(name: &str, args: &[Arg]) -> Vec<Inner> {
+pub(crate) fn inner<'a>(name: &str, args: &[Arg<'a>]) -> Vec<Inner<'a>> {
     // Most commands run nothing else: one look-up says so.
     if !known(name).runs {
         return Vec::new();
     }
-    let argv_from = |i: usize| -> Vec<Inner> {
+    let argv_from = |i: usize| -> Vec<Inner<'a>> {
         let r = rest(args, i);
         if r.is_empty() {
             Vec::new()
@@ -735,10 +748,10 @@ pub(crate) fn inner(name: &str, args: &[Arg]) -> Vec<Inner> {
             let mut i = 0;
             while let Some(a) = args.get(i) {
                 i += 1;
-                let t = a.text.as_str();
+                let t = a.text;
                 let cmd = if t == "-c" || t == "--command" {
                     i += 1;
-                    args.get(i - 1).cloned()
+                    args.get(i - 1).copied()
                 } else if let Some(v) = t.strip_prefix("--command=") {
                     Some(Arg::lit(v))
                 } else if let Some(v) = t.strip_prefix("-c").filter(|v| !v.is_empty() && !t.starts_with("--")) {
@@ -750,7 +763,7 @@ pub(crate) fn inner(name: &str, args: &[Arg]) -> Vec<Inner> {
                     None
                 };
                 if let Some(c) = cmd {
-                    out.push(Inner::Script(c));
+                    out.push(Inner::Script(c.into()));
                 }
             }
             out
@@ -759,17 +772,17 @@ pub(crate) fn inner(name: &str, args: &[Arg]) -> Vec<Inner> {
             let mut i = 0;
             let mut out = Vec::new();
             while let Some(a) = args.get(i) {
-                let t = a.text.as_str();
+                let t = a.text;
                 if a.dynamic.is_none() && (t == "-S" || t == "--split-string") {
                     if let Some(s) = args.get(i + 1) {
-                        out.push(Inner::Script(s.clone()));
+                        out.push(Inner::Script((*s).into()));
                     }
                     return out;
                 }
                 if let Some(s) =
                     t.strip_prefix("--split-string=").or_else(|| t.strip_prefix("-S").filter(|s| !s.is_empty()))
                 {
-                    out.push(Inner::Script(Arg::lit(s)));
+                    out.push(Inner::Script(Arg::lit(s).into()));
                     return out;
                 }
                 if a.dynamic.is_none() && t.starts_with('-') && t != "-" {
@@ -800,7 +813,7 @@ pub(crate) fn inner(name: &str, args: &[Arg]) -> Vec<Inner> {
         "nice" => {
             let mut i = 0;
             while let Some(a) = args.get(i) {
-                let t = a.text.as_str();
+                let t = a.text;
                 if t == "-n" || t == "--adjustment" {
                     i += 2;
                 } else if t.starts_with('-') && t.len() > 1 && a.dynamic.is_none() {
@@ -852,11 +865,11 @@ pub(crate) fn inner(name: &str, args: &[Arg]) -> Vec<Inner> {
                 &["jobs", "sshlogin", "delimiter", "arg-file", "joblog", "results"],
                 true,
             );
-            let cmd: Vec<Arg> =
+            let cmd: Vec<Arg<'a>> =
                 rest(args, i).into_iter().take_while(|a| !a.text.starts_with(":::") && a.text != "::::").collect();
             match cmd.as_slice() {
                 [] => Vec::new(),
-                [one] if one.text.contains(' ') => vec![Inner::Script(one.clone())],
+                [one] if one.text.contains(' ') => vec![Inner::Script((*one).into())],
                 _ => vec![Inner::Argv(cmd)],
             }
         }
@@ -892,8 +905,8 @@ pub(crate) fn inner(name: &str, args: &[Arg]) -> Vec<Inner> {
             let mut i = 0;
             while let Some(a) = args.get(i) {
                 i += 1;
-                if matches!(a.text.as_str(), "-exec" | "-execdir" | "-ok" | "-okdir") && a.dynamic.is_none() {
-                    let cmd: Vec<Arg> =
+                if matches!(a.text, "-exec" | "-execdir" | "-ok" | "-okdir") && a.dynamic.is_none() {
+                    let cmd: Vec<Arg<'a>> =
                         rest(args, i).into_iter().take_while(|w| w.text != ";" && w.text != "+").collect();
                     i += cmd.len() + 1;
                     if !cmd.is_empty() {
@@ -912,12 +925,12 @@ pub(crate) fn inner(name: &str, args: &[Arg]) -> Vec<Inner> {
 }
 
 /// `sh -c CMD`, `bash -lc CMD`, `sh -s`, `sh` (stdin), `sh script.sh` (a file: nothing seen).
-fn shell_inner(args: &[Arg]) -> Vec<Inner> {
+fn shell_inner<'a>(args: &[Arg<'a>]) -> Vec<Inner<'a>> {
     let mut command = false;
     let mut stdin = false;
     let mut i = 0;
     while let Some(a) = args.get(i) {
-        let t = a.text.as_str();
+        let t = a.text;
         if a.dynamic.is_some() || !(t.starts_with('-') || t.starts_with('+')) || t == "-" || t == "--" {
             if t == "-" || t == "--" {
                 i += 1;
@@ -943,7 +956,7 @@ fn shell_inner(args: &[Arg]) -> Vec<Inner> {
     }
     if command {
         return match args.get(i) {
-            Some(a) => vec![Inner::Script(a.clone())],
+            Some(a) => vec![Inner::Script((*a).into())],
             None => Vec::new(),
         };
     }
@@ -956,7 +969,7 @@ fn shell_inner(args: &[Arg]) -> Vec<Inner> {
 
 /// `python3 -c CODE`, `perl -e CODE`, `node -e CODE`, `pwsh -c CODE`; no program argument (or
 /// `-`) means the program comes from standard input.
-fn interpreter_inner(name: &str, args: &[Arg]) -> Vec<Inner> {
+fn interpreter_inner<'a>(name: &str, args: &[Arg<'a>]) -> Vec<Inner<'a>> {
     let code_flags: &[&str] = match name {
         "perl" => &["-e", "-E"],
         "ruby" | "node" | "nodejs" | "osascript" | "lua" => &["-e"],
@@ -968,16 +981,16 @@ fn interpreter_inner(name: &str, args: &[Arg]) -> Vec<Inner> {
     let mut i = 0;
     let mut module = false;
     while let Some(a) = args.get(i) {
-        let t = a.text.as_str();
+        let t = a.text;
         i += 1;
         if code_flags.contains(&t) {
-            return args.get(i).map(|c| vec![Inner::Code(c.clone())]).unwrap_or_default();
+            return args.get(i).map(|c| vec![Inner::Code((*c).into())]).unwrap_or_default();
         }
         // Perl and Python clusters: `perl -pi -e`, `python3 -Bc`.
         if t.starts_with('-') && !t.starts_with("--") && t.len() > 2 && a.dynamic.is_none() {
             let last = t.chars().last().unwrap_or(' ');
             if (name == "perl" && (last == 'e' || last == 'E')) || (name.starts_with("python") && last == 'c') {
-                return args.get(i).map(|c| vec![Inner::Code(c.clone())]).unwrap_or_default();
+                return args.get(i).map(|c| vec![Inner::Code((*c).into())]).unwrap_or_default();
             }
         }
         if t == "-m" || (name.starts_with("python") && t.starts_with("-m") && t.len() > 2) {
@@ -1031,7 +1044,7 @@ pub const DOWNLOADERS: &[&str] = &[
 ];
 
 /// Whether a command (name and parsed arguments) decodes an opaque payload.
-pub fn is_decoder(name: &str, args: &[Arg]) -> bool {
+pub fn is_decoder(name: &str, args: &[Arg<'_>]) -> bool {
     let has = |f: &str| args.iter().any(|a| a.text == f);
     match name {
         "base64" | "base32" | "basenc" => args.iter().any(|a| {
@@ -1052,7 +1065,7 @@ pub fn is_decoder(name: &str, args: &[Arg]) -> bool {
 mod tests {
     use super::*;
 
-    fn args(s: &str) -> Vec<Arg> {
+    fn args(s: &str) -> Vec<Arg<'_>> {
         s.split_whitespace().map(Arg::lit).collect()
     }
 
@@ -1083,7 +1096,7 @@ mod tests {
     fn values_are_not_operands() {
         let cp = args("-t /dest a b");
         let p = parse_args(known("cp").spec, &cp);
-        assert_eq!(p.value("target-directory").map(|a| a.text.as_str()), Some("/dest"));
+        assert_eq!(p.value("target-directory").map(|a| a.text), Some("/dest"));
         assert_eq!(p.operands.len(), 2);
         let curl = args("-s -d @- https://x");
         let p = parse_args(known("curl").spec, &curl);
@@ -1140,16 +1153,16 @@ mod tests {
 
     #[test]
     fn scripts_in_strings() {
-        assert_eq!(inner("bash", &args("-lc x")), vec![Inner::Script(Arg::lit("x"))]);
+        assert_eq!(inner("bash", &args("-lc x")), vec![Inner::Script(Arg::lit("x").into())]);
         assert_eq!(inner("sh", &args("-s -- --yes")), vec![Inner::Stdin]);
         assert_eq!(inner("sh", &[]), vec![Inner::Stdin]);
         assert!(inner("sh", &args("install.sh")).is_empty());
-        assert_eq!(inner("su", &args("root -c id")), vec![Inner::Script(Arg::lit("id"))]);
-        assert_eq!(inner("ssh", &args("-p 22 host rm -rf /")), vec![Inner::Script(Arg::lit("rm -rf /"))]);
-        assert_eq!(inner("eval", &args("rm -rf ~")), vec![Inner::Script(Arg::lit("rm -rf ~"))]);
-        assert_eq!(inner("watch", &args("-n 5 ls -la")), vec![Inner::Script(Arg::lit("ls -la"))]);
-        assert_eq!(inner("python3", &args("-c x")), vec![Inner::Code(Arg::lit("x"))]);
-        assert_eq!(inner("perl", &args("-pi -e s/a/b/ f")), vec![Inner::Code(Arg::lit("s/a/b/"))]);
+        assert_eq!(inner("su", &args("root -c id")), vec![Inner::Script(Arg::lit("id").into())]);
+        assert_eq!(inner("ssh", &args("-p 22 host rm -rf /")), vec![Inner::Script(Arg::lit("rm -rf /").into())]);
+        assert_eq!(inner("eval", &args("rm -rf ~")), vec![Inner::Script(Arg::lit("rm -rf ~").into())]);
+        assert_eq!(inner("watch", &args("-n 5 ls -la")), vec![Inner::Script(Arg::lit("ls -la").into())]);
+        assert_eq!(inner("python3", &args("-c x")), vec![Inner::Code(Arg::lit("x").into())]);
+        assert_eq!(inner("perl", &args("-pi -e s/a/b/ f")), vec![Inner::Code(Arg::lit("s/a/b/").into())]);
         assert!(inner("python3", &args("-m json.tool")).is_empty());
         assert_eq!(inner("perl", &[]), vec![Inner::Stdin]);
     }

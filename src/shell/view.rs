@@ -5,8 +5,9 @@ use std::ops::Range;
 use brush_parser::ast;
 use brush_parser::word::WordPiece;
 
+use super::plain::Read;
 use super::programs::{self, Arg, Inner, Role};
-use super::{Record, Redirect, Span, Str, View};
+use super::{Record, Redirect, Span, Str, View, Word};
 
 /// Why a word brush-parser could not parse is only known at run time.
 pub(super) const UNREADABLE_WORD: &str = "a word the parser cannot read";
@@ -58,15 +59,41 @@ impl View {
         Span { start: at(start), end: at(end) }
     }
 
-    fn push_words(&mut self, words: impl IntoIterator<Item = Str>) -> Span {
+    /// Adds `text` to the words' text; its run there.
+    fn push_chars(&mut self, text: &str) -> Span {
+        let start = self.chars.len();
+        self.chars.push_str(text);
+        self.span_from(start, self.chars.len())
+    }
+
+    /// Adds copies of `words` to the words; their run.
+    fn push_words<'a>(&mut self, words: impl IntoIterator<Item = &'a str>) -> Span {
         let words = words.into_iter();
         // Most commands' `via`, `assigns` and many commands' flags: nothing to add.
         if words.size_hint().1 == Some(0) {
             return Span::default();
         }
         let start = self.words.len();
-        self.words.extend(words);
+        for w in words {
+            let s = self.push_chars(w);
+            self.words.push(s);
+        }
         self.span_from(start, self.words.len())
+    }
+
+    /// Adds a word to the words: its run of `script` when it is one (`script` is in the text
+    /// from `base`), else a copy.
+    fn push_word_of(&mut self, word: &str, script: &str, base: usize) -> Span {
+        // Where the word starts in the script, if it is in it: a difference of addresses (a
+        // word the reader read as written is a run of the script).
+        let off = (word.as_ptr() as usize).wrapping_sub(script.as_ptr() as usize);
+        let s = if off <= script.len() && word.len() <= script.len() - off {
+            self.span_from(base + off, base + off + word.len())
+        } else {
+            self.push_chars(word)
+        };
+        self.words.push(s);
+        s
     }
 
     /// Moves `redirects` to the arena (a here-document's body is not copied).
@@ -88,6 +115,8 @@ struct Moved {
     assigns: Range<usize>,
     redirects: Range<usize>,
     text: Range<usize>,
+    /// The read's words: `args[i]` is word `i` of the view from here.
+    args: usize,
 }
 
 impl Moved {
@@ -97,6 +126,14 @@ impl Moved {
         let (start, end) = (to.start + r.start, to.start + r.end);
         (r.start <= r.end && end <= to.end).then_some(start..end)
     }
+}
+
+/// A plain read being walked: the read, where its lists went in the view, its substitutions
+/// (taken out of it, each walked once), and the lists each command's words are put in.
+struct Plain<'r> {
+    read: &'r Read<'r>,
+    moved: Moved,
+    subs: Vec<super::plain::Sub>,
 }
 
 /// Where a command is, as the walk goes down.
@@ -121,13 +158,16 @@ impl Walker<'_> {
         if self.refused(text, depth) {
             return;
         }
-        if let Some(mut read) = self.plain.then(|| super::plain::read(text)).flatten() {
+        let bump = bumpalo::Bump::new();
+        if let Some(mut read) = self.plain.then(|| super::plain::read(text, &bump)).flatten() {
             let mut at = At { via, cwd, depth };
             // Room for the commands read (a `Command` is large: growing the list copies it).
             self.out.records.reserve(read.simples.len().min(MAX_COMMANDS));
             let moved = self.move_in(&mut read);
-            for p in std::mem::take(&mut read.top) {
-                self.plain_pipeline(&mut read, &moved, p, &mut at);
+            let (top, subs) = (std::mem::take(&mut read.top), std::mem::take(&mut read.subs));
+            let mut plain = Plain { read: &read, moved, subs };
+            for p in top {
+                self.plain_pipeline(&mut plain, p, &mut at);
             }
             return;
         }
@@ -203,14 +243,24 @@ impl Walker<'_> {
     /// Moves the lists a plain read's commands share with the commands they wrap (their
     /// assignments, redirections and texts) to the view's arenas whole, rather than command
     /// by command.
-    fn move_in(&mut self, read: &mut super::plain::Read) -> Moved {
+    fn move_in(&mut self, read: &mut Read<'_>) -> Moved {
         let out = &mut self.out;
+        // The words' text: the script, whose runs most words are; the others are copied.
+        let base = out.chars.len();
+        out.chars.push_str(read.script);
         let moved = Moved {
             assigns: out.words.len()..out.words.len() + read.assigns.len(),
             redirects: out.redirects.len()..out.redirects.len() + read.redirects.len(),
             text: out.texts.len()..out.texts.len() + read.text.len(),
+            args: out.words.len() + read.assigns.len(),
         };
-        out.words.append(&mut read.assigns);
+        out.words.reserve(read.assigns.len() + read.args.len());
+        for a in &read.assigns {
+            out.push_word_of(a, read.script, base);
+        }
+        for a in &read.args {
+            out.push_word_of(a.text, read.script, base);
+        }
         out.redirects.append(&mut read.redirects);
         if out.texts.is_empty() {
             std::mem::swap(&mut out.texts, &mut read.text);
@@ -221,9 +271,11 @@ impl Walker<'_> {
     }
 
     /// A pipeline of the plain reader, walked as `pipeline` walks brush-parser's.
-    fn plain_pipeline(&mut self, read: &mut super::plain::Read, moved: &Moved, p: usize, at: &mut At) {
+    fn plain_pipeline(&mut self, plain: &mut Plain<'_>, p: usize, at: &mut At) {
+        let read = plain.read;
         let Some(simples) = read.pipelines.get(p).cloned() else { return self.opaque(PLAIN_LOST) };
         self.stages(simples, at, |w, i, here, upstream| {
+            let moved = &plain.moved;
             if w.out.records.len() >= MAX_COMMANDS {
                 return w.opaque(format!("more than {MAX_COMMANDS} commands"));
             }
@@ -248,28 +300,28 @@ impl Walker<'_> {
             let mut ranges = Vec::new();
             if !subs.is_empty() {
                 let mut subs = subs.peekable();
-                let word_of = |read: &super::plain::Read, k: &usize| read.subs.get(*k).and_then(|x| x.word);
-                while let Some(k) = subs.next_if(|k| word_of(read, k).is_none()) {
-                    w.plain_substitution(read, moved, k, here);
+                let word_of = |plain: &Plain<'_>, k: &usize| plain.subs.get(*k).and_then(|x| x.word);
+                while let Some(k) = subs.next_if(|k| word_of(plain, k).is_none()) {
+                    w.plain_substitution(plain, k, here);
                 }
                 for i in 0..words.len() {
                     let start = w.out.records.len();
-                    while let Some(k) = subs.next_if(|k| word_of(read, k) == Some(i)) {
-                        w.plain_substitution(read, moved, k, here);
+                    while let Some(k) = subs.next_if(|k| word_of(plain, k) == Some(i)) {
+                        w.plain_substitution(plain, k, here);
                     }
                     ranges.push(start..w.out.records.len());
                 }
             }
-            match read.args.get(words) {
-                Some(args) => w.argv(args, ranges, shared, here, upstream),
-                _ => w.opaque(PLAIN_LOST),
-            }
+            let Some(args) = read.args.get(words.clone()) else { return w.opaque(PLAIN_LOST) };
+            // Its words, in the view since `move_in`.
+            let span = w.out.span_from(plain.moved.args + words.start, plain.moved.args + words.end);
+            w.argv(args, Some(span), ranges, shared, here, upstream);
         });
     }
 
     /// Substitution `k` the plain reader read, walked as `script` walks its text.
-    fn plain_substitution(&mut self, read: &mut super::plain::Read, moved: &Moved, k: usize, at: &At) {
-        let Some(sub) = read.subs.get_mut(k).map(std::mem::take) else { return self.opaque(PLAIN_LOST) };
+    fn plain_substitution(&mut self, plain: &mut Plain<'_>, k: usize, at: &At) {
+        let Some(sub) = plain.subs.get_mut(k).map(std::mem::take) else { return self.opaque(PLAIN_LOST) };
         if self.refused(&sub.text, at.depth + 1) {
             return;
         }
@@ -277,7 +329,7 @@ impl Walker<'_> {
         via.push("$(...)".into());
         let mut inner = At { via, cwd: at.cwd.clone(), depth: at.depth + 1 };
         for p in sub.pipelines {
-            self.plain_pipeline(read, moved, p, &mut inner);
+            self.plain_pipeline(plain, p, &mut inner);
         }
     }
 
@@ -380,9 +432,9 @@ impl Walker<'_> {
 
     /// A word after quote removal; command substitutions inside it are walked (their commands
     /// run too) and make the word dynamic.
-    fn word(&mut self, w: &ast::Word, at: &At) -> (Arg, Range<usize>) {
+    fn word(&mut self, w: &ast::Word, at: &At) -> (Word, Range<usize>) {
         let start = self.out.records.len();
-        let mut arg = Arg { text: Str::default(), dynamic: None };
+        let mut arg = Word::default();
         // brush-parser 0.4 panics on `~` and a number past `i32` (a directory-stack index;
         // found by fuzzing): such a word is not parsed, and any other panic is caught.
         let parsed = if huge_tilde_index(&w.value) {
@@ -416,7 +468,7 @@ impl Walker<'_> {
     }
 
     /// One piece of a word: `raw` is its text, which starts at byte `offset` of the word.
-    fn piece(&mut self, p: &WordPiece, raw: &str, offset: usize, arg: &mut Arg, at: &At, quoted: bool) {
+    fn piece(&mut self, p: &WordPiece, raw: &str, offset: usize, arg: &mut Word, at: &At, quoted: bool) {
         match p {
             WordPiece::Text(t) => {
                 if let Some(kind) = super::plain::expansion(t).filter(|_| !quoted) {
@@ -508,7 +560,11 @@ impl Walker<'_> {
                 out.push(Redirect { op: "<<<".into(), fd: fd(n), target: Str::default(), body: Some(a) });
             }
             ast::IoRedirect::HereDocument(n, doc) => {
-                let body = if doc.requires_expansion { self.word(&doc.doc, at).0 } else { Arg::lit(&doc.doc.value) };
+                let body = if doc.requires_expansion {
+                    self.word(&doc.doc, at).0
+                } else {
+                    Word { text: doc.doc.value.as_str().into(), dynamic: None }
+                };
                 out.push(Redirect {
                     op: "<<".into(),
                     fd: fd(n),
@@ -521,7 +577,7 @@ impl Walker<'_> {
 
     fn simple(&mut self, s: &ast::SimpleCommand, at: &mut At, upstream: Option<Range<usize>>) {
         let mut assigns = Vec::new();
-        let mut words: Vec<(Arg, Range<usize>)> = Vec::new();
+        let mut words: Vec<(Word, Range<usize>)> = Vec::new();
         let mut redirects = Vec::new();
         let items = s.prefix.iter().flat_map(|p| p.0.iter()).map(|i| (true, i));
         let name = s.word_or_name.iter().map(|w| (false, w));
@@ -536,13 +592,14 @@ impl Walker<'_> {
         for (_, item) in suffix {
             self.item(item, at, &mut assigns, &mut words, &mut redirects, false);
         }
-        let (args, ranges): (Vec<Arg>, Vec<Range<usize>>) = words.into_iter().unzip();
+        let (words, ranges): (Vec<Word>, Vec<Range<usize>>) = words.into_iter().unzip();
+        let args: Vec<Arg<'_>> = words.iter().map(|w| Arg { text: &w.text, dynamic: w.dynamic }).collect();
         let shared = Shared {
-            assigns: self.out.push_words(assigns),
+            assigns: self.out.push_words(assigns.iter().map(Str::as_str)),
             redirects: self.out.push_redirects(&mut redirects),
             text: self.out.push_text(&shown(s)),
         };
-        self.argv(&args, ranges, shared, at, upstream);
+        self.argv(&args, None, ranges, shared, at, upstream);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -551,7 +608,7 @@ impl Walker<'_> {
         item: &ast::CommandPrefixOrSuffixItem,
         at: &At,
         assigns: &mut Vec<Str>,
-        words: &mut Vec<(Arg, Range<usize>)>,
+        words: &mut Vec<(Word, Range<usize>)>,
         redirects: &mut Vec<Redirect>,
         prefix: bool,
     ) {
@@ -577,7 +634,7 @@ impl Walker<'_> {
                     ast::ProcessSubstitutionKind::Write => ">(...)".into(),
                 });
                 self.list(&sub.list, &mut inner);
-                let arg = Arg { text: "/dev/fd/63".into(), dynamic: Some("process substitution") };
+                let arg = Word { text: "/dev/fd/63".into(), dynamic: Some("process substitution") };
                 words.push((arg, start..self.out.records.len()));
             }
         }
@@ -588,7 +645,8 @@ impl Walker<'_> {
     #[allow(clippy::too_many_arguments)]
     fn argv(
         &mut self,
-        args: &[Arg],
+        args: &[Arg<'_>],
+        words: Option<Span>,
         ranges: Vec<Range<usize>>,
         shared: Shared,
         at: &mut At,
@@ -601,13 +659,15 @@ impl Walker<'_> {
             // Assignments or redirections alone.
             return self.redirect_writes(shared.redirects, at);
         }
-        self.record(args, &ranges, shared, at, upstream);
+        self.record(args, words, &ranges, shared, at, upstream);
     }
 
     /// `argv` once the lists a command may share with the command it wraps are in the view.
+    /// `words`, when given, is where the view has `args` (the read's words are moved in whole).
     fn record(
         &mut self,
-        args: &[Arg],
+        args: &[Arg<'_>],
+        words: Option<Span>,
         ranges: &[Range<usize>],
         shared: Shared,
         at: &mut At,
@@ -616,9 +676,10 @@ impl Walker<'_> {
         // The program, then its arguments (and the commands run inside each).
         let Some((first, args)) = args.split_first() else { return };
         let ranges = ranges.get(1..).unwrap_or_default();
-        let range_of =
-            |args: &[Arg], text: &str| args.iter().position(|w| w.text == text).and_then(|i| ranges.get(i)).cloned();
-        let name = resolve_owned(first.text.clone());
+        let range_of = |args: &[Arg<'_>], text: &str| {
+            args.iter().position(|w| w.text == text).and_then(|i| ranges.get(i)).cloned()
+        };
+        let name = resolve_name(first.text);
         let mut opaque = None;
         if let Some(why) = first.dynamic {
             let why = format!("the command name comes from {why}");
@@ -632,14 +693,30 @@ impl Walker<'_> {
         // a `Parsed`.
         let writes_by_parsed = known.writer && known.role != Role::Git;
         let lean = !writes_by_parsed && !known.runs && known.role != Role::Find && args.len() <= 64;
+        let args_span = match words {
+            Some(w) => run_of(w, 1, args.len()),
+            None => self.out.push_words(args.iter().map(|a| a.text)),
+        };
         let (mut lean_flags, mut lean_operands) = (Span::default(), 0u64);
         let parsed = if lean {
             let start = self.out.words.len();
-            let words = &mut self.out.words;
+            let out = &mut self.out;
             programs::sort_args(
                 known.spec,
                 args,
-                |f| words.push(f),
+                |f, k| {
+                    // A letter of its argument is that run of the argument's text.
+                    let arg = args.get(k).map(|a| a.text).unwrap_or_default();
+                    let off = (f.as_ptr() as usize).wrapping_sub(arg.as_ptr() as usize);
+                    let run = out.words.get(args_span.start as usize + k).copied();
+                    let s = match run {
+                        Some(r) if off <= arg.len() && f.len() <= arg.len() - off => {
+                            out.span_from(r.start as usize + off, r.start as usize + off + f.len())
+                        }
+                        _ => out.push_chars(f),
+                    };
+                    out.words.push(s);
+                },
                 |_, _| {},
                 |i| {
                     lean_operands |= 1u64.checked_shl(u32::try_from(i).unwrap_or(64)).unwrap_or(0);
@@ -668,10 +745,10 @@ impl Walker<'_> {
             }
             subcommand = sub;
             if let Some(s) = alias_script {
-                inners.push(Inner::Script(Arg::lit(&s)));
+                inners.push(Inner::Script(programs::Script { text: s.into(), dynamic: None }));
             }
         } else if known.subcommanded {
-            subcommand = first_operand.filter(|a| a.dynamic.is_none()).map(|a| a.text.clone());
+            subcommand = first_operand.filter(|a| a.dynamic.is_none()).map(|a| Str::from(a.text));
         }
         if known.runs {
             inners.extend(programs::inner(&name, args));
@@ -697,7 +774,7 @@ impl Walker<'_> {
         // `cd` changes where the next commands of this list run.
         if known.role == Role::Cd {
             match first_operand {
-                Some(a) if a.dynamic.is_none() && a.text != "-" => at.cwd = self.abs(&a.text, at).into(),
+                Some(a) if a.dynamic.is_none() && a.text != "-" => at.cwd = self.abs(a.text, at).into(),
                 None => at.cwd = self.home.into(),
                 Some(_) => {}
             }
@@ -705,7 +782,6 @@ impl Walker<'_> {
 
         // Flags and operands: a wrapper's own are those before the command it runs; `find`'s
         // predicates are not flags (rules read them in `args`).
-        let args_span = self.out.push_words(args.iter().map(|a| a.text.clone()));
         let (flags, operands) = if known.role == Role::Find {
             let n = args.iter().take_while(|a| !a.text.starts_with('-')).count();
             (Span::default(), run_of(args_span, 0, n))
@@ -717,13 +793,18 @@ impl Walker<'_> {
             (lean_flags, self.operand_bits(args, args_span, lean_operands))
         } else {
             let operands = self.operands(args, args_span, &parsed.operands);
-            (self.out.push_words(parsed.flags), operands)
+            (self.out.push_words(parsed.flags.iter().copied()), operands)
         };
         let upstream_names = match &upstream {
             Some(up) => {
-                let View { records, words, .. } = &mut self.out;
+                let View { records, words, chars, .. } = &mut self.out;
                 let first = words.len();
-                words.extend(records.get(up.clone()).unwrap_or_default().iter().map(|r| r.name.clone()));
+                let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+                for r in records.get(up.clone()).unwrap_or_default() {
+                    let start = chars.len();
+                    chars.push_str(&r.name);
+                    words.push(Span { start: at(start), end: at(chars.len()) });
+                }
                 self.out.span_from(first, self.out.words.len())
             }
             None => Span::default(),
@@ -743,7 +824,7 @@ impl Walker<'_> {
         let index = self.out.records.len();
         let record = Record {
             args: args_span,
-            via: self.out.push_words(at.via.iter().cloned()),
+            via: self.out.push_words(at.via.iter().map(Str::as_str)),
             name: name.clone(),
             program: known.id,
             flags,
@@ -772,7 +853,7 @@ impl Walker<'_> {
                     // The inner command reads the wrapper's standard input and writes where
                     // the wrapper's redirections point: it shares them, and its text.
                     let shared = Shared { assigns: Span::default(), ..shared };
-                    self.record(&words, &[], shared, &mut inner_at, upstream.clone());
+                    self.record(&words, None, &[], shared, &mut inner_at, upstream.clone());
                 }
                 Inner::Script(a) => {
                     if let Some(d) = a.dynamic {
@@ -797,7 +878,7 @@ impl Walker<'_> {
                         }
                     }
                     if let Some(c) = self.out.records.get_mut(index) {
-                        c.code = Some(a.text.into());
+                        c.code = Some(a.text.into_owned());
                     }
                 }
                 Inner::Stdin => self.stdin_script(index, &name, &via, at, upstream.clone()),
@@ -818,7 +899,7 @@ impl Walker<'_> {
     /// The words of `operands`, arguments of `args` (whose words are `args_span`): when they
     /// are a run of them, as most commands' are (`git add a b`), that run of the words already
     /// in the view; otherwise copies.
-    fn operands(&mut self, args: &[Arg], args_span: Span, operands: &[&Arg]) -> Span {
+    fn operands(&mut self, args: &[Arg<'_>], args_span: Span, operands: &[&Arg<'_>]) -> Span {
         let Some(first) = operands.first() else { return Span::default() };
         if let Some(i) = args.iter().position(|a| std::ptr::eq(a, *first)) {
             let run = args
@@ -828,11 +909,11 @@ impl Walker<'_> {
                 return run_of(args_span, i, operands.len());
             }
         }
-        self.out.push_words(operands.iter().map(|a| a.text.clone()))
+        self.out.push_words(operands.iter().map(|a| a.text))
     }
 
     /// `operands` for operands given as a bit per argument of `args` (`lean` in `record`).
-    fn operand_bits(&mut self, args: &[Arg], args_span: Span, bits: u64) -> Span {
+    fn operand_bits(&mut self, args: &[Arg<'_>], args_span: Span, bits: u64) -> Span {
         if bits == 0 {
             return Span::default();
         }
@@ -841,9 +922,13 @@ impl Walker<'_> {
         if (bits >> first).checked_add(1).is_some_and(|b| b == 1u64.checked_shl(n).unwrap_or(0)) {
             return run_of(args_span, first as usize, n as usize);
         }
-        let picked = (0..args.len()).filter(|&i| bits >> i & 1 == 1);
-        let words: smallvec::SmallVec<[Str; 8]> = picked.filter_map(|i| args.get(i)).map(|a| a.text.clone()).collect();
-        self.out.push_words(words)
+        // Copies of the picked words' runs (their text is in the view already).
+        let start = self.out.words.len();
+        for i in (0..args.len()).filter(|&i| bits >> i & 1 == 1) {
+            let w = self.out.words.get(args_span.start as usize + i).copied();
+            self.out.words.extend(w);
+        }
+        self.out.span_from(start, self.out.words.len())
     }
 
     /// A program read from standard input: from a here-document or here-string, from `echo`
@@ -861,7 +946,7 @@ impl Walker<'_> {
             } else if shell {
                 self.script(&b.text, via.to_vec(), at.cwd.clone(), at.depth + 1);
             } else if let Some(c) = self.out.records.get_mut(index) {
-                c.code = Some(b.text.into());
+                c.code = Some(b.text.to_string());
             }
             return;
         }
@@ -971,7 +1056,7 @@ fn payload(w: &Walker<'_>, r: &Range<usize>) -> Option<&'static str> {
         return Some("downloaded");
     }
     let decoded = r.clone().filter_map(|i| w.out.command(i)).any(|c| {
-        let args: Vec<Arg> = c.args().iter().map(|a| Arg::lit(a)).collect();
+        let args: Vec<Arg<'_>> = c.args().iter().map(Arg::lit).collect();
         programs::is_decoder(c.name(), &args)
     });
     decoded.then_some("decoded")
@@ -984,8 +1069,9 @@ fn resolve(word: &str) -> Str {
     Str::from(base.to_lowercase())
 }
 
-/// `resolve`, keeping the word's own buffer when it is already the name (the common case).
-fn resolve_owned(word: Str) -> Str {
+/// The program a command word names, without allocating when the word is already the name
+/// (the common case): `resolve`'s result.
+fn resolve_name(word: &str) -> Str {
     // One lookup a byte: program names are checked for every command.
     #[allow(clippy::indexing_slicing)] // a const loop below 256 over a table of 256
     static KEPT: [bool; 256] = {
@@ -998,14 +1084,14 @@ fn resolve_owned(word: Str) -> Str {
         t
     };
     if word.bytes().all(|b| KEPT.get(usize::from(b)).copied().unwrap_or(false)) {
-        return word;
+        return Str::from(word);
     }
-    resolve(&word)
+    resolve(word)
 }
 
 /// `git [global options] SUBCOMMAND`: the subcommand, an inline alias's shell script
 /// (`-c alias.x='!rm -rf ~'`), and why the subcommand cannot be known.
-fn git_subcommand(args: &[Arg]) -> (Option<Str>, Option<String>, Option<&'static str>) {
+fn git_subcommand(args: &[Arg<'_>]) -> (Option<Str>, Option<String>, Option<&'static str>) {
     let mut aliases: Vec<(String, String)> = Vec::new();
     let mut i = 0;
     while let Some(a) = args.get(i) {
@@ -1013,7 +1099,7 @@ fn git_subcommand(args: &[Arg]) -> (Option<Str>, Option<String>, Option<&'static
         if let Some(d) = a.dynamic {
             return (None, None, Some(d));
         }
-        let t = a.text.as_str();
+        let t = a.text;
         match t {
             "-C" | "--git-dir" | "--work-tree" | "--namespace" | "--exec-path" | "--super-prefix" | "--config-env" => {
                 i += 1
@@ -1051,24 +1137,24 @@ fn git_subcommand(args: &[Arg]) -> (Option<Str>, Option<String>, Option<&'static
 
 /// Files a command writes (besides its redirections), as written; `programs::WRITERS` lists
 /// the programs this knows.
-fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed, args: &[Arg]) -> Vec<Str> {
+fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed<'_>, args: &[Arg<'_>]) -> Vec<Str> {
     if name == "git" {
         return git_writes(sub, args);
     }
-    let ops: Vec<Str> = p.operands.iter().map(|a| a.text.clone()).collect();
+    let ops: Vec<Str> = p.operands.iter().map(|a| Str::from(a.text)).collect();
     let last = || ops.last().cloned().into_iter().collect::<Vec<_>>();
     match name {
         "tee" | "truncate" | "shred" | "touch" | "rm" | "rmdir" | "unlink" | "mkdir" | "rustfmt" | "black"
         | "chattr" => ops,
         "cp" | "ln" | "install" => match p.value("target-directory") {
-            Some(t) => vec![t.text.clone()],
+            Some(t) => vec![Str::from(t.text)],
             None if p.has("directory") && name == "install" => ops,
             None if ops.len() >= 2 => last(),
             None => Vec::new(),
         },
         // A move writes its destination and takes its sources away.
         "mv" => match p.value("target-directory") {
-            Some(t) => std::iter::once(t.text.clone()).chain(ops).collect(),
+            Some(t) => std::iter::once(Str::from(t.text)).chain(ops).collect(),
             None if ops.len() >= 2 => ops,
             None => Vec::new(),
         },
@@ -1090,41 +1176,41 @@ fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed, args: &[Arg]) 
         "perl" if args.iter().any(|a| a.text.starts_with('-') && !a.text.starts_with("--") && a.text.contains('i')) => {
             // `perl -pi -e CODE FILES`: the files follow the code.
             let code_at = args.iter().position(|a| a.text.ends_with('e') && a.text.starts_with('-'));
-            code_at.map(|i| args.iter().skip(i + 2).map(|a| a.text.clone()).collect()).unwrap_or_default()
+            code_at.map(|i| args.iter().skip(i + 2).map(|a| Str::from(a.text)).collect()).unwrap_or_default()
         }
         "dd" => ops.iter().filter_map(|o| o.strip_prefix("of=").map(Str::from)).collect(),
         "gofmt" | "prettier" if p.has("write") => ops,
         "clang-format" if p.has("i") => ops,
         "tar" if p.has("extract") || p.has("get") || old_style_tar(args) => {
-            p.value("directory").map(|d| vec![d.text.clone()]).unwrap_or_default()
+            p.value("directory").map(|d| vec![Str::from(d.text)]).unwrap_or_default()
         }
-        "unzip" => p.value("exdir").map(|d| vec![d.text.clone()]).unwrap_or_default(),
+        "unzip" => p.value("exdir").map(|d| vec![Str::from(d.text)]).unwrap_or_default(),
         _ => Vec::new(),
     }
 }
 
 /// The files git writes by subcommand (`git checkout -- F`, `git restore F`): read from its
 /// arguments, not from a `Parsed` (git's arguments go the lean way in `record`).
-fn git_writes(sub: Option<&str>, args: &[Arg]) -> Vec<Str> {
+fn git_writes(sub: Option<&str>, args: &[Arg<'_>]) -> Vec<Str> {
     match sub {
         Some("checkout") => args
             .iter()
             .position(|a| a.text == "--")
-            .map(|i| args.iter().skip(i + 1).map(|a| a.text.clone()).collect())
+            .map(|i| args.iter().skip(i + 1).map(|a| Str::from(a.text)).collect())
             .unwrap_or_default(),
         Some("restore" | "rm" | "mv") => args
             .iter()
             .skip_while(|a| a.text.to_lowercase() != sub.unwrap_or(""))
             .skip(1)
             .filter(|a| !a.text.starts_with('-'))
-            .map(|a| a.text.clone())
+            .map(|a| Str::from(a.text))
             .collect(),
         _ => Vec::new(),
     }
 }
 
 /// `tar xzf a.tgz`: the first argument is a cluster of letters without a dash.
-fn old_style_tar(args: &[Arg]) -> bool {
+fn old_style_tar(args: &[Arg<'_>]) -> bool {
     args.first()
         .is_some_and(|a| a.dynamic.is_none() && a.text.chars().all(|c| c.is_ascii_alphabetic()) && a.text.contains('x'))
 }
@@ -1316,7 +1402,7 @@ mod tests {
             let args: Vec<programs::Arg> = words.iter().map(|w| programs::Arg::lit(w)).collect();
             let p = programs::parse_args(programs::known(name).spec, &args);
             prop_assert_eq!(c.flags(), p.flags.as_slice(), "{}", script);
-            let operands: Vec<&str> = p.operands.iter().map(|a| a.text.as_str()).collect();
+            let operands: Vec<&str> = p.operands.iter().map(|a| a.text).collect();
             prop_assert_eq!(c.operands(), operands.as_slice(), "{}", script);
         }
     }
