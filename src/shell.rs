@@ -54,6 +54,8 @@ pub struct View {
     /// Which optional fields some command has (`SOME_CODE`, ...): a scan of a field no command
     /// has (most scripts give no interpreter code) skips the commands.
     some: u8,
+    /// `widest_command()`, noted once the commands are all recorded.
+    widest: usize,
 }
 
 const SOME_CODE: u8 = 1;
@@ -223,6 +225,7 @@ impl View {
         paths: Vec::new(),
         texts: String::new(),
         some: 0,
+        widest: 0,
     };
 
     /// Every simple command, outer before inner, in source order.
@@ -252,21 +255,7 @@ impl View {
 
     /// The most items one command holds in all its lists (a bound on any list inside it).
     pub fn widest_command(&self) -> usize {
-        let len = |s: Span| s.end.saturating_sub(s.start) as usize;
-        self.records
-            .iter()
-            .map(|r| {
-                len(r.args)
-                    + len(r.flags)
-                    + len(r.operands)
-                    + len(r.assigns)
-                    + len(r.redirects)
-                    + len(r.via)
-                    + len(r.upstream)
-                    + len(r.writes)
-            })
-            .max()
-            .unwrap_or(0)
+        self.widest
     }
 
     /// Whether some command has code (`c.code`); false means none has.
@@ -289,14 +278,26 @@ impl View {
         self.some & SOME_RECURSIVE != 0
     }
 
-    /// Notes which optional fields the commands have, once they are all recorded.
+    /// Notes which optional fields the commands have and the widest command's size, once they
+    /// are all recorded.
     fn summarize(mut self) -> View {
         let bit = |has: bool, b: u8| if has { b } else { 0 };
-        self.some = self.records.iter().fold(0, |some, r| {
-            some | bit(r.code.is_some(), SOME_CODE)
+        let len = |s: Span| s.end.saturating_sub(s.start) as usize;
+        (self.some, self.widest) = self.records.iter().fold((0, 0), |(some, widest), r| {
+            let some = some
+                | bit(r.code.is_some(), SOME_CODE)
                 | bit(r.opaque.is_some(), SOME_OPAQUE)
                 | bit(r.subcommand.is_some(), SOME_SUBCOMMAND)
-                | bit(r.recursive, SOME_RECURSIVE)
+                | bit(r.recursive, SOME_RECURSIVE);
+            let size = len(r.args)
+                + len(r.flags)
+                + len(r.operands)
+                + len(r.assigns)
+                + len(r.redirects)
+                + len(r.via)
+                + len(r.upstream)
+                + len(r.writes);
+            (some, widest.max(size))
         });
         self
     }

@@ -592,7 +592,7 @@ pub(crate) enum Role {
     Source,
 }
 
-static KNOWN: std::sync::LazyLock<rustc_hash::FxHashMap<&'static str, Known>> = std::sync::LazyLock::new(|| {
+static KNOWN: std::sync::LazyLock<NameTable> = std::sync::LazyLock::new(|| {
     let mut t = KNOWN_ROLES.clone();
     for n in COMMON {
         t.entry(n).or_default();
@@ -602,8 +602,66 @@ static KNOWN: std::sync::LazyLock<rustc_hash::FxHashMap<&'static str, Known>> = 
             k.id = Some(ProgramId(i));
         }
     }
-    t
+    NameTable::new(t.into_iter())
 });
+
+/// `KNOWN`'s table: open addressing keyed by a name's length and first seven bytes. A
+/// command's name is looked up once per command; a hash map hashed the whole name and compared
+/// it with `memcmp`, where this takes a multiply and, for a name of up to seven bytes, one
+/// comparison of two words.
+struct NameTable {
+    slots: Vec<Option<(u64, &'static str, Known)>>,
+    /// `64 - log2(slots.len())`: the top bits of the multiplied key pick the slot.
+    shift: u32,
+}
+
+impl NameTable {
+    fn new(entries: impl ExactSizeIterator<Item = (&'static str, Known)>) -> NameTable {
+        // At most a quarter full: probes are short.
+        let size = (entries.len() * 4).next_power_of_two().max(16);
+        let mut t = NameTable { slots: vec![None; size], shift: 64 - size.trailing_zeros() };
+        for (name, k) in entries {
+            let key = NameTable::key(name);
+            let mut i = t.slot(key);
+            while t.slots.get(i).is_some_and(Option::is_some) {
+                i = (i + 1) & (size - 1);
+            }
+            if let Some(slot) = t.slots.get_mut(i) {
+                *slot = Some((key, name, k));
+            }
+        }
+        t
+    }
+
+    /// A name's first seven bytes and its length in one word (a name of up to seven bytes is
+    /// its key exactly).
+    fn key(name: &str) -> u64 {
+        let b = name.as_bytes();
+        let mut key = (b.len() as u64) << 56;
+        for (i, c) in b.iter().take(7).enumerate() {
+            key |= u64::from(*c) << (8 * i);
+        }
+        key
+    }
+
+    fn slot(&self, key: u64) -> usize {
+        (key.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> self.shift) as usize
+    }
+
+    fn get(&self, name: &str) -> Option<&Known> {
+        let key = NameTable::key(name);
+        let mut i = self.slot(key);
+        let mask = self.slots.len() - 1;
+        // The table is never full: the probe ends at an empty slot.
+        while let Some(Some((k, n, known))) = self.slots.get(i) {
+            if *k == key && (name.len() <= 7 || *n == name) {
+                return Some(known);
+            }
+            i = (i + 1) & mask;
+        }
+        None
+    }
+}
 
 /// What the tables say of each program they name (`KNOWN` adds `COMMON` and the ids).
 static KNOWN_ROLES: std::sync::LazyLock<rustc_hash::FxHashMap<&'static str, Known>> = std::sync::LazyLock::new(|| {
@@ -1132,6 +1190,24 @@ mod tests {
             }
         }
         assert!(SHELLS.iter().chain(INTERPRETERS).chain(RUNNERS).all(|n| known(n).runs));
+    }
+
+    #[test]
+    fn the_name_table_finds_every_name_and_nothing_else() {
+        for (i, n) in ProgramId::names().iter().enumerate() {
+            assert_eq!(known(n).id.map(ProgramId::index), Some(i), "{n}");
+            // Names that share a name's first seven bytes, or all of it and more, are others.
+            let last_changed = format!("{}#", n.get(..n.len() - 1).unwrap_or(""));
+            for other in
+                [format!("{n}x"), format!("x{n}"), n.get(..n.len() - 1).unwrap_or("").to_string(), last_changed]
+            {
+                if !ProgramId::names().contains(&other.as_str()) {
+                    assert_eq!(known(&other).id, None, "{other}");
+                }
+            }
+        }
+        assert!(known("python3.12").runs && known("python3.12").id.is_none());
+        assert!(known("").id.is_none() && known("invoke-expressionx").id.is_none());
     }
 
     #[test]
