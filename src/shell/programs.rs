@@ -608,7 +608,8 @@ static KNOWN: std::sync::LazyLock<NameTable> = std::sync::LazyLock::new(|| {
 /// `KNOWN`'s table: open addressing keyed by a name's length and first seven bytes. A
 /// command's name is looked up once per command; a hash map hashed the whole name and compared
 /// it with `memcmp`, where this takes a multiply and, for a name of up to seven bytes, one
-/// comparison of two words.
+/// comparison of two words. Written here: the perfect-hash crates build their tables at
+/// compile time from literals, and this one merges several lists when first used.
 struct NameTable {
     slots: Vec<Option<(u64, &'static str, Known)>>,
     /// `64 - log2(slots.len())`: the top bits of the multiplied key pick the slot.
