@@ -213,6 +213,21 @@ impl Body {
         self.run(c, &mut words, scope)
     }
 
+    /// Whether every one of `items` holds (an `And`'s items).
+    fn all<'a>(
+        items: &[Body],
+        c: Command<'a>,
+        words: &mut smallvec::SmallVec<[(u32, &'a str); 2]>,
+        scope: &mut Scope<'_>,
+    ) -> Result<bool, EvalError> {
+        for i in items {
+            if !i.run(c, words, scope)? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
     fn run<'a>(
         &self,
         c: Command<'a>,
@@ -221,14 +236,7 @@ impl Body {
     ) -> Result<bool, EvalError> {
         Ok(match self {
             Body::Const(b) => *b,
-            Body::And(items) => {
-                for i in items.iter() {
-                    if !i.run(c, words, scope)? {
-                        return Ok(false);
-                    }
-                }
-                true
-            }
+            Body::And(items) => Body::all(items, c, words, scope)?,
             Body::Or(items) => {
                 for i in items.iter() {
                     if i.run(c, words, scope)? {
@@ -258,13 +266,39 @@ impl Body {
                 list_of(c, *list).any(|w| w == &**lit)
             }
             Body::Each { all, list, var, body } => {
+                // A body that first tests the element itself (`a contains "=" and a matches
+                // ...`, the common shape): that test runs here on the word, and the rest only
+                // when it holds, with the steps counted as the body would count them.
+                let (head, rest) = match &**body {
+                    Body::And(items) => match items.split_first() {
+                        Some((Body::Test(Text::Word(v), t), rest)) if v == var => (Some(t), rest),
+                        _ => (None, &[][..]),
+                    },
+                    _ => (None, &[][..]),
+                };
                 let mut result = *all;
                 for w in list_of(c, *list) {
                     scope.step()?;
-                    words.push((*var, w));
-                    let r = body.run(c, words, scope);
-                    words.pop();
-                    if r? != *all {
+                    let r = match head {
+                        Some(t) => {
+                            scope.step()?;
+                            if t.holds(w)? {
+                                words.push((*var, w));
+                                let r = Body::all(rest, c, words, scope);
+                                words.pop();
+                                r?
+                            } else {
+                                false
+                            }
+                        }
+                        None => {
+                            words.push((*var, w));
+                            let r = body.run(c, words, scope);
+                            words.pop();
+                            r?
+                        }
+                    };
+                    if r != *all {
                         result = !*all;
                         break;
                     }
