@@ -6,8 +6,8 @@
 //! programs' manuals.
 
 /// A word of a command after quote removal, borrowed from where the reader keeps it (the
-/// script itself for a plain word, its buffer of unquoted text for the others): the walker
-/// reads words without copying them.
+/// script itself for a word read as written, the read's `Bump` for one with quotes removed):
+/// the walker reads words without copying them.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Arg<'a> {
     /// The word's text: its value when static; as written when `dynamic` is set.
