@@ -325,15 +325,7 @@ impl<'v> Words<'v> {
 
     /// Word `i`.
     pub fn get(&self, i: usize) -> Option<&'v str> {
-        self.spans.get(i).map(|s| self.text(*s))
-    }
-
-    pub fn first(&self) -> Option<&'v str> {
-        self.get(0)
-    }
-
-    pub fn last(&self) -> Option<&'v str> {
-        self.len().checked_sub(1).and_then(|i| self.get(i))
+        self.spans.get(i).map(|s| run_text(self.chars, *s))
     }
 
     pub fn iter(&self) -> WordsIter<'v> {
@@ -349,14 +341,11 @@ impl<'v> Words<'v> {
     pub fn join(&self, sep: &str) -> String {
         self.iter().collect::<Vec<_>>().join(sep)
     }
+}
 
-    pub fn to_vec(&self) -> Vec<&'v str> {
-        self.iter().collect()
-    }
-
-    fn text(&self, s: Span) -> &'v str {
-        self.chars.get(s.range()).unwrap_or_default()
-    }
+/// Run `s` of a view's text (spans are made at character boundaries; a bad one reads as empty).
+fn run_text(chars: &str, s: Span) -> &str {
+    chars.get(s.range()).unwrap_or_default()
 }
 
 impl<'v> IntoIterator for Words<'v> {
@@ -370,12 +359,6 @@ impl<'v> IntoIterator for Words<'v> {
 impl PartialEq for Words<'_> {
     fn eq(&self, o: &Self) -> bool {
         self.len() == o.len() && self.iter().eq(o.iter())
-    }
-}
-
-impl<const N: usize> PartialEq<[&str; N]> for Words<'_> {
-    fn eq(&self, o: &[&str; N]) -> bool {
-        *self == o.as_slice()
     }
 }
 
@@ -403,7 +386,7 @@ impl<'v> Iterator for WordsIter<'v> {
 
     #[inline]
     fn next(&mut self) -> Option<&'v str> {
-        self.spans.next().map(|s| self.chars.get(s.range()).unwrap_or_default())
+        self.spans.next().map(|s| run_text(self.chars, *s))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -413,7 +396,7 @@ impl<'v> Iterator for WordsIter<'v> {
 
 impl DoubleEndedIterator for WordsIter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
-        self.spans.next_back().map(|s| self.chars.get(s.range()).unwrap_or_default())
+        self.spans.next_back().map(|s| run_text(self.chars, *s))
     }
 }
 

@@ -258,58 +258,67 @@ const SOCKET_CLIENTS: &[&str] = &["nc", "ncat", "netcat", "telnet"];
 /// Programs that resolve a name (their lookups leave the machine too).
 const DNS_CLIENTS: &[&str] = &["dig", "nslookup", "host", "drill"];
 
-/// Which of the lists above a program is on: 1 `URL_CLIENTS`, 2 `SOCKET_CLIENTS`, 3
-/// `DNS_CLIENTS`, 0 none.
-fn client_kind(name: &str) -> u8 {
+/// Which of the lists above a program is on.
+#[derive(Clone, Copy)]
+enum Client {
+    None,
+    Url,
+    Socket,
+    Dns,
+}
+
+fn client_kind(name: &str) -> Client {
     if URL_CLIENTS.contains(&name) {
-        1
+        Client::Url
     } else if SOCKET_CLIENTS.contains(&name) {
-        2
+        Client::Socket
     } else if DNS_CLIENTS.contains(&name) {
-        3
+        Client::Dns
     } else {
-        0
+        Client::None
     }
 }
 
 /// `client_kind` of each program with an id, by id: a command's is one look-up.
-static CLIENT_KINDS: std::sync::LazyLock<Vec<u8>> =
+static CLIENT_KINDS: std::sync::LazyLock<Vec<Client>> =
     std::sync::LazyLock::new(|| shell::programs::ProgramId::names().iter().map(|n| client_kind(n)).collect());
 
 fn urls_of(c: Command<'_>, out: &mut Vec<Url>) {
     let name = c.name();
     let kind = match c.program() {
-        Some(id) => CLIENT_KINDS.get(id.index()).copied().unwrap_or(0),
+        Some(id) => CLIENT_KINDS.get(id.index()).copied().unwrap_or(Client::None),
         None => client_kind(name),
     };
-    if kind == 0 {
-        return;
-    }
-    if kind == 1 {
-        for op in c.operands() {
-            if op.starts_with('-') || op.is_empty() {
-                continue;
+    match kind {
+        Client::None => {}
+        Client::Url => {
+            for op in c.operands() {
+                if op.starts_with('-') || op.is_empty() {
+                    continue;
+                }
+                let looks_like_url = op.contains("://") || op.contains('.') || op.contains(':') || op == "localhost";
+                if looks_like_url {
+                    let text = if op.contains("://") { op.to_string() } else { format!("http://{op}") };
+                    if let Some(u) = parse_url(&text, name) {
+                        out.push(u);
+                    }
+                }
             }
-            let looks_like_url = op.contains("://") || op.contains('.') || op.contains(':') || op == "localhost";
-            if looks_like_url {
-                let text = if op.contains("://") { op.to_string() } else { format!("http://{op}") };
-                if let Some(u) = parse_url(&text, name) {
+        }
+        Client::Socket => {
+            let ops: Vec<&str> = c.operands().iter().filter(|o| !o.starts_with('-')).collect();
+            if let Some(host) = ops.first() {
+                let port = ops.get(1).map_or(String::new(), |p| format!(":{p}"));
+                if let Some(u) = parse_url(&format!("tcp://{}{port}", bracket_v6(host)), name) {
                     out.push(u);
                 }
             }
         }
-    } else if kind == 2 {
-        let ops: Vec<&str> = c.operands().iter().filter(|o| !o.starts_with('-')).collect();
-        if let Some(host) = ops.first() {
-            let port = ops.get(1).map_or(String::new(), |p| format!(":{p}"));
-            if let Some(u) = parse_url(&format!("tcp://{}{port}", bracket_v6(host)), name) {
-                out.push(u);
-            }
-        }
-    } else {
-        for op in c.operands().iter().filter(|o| !o.starts_with('-') && !o.starts_with('@') && o.contains('.')) {
-            if let Some(u) = parse_url(&format!("dns://{}", bracket_v6(op)), name) {
-                out.push(u);
+        Client::Dns => {
+            for op in c.operands().iter().filter(|o| !o.starts_with('-') && !o.starts_with('@') && o.contains('.')) {
+                if let Some(u) = parse_url(&format!("dns://{}", bracket_v6(op)), name) {
+                    out.push(u);
+                }
             }
         }
     }

@@ -84,16 +84,19 @@ impl View {
     /// Adds a word to the words: its run of `script` when it is one (`script` is in the text
     /// from `base`), else a copy.
     fn push_word_of(&mut self, word: &str, script: &str, base: usize) -> Span {
-        // Where the word starts in the script, if it is in it: a difference of addresses (a
-        // word the reader read as written is a run of the script).
-        let off = (word.as_ptr() as usize).wrapping_sub(script.as_ptr() as usize);
-        let s = if off <= script.len() && word.len() <= script.len() - off {
-            self.span_from(base + off, base + off + word.len())
-        } else {
-            self.push_chars(word)
-        };
+        // A word the reader read as written is a run of the script.
+        let s = self.run_or_copy(word, script, base);
         self.words.push(s);
         s
+    }
+
+    /// `part`'s run of the text when it is a slice of `whole` (which is in the text from
+    /// `base`), else a copy of it added to the text.
+    fn run_or_copy(&mut self, part: &str, whole: &str, base: usize) -> Span {
+        match offset_in(part, whole) {
+            Some(off) => self.span_from(base + off, base + off + part.len()),
+            None => self.push_chars(part),
+        }
     }
 
     /// Moves `redirects` to the arena (a here-document's body is not copied).
@@ -706,13 +709,8 @@ impl Walker<'_> {
                 args,
                 |f, k| {
                     // A letter of its argument is that run of the argument's text.
-                    let arg = args.get(k).map(|a| a.text).unwrap_or_default();
-                    let off = (f.as_ptr() as usize).wrapping_sub(arg.as_ptr() as usize);
-                    let run = out.words.get(args_span.start as usize + k).copied();
-                    let s = match run {
-                        Some(r) if off <= arg.len() && f.len() <= arg.len() - off => {
-                            out.span_from(r.start as usize + off, r.start as usize + off + f.len())
-                        }
+                    let s = match (args.get(k), out.words.get(args_span.start as usize + k).copied()) {
+                        (Some(a), Some(run)) => out.run_or_copy(f, a.text, run.start as usize),
                         _ => out.push_chars(f),
                     };
                     out.words.push(s);
@@ -998,6 +996,13 @@ impl Walker<'_> {
         };
         crate::path::normalize(p, &at.cwd)
     }
+}
+
+/// Where `part` starts in `whole` when it is a slice of it: a difference of addresses (the
+/// reader's words borrow the script; a flag's letter borrows its word).
+fn offset_in(part: &str, whole: &str) -> Option<usize> {
+    let off = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
+    (off <= whole.len() && part.len() <= whole.len() - off).then_some(off)
 }
 
 /// Words `i..i + n` of `span`.
