@@ -448,6 +448,8 @@ impl Redirect {
 pub fn view(script: &str, cwd: &str, home: &str) -> View {
     // Room for what a script of this length usually holds: the arenas then grow once or never.
     let out = View {
+        // A command every thirty bytes or so (a `Record` is large: growing the list copies it).
+        records: Vec::with_capacity(1 + script.len() / 32),
         words: Vec::with_capacity(4 + script.len() / 6),
         chars: String::with_capacity(script.len() + script.len() / 4 + 16),
         texts: String::with_capacity(script.len()),
@@ -497,11 +499,20 @@ pub fn brush_misread(script: &str, brush: &View) -> bool {
         return true;
     }
     let rejected = || brush.opaque.iter().any(|o| o.starts_with(view::REJECTED));
-    plain::quoting_in_substituted_heredoc(script) == Some(true) && rejected()
+    quoting_in_substituted_heredoc(script) && rejected()
 }
 
 /// Whether the plain reader reads `script` (brush-parser reads the rest).
 #[doc(hidden)]
 pub fn is_plain(script: &str) -> bool {
-    plain::read(script, &bumpalo::Bump::new()).is_some()
+    view::read_plain(script, false).is_some()
+}
+
+/// Whether a plain script has a here-document inside a command substitution whose body holds
+/// a quote, a backslash, a `$` or a backquote (false when the script is not plain). Bash reads
+/// such a body as text, as the plain reader does; brush-parser's tokenizer reads quoting and
+/// expansions in it (`$[x'` pairs the `'` with one after the substitution) and misreads some
+/// of these scripts (see `brush_misread`).
+fn quoting_in_substituted_heredoc(script: &str) -> bool {
+    view::read_plain(script, true) == Some(true)
 }

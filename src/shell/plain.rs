@@ -10,117 +10,69 @@
 //! continuations, control characters, `~user` — which then goes to brush-parser.
 //! No crate reads "the plain subset of bash, or say you can't"; it is written here for that
 //! reason. What it produces must be what the brush path produces for the same script: the
-//! differential test in tests/it/shell.rs and the `shell_plain` fuzz target hold both to one
+//! differential test in tests/it/shell.rs and the `shell_view` fuzz target hold both to one
 //! `View`.
+//!
+//! It records as it reads: each simple command, when it ends, goes to the walker
+//! (`Walker::plain_command`) with its words already in the view's lists, so nothing read is
+//! kept in a list of its own and walked again. A command waits only for the here-documents of
+//! its line (their bodies come after it). When the script turns out not to be plain, the
+//! walker cuts the view back to where it was (`Walker::rollback`) and brush-parser reads it.
 
 use std::ops::Range;
 
 use super::programs::Arg;
-use super::{Redirect, Str, Word};
+use super::view::{At, Shared, Walker, MAX_COMMANDS};
+use super::{Redirect, Span, Str, Word};
 use bumpalo::Bump;
 
-/// What the reader read: every simple command's parts in one list per kind for the whole
-/// script (substitutions' commands included), so that reading a long `&&` chain allocates a
-/// handful of times, not several times a command.
-#[derive(Debug, Default)]
-pub(super) struct Read<'s> {
-    /// The script read (its substitutions' readers read the same one).
-    pub script: &'s str,
-    /// The words of every command after quote removal, command by command: runs of the
-    /// script, or (quotes removed, escapes read) text in the read's `Bump`.
-    pub args: Vec<Arg<'s>>,
-    pub assigns: Vec<&'s str>,
-    pub redirects: Vec<Redirect>,
-    /// The commands' texts, one after another.
-    pub text: String,
-    pub subs: Vec<Sub>,
-    pub simples: Vec<Simple>,
-    /// Each pipeline: a run of `simples`.
-    pub pipelines: Vec<Range<usize>>,
-    /// The script's own pipelines, in order (the others are inside its substitutions).
-    pub top: Pipelines,
-}
-
-impl<'s> Read<'s> {
-    /// An empty read of `script`.
-    fn of(script: &'s str) -> Read<'s> {
-        Read { script, ..Read::default() }
-    }
-
-    /// Moves `other`'s lists to the ends of these, its indexes shifted to match; returns the
-    /// shift of its pipelines' indexes (for the `Sub` that holds its own).
-    fn absorb(&mut self, mut other: Read<'s>) -> usize {
-        let at = |n: usize, r: &Range<usize>| r.start + n..r.end + n;
-        let (a, s, r, t, u) =
-            (self.args.len(), self.assigns.len(), self.redirects.len(), self.text.len(), self.subs.len());
-        for x in &mut other.simples {
-            *x = Simple {
-                words: at(a, &x.words),
-                assigns: at(s, &x.assigns),
-                redirects: at(r, &x.redirects),
-                text: at(t, &x.text),
-                subs: at(u, &x.subs),
-            };
-        }
-        let (simples, pipelines) = (self.simples.len(), self.pipelines.len());
-        other.pipelines.iter_mut().for_each(|p| *p = at(simples, p));
-        other.subs.iter_mut().flat_map(|x| x.pipelines.iter_mut()).for_each(|p| *p += pipelines);
-        self.args.append(&mut other.args);
-        self.assigns.append(&mut other.assigns);
-        self.redirects.append(&mut other.redirects);
-        self.text.push_str(&other.text);
-        self.subs.append(&mut other.subs);
-        self.simples.append(&mut other.simples);
-        self.pipelines.append(&mut other.pipelines);
-        pipelines
-    }
-}
-
-/// Indexes of `Read::pipelines`: a script's own, a substitution's. Inline for a few (most
-/// scripts are a pipeline or two: allocating for them cost more than reading them).
-pub(super) type Pipelines = smallvec::SmallVec<[usize; 4]>;
-
-/// A simple command as read: where its parts are in `Read`.
-#[derive(Clone, Debug)]
-pub(super) struct Simple {
-    pub words: Range<usize>,
-    pub assigns: Range<usize>,
-    pub redirects: Range<usize>,
-    pub text: Range<usize>,
-    /// The command substitutions in its assignments and words, in source order.
-    pub subs: Range<usize>,
-}
-
-/// A command substitution `$(...)`: the script inside, already read.
-#[derive(Debug, Default)]
-pub(super) struct Sub {
-    /// The index of the word it is in; `None` for an assignment before the command.
-    pub word: Option<usize>,
-    /// The text between `$(` and `)`.
-    pub text: String,
-    /// Its pipelines, in order (indexes of `Read::pipelines`).
-    pub pipelines: Pipelines,
-}
-
-/// The command being read. Its words, assignments and redirections go straight to `Read`'s
-/// lists (from `words` and so on): the commands inside its substitutions are read into
-/// `Read`s of their own (`sub_reads`) and moved in when it ends, after its own parts, so a
-/// command's parts stay together. A reader keeps one and reuses its buffers.
+/// The command being read. Its words, assignments and redirections are kept here until it
+/// ends, then join the view's lists whole and go to the walker (`Walker::plain_command`) at
+/// once: a command's parts stay together in the view even when a substitution inside one of
+/// its words records commands of its own first. The top reader keeps one and reuses its
+/// buffers from command to command.
 #[derive(Default)]
 struct Cur<'s> {
     /// A command has started (a word, an assignment or a redirection was read).
     started: bool,
-    /// Where its parts start in `Read::args`, `assigns` and `redirects`.
-    words: usize,
-    assigns: usize,
-    redirects: usize,
+    /// How many commands the view held when it started (the walker's budget is checked
+    /// against that, as the brush walk checks it before a command's substitutions).
+    first_record: usize,
+    /// Its words after quote removal: runs of the script, or text in the read's `Bump`.
+    args: Vec<Arg<'s>>,
+    /// Their runs of the view's text (`View::chars`).
+    spans: Vec<Span>,
+    assigns: Vec<Span>,
+    redirects: Vec<Redirect>,
+    /// The commands recorded inside each word (its substitutions), once some word has any;
+    /// words past the end have none.
+    ranges: Vec<Range<usize>>,
+    /// How many substitutions were read in it.
+    subs: usize,
     /// The command's text while it is a run of the script (`add_text`), else `None` and the
     /// text is in `text`.
     span: Option<(usize, usize)>,
     text: String,
-    subs: Vec<Sub>,
-    /// What each of `subs` read, its pipelines indexes of its own lists until moved in.
-    sub_reads: Vec<Read<'s>>,
+}
+
+/// Where a command stands in its pipeline.
+#[derive(Clone, Copy)]
+enum Stage {
+    /// The first stage; `single` when the pipeline has no other.
+    First { single: bool },
+    /// A later stage: the commands since `from` (the pipeline's start, when its first stage
+    /// was recorded before this one waited) feed it.
+    Next { from: Option<usize> },
+}
+
+/// A command read whole but not yet recorded: it waits for the here-documents of its line,
+/// whose bodies come after the line (a `bash <<EOF` runs its body).
+struct Deferred<'s> {
+    args: Vec<Arg<'s>>,
+    words: Span,
+    ranges: Vec<Range<usize>>,
+    shared: Shared,
+    stage: Stage,
 }
 
 /// How deep substitutions nest before the reader leaves the script to brush-parser (whose
@@ -155,73 +107,59 @@ fn is_reserved(word: &str) -> bool {
     )
 }
 
-/// The commands of a plain script (its words with quotes removed written to `bump`); `None`
-/// when it is not plain.
-pub(super) fn read<'s>(script: &'s str, bump: &'s Bump) -> Option<Read<'s>> {
-    // Room for what a script of this length usually holds (agents' commands: a word every
-    // six bytes or so, a command every thirty), so the lists rarely grow.
-    let n = script.len();
-    let mut read = Read {
-        script,
-        args: Vec::with_capacity(n / 5 + 2),
-        // Most scripts redirect nothing: no room is made for that.
-        redirects: if memchr::memchr2(b'<', b'>', script.as_bytes()).is_some() {
-            Vec::with_capacity(n / 64 + 1)
-        } else {
-            Vec::new()
-        },
-        text: String::with_capacity(n + 8),
-        simples: Vec::with_capacity(n / 24 + 1),
-        pipelines: Vec::with_capacity(n / 32 + 1),
-        ..Read::default()
-    };
-    let top = {
-        let mut r = Reader::new(script, 0, 0, &mut read, bump);
-        r.run()?;
-        r.mine
-    };
-    read.top = top;
-    Some(read)
-}
-
-/// Whether a plain script has a here-document inside a command substitution whose body holds
-/// a quote, a backslash, a `$` or a backquote; `None` when the script is not plain. Bash reads
-/// such a body as text, as the plain reader does; brush-parser's tokenizer reads quoting and
-/// expansions in it (`$[x'` pairs the `'` with one after the substitution) and misreads some
-/// of these scripts (see `shell::brush_misread`).
-pub(super) fn quoting_in_substituted_heredoc(script: &str) -> Option<bool> {
+/// Reads a plain script and records its commands in `w`'s view as it goes, each run where
+/// `at` says; the script is in the view's text from `base`. `None` when the script is not
+/// plain: the view may then hold part of it, which the caller takes back out
+/// (`Walker::rollback`). `Some(q)`: `q` tells whether a here-document inside a substitution
+/// holds quoting (looked for only when `note_quoting` is set; see
+/// `quoting_in_substituted_heredoc`).
+pub(super) fn read(w: &mut Walker<'_>, script: &str, base: usize, at: At, note_quoting: bool) -> Option<bool> {
     let bump = Bump::new();
-    let mut read = Read::of(script);
-    let mut r = Reader::new(script, 0, 0, &mut read, &bump);
-    r.note_quoting = true;
+    let mut r = Reader::new(script, 0, 0, w, at, base, &bump);
+    r.note_quoting = note_quoting;
     r.run()?;
+    // Every command waiting for a here-document got it when its line ended.
+    if !r.deferred.is_empty() {
+        return None;
+    }
     Some(r.quoting_in_sub_heredoc)
 }
 
 /// A here-document whose body is read at the end of its line.
 struct Pending {
-    /// Where its redirection will be in `Read::redirects`: no command ends between the
-    /// redirection and the end of its line but the one it belongs to and those after it (a
-    /// substitution with a here-document pending is not plain), so nothing is added before it.
+    /// Where its redirection is: in `Cur::redirects` until its command ends, then (`placed`)
+    /// in the view's. No command ends between the redirection and the end of its line but
+    /// the one it belongs to and those after it (a substitution with a here-document pending
+    /// is not plain), so nothing is added before it.
     at: usize,
+    placed: bool,
     delim: String,
     strip_tabs: bool,
     quoted: bool,
 }
 
-struct Reader<'s, 'r> {
+struct Reader<'s, 'r, 'c> {
     s: &'s str,
     b: &'s [u8],
     i: usize,
-    read: &'r mut Read<'s>,
+    /// The walker whose view the commands go to.
+    w: &'r mut Walker<'c>,
+    /// Where the commands run (a `cd` moves it; a substitution's reader has its own).
+    at: At,
+    /// Where the script starts in the view's text: a word read as written is a run of it.
+    base: usize,
     /// Where the words with quotes removed go.
     bump: &'s Bump,
-    /// This reader's pipelines, in order (indexes of `Read::pipelines`).
-    mine: Pipelines,
-    /// The commands of the pipeline being read, their parts already in `read`.
-    pipe: smallvec::SmallVec<[Simple; 4]>,
     cur: Cur<'s>,
+    /// How many stages of the pipeline being read have ended.
+    stages: usize,
+    /// How many commands the view held when the pipeline started: the later stages'
+    /// upstream starts there.
+    pipe_start: usize,
+    /// The pipeline's first stage waits for a here-document.
+    pipe_deferred: bool,
     heredocs: Vec<Pending>,
+    deferred: Vec<Deferred<'s>>,
     /// How many substitutions this reader is inside: above 0 the script ends at its `)`.
     depth: usize,
     /// A here-document body inside a substitution holds quoting or an expansion character
@@ -236,13 +174,13 @@ struct ReadWord<'s> {
     arg: Arg<'s>,
     raw_start: usize,
     raw_end: usize,
+    /// Its text is `raw_start..raw_end` of the script (no quotes were removed).
+    run: bool,
     /// Some character was quoted or escaped.
     quoted: bool,
     /// It may be an assignment: it holds an `=` (or was not scanned for one).
     equals: bool,
-    /// Where its command substitutions start in the command's (`Cur::subs`; their `word`
-    /// set when the word is added). Kept there rather than here: a word is moved a few times
-    /// and a small one moves in registers.
+    /// How many substitutions its command had before it (`Cur::subs`).
     subs_from: usize,
 }
 
@@ -325,28 +263,32 @@ fn braced(t: &str) -> bool {
     b.contains(&b'{') && b.iter().any(|c| matches!(c, b',' | b'.')) && b.contains(&b'}')
 }
 
-impl<'s, 'r> Reader<'s, 'r> {
-    fn new(s: &'s str, at: usize, depth: usize, read: &'r mut Read<'s>, bump: &'s Bump) -> Self {
-        let cur = Cur {
-            words: read.args.len(),
-            assigns: read.assigns.len(),
-            redirects: read.redirects.len(),
-            ..Cur::default()
-        };
+impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
+    fn new(s: &'s str, i: usize, depth: usize, w: &'r mut Walker<'c>, at: At, base: usize, bump: &'s Bump) -> Self {
+        let pipe_start = w.out.records.len();
         Reader {
             s,
             b: s.as_bytes(),
-            i: at,
-            read,
+            i,
+            w,
+            at,
+            base,
             bump,
-            mine: Pipelines::new(),
-            pipe: smallvec::SmallVec::new(),
-            cur,
+            cur: Cur::default(),
+            stages: 0,
+            pipe_start,
+            pipe_deferred: false,
             heredocs: Vec::new(),
+            deferred: Vec::new(),
             depth,
             quoting_in_sub_heredoc: false,
             note_quoting: false,
         }
+    }
+
+    /// The run `start..end` of the script in the view's text.
+    fn span(&self, start: usize, end: usize) -> Span {
+        self.w.out.span_from(self.base + start, self.base + end)
     }
 
     fn peek(&self, off: usize) -> Option<u8> {
@@ -364,6 +306,14 @@ impl<'s, 'r> Reader<'s, 'r> {
             }
             self.i = i;
             let Some(&c) = self.b.get(i) else { break };
+            if !self.cur.started {
+                // Where a command (and a pipeline) starts, before its substitutions record any.
+                let n = self.w.out.records.len();
+                self.cur.first_record = n;
+                if self.stages == 0 {
+                    self.pipe_start = n;
+                }
+            }
             match c {
                 b'\n' => {
                     self.i += 1;
@@ -412,7 +362,7 @@ impl<'s, 'r> Reader<'s, 'r> {
                         self.end_pipeline(true)?;
                     } else {
                         self.i += 1;
-                        self.end_simple(true)?;
+                        self.end_simple(true, false)?;
                     }
                     need = true;
                 }
@@ -441,6 +391,7 @@ impl<'s, 'r> Reader<'s, 'r> {
                     if self.plain_word()? {
                         continue;
                     }
+                    let before = self.w.out.records.len();
                     let w = self.word()?;
                     // `2>file`: digits right before a redirection are its descriptor.
                     if !w.quoted && matches!(self.peek(0), Some(b'<' | b'>')) {
@@ -454,7 +405,7 @@ impl<'s, 'r> Reader<'s, 'r> {
                             return None; // `{fd}>file`
                         }
                     }
-                    self.push_word(w)?;
+                    self.push_word(w, before)?;
                 }
             }
         }
@@ -466,101 +417,151 @@ impl<'s, 'r> Reader<'s, 'r> {
     }
 
     /// The command substitution at `$(` (not `$((`): read by a nested reader up to its `)`,
-    /// and added to the word's `text` as written.
-    fn substitution(&mut self, word: &mut bumpalo::collections::String<'s>) -> Option<Sub> {
+    /// its commands recorded (before the command whose word it is in), and added to the
+    /// word's `text` as written.
+    fn substitution(&mut self, word: &mut bumpalo::collections::String<'s>) -> Option<()> {
         // Here-documents pending on this line would be read inside the substitution.
         if self.depth >= MAX_SUB_DEPTH || !self.heredocs.is_empty() || self.peek(2) == Some(b'(') {
             return None;
         }
         let start = self.i + 2;
-        let mut read = Read::of(self.s);
-        let mut inner = Reader::new(self.s, start, self.depth + 1, &mut read, self.bump);
-        inner.note_quoting = self.note_quoting;
+        let before = self.w.checkpoint();
+        let mut via = self.at.via.clone();
+        via.push("$(...)".into());
+        let at = At { via, cwd: self.at.cwd.clone(), depth: self.at.depth + 1 };
+        let (s, base, bump, depth, note) = (self.s, self.base, self.bump, self.depth, self.note_quoting);
+        let mut inner = Reader::new(s, start, depth + 1, &mut *self.w, at, base, bump);
+        inner.note_quoting = note;
         inner.run()?;
-        let (end, quoting, pipelines) = (inner.i, inner.quoting_in_sub_heredoc, inner.mine);
-        let text = self.s.get(start..end - 1)?;
+        let (end, quoting) = (inner.i, inner.quoting_in_sub_heredoc);
+        let text = self.s.get(start..end.checked_sub(1)?)?;
         if text.contains('\t') {
             return None; // brush-parser gives the word's text with tabs as spaces
         }
         word.push_str(self.s.get(self.i..end)?);
         self.i = end;
         self.quoting_in_sub_heredoc |= quoting;
-        // The caller adds the `Sub` to `cur.subs` next: the two lists stay in step.
-        self.cur.sub_reads.push(read);
-        Some(Sub { word: None, text: text.to_string(), pipelines })
+        self.cur.subs += 1;
+        // What the walker refuses to read (too deep, ...) is opaque, its commands unrecorded.
+        if let Some(why) = super::view::refusal(text, self.at.depth + 1) {
+            self.w.rollback(before);
+            self.w.opaque(why);
+        }
+        Some(())
     }
 
-    fn push_word(&mut self, w: ReadWord<'s>) -> Option<()> {
+    /// Adds a word read by `word` to the command (`before`: how many commands the view held
+    /// before it was read).
+    fn push_word(&mut self, w: ReadWord<'s>, before: usize) -> Option<()> {
         let s = self.s;
         self.add_text(w.raw_start, w.raw_end, true, |t| t.push_str(s.get(w.raw_start..w.raw_end).unwrap_or_default()));
         self.cur.started = true;
-        let (cur, read) = (&mut self.cur, &mut *self.read);
-        let index = read.args.len() - cur.words;
+        let span = if w.run { self.span(w.raw_start, w.raw_end) } else { self.w.out.push_chars(w.arg.text) };
+        let index = self.cur.args.len();
         if index == 0 {
             if w.equals && is_assignment(s.get(w.raw_start..w.raw_end)?) {
-                read.assigns.push(w.arg.text);
-                return Some(()); // its substitutions' `word` stays `None`
+                self.cur.assigns.push(span);
+                return Some(()); // the commands of its substitutions belong to no word
             }
             if is_reserved(w.arg.text) {
                 return None;
             }
         }
-        if cur.subs.len() > w.subs_from {
-            for s in cur.subs.get_mut(w.subs_from..).into_iter().flatten() {
-                s.word = Some(index);
-            }
+        let after = self.w.out.records.len();
+        if after > before {
+            self.cur.ranges.resize(index, before..before);
+            self.cur.ranges.push(before..after);
         }
-        read.args.push(w.arg);
+        self.cur.args.push(w.arg);
+        self.cur.spans.push(span);
         Some(())
     }
 
-    /// Ends the simple command being read, its parts moved to `read`; an empty one is a
-    /// syntax error when `required`.
-    fn end_simple(&mut self, required: bool) -> Option<()> {
+    /// Ends the simple command being read (`last`: its pipeline ends with it): its parts join
+    /// the view's lists and it is recorded, or waits for its line's here-documents. An empty
+    /// one is a syntax error when `required`.
+    fn end_simple(&mut self, required: bool, last: bool) -> Option<()> {
         if !self.cur.started {
             return if required { None } else { Some(()) };
         }
-        let (cur, read) = (&mut self.cur, &mut *self.read);
+        let (cur, out) = (&mut self.cur, &mut self.w.out);
         cur.started = false;
-        let words = cur.words..read.args.len();
-        let assigns = cur.assigns..read.assigns.len();
-        let redirects = cur.redirects..read.redirects.len();
-        let text_start = read.text.len();
-        match cur.span.take() {
-            Some((a, b)) => read.text.push_str(self.s.get(a..b).unwrap_or_default()),
-            None => read.text.push_str(&cur.text),
-        }
-        cur.text.clear();
-        let text = text_start..read.text.len();
-        // The commands of its substitutions, read apart, move in after its own parts.
-        let mut subs_start = read.subs.len();
-        if !cur.subs.is_empty() {
-            for (sub, r) in cur.subs.iter_mut().zip(cur.sub_reads.drain(..)) {
-                let shift = read.absorb(r);
-                sub.pipelines.iter_mut().for_each(|p| *p += shift);
+        let assigns = out.words.len();
+        out.words.extend_from_slice(&cur.assigns);
+        let words = out.words.len();
+        out.words.extend_from_slice(&cur.spans);
+        let redirects = out.redirects.len();
+        if !cur.redirects.is_empty() {
+            for h in self.heredocs.iter_mut().filter(|h| !h.placed) {
+                h.at += redirects;
+                h.placed = true;
             }
-            // After the substitutions' own (moved in above).
-            subs_start = read.subs.len();
-            read.subs.append(&mut cur.subs);
+            out.redirects.append(&mut cur.redirects);
         }
-        let simple = Simple { words, assigns, redirects, text, subs: subs_start..read.subs.len() };
-        (cur.words, cur.assigns, cur.redirects) = (read.args.len(), read.assigns.len(), read.redirects.len());
-        self.pipe.push(simple);
+        let text = out.texts.len();
+        match cur.span.take() {
+            Some((a, b)) => out.texts.push_str(self.s.get(a..b).unwrap_or_default()),
+            None => {
+                out.texts.push_str(&cur.text);
+                cur.text.clear();
+            }
+        }
+        let shared = Shared {
+            assigns: out.span_from(assigns, words),
+            redirects: out.span_from(redirects, out.redirects.len()),
+            text: out.span_from(text, out.texts.len()),
+        };
+        let words = out.span_from(words, out.words.len());
+        cur.assigns.clear();
+        cur.spans.clear();
+        cur.subs = 0;
+        let first = self.stages == 0;
+        self.stages += 1;
+        if !self.heredocs.is_empty() {
+            // Its here-documents' bodies come after the line: it waits for them.
+            let stage = if first {
+                self.pipe_deferred = true;
+                Stage::First { single: last }
+            } else {
+                Stage::Next { from: (!self.pipe_deferred).then_some(self.pipe_start) }
+            };
+            let (args, ranges) = (std::mem::take(&mut cur.args), std::mem::take(&mut cur.ranges));
+            self.deferred.push(Deferred { args, words, ranges, shared, stage });
+            return Some(());
+        }
+        let over = cur.first_record >= MAX_COMMANDS;
+        let upstream = (!first).then_some(self.pipe_start..self.w.out.records.len());
+        self.w.plain_command(&cur.args, words, &cur.ranges, shared, &mut self.at, upstream, first && last, over);
+        cur.args.clear();
+        cur.ranges.clear();
         Some(())
     }
 
     fn end_pipeline(&mut self, required: bool) -> Option<()> {
-        let empty = !self.cur.started && self.pipe.is_empty();
-        if empty {
+        if !self.cur.started && self.stages == 0 {
             return if required { None } else { Some(()) };
         }
-        self.end_simple(true)?;
-        let start = self.read.simples.len();
-        self.read.simples.extend_from_slice(&self.pipe);
-        self.pipe.clear();
-        self.mine.push(self.read.pipelines.len());
-        self.read.pipelines.push(start..self.read.simples.len());
+        self.end_simple(true, true)?;
+        self.stages = 0;
+        self.pipe_deferred = false;
         Some(())
+    }
+
+    /// Records the commands that waited for their line's here-documents, in order.
+    fn record_deferred(&mut self) {
+        let mut start = self.w.out.records.len();
+        for d in std::mem::take(&mut self.deferred) {
+            let now = self.w.out.records.len();
+            let (upstream, single) = match d.stage {
+                Stage::First { single } => {
+                    start = now;
+                    (None, single)
+                }
+                Stage::Next { from } => (Some(from.unwrap_or(start)..now), false),
+            };
+            let over = now >= MAX_COMMANDS;
+            self.w.plain_command(&d.args, d.words, &d.ranges, d.shared, &mut self.at, upstream, single, over);
+        }
     }
 
     /// The run of ordinary bytes at `start` (pattern bytes and `=` included: `seen` has their
@@ -601,10 +602,11 @@ impl<'s, 'r> Reader<'s, 'r> {
         let s = self.s;
         self.add_text(start, end, true, |t| t.push_str(s.get(start..end).unwrap_or_default()));
         self.cur.started = true;
-        let (cur, read) = (&mut self.cur, &mut *self.read);
-        if read.args.len() == cur.words {
+        let span = self.span(start, end);
+        let cur = &mut self.cur;
+        if cur.args.is_empty() {
             if seen & EQUALS != 0 && is_assignment(text) {
-                read.assigns.push(text);
+                cur.assigns.push(span);
                 return Some(true);
             }
             if is_reserved(text) {
@@ -612,7 +614,8 @@ impl<'s, 'r> Reader<'s, 'r> {
             }
         }
         let dynamic = if seen & PATTERN == 0 { None } else { expansion(text) };
-        read.args.push(Arg { text, dynamic });
+        cur.args.push(Arg { text, dynamic });
+        cur.spans.push(span);
         Some(true)
     }
 
@@ -620,7 +623,7 @@ impl<'s, 'r> Reader<'s, 'r> {
     #[inline]
     fn word(&mut self) -> Option<ReadWord<'s>> {
         let start = self.i;
-        let subs_from = self.cur.subs.len();
+        let subs_from = self.cur.subs;
         // Most words are one run of ordinary bytes: read in one scan, without the loop below.
         let (n, seen, whole) = self.plain_run(start);
         if whole {
@@ -629,7 +632,15 @@ impl<'s, 'r> Reader<'s, 'r> {
             self.i = start + n;
             let arg = Arg { text, dynamic };
             let equals = seen & EQUALS != 0;
-            return Some(ReadWord { arg, raw_start: start, raw_end: self.i, quoted: false, equals, subs_from });
+            return Some(ReadWord {
+                arg,
+                raw_start: start,
+                raw_end: self.i,
+                run: true,
+                quoted: false,
+                equals,
+                subs_from,
+            });
         }
         self.quoted_word(start, subs_from)
     }
@@ -676,8 +687,7 @@ impl<'s, 'r> Reader<'s, 'r> {
                                 break;
                             }
                             b'$' if self.peek(1) == Some(b'(') => {
-                                let sub = self.substitution(&mut text)?;
-                                self.cur.subs.push(sub);
+                                self.substitution(&mut text)?;
                                 dynamic = Some("command substitution");
                             }
                             b'\\' => match self.peek(1)? {
@@ -710,8 +720,7 @@ impl<'s, 'r> Reader<'s, 'r> {
                 }
                 b'$' if self.peek(1) == Some(b'(') => {
                     end_run(&text, run_start, &mut dynamic);
-                    let sub = self.substitution(&mut text)?;
-                    self.cur.subs.push(sub);
+                    self.substitution(&mut text)?;
                     dynamic = Some("command substitution");
                     run_start = text.len();
                 }
@@ -743,7 +752,7 @@ impl<'s, 'r> Reader<'s, 'r> {
             return None;
         }
         let arg = Arg { text: text.into_bump_str(), dynamic };
-        Some(ReadWord { arg, raw_start: start, raw_end: self.i, quoted, equals: true, subs_from })
+        Some(ReadWord { arg, raw_start: start, raw_end: self.i, run: false, quoted, equals: true, subs_from })
     }
 
     /// A redirection at `<`, `>` or `&>`, its descriptor already read.
@@ -781,7 +790,7 @@ impl<'s, 'r> Reader<'s, 'r> {
             return None;
         }
         let w = self.word()?;
-        if self.cur.subs.len() > w.subs_from {
+        if self.cur.subs > w.subs_from {
             return None; // brush-parser reads substitutions in redirections
         }
         let raw = self.s.get(w.raw_start..w.raw_end)?;
@@ -792,8 +801,8 @@ impl<'s, 'r> Reader<'s, 'r> {
                 if w.arg.dynamic.is_some() || (op == "<<-" && self.depth > 0) {
                     return None;
                 }
-                let (at, delim) = (self.read.redirects.len(), w.arg.text.into());
-                self.heredocs.push(Pending { at, delim, strip_tabs: op == "<<-", quoted: w.quoted });
+                let (at, delim) = (self.cur.redirects.len(), w.arg.text.into());
+                self.heredocs.push(Pending { at, placed: false, delim, strip_tabs: op == "<<-", quoted: w.quoted });
                 Redirect { op: "<<".into(), fd, target: raw.into(), body: None }
             }
             "<<<" => {
@@ -803,7 +812,7 @@ impl<'s, 'r> Reader<'s, 'r> {
             _ => Redirect { op: op.into(), fd, target: w.arg.text.into(), body: None },
         };
         self.cur.started = true;
-        self.read.redirects.push(redirect);
+        self.cur.redirects.push(redirect);
         // The redirection as written, without blanks: `2>>file`. It is its source when that is
         // as long: no blanks, and a descriptor without leading zeros (`02>` is `2>`).
         let digit = fd.and_then(|n| char::from_digit(n, 10));
@@ -890,9 +899,10 @@ impl<'s, 'r> Reader<'s, 'r> {
                 return None;
             }
             // The redirection it belongs to (checked: a miscount would give another's body).
-            let r = self.read.redirects.get_mut(h.at).filter(|r| r.op == "<<" && r.body.is_none())?;
+            let r = self.w.out.redirects.get_mut(h.at).filter(|r| h.placed && r.op == "<<" && r.body.is_none())?;
             r.body = Some(Word { text: body.into(), dynamic: None });
         }
+        self.record_deferred();
         Some(())
     }
 }

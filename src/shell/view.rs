@@ -5,7 +5,6 @@ use std::ops::Range;
 use brush_parser::ast;
 use brush_parser::word::WordPiece;
 
-use super::plain::Read;
 use super::programs::{self, Arg, Inner, Role};
 use super::{Record, Redirect, Span, Str, View, Word};
 
@@ -13,10 +12,6 @@ use super::{Record, Redirect, Span, Str, View, Word};
 pub(super) const UNREADABLE_WORD: &str = "a word the parser cannot read";
 /// Why a word whose substitution brush-parser took for text is opaque.
 pub(super) const SUBSTITUTION_AS_TEXT: &str = "a command substitution the parser read as text";
-
-/// Why a script is opaque if the plain reader's lists did not hold a command it read (a bug:
-/// the walk refuses rather than drops the command).
-const PLAIN_LOST: &str = "the plain reader lost track of a command";
 
 /// How the reason for a script brush-parser rejects starts.
 pub(super) const REJECTED: &str = "the shell parser rejects it: ";
@@ -45,22 +40,22 @@ pub(crate) struct Walker<'c> {
 /// The lists a wrapped command shares with its wrapper (`sudo rm -rf / > log`: `rm` writes
 /// `log` too).
 #[derive(Clone, Copy)]
-struct Shared {
-    assigns: Span,
-    redirects: Span,
-    text: Span,
+pub(super) struct Shared {
+    pub assigns: Span,
+    pub redirects: Span,
+    pub text: Span,
 }
 
 impl View {
     /// The run from `start` to `end` of an arena (at most `u32::MAX` long: scripts are capped
     /// far below).
-    fn span_from(&self, start: usize, end: usize) -> Span {
+    pub(super) fn span_from(&self, start: usize, end: usize) -> Span {
         let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         Span { start: at(start), end: at(end) }
     }
 
     /// Adds `text` to the words' text; its run there.
-    fn push_chars(&mut self, text: &str) -> Span {
+    pub(super) fn push_chars(&mut self, text: &str) -> Span {
         let start = self.chars.len();
         self.chars.push_str(text);
         self.span_from(start, self.chars.len())
@@ -79,15 +74,6 @@ impl View {
             self.words.push(s);
         }
         self.span_from(start, self.words.len())
-    }
-
-    /// Adds a word to the words: its run of `script` when it is one (`script` is in the text
-    /// from `base`), else a copy.
-    fn push_word_of(&mut self, word: &str, script: &str, base: usize) -> Span {
-        // A word the reader read as written is a run of the script.
-        let s = self.run_or_copy(word, script, base);
-        self.words.push(s);
-        s
     }
 
     /// `part`'s run of the text when it is a slice of `whole` (which is in the text from
@@ -113,43 +99,29 @@ impl View {
     }
 }
 
-/// Where `Walker::move_in` put a plain read's lists in the view's arenas.
-struct Moved {
-    assigns: Range<usize>,
-    redirects: Range<usize>,
-    text: Range<usize>,
-    /// The read's words: `args[i]` is word `i` of the view from here.
-    args: usize,
-}
-
-impl Moved {
-    /// Run `r` of a read's list that `to` now holds, where it is in the arena; `None` when
-    /// the read's range is not within its list.
-    fn run(&self, to: &Range<usize>, r: &Range<usize>) -> Option<Range<usize>> {
-        let (start, end) = (to.start + r.start, to.start + r.end);
-        (r.start <= r.end && end <= to.end).then_some(start..end)
-    }
-}
-
-/// A plain read being walked: the read, where its lists went in the view, its substitutions
-/// (taken out of it, each walked once), and the lists each command's words are put in.
-struct Plain<'r> {
-    read: &'r Read<'r>,
-    moved: Moved,
-    subs: Vec<super::plain::Sub>,
+/// How long the view's lists were at a point of the walk (`Walker::checkpoint`), to cut them
+/// back to (`Walker::rollback`).
+pub(super) struct Checkpoint {
+    records: usize,
+    opaque: usize,
+    words: usize,
+    chars: usize,
+    redirects: usize,
+    paths: usize,
+    texts: usize,
 }
 
 /// Where a command is, as the walk goes down.
 #[derive(Clone)]
-struct At {
-    via: Vec<Str>,
+pub(super) struct At {
+    pub via: Vec<Str>,
     /// Shared: every stage of a pipeline starts in its own copy of where it runs.
-    cwd: std::rc::Rc<str>,
-    depth: usize,
+    pub cwd: std::rc::Rc<str>,
+    pub depth: usize,
 }
 
 impl Walker<'_> {
-    fn opaque(&mut self, why: impl Into<String>) {
+    pub(super) fn opaque(&mut self, why: impl Into<String>) {
         let why = why.into();
         if !self.out.opaque.contains(&why) {
             self.out.opaque.push(why);
@@ -161,18 +133,18 @@ impl Walker<'_> {
         if self.refused(text, depth) {
             return;
         }
-        let bump = bumpalo::Bump::new();
-        if let Some(mut read) = self.plain.then(|| super::plain::read(text, &bump)).flatten() {
-            let mut at = At { via, cwd, depth };
-            // Room for the commands read (a `Command` is large: growing the list copies it).
-            self.out.records.reserve(read.simples.len().min(MAX_COMMANDS));
-            let moved = self.move_in(&mut read);
-            let (top, subs) = (std::mem::take(&mut read.top), std::mem::take(&mut read.subs));
-            let mut plain = Plain { read: &read, moved, subs };
-            for p in top {
-                self.plain_pipeline(&mut plain, p, &mut at);
+        if self.plain {
+            // The plain reader records the commands as it reads them. The words' text starts
+            // with the script, whose runs most words are.
+            let before = self.checkpoint();
+            let base = self.out.chars.len();
+            self.out.chars.push_str(text);
+            let at = At { via: via.clone(), cwd: cwd.clone(), depth };
+            if super::plain::read(self, text, base, at, false).is_some() {
+                return;
             }
-            return;
+            // Not plain: brush-parser reads all of it again.
+            self.rollback(before);
         }
         let parsed = std::panic::catch_unwind(|| {
             let tokens = brush_parser::uncached_tokenize_str(text, &brush_parser::TokenizerOptions::default())
@@ -194,38 +166,44 @@ impl Walker<'_> {
     /// Whether `text` is refused before it is read (made opaque, with why): too deep, too
     /// long, or input brush-parser is known to hang or panic on.
     fn refused(&mut self, text: &str, depth: usize) -> bool {
-        if depth > MAX_DEPTH {
-            self.opaque(format!("scripts nested deeper than {MAX_DEPTH}"));
-            return true;
+        let why = refusal(text, depth);
+        let refused = why.is_some();
+        if let Some(why) = why {
+            self.opaque(why);
         }
-        if text.len() > MAX_SCRIPT {
-            self.opaque(format!("a script longer than {MAX_SCRIPT} bytes"));
-            return true;
+        refused
+    }
+
+    /// Where the view's lists are now.
+    pub(super) fn checkpoint(&self) -> Checkpoint {
+        let o = &self.out;
+        Checkpoint {
+            records: o.records.len(),
+            opaque: o.opaque.len(),
+            words: o.words.len(),
+            chars: o.chars.len(),
+            redirects: o.redirects.len(),
+            paths: o.paths.len(),
+            texts: o.texts.len(),
         }
-        let (deepest, unclosed) = nesting(text);
-        let most = if unclosed > MAX_UNCLOSED_SUBSCRIPTED && subscripted(text) {
-            MAX_UNCLOSED_SUBSCRIPTED
-        } else {
-            MAX_UNCLOSED
-        };
-        if deepest > MAX_NESTING || unclosed > most {
-            self.opaque(format!("brackets nested deeper than {MAX_NESTING} or left open"));
-            return true;
+    }
+
+    /// Cuts the view's lists back to a checkpoint: what was added since is gone (the walk
+    /// only adds to them, and changes no command recorded before it).
+    pub(super) fn rollback(&mut self, to: Checkpoint) {
+        let o = &mut self.out;
+        o.records.truncate(to.records);
+        o.opaque.truncate(to.opaque);
+        o.words.truncate(to.words);
+        // A length the text had: on a character boundary.
+        if o.chars.is_char_boundary(to.chars) {
+            o.chars.truncate(to.chars);
         }
-        if delimiterless_heredoc(text) {
-            // brush-parser 0.4 never returns on `$(<< |d `, `` `<<\r ` `` or `<<\x0c `
-            // (found by fuzzing); bash calls a here-document without a delimiter a syntax
-            // error.
-            self.opaque("a here-document without a delimiter");
-            return true;
+        o.redirects.truncate(to.redirects);
+        o.paths.truncate(to.paths);
+        if o.texts.is_char_boundary(to.texts) {
+            o.texts.truncate(to.texts);
         }
-        if huge_descriptor(text) {
-            // brush-parser 0.4 panics on a descriptor past `i32` (found by fuzzing); bash
-            // refuses one past its own limit.
-            self.opaque("a file descriptor number too large");
-            return true;
-        }
-        false
     }
 
     fn list(&mut self, list: &ast::CompoundList, at: &mut At) {
@@ -243,96 +221,30 @@ impl Walker<'_> {
         self.stages(p.seq.iter(), at, |w, c, here, upstream| w.command(c, here, upstream));
     }
 
-    /// Moves the lists a plain read's commands share with the commands they wrap (their
-    /// assignments, redirections and texts) to the view's arenas whole, rather than command
-    /// by command.
-    fn move_in(&mut self, read: &mut Read<'_>) -> Moved {
-        let out = &mut self.out;
-        // The words' text: the script, whose runs most words are; the others are copied.
-        let base = out.chars.len();
-        out.chars.push_str(read.script);
-        let moved = Moved {
-            assigns: out.words.len()..out.words.len() + read.assigns.len(),
-            redirects: out.redirects.len()..out.redirects.len() + read.redirects.len(),
-            text: out.texts.len()..out.texts.len() + read.text.len(),
-            args: out.words.len() + read.assigns.len(),
-        };
-        out.words.reserve(read.assigns.len() + read.args.len());
-        for a in &read.assigns {
-            out.push_word_of(a, read.script, base);
+    /// A command the plain reader read, its lists in the view (`words` its words, `shared`
+    /// the rest): recorded as `stages` and `simple` record brush-parser's (`ranges[i]`: the
+    /// commands its word `i`'s substitutions recorded; `single`: its pipeline has no other
+    /// stage; `over`: the view was full when it started).
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn plain_command(
+        &mut self,
+        args: &[Arg<'_>],
+        words: Span,
+        ranges: &[Range<usize>],
+        shared: Shared,
+        at: &mut At,
+        upstream: Option<Range<usize>>,
+        single: bool,
+        over: bool,
+    ) {
+        if over {
+            return self.opaque(format!("more than {MAX_COMMANDS} commands"));
         }
-        for a in &read.args {
-            out.push_word_of(a.text, read.script, base);
-        }
-        out.redirects.append(&mut read.redirects);
-        if out.texts.is_empty() {
-            std::mem::swap(&mut out.texts, &mut read.text);
-        } else {
-            out.texts.push_str(&read.text);
-        }
-        moved
-    }
-
-    /// A pipeline of the plain reader, walked as `pipeline` walks brush-parser's.
-    fn plain_pipeline(&mut self, plain: &mut Plain<'_>, p: usize, at: &mut At) {
-        let read = plain.read;
-        let Some(simples) = read.pipelines.get(p).cloned() else { return self.opaque(PLAIN_LOST) };
-        self.stages(simples, at, |w, i, here, upstream| {
-            let moved = &plain.moved;
-            if w.out.records.len() >= MAX_COMMANDS {
-                return w.opaque(format!("more than {MAX_COMMANDS} commands"));
-            }
-            let Some(s) = read.simples.get(i) else { return w.opaque(PLAIN_LOST) };
-            let (words, subs) = (s.words.clone(), s.subs.clone());
-            // Its shared lists, in the view since `move_in`.
-            let shared = match (
-                moved.run(&moved.assigns, &s.assigns),
-                moved.run(&moved.redirects, &s.redirects),
-                moved.run(&moved.text, &s.text),
-            ) {
-                (Some(a), Some(r), Some(t)) => Shared {
-                    assigns: w.out.span_from(a.start, a.end),
-                    redirects: w.out.span_from(r.start, r.end),
-                    text: w.out.span_from(t.start, t.end),
-                },
-                // Ranges the reader made itself: never out of bounds, and opaque if they were.
-                _ => return w.opaque(PLAIN_LOST),
-            };
-            // The commands inside each word's substitutions (assignments' first), walked as
-            // `word` walks brush-parser's; without substitutions every range is empty.
-            let mut ranges = Vec::new();
-            if !subs.is_empty() {
-                let mut subs = subs.peekable();
-                let word_of = |plain: &Plain<'_>, k: &usize| plain.subs.get(*k).and_then(|x| x.word);
-                while let Some(k) = subs.next_if(|k| word_of(plain, k).is_none()) {
-                    w.plain_substitution(plain, k, here);
-                }
-                for i in 0..words.len() {
-                    let start = w.out.records.len();
-                    while let Some(k) = subs.next_if(|k| word_of(plain, k) == Some(i)) {
-                        w.plain_substitution(plain, k, here);
-                    }
-                    ranges.push(start..w.out.records.len());
-                }
-            }
-            let Some(args) = read.args.get(words.clone()) else { return w.opaque(PLAIN_LOST) };
-            // Its words, in the view since `move_in`.
-            let span = w.out.span_from(plain.moved.args + words.start, plain.moved.args + words.end);
-            w.argv(args, Some(span), ranges, shared, here, upstream);
-        });
-    }
-
-    /// Substitution `k` the plain reader read, walked as `script` walks its text.
-    fn plain_substitution(&mut self, plain: &mut Plain<'_>, k: usize, at: &At) {
-        let Some(sub) = plain.subs.get_mut(k).map(std::mem::take) else { return self.opaque(PLAIN_LOST) };
-        if self.refused(&sub.text, at.depth + 1) {
-            return;
-        }
-        let mut via = at.via.clone();
-        via.push("$(...)".into());
-        let mut inner = At { via, cwd: at.cwd.clone(), depth: at.depth + 1 };
-        for p in sub.pipelines {
-            self.plain_pipeline(plain, p, &mut inner);
+        // A stage of a longer pipeline runs in a subshell: a `cd` in it does not last.
+        let cwd = (!single).then(|| at.cwd.clone());
+        self.argv(args, Some(words), ranges, shared, at, upstream);
+        if let Some(cwd) = cwd {
+            at.cwd = cwd;
         }
     }
 
@@ -602,7 +514,7 @@ impl Walker<'_> {
             redirects: self.out.push_redirects(&mut redirects),
             text: self.out.push_text(&shown(s)),
         };
-        self.argv(&args, None, ranges, shared, at, upstream);
+        self.argv(&args, None, &ranges, shared, at, upstream);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -650,7 +562,7 @@ impl Walker<'_> {
         &mut self,
         args: &[Arg<'_>],
         words: Option<Span>,
-        ranges: Vec<Range<usize>>,
+        ranges: &[Range<usize>],
         shared: Shared,
         at: &mut At,
         upstream: Option<Range<usize>>,
@@ -662,7 +574,7 @@ impl Walker<'_> {
             // Assignments or redirections alone.
             return self.redirect_writes(shared.redirects, at);
         }
-        self.record(args, words, &ranges, shared, at, upstream);
+        self.record(args, words, ranges, shared, at, upstream);
     }
 
     /// `argv` once the lists a command may share with the command it wraps are in the view.
@@ -1003,6 +915,45 @@ impl Walker<'_> {
 fn offset_in(part: &str, whole: &str) -> Option<usize> {
     let off = (part.as_ptr() as usize).wrapping_sub(whole.as_ptr() as usize);
     (off <= whole.len() && part.len() <= whole.len() - off).then_some(off)
+}
+
+/// Why `text`, a script at `depth`, is refused before it is read, if it is: too deep, too
+/// long, or input brush-parser is known to hang or panic on.
+pub(super) fn refusal(text: &str, depth: usize) -> Option<String> {
+    if depth > MAX_DEPTH {
+        return Some(format!("scripts nested deeper than {MAX_DEPTH}"));
+    }
+    if text.len() > MAX_SCRIPT {
+        return Some(format!("a script longer than {MAX_SCRIPT} bytes"));
+    }
+    let (deepest, unclosed) = nesting(text);
+    let most =
+        if unclosed > MAX_UNCLOSED_SUBSCRIPTED && subscripted(text) { MAX_UNCLOSED_SUBSCRIPTED } else { MAX_UNCLOSED };
+    if deepest > MAX_NESTING || unclosed > most {
+        return Some(format!("brackets nested deeper than {MAX_NESTING} or left open"));
+    }
+    if delimiterless_heredoc(text) {
+        // brush-parser 0.4 never returns on `$(<< |d `, `` `<<\r ` `` or `<<\x0c `
+        // (found by fuzzing); bash calls a here-document without a delimiter a syntax
+        // error.
+        return Some("a here-document without a delimiter".into());
+    }
+    if huge_descriptor(text) {
+        // brush-parser 0.4 panics on a descriptor past `i32` (found by fuzzing); bash
+        // refuses one past its own limit.
+        return Some("a file descriptor number too large".into());
+    }
+    None
+}
+
+/// Reads `script` with the plain reader alone (into a view of its own): `None` when it is not
+/// plain, else whether a here-document inside a substitution holds quoting (looked for only
+/// when `note_quoting` is set).
+pub(super) fn read_plain(script: &str, note_quoting: bool) -> Option<bool> {
+    let mut w = Walker { home: "/", out: View::default(), plain: true };
+    w.out.chars.push_str(script);
+    let at = At { via: Vec::new(), cwd: "/".into(), depth: 0 };
+    super::plain::read(&mut w, script, 0, at, note_quoting)
 }
 
 /// Words `i..i + n` of `span`.
