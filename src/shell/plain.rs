@@ -68,6 +68,10 @@ enum Stage {
 /// A command read whole but not yet recorded: it waits for the here-documents of its line,
 /// whose bodies come after the line (a `bash <<EOF` runs its body).
 struct Deferred<'s> {
+    /// How many commands the view held when it started, and when it ended (its
+    /// substitutions' are between).
+    start: usize,
+    end: usize,
     args: Vec<Arg<'s>>,
     words: Span,
     ranges: Vec<Range<usize>>,
@@ -526,11 +530,14 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
                 Stage::Next { from: (!self.pipe_deferred).then_some(self.pipe_start) }
             };
             let (args, ranges) = (std::mem::take(&mut cur.args), std::mem::take(&mut cur.ranges));
-            self.deferred.push(Deferred { args, words, ranges, shared, stage });
+            let (start, end) = (cur.first_record, self.w.out.records.len());
+            self.deferred.push(Deferred { start, end, args, words, ranges, shared, stage });
             return Some(());
         }
         let over = cur.first_record >= MAX_COMMANDS;
-        let upstream = (!first).then_some(self.pipe_start..self.w.out.records.len());
+        // The stages before it feed it: the commands from the pipeline's start to its own
+        // (not its substitutions').
+        let upstream = (!first).then_some(self.pipe_start..cur.first_record);
         self.w.plain_command(&cur.args, words, &cur.ranges, shared, &mut self.at, upstream, first && last, over);
         cur.args.clear();
         cur.ranges.clear();
@@ -551,15 +558,19 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
     fn record_deferred(&mut self) {
         let mut start = self.w.out.records.len();
         for d in std::mem::take(&mut self.deferred) {
+            // Where it starts as if it had been recorded when it ended: before its
+            // substitutions' commands, which only the first to wait can have (no substitution
+            // is plain while a here-document is pending), and nothing was recorded after them.
             let now = self.w.out.records.len();
+            let begin = if now == d.end { d.start.min(now) } else { now };
             let (upstream, single) = match d.stage {
                 Stage::First { single } => {
-                    start = now;
+                    start = begin;
                     (None, single)
                 }
-                Stage::Next { from } => (Some(from.unwrap_or(start)..now), false),
+                Stage::Next { from } => (Some(from.unwrap_or(start)..begin), false),
             };
-            let over = now >= MAX_COMMANDS;
+            let over = begin >= MAX_COMMANDS;
             self.w.plain_command(&d.args, d.words, &d.ranges, d.shared, &mut self.at, upstream, single, over);
         }
     }

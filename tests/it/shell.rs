@@ -385,6 +385,15 @@ fn the_plain_reader_sees_what_brush_sees() {
         "cd /tmp && echo $(cd / && pwd) && rm -rf x",
         "echo \"$(echo \"inner \\\"q\\\" $(id)\")\"",
         "echo $(echo ')') $(echo \")\")",
+        // The plain reader records a command when it ends: a later stage's upstream stops
+        // before its own substitutions (the shell_view fuzz target found `a| $(??)`), and
+        // commands wait for their line's here-documents.
+        "a| $(??)",
+        "a $(x) | b $(y) c | $(z) d $(w)",
+        "a $(x) | b $(y) <<EOF | c\nbody\nEOF\nd | e",
+        "cat <<A | bash; ls | sh <<B; cd /tmp | pwd\necho 1\nA\necho 2\nB\ncd /etc; cp a b",
+        "cd /x && a | cd /y | b > f; c > g; cd /z; d > h",
+        "cat $(x) <<EOF | sh\nrm -rf ~\nEOF",
     ];
     let mut plain = 0;
     for s in scripts {
