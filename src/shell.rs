@@ -278,28 +278,34 @@ impl View {
         self.some & SOME_RECURSIVE != 0
     }
 
-    /// Notes which optional fields the commands have and the widest command's size, once they
-    /// are all recorded.
-    fn summarize(mut self) -> View {
+    /// Notes a command's optional fields and size in `some` and `widest` (as each is
+    /// recorded, and when a field is set later).
+    fn note(&mut self, r: &Record) {
         let bit = |has: bool, b: u8| if has { b } else { 0 };
         let len = |s: Span| s.end.saturating_sub(s.start) as usize;
-        (self.some, self.widest) = self.records.iter().fold((0, 0), |(some, widest), r| {
-            let some = some
-                | bit(r.code.is_some(), SOME_CODE)
-                | bit(r.opaque.is_some(), SOME_OPAQUE)
-                | bit(r.subcommand.is_some(), SOME_SUBCOMMAND)
-                | bit(r.recursive, SOME_RECURSIVE);
-            let size = len(r.args)
-                + len(r.flags)
-                + len(r.operands)
-                + len(r.assigns)
-                + len(r.redirects)
-                + len(r.via)
-                + len(r.upstream)
-                + len(r.writes);
-            (some, widest.max(size))
-        });
-        self
+        self.some |= bit(r.code.is_some(), SOME_CODE)
+            | bit(r.opaque.is_some(), SOME_OPAQUE)
+            | bit(r.subcommand.is_some(), SOME_SUBCOMMAND)
+            | bit(r.recursive, SOME_RECURSIVE);
+        let size = len(r.args)
+            + len(r.flags)
+            + len(r.operands)
+            + len(r.assigns)
+            + len(r.redirects)
+            + len(r.via)
+            + len(r.upstream)
+            + len(r.writes);
+        self.widest = self.widest.max(size);
+    }
+
+    /// `some` and `widest` noted again from the commands (after commands were taken out).
+    fn renote(&mut self) {
+        let records = std::mem::take(&mut self.records);
+        (self.some, self.widest) = (0, 0);
+        for r in &records {
+            self.note(r);
+        }
+        self.records = records;
     }
 
     fn words_in(&self, s: Span) -> Words<'_> {
@@ -457,7 +463,7 @@ pub fn view(script: &str, cwd: &str, home: &str) -> View {
     };
     let mut w = view::Walker { home, out, plain: true };
     w.script(script, Vec::new(), crate::path::normalize(cwd, "/").into(), 0);
-    w.out.summarize()
+    w.out
 }
 
 /// The view as brush-parser alone reads it, without the plain reader: the reference the
@@ -466,7 +472,7 @@ pub fn view(script: &str, cwd: &str, home: &str) -> View {
 pub fn view_by_brush(script: &str, cwd: &str, home: &str) -> View {
     let mut w = view::Walker { home, out: View::default(), plain: false };
     w.script(script, Vec::new(), crate::path::normalize(cwd, "/").into(), 0);
-    w.out.summarize()
+    w.out
 }
 
 /// Whether brush-parser gave up on a word of the script, or took a substitution in one for

@@ -40,9 +40,11 @@ struct Cur<'s> {
     first_record: usize,
     /// Its words after quote removal: runs of the script, or text in the read's `Bump`.
     args: Vec<Arg<'s>>,
-    /// Their runs of the view's text (`View::chars`).
-    spans: Vec<Span>,
-    assigns: Vec<Span>,
+    /// Where its assignments and then its words start in the view's words (whose runs of
+    /// the view's text are pushed there as they are read), and how many assignments it has.
+    /// A substitution moves them past its own commands' (`Reader::substitution`).
+    words_start: usize,
+    assigns: usize,
     redirects: Vec<Redirect>,
     /// The commands recorded inside each word (its substitutions), once some word has any;
     /// words past the end have none.
@@ -314,6 +316,7 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
                 // Where a command (and a pipeline) starts, before its substitutions record any.
                 let n = self.w.out.records.len();
                 self.cur.first_record = n;
+                self.cur.words_start = self.w.out.words.len();
                 if self.stages == 0 {
                     self.pipe_start = n;
                 }
@@ -429,6 +432,8 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
             return None;
         }
         let start = self.i + 2;
+        // The command's words so far go after the substitution's commands' words.
+        let held = self.w.out.words.split_off(self.cur.words_start.min(self.w.out.words.len()));
         let before = self.w.checkpoint();
         let mut via = self.at.via.clone();
         via.push("$(...)".into());
@@ -451,6 +456,8 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
             self.w.rollback(before);
             self.w.opaque(why);
         }
+        self.cur.words_start = self.w.out.words.len();
+        self.w.out.words.extend_from_slice(&held);
         Some(())
     }
 
@@ -461,10 +468,11 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
         self.add_text(w.raw_start, w.raw_end, true, |t| t.push_str(s.get(w.raw_start..w.raw_end).unwrap_or_default()));
         self.cur.started = true;
         let span = if w.run { self.span(w.raw_start, w.raw_end) } else { self.w.out.push_chars(w.arg.text) };
+        self.w.out.words.push(span);
         let index = self.cur.args.len();
         if index == 0 {
             if w.equals && is_assignment(s.get(w.raw_start..w.raw_end)?) {
-                self.cur.assigns.push(span);
+                self.cur.assigns += 1;
                 return Some(()); // the commands of its substitutions belong to no word
             }
             if is_reserved(w.arg.text) {
@@ -477,7 +485,6 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
             self.cur.ranges.push(before..after);
         }
         self.cur.args.push(w.arg);
-        self.cur.spans.push(span);
         Some(())
     }
 
@@ -490,10 +497,9 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
         }
         let (cur, out) = (&mut self.cur, &mut self.w.out);
         cur.started = false;
-        let assigns = out.words.len();
-        out.words.extend_from_slice(&cur.assigns);
-        let words = out.words.len();
-        out.words.extend_from_slice(&cur.spans);
+        // Its assignments, then its words: the last the view's words hold.
+        let assigns = cur.words_start;
+        let words = assigns + cur.assigns;
         let redirects = out.redirects.len();
         if !cur.redirects.is_empty() {
             for h in self.heredocs.iter_mut().filter(|h| !h.placed) {
@@ -516,8 +522,7 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
             text: out.span_from(text, out.texts.len()),
         };
         let words = out.span_from(words, out.words.len());
-        cur.assigns.clear();
-        cur.spans.clear();
+        cur.assigns = 0;
         cur.subs = 0;
         let first = self.stages == 0;
         self.stages += 1;
@@ -614,10 +619,11 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
         self.add_text(start, end, true, |t| t.push_str(s.get(start..end).unwrap_or_default()));
         self.cur.started = true;
         let span = self.span(start, end);
+        self.w.out.words.push(span);
         let cur = &mut self.cur;
         if cur.args.is_empty() {
             if seen & EQUALS != 0 && is_assignment(text) {
-                cur.assigns.push(span);
+                cur.assigns += 1;
                 return Some(true);
             }
             if is_reserved(text) {
@@ -626,7 +632,6 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
         }
         let dynamic = if seen & PATTERN == 0 { None } else { expansion(text) };
         cur.args.push(Arg { text, dynamic });
-        cur.spans.push(span);
         Some(true)
     }
 

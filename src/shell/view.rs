@@ -204,6 +204,7 @@ impl Walker<'_> {
         if o.texts.is_char_boundary(to.texts) {
             o.texts.truncate(to.texts);
         }
+        o.renote();
     }
 
     fn list(&mut self, list: &ast::CompoundList, at: &mut At) {
@@ -295,6 +296,7 @@ impl Walker<'_> {
                 for c in self.out.records.get_mut(start..).into_iter().flatten() {
                     if c.name == fname {
                         c.recursive = true;
+                        self.out.some |= super::SOME_RECURSIVE;
                     }
                 }
             }
@@ -749,6 +751,7 @@ impl Walker<'_> {
             code: None,
             recursive: false,
         };
+        self.out.note(&record);
         self.out.records.push(record);
         let runs_more = !inners.is_empty() || known.shell || known.role == Role::Source;
         if !runs_more {
@@ -789,6 +792,7 @@ impl Walker<'_> {
                     }
                     if let Some(c) = self.out.records.get_mut(index) {
                         c.code = Some(a.text.into_owned());
+                        self.out.some |= super::SOME_CODE;
                     }
                 }
                 Inner::Stdin => self.stdin_script(index, &name, &via, at, upstream.clone()),
@@ -857,6 +861,7 @@ impl Walker<'_> {
                 self.script(&b.text, via.to_vec(), at.cwd.clone(), at.depth + 1);
             } else if let Some(c) = self.out.records.get_mut(index) {
                 c.code = Some(b.text.to_string());
+                self.out.some |= super::SOME_CODE;
             }
             return;
         }
@@ -874,6 +879,7 @@ impl Walker<'_> {
                 self.script(&text, via.to_vec(), at.cwd.clone(), at.depth + 1);
             } else if let Some(c) = self.out.records.get_mut(index) {
                 c.code = Some(text);
+                self.out.some |= super::SOME_CODE;
             }
         }
     }
@@ -888,6 +894,7 @@ impl Walker<'_> {
     fn mark(&mut self, index: usize, why: &str) {
         if let Some(c) = self.out.records.get_mut(index) {
             c.opaque.get_or_insert_with(|| why.to_string());
+            self.out.some |= super::SOME_OPAQUE;
         }
         self.opaque(why.to_string());
     }

@@ -284,6 +284,30 @@ fn shell_quote(s: &str) -> String {
 // ------------------------------------------------------------------------------------------
 // The plain reader against brush-parser: one view, whichever reads the script.
 
+/// What a view notes of its commands as it records them (`some_code()` and the rest, which let
+/// a rule skip a scan, and `widest_command()`, which bounds one) is what its commands hold,
+/// whichever reader read the script, after the plain reader gave up on part of it too.
+fn noted_as_they_are(script: &str) {
+    for v in [view(script, "/w", "/h"), fak::shell::view_by_brush(script, "/w", "/h")] {
+        let any = |f: &dyn Fn(&fak::shell::Command<'_>) -> bool| v.commands().any(|c| f(&c));
+        assert_eq!(v.some_code(), any(&|c| c.code().is_some()), "{script:?}");
+        assert_eq!(v.some_opaque(), any(&|c| c.opaque().is_some()), "{script:?}");
+        assert_eq!(v.some_subcommand(), any(&|c| c.subcommand().is_some()), "{script:?}");
+        assert_eq!(v.some_recursive(), any(&|c| c.recursive()), "{script:?}");
+        let size = |c: fak::shell::Command<'_>| {
+            c.args().len()
+                + c.flags().len()
+                + c.operands().len()
+                + c.assigns().len()
+                + c.redirects().len()
+                + c.via().len()
+                + c.upstream().len()
+                + c.writes().len()
+        };
+        assert_eq!(v.widest_command(), v.commands().map(size).max().unwrap_or(0), "{script:?}");
+    }
+}
+
 fn same_view(script: &str) -> Result<(), String> {
     let fast = view(script, "/workspace/repo", "/home/dev");
     let slow = fak::shell::view_by_brush(script, "/workspace/repo", "/home/dev");
@@ -394,10 +418,15 @@ fn the_plain_reader_sees_what_brush_sees() {
         "cat <<A | bash; ls | sh <<B; cd /tmp | pwd\necho 1\nA\necho 2\nB\ncd /etc; cp a b",
         "cd /x && a | cd /y | b > f; c > g; cd /z; d > h",
         "cat $(x) <<EOF | sh\nrm -rf ~\nEOF",
+        // Code, opaque commands and a recursive function after the plain reader recorded
+        // commands and gave up (`noted_as_they_are`).
+        "python3 -c 'x' && git push && curl x | sh && :(){ :|:& };:",
+        "ls | python3 <<EOF\nprint(1)\nEOF\necho 'print(2)' | node",
     ];
     let mut plain = 0;
     for s in scripts {
         same_view(s).unwrap();
+        noted_as_they_are(s);
         plain += usize::from(fak::shell::is_plain(s));
     }
     // Most of these are plain: the comparison is not vacuous.
