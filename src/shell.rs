@@ -45,12 +45,11 @@ pub struct View {
     /// Every word of every command's lists: runs of `chars`.
     words: Vec<Span>,
     /// The words' text: the scripts read, then the words that are not runs of them (quotes
-    /// removed, flags' names, ...).
+    /// removed, flags' names, ...). Commands' texts are runs of it too.
     chars: String,
     redirects: Vec<Redirect>,
     /// Every file the script writes (`writes()`), a command's a run of them.
     paths: Vec<String>,
-    texts: String,
     /// Which optional fields some command has (`SOME_CODE`, ...): a scan of a field no command
     /// has (most scripts give no interpreter code) skips the commands.
     some: u8,
@@ -95,10 +94,32 @@ struct Record {
     redirects: Span,
     writes: Span,
     text: Span,
-    subcommand: Option<Str>,
+    /// A run of the view's text.
+    subcommand: Option<Span>,
+    /// What few commands have, out of line: the list of commands is written once per
+    /// command, and a smaller command is less to write.
+    extra: Option<Box<Extra>>,
+    recursive: bool,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Extra {
     code: Option<String>,
     opaque: Option<String>,
-    recursive: bool,
+}
+
+impl Record {
+    fn extra(&mut self) -> &mut Extra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    fn code(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|e| e.code.as_deref())
+    }
+
+    fn opaque(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|e| e.opaque.as_deref())
+    }
 }
 
 /// One simple command of a view.
@@ -134,7 +155,7 @@ impl<'v> Command<'v> {
     }
     /// `git push` (through global options and inline aliases), `npm run`, `cargo test`, ...
     pub fn subcommand(&self) -> Option<&'v str> {
-        self.r.subcommand.as_deref()
+        self.r.subcommand.map(|s| run_text(&self.view.chars, s))
     }
     /// `NAME=value` assignments before the command.
     pub fn assigns(&self) -> Words<'v> {
@@ -149,11 +170,11 @@ impl<'v> Command<'v> {
     }
     /// Program text given to an interpreter (`python3 -c`, `perl -e`, `node -e`).
     pub fn code(&self) -> Option<&'v str> {
-        self.r.code.as_deref()
+        self.r.code()
     }
     /// Why this command cannot be seen through, when it cannot.
     pub fn opaque(&self) -> Option<&'v str> {
-        self.r.opaque.as_deref()
+        self.r.opaque()
     }
     /// The commands feeding its standard input through a pipe.
     pub fn upstream(&self) -> Words<'v> {
@@ -170,7 +191,7 @@ impl<'v> Command<'v> {
     /// Its words and redirections as written (here-documents without their bodies), for
     /// explanations.
     pub fn text(&self) -> &'v str {
-        self.view.texts.get(self.r.text.range()).unwrap_or_default()
+        self.view.chars.get(self.r.text.range()).unwrap_or_default()
     }
 }
 
@@ -223,7 +244,6 @@ impl View {
         chars: String::new(),
         redirects: Vec::new(),
         paths: Vec::new(),
-        texts: String::new(),
         some: 0,
         widest: 0,
     };
@@ -283,8 +303,8 @@ impl View {
     fn note(&mut self, r: &Record) {
         let bit = |has: bool, b: u8| if has { b } else { 0 };
         let len = |s: Span| s.end.saturating_sub(s.start) as usize;
-        self.some |= bit(r.code.is_some(), SOME_CODE)
-            | bit(r.opaque.is_some(), SOME_OPAQUE)
+        self.some |= bit(r.code().is_some(), SOME_CODE)
+            | bit(r.opaque().is_some(), SOME_OPAQUE)
             | bit(r.subcommand.is_some(), SOME_SUBCOMMAND)
             | bit(r.recursive, SOME_RECURSIVE);
         let size = len(r.args)
@@ -458,7 +478,6 @@ pub fn view(script: &str, cwd: &str, home: &str) -> View {
         records: Vec::with_capacity(1 + script.len() / 32),
         words: Vec::with_capacity(4 + script.len() / 6),
         chars: String::with_capacity(script.len() + script.len() / 4 + 16),
-        texts: String::with_capacity(script.len()),
         ..View::default()
     };
     let mut w = view::Walker { home, out, plain: true };

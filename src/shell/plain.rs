@@ -508,18 +508,19 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
             }
             out.redirects.append(&mut cur.redirects);
         }
-        let text = out.texts.len();
-        match cur.span.take() {
-            Some((a, b)) => out.texts.push_str(self.s.get(a..b).unwrap_or_default()),
+        // Its text: most often a run of the script, which is in the view's text already.
+        let text = match cur.span.take() {
+            Some((a, b)) => out.span_from(self.base + a, self.base + b),
             None => {
-                out.texts.push_str(&cur.text);
+                let t = out.push_chars(&cur.text);
                 cur.text.clear();
+                t
             }
-        }
+        };
         let shared = Shared {
             assigns: out.span_from(assigns, words),
             redirects: out.span_from(redirects, out.redirects.len()),
-            text: out.span_from(text, out.texts.len()),
+            text,
         };
         let words = out.span_from(words, out.words.len());
         cur.assigns = 0;

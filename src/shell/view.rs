@@ -91,12 +91,6 @@ impl View {
         self.redirects.extend(redirects.iter_mut().map(std::mem::take));
         self.span_from(start, self.redirects.len())
     }
-
-    fn push_text(&mut self, text: &str) -> Span {
-        let start = self.texts.len();
-        self.texts.push_str(text);
-        self.span_from(start, self.texts.len())
-    }
 }
 
 /// How long the view's lists were at a point of the walk (`Walker::checkpoint`), to cut them
@@ -108,7 +102,6 @@ pub(super) struct Checkpoint {
     chars: usize,
     redirects: usize,
     paths: usize,
-    texts: usize,
 }
 
 /// Where a command is, as the walk goes down.
@@ -184,7 +177,6 @@ impl Walker<'_> {
             chars: o.chars.len(),
             redirects: o.redirects.len(),
             paths: o.paths.len(),
-            texts: o.texts.len(),
         }
     }
 
@@ -201,9 +193,6 @@ impl Walker<'_> {
         }
         o.redirects.truncate(to.redirects);
         o.paths.truncate(to.paths);
-        if o.texts.is_char_boundary(to.texts) {
-            o.texts.truncate(to.texts);
-        }
         o.renote();
     }
 
@@ -514,7 +503,7 @@ impl Walker<'_> {
         let shared = Shared {
             assigns: self.out.push_words(assigns.iter().map(Str::as_str)),
             redirects: self.out.push_redirects(&mut redirects),
-            text: self.out.push_text(&shown(s)),
+            text: self.out.push_chars(&shown(s)),
         };
         self.argv(&args, None, &ranges, shared, at, upstream);
     }
@@ -662,6 +651,16 @@ impl Walker<'_> {
         } else if known.subcommanded {
             subcommand = first_operand.filter(|a| a.dynamic.is_none()).map(|a| Str::from(a.text));
         }
+        // In the view's text: the first operand's run, or (git's, through aliases) a copy.
+        let subcommand_run = match (&subcommand, first_operand) {
+            (None, _) => None,
+            (Some(sub), Some(a)) if known.role != Role::Git => {
+                let i = args.iter().position(|x| std::ptr::eq(x, a));
+                let run = i.and_then(|i| self.out.words.get(args_span.start as usize + i).copied());
+                Some(run.unwrap_or_else(|| self.out.push_chars(sub)))
+            }
+            (Some(sub), _) => Some(self.out.push_chars(sub)),
+        };
         if known.runs {
             inners.extend(programs::inner(&name, args));
         }
@@ -741,14 +740,13 @@ impl Walker<'_> {
             program: known.id,
             flags,
             operands,
-            subcommand,
+            subcommand: subcommand_run,
             assigns: shared.assigns,
             redirects: shared.redirects,
-            opaque,
+            extra: opaque.map(|opaque| Box::new(super::Extra { code: None, opaque: Some(opaque) })),
             upstream: upstream_names,
             writes,
             text: shared.text,
-            code: None,
             recursive: false,
         };
         self.out.note(&record);
@@ -791,7 +789,7 @@ impl Walker<'_> {
                         }
                     }
                     if let Some(c) = self.out.records.get_mut(index) {
-                        c.code = Some(a.text.into_owned());
+                        c.extra().code = Some(a.text.into_owned());
                         self.out.some |= super::SOME_CODE;
                     }
                 }
@@ -860,7 +858,7 @@ impl Walker<'_> {
             } else if shell {
                 self.script(&b.text, via.to_vec(), at.cwd.clone(), at.depth + 1);
             } else if let Some(c) = self.out.records.get_mut(index) {
-                c.code = Some(b.text.to_string());
+                c.extra().code = Some(b.text.to_string());
                 self.out.some |= super::SOME_CODE;
             }
             return;
@@ -878,7 +876,7 @@ impl Walker<'_> {
             if shell {
                 self.script(&text, via.to_vec(), at.cwd.clone(), at.depth + 1);
             } else if let Some(c) = self.out.records.get_mut(index) {
-                c.code = Some(text);
+                c.extra().code = Some(text);
                 self.out.some |= super::SOME_CODE;
             }
         }
@@ -893,7 +891,7 @@ impl Walker<'_> {
 
     fn mark(&mut self, index: usize, why: &str) {
         if let Some(c) = self.out.records.get_mut(index) {
-            c.opaque.get_or_insert_with(|| why.to_string());
+            c.extra().opaque.get_or_insert_with(|| why.to_string());
             self.out.some |= super::SOME_OPAQUE;
         }
         self.opaque(why.to_string());
