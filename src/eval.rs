@@ -720,7 +720,7 @@ impl<'a> V<'a> {
         match *self {
             V::Cmd(c) => CmdField::of(key).map_or(V::Absent, |f| f.of_command(c)),
             V::Redir(r) => match key {
-                "op" => s(&r.op),
+                "op" => s(r.op),
                 "fd" => r.fd.map_or(V::Absent, |n| V::N(f64::from(n))),
                 "target" => s(&r.target),
                 "body" => r.body.as_ref().map_or(V::Absent, |b| s(&b.text)),

@@ -450,18 +450,19 @@ impl std::fmt::Debug for View {
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Redirect {
     /// `>`, `>>`, `<`, `<>`, `>|`, `>&`, `<&`, `&>`, `&>>`, `<<`, `<<<`.
-    pub op: Str,
+    pub op: &'static str,
     pub fd: Option<u32>,
     /// The file (or `&N`); for a here-document its delimiter.
     pub target: Str,
-    /// A here-document's or here-string's text.
-    pub body: Option<Word>,
+    /// A here-document's or here-string's text (boxed: most redirections have none, and a
+    /// view holds many).
+    pub body: Option<Box<Word>>,
 }
 
 impl Redirect {
     /// Whether the redirection writes its target file.
     pub fn writes(&self) -> bool {
-        match self.op.as_str() {
+        match self.op {
             ">" | ">>" | "<>" | ">|" | "&>" | "&>>" => !self.target.starts_with('&'),
             // `>&file` is `&>file`; `>&2` and `>&-` duplicate or close a descriptor.
             ">&" => !self.target.is_empty() && self.target != "-" && !self.target.bytes().all(|b| b.is_ascii_digit()),

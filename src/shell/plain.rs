@@ -820,13 +820,13 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
                 }
                 let (at, delim) = (self.cur.redirects.len(), w.arg.text.into());
                 self.heredocs.push(Pending { at, placed: false, delim, strip_tabs: op == "<<-", quoted: w.quoted });
-                Redirect { op: "<<".into(), fd, target: raw.into(), body: None }
+                Redirect { op: "<<", fd, target: raw.into(), body: None }
             }
             "<<<" => {
                 let body = Word { text: w.arg.text.into(), dynamic: w.arg.dynamic };
-                Redirect { op: op.into(), fd, target: Str::default(), body: Some(body) }
+                Redirect { op, fd, target: Str::default(), body: Some(Box::new(body)) }
             }
-            _ => Redirect { op: op.into(), fd, target: w.arg.text.into(), body: None },
+            _ => Redirect { op, fd, target: w.arg.text.into(), body: None },
         };
         self.cur.started = true;
         self.cur.redirects.push(redirect);
@@ -917,7 +917,7 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
             }
             // The redirection it belongs to (checked: a miscount would give another's body).
             let r = self.w.out.redirects.get_mut(h.at).filter(|r| h.placed && r.op == "<<" && r.body.is_none())?;
-            r.body = Some(Word { text: body.into(), dynamic: None });
+            r.body = Some(Box::new(Word { text: body.into(), dynamic: None }));
         }
         self.record_deferred();
         Some(())

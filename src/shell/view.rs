@@ -455,15 +455,15 @@ impl Walker<'_> {
                         "/dev/fd/63".into()
                     }
                 };
-                out.push(Redirect { op: op.into(), fd: fd(n), target, body: None });
+                out.push(Redirect { op, fd: fd(n), target, body: None });
             }
             ast::IoRedirect::OutputAndError(w, append) => {
                 let target = self.word(w, at).0.text;
-                out.push(Redirect { op: if *append { "&>>" } else { "&>" }.into(), fd: None, target, body: None });
+                out.push(Redirect { op: if *append { "&>>" } else { "&>" }, fd: None, target, body: None });
             }
             ast::IoRedirect::HereString(n, w) => {
                 let (a, _) = self.word(w, at);
-                out.push(Redirect { op: "<<<".into(), fd: fd(n), target: Str::default(), body: Some(a) });
+                out.push(Redirect { op: "<<<", fd: fd(n), target: Str::default(), body: Some(Box::new(a)) });
             }
             ast::IoRedirect::HereDocument(n, doc) => {
                 let body = if doc.requires_expansion {
@@ -472,10 +472,10 @@ impl Walker<'_> {
                     Word { text: doc.doc.value.as_str().into(), dynamic: None }
                 };
                 out.push(Redirect {
-                    op: "<<".into(),
+                    op: "<<",
                     fd: fd(n),
                     target: doc.here_end.value.as_str().into(),
-                    body: Some(body),
+                    body: Some(Box::new(body)),
                 });
             }
         }
