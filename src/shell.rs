@@ -301,21 +301,14 @@ impl View {
     /// Notes a command's optional fields and size in `some` and `widest` (as each is
     /// recorded, and when a field is set later).
     fn note(&mut self, r: &Record) {
-        let bit = |has: bool, b: u8| if has { b } else { 0 };
-        let len = |s: Span| s.end.saturating_sub(s.start) as usize;
-        self.some |= bit(r.code().is_some(), SOME_CODE)
-            | bit(r.opaque().is_some(), SOME_OPAQUE)
-            | bit(r.subcommand.is_some(), SOME_SUBCOMMAND)
-            | bit(r.recursive, SOME_RECURSIVE);
-        let size = len(r.args)
-            + len(r.flags)
-            + len(r.operands)
-            + len(r.assigns)
-            + len(r.redirects)
-            + len(r.via)
-            + len(r.upstream)
-            + len(r.writes);
-        self.widest = self.widest.max(size);
+        (self.some, self.widest) = noted(self.some, self.widest, r);
+    }
+
+    /// `note` of the last command recorded.
+    fn note_last(&mut self) {
+        if let Some(r) = self.records.last() {
+            (self.some, self.widest) = noted(self.some, self.widest, r);
+        }
     }
 
     /// `some` and `widest` noted again from the commands (after commands were taken out).
@@ -331,6 +324,26 @@ impl View {
     fn words_in(&self, s: Span) -> Words<'_> {
         Words { chars: &self.chars, spans: self.words.get(s.range()).unwrap_or_default() }
     }
+}
+
+/// `some` and `widest` with command `r` noted.
+fn noted(some: u8, widest: usize, r: &Record) -> (u8, usize) {
+    let bit = |has: bool, b: u8| if has { b } else { 0 };
+    let len = |s: Span| s.end.saturating_sub(s.start) as usize;
+    let some = some
+        | bit(r.code().is_some(), SOME_CODE)
+        | bit(r.opaque().is_some(), SOME_OPAQUE)
+        | bit(r.subcommand.is_some(), SOME_SUBCOMMAND)
+        | bit(r.recursive, SOME_RECURSIVE);
+    let size = len(r.args)
+        + len(r.flags)
+        + len(r.operands)
+        + len(r.assigns)
+        + len(r.redirects)
+        + len(r.via)
+        + len(r.upstream)
+        + len(r.writes);
+    (some, widest.max(size))
 }
 
 /// A list of a command's words (`Command::args()`, `flags()`, ...): runs of the view's text.

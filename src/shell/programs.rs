@@ -709,6 +709,12 @@ pub(crate) fn known(name: &str) -> Known {
     }
 }
 
+/// What fak knows of `name` when it is one of the table's names exactly (each is already as
+/// bash resolves it: lower case, no directory), without the rules for others.
+pub(crate) fn known_as_is(name: &str) -> Option<Known> {
+    KNOWN.get(name).copied()
+}
+
 pub fn is_shell(name: &str) -> bool {
     known(name).shell
 }
@@ -1208,6 +1214,12 @@ mod tests {
             }
         }
         assert!(known("python3.12").runs && known("python3.12").id.is_none());
+        // A name found as written is the name bash resolves it to (`known_as_is`).
+        for n in ProgramId::names() {
+            assert!(n.bytes().all(|b| b.is_ascii() && b != b'/' && !b.is_ascii_uppercase()), "{n}");
+            assert!(known_as_is(n).is_some(), "{n}");
+        }
+        assert!(known_as_is("Rm").is_none() && known_as_is("/bin/rm").is_none());
         assert!(known("").id.is_none() && known("invoke-expressionx").id.is_none());
     }
 

@@ -585,14 +585,21 @@ impl Walker<'_> {
         let range_of = |args: &[Arg<'_>], text: &str| {
             args.iter().position(|w| w.text == text).and_then(|i| ranges.get(i)).cloned()
         };
-        let name = resolve_name(first.text);
+        // Most names are a program the table knows, written as bash resolves it: one look-up.
+        let (name, known) = match programs::known_as_is(first.text) {
+            Some(k) => (Str::from(first.text), k),
+            None => {
+                let name = resolve_name(first.text);
+                let known = programs::known(&name);
+                (name, known)
+            }
+        };
         let mut opaque = None;
         if let Some(why) = first.dynamic {
             let why = format!("the command name comes from {why}");
             opaque = Some(why.clone());
             self.opaque(why);
         }
-        let known = programs::known(&name);
         // Most commands' flags go straight to the view's words and their operands are noted as
         // a bit per argument (`lean`); a writer's arguments (`writes_of` reads their option
         // values; git's it does not), a wrapper's, `find`'s and a long argv's are sorted into
@@ -733,9 +740,10 @@ impl Walker<'_> {
                 .collect()
         };
         let index = self.out.records.len();
-        let record = Record {
+        let via = self.out.push_words(at.via.iter().map(Str::as_str));
+        self.out.records.push(Record {
             args: args_span,
-            via: self.out.push_words(at.via.iter().map(Str::as_str)),
+            via,
             name: name.clone(),
             program: known.id,
             flags,
@@ -748,9 +756,9 @@ impl Walker<'_> {
             writes,
             text: shared.text,
             recursive: false,
-        };
-        self.out.note(&record);
-        self.out.records.push(record);
+        });
+        // Noted where it was written (a record built apart is copied once more).
+        self.out.note_last();
         let runs_more = !inners.is_empty() || known.shell || known.role == Role::Source;
         if !runs_more {
             return;
