@@ -26,11 +26,12 @@ use super::view::{At, Shared, Walker, MAX_COMMANDS};
 use super::{Redirect, Span, Str, Word};
 use bumpalo::Bump;
 
-/// The command being read. Its words, assignments and redirections are kept here until it
-/// ends, then join the view's lists whole and go to the walker (`Walker::plain_command`) at
-/// once: a command's parts stay together in the view even when a substitution inside one of
-/// its words records commands of its own first. The top reader keeps one and reuses its
-/// buffers from command to command.
+/// The command being read. Its assignments' and words' runs go to the view's words as they
+/// are read (a substitution in one of its words moves them past its own commands' words);
+/// its redirections and text are kept here until it ends, then join the view's lists, and
+/// the command goes to the walker (`Walker::plain_command`): a command's parts stay together
+/// in the view even when a substitution records commands of its own first. The top reader
+/// keeps one and reuses its buffers from command to command.
 #[derive(Default)]
 struct Cur<'s> {
     /// A command has started (a word, an assignment or a redirection was read).
