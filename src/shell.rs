@@ -298,13 +298,8 @@ impl View {
         self.some & SOME_RECURSIVE != 0
     }
 
-    /// Notes a command's optional fields and size in `some` and `widest` (as each is
-    /// recorded, and when a field is set later).
-    fn note(&mut self, r: &Record) {
-        (self.some, self.widest) = noted(self.some, self.widest, r);
-    }
-
-    /// `note` of the last command recorded.
+    /// Notes the last command recorded in `some` and `widest` (a field set later notes itself
+    /// in `some`).
     fn note_last(&mut self) {
         if let Some(r) = self.records.last() {
             (self.some, self.widest) = noted(self.some, self.widest, r);
@@ -313,12 +308,7 @@ impl View {
 
     /// `some` and `widest` noted again from the commands (after commands were taken out).
     fn renote(&mut self) {
-        let records = std::mem::take(&mut self.records);
-        (self.some, self.widest) = (0, 0);
-        for r in &records {
-            self.note(r);
-        }
-        self.records = records;
+        (self.some, self.widest) = self.records.iter().fold((0, 0), |(some, widest), r| noted(some, widest, r));
     }
 
     fn words_in(&self, s: Span) -> Words<'_> {
