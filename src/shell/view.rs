@@ -159,12 +159,13 @@ impl Walker<'_> {
     /// Whether `text` is refused before it is read (made opaque, with why): too deep, too
     /// long, or input brush-parser is known to hang or panic on.
     fn refused(&mut self, text: &str, depth: usize) -> bool {
-        let why = refusal(text, depth);
-        let refused = why.is_some();
-        if let Some(why) = why {
-            self.opaque(why);
+        match refusal(text, depth) {
+            Some(why) => {
+                self.opaque(why);
+                true
+            }
+            None => false,
         }
-        refused
     }
 
     /// Where the view's lists are now.
