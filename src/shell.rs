@@ -82,7 +82,8 @@ impl Span {
 /// What a view keeps of one simple command: its scalars, and its lists as runs of the arenas.
 #[derive(Clone, Debug, Default)]
 struct Record {
-    name: Str,
+    /// A run of the view's text (most often the command's first word).
+    name: Span,
     /// The id of `name`, when it has one.
     program: Option<programs::ProgramId>,
     args: Span,
@@ -133,7 +134,7 @@ impl<'v> Command<'v> {
     /// The program as bash finds it, lower-cased: no quotes, backslashes or directory
     /// (`/usr/bin/sudo` and `'Sudo'` are `sudo`; macOS finds `RM` as `rm`).
     pub fn name(&self) -> &'v str {
-        &self.r.name
+        run_text(&self.view.chars, self.r.name)
     }
     /// The id of `name()`, when the program has one (`ProgramId::names()[id] == name()`).
     pub fn program(&self) -> Option<programs::ProgramId> {
@@ -373,7 +374,7 @@ impl<'v> Words<'v> {
 }
 
 /// Run `s` of a view's text (spans are made at character boundaries; a bad one reads as empty).
-fn run_text(chars: &str, s: Span) -> &str {
+pub(super) fn run_text(chars: &str, s: Span) -> &str {
     chars.get(s.range()).unwrap_or_default()
 }
 

@@ -259,7 +259,7 @@ const SOCKET_CLIENTS: &[&str] = &["nc", "ncat", "netcat", "telnet"];
 const DNS_CLIENTS: &[&str] = &["dig", "nslookup", "host", "drill"];
 
 /// Which of the lists above a program is on.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, PartialEq, Eq)]
 enum Client {
     None,
     Url,
@@ -284,11 +284,14 @@ static CLIENT_KINDS: std::sync::LazyLock<Vec<Client>> =
     std::sync::LazyLock::new(|| shell::programs::ProgramId::names().iter().map(|n| client_kind(n)).collect());
 
 fn urls_of(c: Command<'_>, out: &mut Vec<Url>) {
-    let name = c.name();
     let kind = match c.program() {
         Some(id) => CLIENT_KINDS.get(id.index()).copied().unwrap_or(Client::None),
-        None => client_kind(name),
+        None => client_kind(c.name()),
     };
+    if kind == Client::None {
+        return;
+    }
+    let name = c.name();
     match kind {
         Client::None => {}
         Client::Url => {

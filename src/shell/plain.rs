@@ -88,6 +88,15 @@ const MAX_SUB_DEPTH: usize = 4;
 
 /// Words bash treats as syntax in command position.
 fn is_reserved(word: &str) -> bool {
+    // Most command names are longer than any reserved word or start with another letter.
+    if word.len() > 8
+        || !matches!(
+            word.as_bytes().first(),
+            Some(b'i' | b't' | b'e' | b'f' | b'd' | b'c' | b'w' | b'u' | b's' | b'{' | b'}' | b'!' | b'[' | b']')
+        )
+    {
+        return false;
+    }
     matches!(
         word,
         "if" | "then"
@@ -587,19 +596,17 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
     #[inline]
     fn plain_run(&self, start: usize) -> (usize, u8, bool) {
         let rest = self.b.get(start..).unwrap_or_default();
-        // Ordinary bytes (class 0) are most of a word: one test each; a pattern byte is
-        // noted and read past.
+        // One test a byte: a byte that ends the run stops it, any other's class (0, or the
+        // pattern and `=` bits) is noted as read.
         let mut seen = 0u8;
-        let mut n = 0;
-        while let Some(&x) = rest.get(n) {
+        let mut n = rest.len();
+        for (k, &x) in rest.iter().enumerate() {
             let c = class(x);
-            if c != 0 {
-                if c & (META | SPECIAL) != 0 {
-                    break;
-                }
-                seen |= c;
+            if c & (META | SPECIAL) != 0 {
+                n = k;
+                break;
             }
-            n += 1;
+            seen |= c;
         }
         (n, seen, n > 0 && rest.get(n).is_none_or(|&x| is_meta(x)))
     }

@@ -6,7 +6,7 @@ use brush_parser::ast;
 use brush_parser::word::WordPiece;
 
 use super::programs::{self, Arg, Inner, Role};
-use super::{Record, Redirect, Span, Str, View, Word};
+use super::{run_text, Record, Redirect, Span, Str, View, Word};
 
 /// Why a word brush-parser could not parse is only known at run time.
 pub(super) const UNREADABLE_WORD: &str = "a word the parser cannot read";
@@ -284,7 +284,7 @@ impl Walker<'_> {
                 self.compound(&f.body.0, &mut inner);
                 let fname = resolve(&f.fname.value);
                 for c in self.out.records.get_mut(start..).into_iter().flatten() {
-                    if c.name == fname {
+                    if run_text(&self.out.chars, c.name) == fname {
                         c.recursive = true;
                         self.out.some |= super::SOME_RECURSIVE;
                     }
@@ -587,14 +587,16 @@ impl Walker<'_> {
             args.iter().position(|w| w.text == text).and_then(|i| ranges.get(i)).cloned()
         };
         // Most names are a program the table knows, written as bash resolves it: one look-up.
-        let (name, known) = match programs::known_as_is(first.text) {
-            Some(k) => (Str::from(first.text), k),
+        // Its name in the view's text: the first word's run when it is written as resolved.
+        let resolved;
+        let (name, known, name_run) = match programs::known_as_is(first.text) {
+            Some(k) => (first.text, k, words.and_then(|w| self.out.words.get(w.start as usize).copied())),
             None => {
-                let name = resolve_name(first.text);
-                let known = programs::known(&name);
-                (name, known)
+                resolved = resolve_name(first.text);
+                (resolved.as_str(), programs::known(&resolved), None)
             }
         };
+        let name_run = name_run.unwrap_or_else(|| self.out.push_chars(name));
         let mut opaque = None;
         if let Some(why) = first.dynamic {
             let why = format!("the command name comes from {why}");
@@ -670,7 +672,7 @@ impl Walker<'_> {
             (Some(sub), _) => Some(self.out.push_chars(sub)),
         };
         if known.runs {
-            inners.extend(programs::inner(&name, args));
+            inners.extend(programs::inner(name, args));
         }
 
         // Where it writes.
@@ -681,7 +683,7 @@ impl Walker<'_> {
             let mut raw_writes: smallvec::SmallVec<[Str; 2]> =
                 redirected.iter().filter(|r| r.writes()).map(|r| r.target.clone()).collect();
             if known.writer {
-                raw_writes.extend(writes_of(&name, subcommand.as_deref(), &parsed, args));
+                raw_writes.extend(writes_of(name, subcommand.as_deref(), &parsed, args));
             }
             for w in &raw_writes {
                 let path = self.abs(w, at);
@@ -716,14 +718,9 @@ impl Walker<'_> {
         };
         let upstream_names = match &upstream {
             Some(up) => {
-                let View { records, words, chars, .. } = &mut self.out;
+                let View { records, words, .. } = &mut self.out;
                 let first = words.len();
-                let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-                for r in records.get(up.clone()).unwrap_or_default() {
-                    let start = chars.len();
-                    chars.push_str(&r.name);
-                    words.push(Span { start: at(start), end: at(chars.len()) });
-                }
+                words.extend(records.get(up.clone()).unwrap_or_default().iter().map(|r| r.name));
                 self.out.span_from(first, self.out.words.len())
             }
             None => Span::default(),
@@ -745,7 +742,7 @@ impl Walker<'_> {
         self.out.records.push(Record {
             args: args_span,
             via,
-            name: name.clone(),
+            name: name_run,
             program: known.id,
             flags,
             operands,
@@ -765,7 +762,7 @@ impl Walker<'_> {
             return;
         }
         let mut via = at.via.clone();
-        via.push(name.clone());
+        via.push(Str::from(name));
         for (inner, arg_range) in inners.into_iter().zip(inner_ranges) {
             match inner {
                 Inner::Argv(words) => {
@@ -785,7 +782,7 @@ impl Walker<'_> {
                         self.mark(index, &why);
                     } else {
                         let mut v = via.clone();
-                        if let Some(last) = v.last_mut().filter(|_| programs::is_shell(&name) || name == "su") {
+                        if let Some(last) = v.last_mut().filter(|_| programs::is_shell(name) || name == "su") {
                             last.push_str(" -c");
                         }
                         self.script(&a.text, v, at.cwd.clone(), at.depth + 1);
@@ -802,7 +799,7 @@ impl Walker<'_> {
                         self.out.some |= super::SOME_CODE;
                     }
                 }
-                Inner::Stdin => self.stdin_script(index, &name, &via, at, upstream.clone()),
+                Inner::Stdin => self.stdin_script(index, name, &via, at, upstream.clone()),
             }
         }
         // `bash <(curl ...)`, `source <(curl ...)`: a script from a process substitution.
@@ -1022,7 +1019,7 @@ fn shown_item(item: &ast::CommandPrefixOrSuffixItem) -> String {
 /// `"decoded"`.
 fn payload(w: &Walker<'_>, r: &Range<usize>) -> Option<&'static str> {
     let cs = w.out.records.get(r.clone())?;
-    if cs.iter().any(|c| programs::DOWNLOADERS.contains(&c.name.as_str())) {
+    if cs.iter().any(|c| programs::DOWNLOADERS.contains(&run_text(&w.out.chars, c.name))) {
         return Some("downloaded");
     }
     let decoded = r.clone().filter_map(|i| w.out.command(i)).any(|c| {
