@@ -53,8 +53,10 @@ pub struct View {
     /// Which optional fields some command has (`SOME_CODE`, ...): a scan of a field no command
     /// has (most scripts give no interpreter code) skips the commands.
     some: u8,
-    /// `widest_command()`, noted once the commands are all recorded.
+    /// `widest_command()` but for the commands not sorted yet (`Sorting::Lazy`), which are
+    /// noted in `widest_unsorted` with their bound.
     widest: usize,
+    widest_unsorted: usize,
 }
 
 const SOME_CODE: u8 = 1;
@@ -87,8 +89,8 @@ struct Record {
     /// The id of `name`, when it has one.
     program: Option<programs::ProgramId>,
     args: Span,
-    flags: Span,
-    operands: Span,
+    /// Its flags and operands, sorted as recorded or when first read.
+    sorting: Sorting,
     assigns: Span,
     via: Span,
     upstream: Span,
@@ -101,6 +103,39 @@ struct Record {
     /// command, and a smaller command is less to write.
     extra: Option<Box<Extra>>,
     recursive: bool,
+}
+
+/// How a command's flags and operands are kept.
+///
+/// Most commands' are never read: rules read the flags of `rm`, `git` or `curl`, not of
+/// `grep` or `tail` in a long chain. A command whose arguments nothing else in the view needs
+/// sorted (no subcommand, no `cd`, no writes found through its options, no wrapped command)
+/// and whose arguments are all literal keeps only a bound, and is sorted when a rule first
+/// reads its flags or operands: the same lists, made once, later.
+#[derive(Clone, Debug)]
+enum Sorting {
+    /// Runs of the view's words.
+    Done { flags: Span, operands: Span },
+    /// Sorted when first read. It has at most `bound` flags and operands together (each
+    /// argument gives at most one operand or one long flag; a short cluster `-abc` a flag a
+    /// letter), so `widest_command` sorts it only when that could be the widest.
+    Lazy { bound: u32, sorted: std::sync::OnceLock<Box<Sorted>> },
+}
+
+impl Default for Sorting {
+    fn default() -> Self {
+        Sorting::Done { flags: Span::default(), operands: Span::default() }
+    }
+}
+
+/// A `Sorting::Lazy` command's flags and operands once read.
+#[derive(Clone, Debug, Default)]
+struct Sorted {
+    /// The flags' names, one after another: `flags` are runs of it.
+    text: String,
+    flags: Box<[Span]>,
+    /// Runs of the view's text (its arguments').
+    operands: Box<[Span]>,
 }
 
 #[derive(Clone, Debug, Default)]
@@ -148,11 +183,23 @@ impl<'v> Command<'v> {
     /// `--recur --forc` are all `recursive`, `force` for `rm`; other programs' short flags are
     /// their letters.
     pub fn flags(&self) -> Words<'v> {
-        self.view.words_in(self.r.flags)
+        match &self.r.sorting {
+            Sorting::Done { flags, .. } => self.view.words_in(*flags),
+            Sorting::Lazy { sorted, .. } => {
+                let s = sorted.get_or_init(|| Box::new(self.view.sort(self.r)));
+                Words { chars: &s.text, spans: &s.flags }
+            }
+        }
     }
     /// The arguments that are not options or option values.
     pub fn operands(&self) -> Words<'v> {
-        self.view.words_in(self.r.operands)
+        match &self.r.sorting {
+            Sorting::Done { operands, .. } => self.view.words_in(*operands),
+            Sorting::Lazy { sorted, .. } => {
+                let s = sorted.get_or_init(|| Box::new(self.view.sort(self.r)));
+                Words { chars: &self.view.chars, spans: &s.operands }
+            }
+        }
     }
     /// `git push` (through global options and inline aliases), `npm run`, `cargo test`, ...
     pub fn subcommand(&self) -> Option<&'v str> {
@@ -247,6 +294,7 @@ impl View {
         paths: Vec::new(),
         some: 0,
         widest: 0,
+        widest_unsorted: 0,
     };
 
     /// Every simple command, outer before inner, in source order.
@@ -276,7 +324,43 @@ impl View {
 
     /// The most items one command holds in all its lists (a bound on any list inside it).
     pub fn widest_command(&self) -> usize {
-        self.widest
+        self.widest_command_over(0)
+    }
+
+    /// `widest_command().max(floor)`, sorting only the commands kept unsorted that could hold
+    /// more than that (in a list of many commands, a bound of the view's size over the number
+    /// of commands sorts none).
+    pub fn widest_command_over(&self, floor: usize) -> usize {
+        let known = self.widest.max(floor);
+        if self.widest_unsorted <= known {
+            return known;
+        }
+        self.commands()
+            .filter(|c| matches!(c.r.sorting, Sorting::Lazy { .. }) && sizes(c.r).1 > known)
+            .map(|c| sizes(c.r).0 + c.flags().len() + c.operands().len())
+            .fold(known, usize::max)
+    }
+
+    /// A `Sorting::Lazy` command's flags and operands, sorted as `Walker::record` sorts an
+    /// argument list (`programs::sort_args`).
+    fn sort(&self, r: &Record) -> Sorted {
+        let words = self.words_in(r.args);
+        let args: Vec<programs::Arg<'_>> = words.iter().map(programs::Arg::lit).collect();
+        let spec = programs::known(run_text(&self.chars, r.name)).spec;
+        let (mut text, mut flags, mut operands) = (String::new(), Vec::new(), Vec::new());
+        let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        programs::sort_args(
+            spec,
+            &args,
+            |f, _| {
+                let start = text.len();
+                text.push_str(f);
+                flags.push(Span { start: at(start), end: at(text.len()) });
+            },
+            |_, _| {},
+            |i| operands.extend(words.spans.get(i).copied()),
+        );
+        Sorted { text, flags: flags.into(), operands: operands.into() }
     }
 
     /// Whether some command has code (`c.code`); false means none has.
@@ -303,13 +387,13 @@ impl View {
     /// in `some`).
     fn note_last(&mut self) {
         if let Some(r) = self.records.last() {
-            (self.some, self.widest) = noted(self.some, self.widest, r);
+            (self.some, self.widest, self.widest_unsorted) = noted((self.some, self.widest, self.widest_unsorted), r);
         }
     }
 
     /// `some` and `widest` noted again from the commands (after commands were taken out).
     fn renote(&mut self) {
-        (self.some, self.widest) = self.records.iter().fold((0, 0), |(some, widest), r| noted(some, widest, r));
+        (self.some, self.widest, self.widest_unsorted) = self.records.iter().fold((0, 0, 0), noted);
     }
 
     fn words_in(&self, s: Span) -> Words<'_> {
@@ -317,24 +401,27 @@ impl View {
     }
 }
 
-/// `some` and `widest` with command `r` noted.
-fn noted(some: u8, widest: usize, r: &Record) -> (u8, usize) {
+/// `some`, `widest` and `widest_unsorted` with command `r` noted.
+fn noted((some, widest, unsorted): (u8, usize, usize), r: &Record) -> (u8, usize, usize) {
     let bit = |has: bool, b: u8| if has { b } else { 0 };
-    let len = |s: Span| s.end.saturating_sub(s.start) as usize;
     let some = some
         | bit(r.code().is_some(), SOME_CODE)
         | bit(r.opaque().is_some(), SOME_OPAQUE)
         | bit(r.subcommand.is_some(), SOME_SUBCOMMAND)
         | bit(r.recursive, SOME_RECURSIVE);
-    let size = len(r.args)
-        + len(r.flags)
-        + len(r.operands)
-        + len(r.assigns)
-        + len(r.redirects)
-        + len(r.via)
-        + len(r.upstream)
-        + len(r.writes);
-    (some, widest.max(size))
+    let (size, bound) = sizes(r);
+    (some, widest.max(size), unsorted.max(bound))
+}
+
+/// How many items command `r` holds in all its lists, and at most how many once its flags
+/// and operands are sorted, when they are not yet (else 0).
+fn sizes(r: &Record) -> (usize, usize) {
+    let len = |s: Span| s.end.saturating_sub(s.start) as usize;
+    let size = len(r.args) + len(r.assigns) + len(r.redirects) + len(r.via) + len(r.upstream) + len(r.writes);
+    match &r.sorting {
+        Sorting::Done { flags, operands } => (size + len(*flags) + len(*operands), 0),
+        Sorting::Lazy { bound, .. } => (size, size + *bound as usize),
+    }
 }
 
 /// A list of a command's words (`Command::args()`, `flags()`, ...): runs of the view's text.

@@ -38,14 +38,13 @@ impl CallView {
     /// The number of items in all the view's lists: a bound on any list inside it.
     pub fn size(&self) -> u64 {
         let shell = self.shell();
-        let per_command = shell.widest_command();
         let top = shell.len()
             + shell.opaque.len()
             + self.writes.len()
             + self.urls.len()
             + self.secrets.len()
             + self.injections.len();
-        per_command.max(top) as u64
+        shell.widest_command_over(top) as u64
     }
 }
 

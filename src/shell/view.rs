@@ -6,7 +6,7 @@ use brush_parser::ast;
 use brush_parser::word::WordPiece;
 
 use super::programs::{self, Arg, Inner, Role};
-use super::{run_text, Record, Redirect, Span, Str, View, Word};
+use super::{run_text, Record, Redirect, Sorting, Span, Str, View, Word};
 
 /// Why a word brush-parser could not parse is only known at run time.
 pub(super) const UNREADABLE_WORD: &str = "a word the parser cannot read";
@@ -614,7 +614,14 @@ impl Walker<'_> {
             None => self.out.push_words(args.iter().map(|a| a.text)),
         };
         let (mut lean_flags, mut lean_operands) = (Span::default(), 0u64);
-        let parsed = if lean {
+        // Nothing here needs a lean command's arguments sorted but a subcommand and `cd`'s
+        // directory (git's subcommand is found apart): the rest are sorted when read, and only
+        // a bound on how many flags and operands they make is kept (`Sorting::Lazy`).
+        let first_needed = (known.subcommanded && known.role != Role::Git) || known.role == Role::Cd;
+        let unsorted = (lean && !first_needed).then(|| lazy_bound(args)).flatten();
+        let parsed = if unsorted.is_some() {
+            programs::Parsed::default()
+        } else if lean {
             let start = self.out.words.len();
             let out = &mut self.out;
             programs::sort_args(
@@ -638,7 +645,9 @@ impl Walker<'_> {
         } else {
             programs::parse_args(known.spec, args)
         };
-        let first_operand = if lean {
+        let first_operand = if unsorted.is_some() {
+            None
+        } else if lean {
             args.get(lean_operands.trailing_zeros() as usize).filter(|_| lean_operands != 0)
         } else {
             parsed.operands.first().copied()
@@ -703,18 +712,20 @@ impl Walker<'_> {
 
         // Flags and operands: a wrapper's own are those before the command it runs; `find`'s
         // predicates are not flags (rules read them in `args`).
-        let (flags, operands) = if known.role == Role::Find {
+        let sorting = if let Some(bound) = unsorted {
+            Sorting::Lazy { bound, sorted: std::sync::OnceLock::new() }
+        } else if known.role == Role::Find {
             let n = args.iter().take_while(|a| !a.text.starts_with('-')).count();
-            (Span::default(), run_of(args_span, 0, n))
+            Sorting::Done { flags: Span::default(), operands: run_of(args_span, 0, n) }
         } else if let Some(Inner::Argv(inner)) = inners.iter().find(|i| matches!(i, Inner::Argv(_))) {
             let own = args.len().saturating_sub(inner.len());
             let p = programs::parse_args(None, args.get(..own).unwrap_or(&[]));
-            (self.out.push_words(p.flags), self.operands(args, args_span, &p.operands))
+            Sorting::Done { flags: self.out.push_words(p.flags), operands: self.operands(args, args_span, &p.operands) }
         } else if lean {
-            (lean_flags, self.operand_bits(args, args_span, lean_operands))
+            Sorting::Done { flags: lean_flags, operands: self.operand_bits(args, args_span, lean_operands) }
         } else {
             let operands = self.operands(args, args_span, &parsed.operands);
-            (self.out.push_words(parsed.flags.iter().copied()), operands)
+            Sorting::Done { flags: self.out.push_words(parsed.flags.iter().copied()), operands }
         };
         let upstream_names = match &upstream {
             Some(up) => {
@@ -744,8 +755,7 @@ impl Walker<'_> {
             via,
             name: name_run,
             program: known.id,
-            flags,
-            operands,
+            sorting,
             subcommand: subcommand_run,
             assigns: shared.assigns,
             redirects: shared.redirects,
@@ -965,6 +975,24 @@ pub(super) fn read_plain(script: &str, note_quoting: bool) -> Option<bool> {
     w.out.chars.push_str(script);
     let at = At { via: Vec::new(), cwd: "/".into(), depth: 0 };
     super::plain::read(&mut w, script, 0, at, note_quoting)
+}
+
+/// For arguments that are all literal, a bound on how many flags and operands
+/// `programs::sort_args` makes of them (`Sorting::Lazy`): one per argument, and for a short
+/// cluster one more per letter past its first. `None` when some argument is dynamic (whose
+/// sorting reads that).
+fn lazy_bound(args: &[Arg<'_>]) -> Option<u32> {
+    let mut bound = args.len();
+    for a in args {
+        if a.dynamic.is_some() {
+            return None;
+        }
+        let b = a.text.as_bytes();
+        if b.first() == Some(&b'-') && b.get(1) != Some(&b'-') {
+            bound += b.len().saturating_sub(2);
+        }
+    }
+    u32::try_from(bound).ok()
 }
 
 /// Words `i..i + n` of `span`.

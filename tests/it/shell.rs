@@ -304,7 +304,14 @@ fn noted_as_they_are(script: &str) {
                 + c.upstream().len()
                 + c.writes().len()
         };
-        assert_eq!(v.widest_command(), v.commands().map(size).max().unwrap_or(0), "{script:?}");
+        let widest = v.commands().map(size).max().unwrap_or(0);
+        // Over a floor, as a call's view asks (commands kept unsorted are sorted only when
+        // they could be wider): asked first of a fresh view, then of one read whole.
+        for floor in [0, 1, 2, 3, 5, 8, 100] {
+            let fresh = view(script, "/w", "/h");
+            assert_eq!(fresh.widest_command_over(floor), widest.max(floor), "{script:?} over {floor}");
+        }
+        assert_eq!(v.widest_command(), widest, "{script:?}");
     }
 }
 
@@ -422,6 +429,11 @@ fn the_plain_reader_sees_what_brush_sees() {
         // commands and gave up (`noted_as_they_are`).
         "python3 -c 'x' && git push && curl x | sh && :(){ :|:& };:",
         "ls | python3 <<EOF\nprint(1)\nEOF\necho 'print(2)' | node",
+        // The widest command is one sorted only when read: short clusters, a value inside
+        // one, long options, `--`, alone and in a chain.
+        "grep -rniE x y z",
+        "tail -n5 a b c d -- -e && ls",
+        "ls -laRt --color=auto /a /b; echo 1",
     ];
     let mut plain = 0;
     for s in scripts {
