@@ -217,6 +217,7 @@ impl Walker<'_> {
     /// commands its word `i`'s substitutions recorded; `single`: its pipeline has no other
     /// stage; `over`: the view was full when it started).
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     pub(super) fn plain_command(
         &mut self,
         args: &[Arg<'_>],
@@ -550,6 +551,7 @@ impl Walker<'_> {
     /// One command from its words: records it, then what it runs. `ranges[i]` holds the
     /// commands run inside word `i` (its substitutions); missing ranges are empty.
     #[allow(clippy::too_many_arguments)]
+    #[inline]
     fn argv(
         &mut self,
         args: &[Arg<'_>],
