@@ -318,7 +318,7 @@ impl Test {
             Test::Contains(lit) => match lit.as_bytes() {
                 // One character in a word (`a contains "="` on every argument): a plain loop;
                 // memchr's setup costs more than it saves on a few bytes.
-                [b] if b.is_ascii() && s.len() < 64 => s.as_bytes().contains(b),
+                [b] if b.is_ascii() && s.len() < 64 => has_byte(s.as_bytes(), *b),
                 [b] if b.is_ascii() => memchr::memchr(*b, s.as_bytes()).is_some(),
                 _ => s.contains(&**lit),
             },
@@ -326,5 +326,48 @@ impl Test {
             Test::StartsWith(lit) => s.starts_with(&**lit),
             Test::EndsWith(lit) => s.ends_with(&**lit),
         })
+    }
+}
+
+/// Whether `hay` holds byte `b`, eight bytes a step (the zero-byte test of "Bit Twiddling
+/// Hacks" on the bytes xor `b`): a word is a few dozen bytes, where core's `memchr` costs more
+/// setting up than reading.
+fn has_byte(hay: &[u8], b: u8) -> bool {
+    const LO: u64 = 0x0101_0101_0101_0101;
+    const HI: u64 = 0x8080_8080_8080_8080;
+    let pattern = LO * u64::from(b);
+    let mut chunks = hay.chunks_exact(8);
+    for c in &mut chunks {
+        let w = u64::from_le_bytes(<[u8; 8]>::try_from(c).unwrap_or_default()) ^ pattern;
+        if w.wrapping_sub(LO) & !w & HI != 0 {
+            return true;
+        }
+    }
+    chunks.remainder().contains(&b)
+}
+
+#[cfg(test)]
+#[allow(clippy::indexing_slicing)]
+mod tests {
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn has_byte_is_contains(hay in proptest::collection::vec(any::<u8>(), 0..80), b in any::<u8>()) {
+            prop_assert_eq!(super::has_byte(&hay, b), hay.contains(&b));
+        }
+    }
+
+    #[test]
+    fn has_byte_at_every_place() {
+        for len in 0..40 {
+            for at in 0..len {
+                let mut hay = vec![b'a'; len];
+                hay[at] = b'=';
+                assert!(super::has_byte(&hay, b'='), "{len} {at}");
+                hay[at] = b'=' ^ 0x80;
+                assert!(!super::has_byte(&hay, b'='), "{len} {at}");
+            }
+        }
     }
 }
