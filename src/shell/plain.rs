@@ -190,8 +190,9 @@ struct ReadWord<'s> {
     arg: Arg<'s>,
     raw_start: usize,
     raw_end: usize,
-    /// Its text is `raw_start..raw_end` of the script (no quotes were removed).
-    run: bool,
+    /// Where its text starts in the script when it is a run of it (a plain word's is the
+    /// word; a word quoted whole, the run between its quotes).
+    text_at: Option<usize>,
     /// Some character was quoted or escaped.
     quoted: bool,
     /// It may be an assignment: it holds an `=` (or was not scanned for one).
@@ -477,7 +478,10 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
         let s = self.s;
         self.add_text(w.raw_start, w.raw_end, true, |t| t.push_str(s.get(w.raw_start..w.raw_end).unwrap_or_default()));
         self.cur.started = true;
-        let span = if w.run { self.span(w.raw_start, w.raw_end) } else { self.w.out.push_chars(w.arg.text) };
+        let span = match w.text_at {
+            Some(at) => self.span(at, at + w.arg.text.len()),
+            None => self.w.out.push_chars(w.arg.text),
+        };
         self.w.out.words.push(span);
         let index = self.cur.args.len();
         if index == 0 {
@@ -661,7 +665,7 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
                 arg,
                 raw_start: start,
                 raw_end: self.i,
-                run: true,
+                text_at: Some(start),
                 quoted: false,
                 equals,
                 subs_from,
@@ -674,6 +678,35 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
     /// line, so that the plain words' path does not pay for this one's frame.
     #[inline(never)]
     fn quoted_word(&mut self, start: usize, subs_from: usize) -> Option<ReadWord<'s>> {
+        // A word quoted whole with nothing inside to read (`"step 3 done"`, `'a b'`: most
+        // quoted words): its text is the run between its quotes, as the loop below reads it.
+        if let Some(&q @ (b'"' | b'\'')) = self.b.get(start) {
+            let rest = self.b.get(start + 1..)?;
+            let close = match q {
+                b'\'' => rest.iter().position(|&x| x == b'\''),
+                _ => rest
+                    .iter()
+                    .position(|&x| matches!(x, b'"' | b'\\' | b'$' | b'`' | b'!'))
+                    .filter(|&k| rest.get(k) == Some(&b'"')),
+            };
+            if let Some(k) = close {
+                let end = start + k + 2;
+                if self.b.get(end).is_none_or(|&x| is_meta(x)) {
+                    let text = self.s.get(start + 1..start + 1 + k)?;
+                    self.i = end;
+                    let arg = Arg { text, dynamic: None };
+                    return Some(ReadWord {
+                        arg,
+                        raw_start: start,
+                        raw_end: end,
+                        text_at: Some(start + 1),
+                        quoted: true,
+                        equals: true,
+                        subs_from,
+                    });
+                }
+            }
+        }
         let mut text = bumpalo::collections::String::new_in(self.bump);
         let mut dynamic = None;
         let mut quoted = false;
@@ -777,7 +810,7 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
             return None;
         }
         let arg = Arg { text: text.into_bump_str(), dynamic };
-        Some(ReadWord { arg, raw_start: start, raw_end: self.i, run: false, quoted, equals: true, subs_from })
+        Some(ReadWord { arg, raw_start: start, raw_end: self.i, text_at: None, quoted, equals: true, subs_from })
     }
 
     /// A redirection at `<`, `>` or `&>`, its descriptor already read.

@@ -429,6 +429,10 @@ fn the_plain_reader_sees_what_brush_sees() {
         // commands and gave up (`noted_as_they_are`).
         "python3 -c 'x' && git push && curl x | sh && :(){ :|:& };:",
         "ls | python3 <<EOF\nprint(1)\nEOF\necho 'print(2)' | node",
+        // Words quoted whole (read as the run between their quotes) beside words quoted in
+        // part, escapes and substitutions inside quotes, and quotes before operators.
+        "echo \"a b\" 'c d'|cat \"x\">f; echo \"a\"b 'c'\"d\" \"e\\\"f\" \"$(id)\" '' \"\" 'x'&&'ls' \"-rf\"",
+        "rm \"-rf\" '/'; \"sudo\" 'rm' -rf ~; echo 'it''s' \"a!b\" \"c`d`\"",
         // The widest command is one sorted only when read: short clusters, a value inside
         // one, long options, `--`, alone and in a chain.
         "grep -rniE x y z",
