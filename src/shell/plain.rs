@@ -88,13 +88,21 @@ const MAX_SUB_DEPTH: usize = 4;
 
 /// Words bash treats as syntax in command position.
 fn is_reserved(word: &str) -> bool {
-    // Most command names are longer than any reserved word or start with another letter.
-    if word.len() > 8
-        || !matches!(
-            word.as_bytes().first(),
-            Some(b'i' | b't' | b'e' | b'f' | b'd' | b'c' | b'w' | b'u' | b's' | b'{' | b'}' | b'!' | b'[' | b']')
-        )
-    {
+    // Most command names start with another letter, or have another length than the
+    // reserved words that start with theirs: a bit per length, by first byte.
+    let lengths: u16 = match word.as_bytes().first() {
+        Some(b'i') => 1 << 2,
+        Some(b't' | b'e') => 1 << 4,
+        Some(b'f') => 1 << 2 | 1 << 3 | 1 << 8,
+        Some(b'd') => 1 << 2 | 1 << 4,
+        Some(b'c') => 1 << 4 | 1 << 6,
+        Some(b'w' | b'u') => 1 << 5,
+        Some(b's') => 1 << 6,
+        Some(b'{' | b'}' | b'!') => 1 << 1,
+        Some(b'[' | b']') => 1 << 2,
+        _ => return false,
+    };
+    if word.len() >= 16 || lengths >> word.len() & 1 == 0 {
         return false;
     }
     matches!(
@@ -1084,6 +1092,23 @@ mod tests {
         }
         for no in ["=a", "1a=b", "a+b=c", "a++=b", "a", "a+", "-a=b", "a.b=c", "é=1", ""] {
             assert!(!is_assignment(no), "{no}");
+        }
+    }
+
+    #[test]
+    fn reserved_words_pass_the_length_filter() {
+        let reserved = [
+            "if", "then", "elif", "else", "fi", "do", "done", "case", "esac", "while", "until", "for", "in", "select",
+            "function", "time", "coproc", "{", "}", "!", "[[", "]]",
+        ];
+        for w in reserved {
+            assert!(is_reserved(w), "{w}");
+            // Same first byte and length, another word: not reserved.
+            let other = format!("{}{}", &w[..1], "x".repeat(w.len() - 1));
+            assert!(!is_reserved(&other) || reserved.contains(&other.as_str()), "{other}");
+        }
+        for w in ["cargo", "cd", "echo", "tail", "git", "ifconfig", "timeout", "f", "[", "{}", "", "éif"] {
+            assert!(!is_reserved(w), "{w}");
         }
     }
 

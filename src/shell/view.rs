@@ -621,8 +621,9 @@ impl Walker<'_> {
         // a bound on how many flags and operands they make is kept (`Sorting::Lazy`).
         let first_needed = (known.subcommanded && known.role != Role::Git) || known.role == Role::Cd;
         let unsorted = (lean && !first_needed).then(|| lazy_bound(args)).flatten();
+        // A `Parsed` only for the commands not sorted lean (most are): it is large to make.
         let parsed = if unsorted.is_some() {
-            programs::Parsed::default()
+            None
         } else if lean {
             let start = self.out.words.len();
             let out = &mut self.out;
@@ -643,16 +644,16 @@ impl Walker<'_> {
                 },
             );
             lean_flags = self.out.span_from(start, self.out.words.len());
-            programs::Parsed::default()
+            None
         } else {
-            programs::parse_args(known.spec, args)
+            Some(programs::parse_args(known.spec, args))
         };
         let first_operand = if unsorted.is_some() {
             None
         } else if lean {
             args.get(lean_operands.trailing_zeros() as usize).filter(|_| lean_operands != 0)
         } else {
-            parsed.operands.first().copied()
+            parsed.as_ref().and_then(|p| p.operands.first().copied())
         };
 
         // The git subcommand, through global options and inline aliases.
@@ -694,7 +695,15 @@ impl Walker<'_> {
             let mut raw_writes: smallvec::SmallVec<[Str; 2]> =
                 redirected.iter().filter(|r| r.writes()).map(|r| r.target.clone()).collect();
             if known.writer {
-                raw_writes.extend(writes_of(name, subcommand.as_deref(), &parsed, args));
+                let none;
+                let p = match &parsed {
+                    Some(p) => p,
+                    None => {
+                        none = programs::Parsed::default();
+                        &none
+                    }
+                };
+                raw_writes.extend(writes_of(name, subcommand.as_deref(), p, args));
             }
             for w in &raw_writes {
                 let path = self.abs(w, at);
@@ -725,9 +734,11 @@ impl Walker<'_> {
             Sorting::Done { flags: self.out.push_words(p.flags), operands: self.operands(args, args_span, &p.operands) }
         } else if lean {
             Sorting::Done { flags: lean_flags, operands: self.operand_bits(args, args_span, lean_operands) }
-        } else {
+        } else if let Some(parsed) = &parsed {
             let operands = self.operands(args, args_span, &parsed.operands);
             Sorting::Done { flags: self.out.push_words(parsed.flags.iter().copied()), operands }
+        } else {
+            Sorting::default()
         };
         let upstream_names = match &upstream {
             Some(up) => {
