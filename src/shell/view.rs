@@ -50,8 +50,10 @@ impl View {
     /// The run from `start` to `end` of an arena (at most `u32::MAX` long: scripts are capped
     /// far below).
     pub(super) fn span_from(&self, start: usize, end: usize) -> Span {
-        let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        Span { start: at(start), end: at(end) }
+        // Truncation cannot happen: scripts are at most `MAX_SCRIPT` bytes and a view's
+        // arenas a bounded multiple of that (this runs for every word: a plain cast).
+        debug_assert!(end <= u32::MAX as usize);
+        Span { start: start as u32, end: end as u32 }
     }
 
     /// Adds `text` to the words' text; its run there.
@@ -1010,7 +1012,8 @@ fn lazy_bound(args: &[Arg<'_>]) -> Option<u32> {
 
 /// Words `i..i + n` of `span`.
 fn run_of(span: Span, i: usize, n: usize) -> Span {
-    let at = |k: usize| span.start.saturating_add(u32::try_from(k).unwrap_or(u32::MAX)).min(span.end);
+    // Within `span`, so within `u32` (see `View::span_from`).
+    let at = |k: usize| (span.start as usize).saturating_add(k).min(span.end as usize) as u32;
     Span { start: at(i), end: at(i + n) }
 }
 
