@@ -335,9 +335,12 @@ impl View {
         if self.widest_unsorted <= known {
             return known;
         }
+        // A sorted command's bound is 0: only unsorted ones are sorted here.
         self.commands()
-            .filter(|c| matches!(c.r.sorting, Sorting::Lazy { .. }) && sizes(c.r).1 > known)
-            .map(|c| sizes(c.r).0 + c.flags().len() + c.operands().len())
+            .filter_map(|c| {
+                let (size, bound) = sizes(c.r);
+                (bound > known).then(|| size + c.flags().len() + c.operands().len())
+            })
             .fold(known, usize::max)
     }
 
@@ -348,14 +351,13 @@ impl View {
         let args: Vec<programs::Arg<'_>> = words.iter().map(programs::Arg::lit).collect();
         let spec = programs::known(run_text(&self.chars, r.name)).spec;
         let (mut text, mut flags, mut operands) = (String::new(), Vec::new(), Vec::new());
-        let at = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
         programs::sort_args(
             spec,
             &args,
             |f, _| {
                 let start = text.len();
                 text.push_str(f);
-                flags.push(Span { start: at(start), end: at(text.len()) });
+                flags.push(self.span_from(start, text.len()));
             },
             |_, _| {},
             |i| operands.extend(words.spans.get(i).copied()),

@@ -734,13 +734,12 @@ impl Walker<'_> {
             let own = args.len().saturating_sub(inner.len());
             let p = programs::parse_args(None, args.get(..own).unwrap_or(&[]));
             Sorting::Done { flags: self.out.push_words(p.flags), operands: self.operands(args, args_span, &p.operands) }
-        } else if lean {
-            Sorting::Done { flags: lean_flags, operands: self.operand_bits(args, args_span, lean_operands) }
         } else if let Some(parsed) = &parsed {
             let operands = self.operands(args, args_span, &parsed.operands);
             Sorting::Done { flags: self.out.push_words(parsed.flags.iter().copied()), operands }
         } else {
-            Sorting::default()
+            // Sorted lean above (`parsed` is `None` only for lean and unsorted commands).
+            Sorting::Done { flags: lean_flags, operands: self.operand_bits(args, args_span, lean_operands) }
         };
         let upstream_names = match &upstream {
             Some(up) => {
