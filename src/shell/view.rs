@@ -693,9 +693,10 @@ impl Walker<'_> {
         let first_write = self.out.paths.len();
         // Most commands write nowhere: no list is made for them.
         if !shared.redirects.is_empty() || known.writer {
-            let redirected = self.out.redirects.get(shared.redirects.range()).unwrap_or_default();
-            let mut raw_writes: smallvec::SmallVec<[Str; 2]> =
-                redirected.iter().filter(|r| r.writes()).map(|r| r.target.clone()).collect();
+            // Straight from the redirections to the paths (no copy of a target).
+            let (home, View { redirects, paths, .. }) = (self.home, &mut self.out);
+            let redirected = redirects.get(shared.redirects.range()).unwrap_or_default();
+            paths.extend(redirected.iter().filter(|r| r.writes()).map(|r| abs(home, &r.target, &at.cwd)));
             if known.writer {
                 let none;
                 let p = match &parsed {
@@ -705,11 +706,9 @@ impl Walker<'_> {
                         &none
                     }
                 };
-                raw_writes.extend(writes_of(name, subcommand.as_deref(), p, args));
-            }
-            for w in &raw_writes {
-                let path = self.abs(w, at);
-                self.out.paths.push(path);
+                for w in writes_of(name, subcommand.as_deref(), p, args) {
+                    paths.push(abs(home, &w, &at.cwd));
+                }
             }
         }
         let writes = self.out.span_from(first_write, self.out.paths.len());
@@ -927,22 +926,27 @@ impl Walker<'_> {
         self.opaque(why.to_string());
     }
 
-    /// A path as the command sees it: `~` expanded, made absolute against the directory the
-    /// command runs in, normalised.
+    /// A path as the command sees it (`abs`).
     fn abs(&self, p: &str, at: &At) -> String {
-        let expanded;
-        let p = if p == "~" || p == "$HOME" || p == "${HOME}" {
-            self.home
-        } else if let Some(rest) =
-            p.strip_prefix("~/").or_else(|| p.strip_prefix("$HOME/")).or_else(|| p.strip_prefix("${HOME}/"))
-        {
-            expanded = format!("{}/{rest}", self.home);
-            &expanded
-        } else {
-            p
-        };
-        crate::path::normalize(p, &at.cwd)
+        abs(self.home, p, &at.cwd)
     }
+}
+
+/// A path as a command run in `cwd` by a user whose home is `home` sees it: `~` expanded,
+/// made absolute against `cwd`, normalised.
+fn abs(home: &str, p: &str, cwd: &str) -> String {
+    let expanded;
+    let p = if p == "~" || p == "$HOME" || p == "${HOME}" {
+        home
+    } else if let Some(rest) =
+        p.strip_prefix("~/").or_else(|| p.strip_prefix("$HOME/")).or_else(|| p.strip_prefix("${HOME}/"))
+    {
+        expanded = format!("{home}/{rest}");
+        &expanded
+    } else {
+        p
+    };
+    crate::path::normalize(p, cwd)
 }
 
 /// Where `part` starts in `whole` when it is a slice of it: a difference of addresses (the
