@@ -555,10 +555,12 @@ pub struct Redirect {
 impl Redirect {
     /// Whether the redirection writes its target file.
     pub fn writes(&self) -> bool {
-        match self.op {
-            ">" | ">>" | "<>" | ">|" | "&>" | "&>>" => !self.target.starts_with('&'),
+        // By bytes: every decision asks this of every redirection.
+        let target = self.target.as_bytes();
+        match self.op.as_bytes() {
+            b">" | b">>" | b"<>" | b">|" | b"&>" | b"&>>" => target.first() != Some(&b'&'),
             // `>&file` is `&>file`; `>&2` and `>&-` duplicate or close a descriptor.
-            ">&" => !self.target.is_empty() && self.target != "-" && !self.target.bytes().all(|b| b.is_ascii_digit()),
+            b">&" => !target.is_empty() && target != b"-" && !target.iter().all(u8::is_ascii_digit),
             _ => false,
         }
     }

@@ -195,13 +195,15 @@ pub fn of(tool: &str, args: &Json, env: &Env<'_>) -> CallView {
 }
 
 /// For each item of `items`, whether no earlier item equals it. A call writes a handful of
-/// files: a short list is compared pairwise, without hashing; a long one goes through a set.
+/// files: a short list is compared pairwise, without hashing; a long one goes through a set,
+/// but for an item the same as the one before (a long chain appending to one log).
 fn firsts(items: &[String]) -> impl Iterator<Item = bool> + '_ {
     let mut seen = rustc_hash::FxHashSet::default();
     let long = items.len() > 16;
     items.iter().enumerate().map(move |(i, w)| {
         if long {
-            seen.insert(w.as_str())
+            let again = i.checked_sub(1).and_then(|j| items.get(j)) == Some(w);
+            !again && seen.insert(w.as_str())
         } else {
             !items.get(..i).unwrap_or_default().contains(w)
         }
@@ -386,8 +388,10 @@ mod tests {
             }
             out
         };
-        for n in [0, 1, 5, 16, 17, 40] {
-            let items: Vec<String> = (0..n).map(|i| format!("/w/{}", (i * 7) % 5)).collect();
+        // Repeats apart, and repeats in a row (a long list's fast path) and apart.
+        let spreads: [fn(usize) -> usize; 2] = [|i| (i * 7) % 5, |i| (i / 3) % 4];
+        for (n, spread) in [0, 1, 5, 16, 17, 40].into_iter().flat_map(|n| spreads.map(|s| (n, s))) {
+            let items: Vec<String> = (0..n).map(|i| format!("/w/{}", spread(i))).collect();
             let got: Vec<String> = first_of_each(&items).cloned().collect();
             assert_eq!(got, naive(&items), "{n} items");
             let mut deduped = items.clone();

@@ -935,6 +935,9 @@ impl Walker<'_> {
 /// A path as a command run in `cwd` by a user whose home is `home` sees it: `~` expanded,
 /// made absolute against `cwd`, normalised.
 fn abs(home: &str, p: &str, cwd: &str) -> String {
+    if !matches!(p.as_bytes().first(), Some(b'~' | b'$')) {
+        return crate::path::normalize(p, cwd); // most paths
+    }
     let expanded;
     let p = if p == "~" || p == "$HOME" || p == "${HOME}" {
         home
