@@ -451,9 +451,11 @@ impl<'v> Words<'v> {
         WordsIter { chars: self.chars, spans: self.spans.iter() }
     }
 
-    /// Whether one of the words is `word`.
+    /// Whether one of the words is `word` (a word of another length is not read).
     pub fn contains(&self, word: &str) -> bool {
-        self.iter().any(|w| w == word)
+        self.spans
+            .iter()
+            .any(|s| (s.end.wrapping_sub(s.start)) as usize == word.len() && run_text(self.chars, *s) == word)
     }
 
     /// The words with `sep` between them.

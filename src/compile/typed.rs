@@ -263,7 +263,12 @@ impl Body {
             }
             Body::Holds(list, lit) => {
                 scope.step()?;
-                list_of(c, *list).any(|w| w == &**lit)
+                match *list {
+                    CmdField::Args => c.args().contains(lit),
+                    CmdField::Flags => c.flags().contains(lit),
+                    CmdField::Operands => c.operands().contains(lit),
+                    f => list_of(c, f).any(|w| w == &**lit),
+                }
             }
             Body::Each { all, list, var, body } => {
                 // A body that first tests the element itself (`a contains "=" and a matches
