@@ -738,7 +738,7 @@ impl Walker<'_> {
             Sorting::Done { flags: self.out.push_words(parsed.flags.iter().copied()), operands }
         } else {
             // Sorted lean above (`parsed` is `None` only for lean and unsorted commands).
-            Sorting::Done { flags: lean_flags, operands: self.operand_bits(args, args_span, lean_operands) }
+            Sorting::Done { flags: lean_flags, operands: self.operand_bits(args_span, lean_operands) }
         };
         let upstream_names = match &upstream {
             Some(up) => {
@@ -853,8 +853,9 @@ impl Walker<'_> {
         self.out.push_words(operands.iter().map(|a| a.text))
     }
 
-    /// `operands` for operands given as a bit per argument of `args` (`lean` in `record`).
-    fn operand_bits(&mut self, args: &[Arg<'_>], args_span: Span, bits: u64) -> Span {
+    /// `operands` for operands given as a bit per argument (the words of `args_span`; `lean`
+    /// in `record`).
+    fn operand_bits(&mut self, args_span: Span, bits: u64) -> Span {
         if bits == 0 {
             return Span::default();
         }
@@ -865,7 +866,11 @@ impl Walker<'_> {
         }
         // Copies of the picked words' runs (their text is in the view already).
         let start = self.out.words.len();
-        for i in (0..args.len()).filter(|&i| bits >> i & 1 == 1) {
+        let mut rest = bits;
+        while rest != 0 {
+            // The set bits in order (each below `args.len()`: sorting gave their indices).
+            let i = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
             let w = self.out.words.get(args_span.start as usize + i).copied();
             self.out.words.extend(w);
         }
