@@ -607,7 +607,8 @@ pub fn brush_left_a_word_unread(v: &View) -> bool {
 /// Whether brush-parser misread a script the plain reader reads as bash does, so that the
 /// plain reader's view stands: brush-parser left a word unread (`brush_left_a_word_unread`;
 /// in the script or in one nested in it, which `view` reads with the plain reader when
-/// brush-parser reads the outer script), or it rejected a plain script with a here-document
+/// brush-parser reads the outer script), it was not asked because more than nine digits come
+/// before a `<` or `>` somewhere in the text, or it rejected a plain script with a here-document
 /// inside a command substitution whose body
 /// holds quoting or an expansion character. Bash reads that body as text; brush-parser's
 /// tokenizer reads its `'`, `"`, `$[`, `$(` ... and pairs them with quotes after the
@@ -619,6 +620,11 @@ pub fn brush_misread(script: &str, brush: &View) -> bool {
     // A word left unread counts wherever it is: `view` reads a script nested in one brush-parser
     // reads (a substitution's text) with the plain reader too.
     if brush_left_a_word_unread(brush) {
+        return true;
+    }
+    // Text that looks like a descriptor past nine digits keeps a script from brush-parser
+    // (`"1234567890>"`, quoted); the plain reader reads it, and leaves a real one to it.
+    if brush.opaque.iter().any(|o| o == view::HUGE_DESCRIPTOR) {
         return true;
     }
     let rejected = || brush.opaque.iter().any(|o| o.starts_with(view::REJECTED));

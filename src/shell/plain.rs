@@ -423,6 +423,10 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
                     if !w.quoted && matches!(self.peek(0), Some(b'<' | b'>')) {
                         let raw = self.s.get(w.raw_start..w.raw_end)?;
                         if raw.bytes().all(|c| c.is_ascii_digit()) {
+                            // A descriptor past nine digits is brush-parser's walk's to refuse.
+                            if raw.len() > 9 {
+                                return None;
+                            }
                             let fd = raw.parse::<u32>().ok()?;
                             self.redirect(Some((fd, w.raw_start)))?;
                             continue;

@@ -16,6 +16,10 @@ pub(super) const SUBSTITUTION_AS_TEXT: &str = "a command substitution the parser
 /// How the reason for a script brush-parser rejects starts.
 pub(super) const REJECTED: &str = "the shell parser rejects it: ";
 
+/// Why a script is not given to brush-parser when more than nine digits come before a `<` or
+/// `>` somewhere in it (`huge_descriptor`).
+pub(super) const HUGE_DESCRIPTOR: &str = "a file descriptor number too large";
+
 /// Budgets: past any of them the rest is opaque, never a hang or a crash.
 pub const MAX_DEPTH: usize = 8;
 pub const MAX_COMMANDS: usize = 512;
@@ -140,6 +144,12 @@ impl Walker<'_> {
             }
             // Not plain: brush-parser reads all of it again.
             self.rollback(before);
+        }
+        if huge_descriptor(text) {
+            // brush-parser 0.4 panics on a descriptor past `i32` (found by fuzzing); bash
+            // refuses one past its own limit. The plain reader leaves such a redirection to
+            // brush-parser, and reads the text that only looks like one (`"1234567890>"`).
+            return self.opaque(HUGE_DESCRIPTOR);
         }
         let parsed = std::panic::catch_unwind(|| {
             let tokens = brush_parser::uncached_tokenize_str(text, &brush_parser::TokenizerOptions::default())
@@ -985,11 +995,6 @@ pub(super) fn refusal(text: &str, depth: usize) -> Option<String> {
         // error.
         return Some("a here-document without a delimiter".into());
     }
-    if huge_descriptor(text) {
-        // brush-parser 0.4 panics on a descriptor past `i32` (found by fuzzing); bash
-        // refuses one past its own limit.
-        return Some("a file descriptor number too large".into());
-    }
     None
 }
 
@@ -1286,31 +1291,13 @@ fn huge_tilde_index(word: &str) -> bool {
 }
 
 /// Whether more than nine digits come right before a `<` or `>`: a redirection's descriptor
-/// (read without regard to quoting: a false alarm only makes the script opaque).
-///
-/// Ten digits in a row hold one at every tenth byte, whichever byte that count starts from:
-/// only every tenth byte is looked at until one is a digit, then its run is measured. A long
-/// command has a `<` or `>` every few dozen bytes (`2>&1`, `>> log`) and few digits on the
-/// tenth bytes; visiting each `<` and `>` (with `memchr`) cost twice as much.
+/// (read without regard to quoting: a false alarm only leaves the script to the plain reader).
 fn huge_descriptor(text: &str) -> bool {
     let b = text.as_bytes();
-    let mut i = 9;
-    while let Some(c) = b.get(i) {
-        if !c.is_ascii_digit() {
-            i += 10;
-            continue;
-        }
-        // The run of digits through `i`: a run of ten or more reaches back at most nine bytes
-        // (the tenth byte before was looked at and is no digit of it).
-        let before = b.get(..i).unwrap_or_default().iter().rev().take_while(|c| c.is_ascii_digit()).count();
-        let end = i + b.get(i..).unwrap_or_default().iter().take_while(|c| c.is_ascii_digit()).count();
-        if before + (end - i) > 9 && matches!(b.get(end), Some(b'<' | b'>')) {
-            return true;
-        }
-        // Past the run: the byte at `end` is no digit; the next run starts after it.
-        i = end + 10;
-    }
-    false
+    memchr::memchr2_iter(b'<', b'>', b).any(|at| {
+        let before = b.get(..at).unwrap_or_default();
+        before.iter().rev().take_while(|c| c.is_ascii_digit()).count() > 9
+    })
 }
 
 /// Whether some `<<` (not `<<<`) is followed, past an optional `-` and blanks, by a control

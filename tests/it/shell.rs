@@ -265,6 +265,18 @@ fn budgets_hold() {
     ] {
         assert!(!v(s).opaque.is_empty(), "{s:?}");
     }
+    // A real descriptor past nine digits is refused (bash refuses it; brush-parser panics);
+    // text that only looks like one, quoted or in a comment, is read by the plain reader.
+    for s in ["go test 25555555555555>&1 | tail", "a 3000000000>f", "a 0000000001>f"] {
+        assert_eq!(v(s).opaque, ["a file descriptor number too large"], "{s:?}");
+    }
+    for s in ["echo \"1234567890>\" x", "echo '1234567890<' # 1234567890>", "printf %s 'a1234567890>b' >out"] {
+        let seen = v(s);
+        assert!(seen.opaque.is_empty() && fak::shell::is_plain(s), "{s:?}: {seen:?}");
+        // brush-parser is not asked: the plain reader's view stands.
+        assert!(fak::shell::brush_misread(s, &fak::shell::view_by_brush(s, "/w", "/h")), "{s:?}");
+    }
+    assert_eq!(v("printf %s 'a1234567890>b' >out").writes(), ["/workspace/repo/out"]);
     // brush-parser's tokenizer panicked on this (fuzzing found it; fak caught the panic and
     // called the script opaque); the vendored copy returns an error instead
     // (vendor/brush-parser/PATCHED.md), and the script is still opaque.
