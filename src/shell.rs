@@ -79,6 +79,10 @@ impl Span {
     fn is_empty(self) -> bool {
         self.start >= self.end
     }
+
+    fn len(self) -> usize {
+        self.end.saturating_sub(self.start) as usize
+    }
 }
 
 /// What a view keeps of one simple command: its scalars, and its lists as runs of the arenas.
@@ -418,10 +422,9 @@ fn noted((some, widest, unsorted): (u8, usize, usize), r: &Record) -> (u8, usize
 /// How many items command `r` holds in all its lists, and at most how many once its flags
 /// and operands are sorted, when they are not yet (else 0).
 fn sizes(r: &Record) -> (usize, usize) {
-    let len = |s: Span| s.end.saturating_sub(s.start) as usize;
-    let size = len(r.args) + len(r.assigns) + len(r.redirects) + len(r.via) + len(r.upstream) + len(r.writes);
+    let size = r.args.len() + r.assigns.len() + r.redirects.len() + r.via.len() + r.upstream.len() + r.writes.len();
     match &r.sorting {
-        Sorting::Done { flags, operands } => (size + len(*flags) + len(*operands), 0),
+        Sorting::Done { flags, operands } => (size + flags.len() + operands.len(), 0),
         Sorting::Lazy { bound, .. } => (size, size + *bound as usize),
     }
 }
@@ -453,9 +456,7 @@ impl<'v> Words<'v> {
 
     /// Whether one of the words is `word` (a word of another length is not read).
     pub fn contains(&self, word: &str) -> bool {
-        self.spans
-            .iter()
-            .any(|s| (s.end.wrapping_sub(s.start)) as usize == word.len() && run_text(self.chars, *s) == word)
+        self.spans.iter().any(|s| s.len() == word.len() && run_text(self.chars, *s) == word)
     }
 
     /// The words with `sep` between them.

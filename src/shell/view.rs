@@ -703,10 +703,7 @@ impl Walker<'_> {
         let first_write = self.out.paths.len();
         // Most commands write nowhere: no list is made for them.
         if !shared.redirects.is_empty() || known.writer {
-            // Straight from the redirections to the paths (no copy of a target).
-            let (home, View { redirects, paths, .. }) = (self.home, &mut self.out);
-            let redirected = redirects.get(shared.redirects.range()).unwrap_or_default();
-            paths.extend(redirected.iter().filter(|r| r.writes()).map(|r| abs(home, &r.target, &at.cwd)));
+            self.redirect_writes(shared.redirects, at);
             if known.writer {
                 let none;
                 let p = match &parsed {
@@ -717,7 +714,8 @@ impl Walker<'_> {
                     }
                 };
                 for w in writes_of(name, subcommand.as_deref(), p, args) {
-                    paths.push(abs(home, &w, &at.cwd));
+                    let path = self.abs(&w, at);
+                    self.out.paths.push(path);
                 }
             }
         }
@@ -926,11 +924,12 @@ impl Walker<'_> {
         }
     }
 
-    /// Records the files redirections write, for redirections that belong to no command.
+    /// Records the files redirections `reds` write (a command's, or ones that belong to
+    /// none): from the redirections straight to the paths, no target copied.
     fn redirect_writes(&mut self, reds: Span, at: &At) {
-        let reds = self.out.redirects.get(reds.range()).unwrap_or_default();
-        let writes: Vec<String> = reds.iter().filter(|r| r.writes()).map(|r| self.abs(&r.target, at)).collect();
-        self.out.paths.extend(writes);
+        let (home, View { redirects, paths, .. }) = (self.home, &mut self.out);
+        let reds = redirects.get(reds.range()).unwrap_or_default();
+        paths.extend(reds.iter().filter(|r| r.writes()).map(|r| abs(home, &r.target, &at.cwd)));
     }
 
     fn mark(&mut self, index: usize, why: &str) {
