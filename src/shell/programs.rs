@@ -577,6 +577,14 @@ pub(crate) struct Known {
     pub id: Option<ProgramId>,
 }
 
+impl Known {
+    /// A program the walker does nothing special for: no shell, wrapper or interpreter, no
+    /// writer, subcommand or role. Its record is its words, redirections and where it runs.
+    pub fn is_plain(&self) -> bool {
+        !(self.shell || self.runs || self.writer || self.subcommanded) && self.role == Role::None
+    }
+}
+
 /// A program the walker reads in its own way.
 #[derive(Clone, Copy, Default, Debug, PartialEq, Eq)]
 pub(crate) enum Role {

@@ -583,6 +583,59 @@ impl Walker<'_> {
         self.record(args, words, ranges, shared, at, upstream);
     }
 
+    /// `record` for a plain program with literal arguments (`Known::is_plain`, `lazy_bound`):
+    /// its flags and operands sorted when first read, its writes only its redirections'.
+    #[allow(clippy::too_many_arguments)]
+    #[inline(never)]
+    fn record_plain(
+        &mut self,
+        name: Span,
+        program: Option<programs::ProgramId>,
+        args: Span,
+        bound: u32,
+        shared: Shared,
+        at: &At,
+        upstream: Option<Range<usize>>,
+    ) {
+        let first_write = self.out.paths.len();
+        if !shared.redirects.is_empty() {
+            self.redirect_writes(shared.redirects, at);
+        }
+        let writes = self.out.span_from(first_write, self.out.paths.len());
+        let upstream = self.upstream_names(upstream);
+        let via = self.out.push_words(at.via.iter().map(Str::as_str));
+        // `note_last` for this record, from what is at hand (no optional field is set).
+        let size =
+            args.len() + shared.assigns.len() + shared.redirects.len() + via.len() + upstream.len() + writes.len();
+        self.out.widest = self.out.widest.max(size);
+        self.out.widest_unsorted = self.out.widest_unsorted.max(size + bound as usize);
+        self.out.records.push(Record {
+            args,
+            via,
+            name,
+            program,
+            sorting: Sorting::Lazy { bound, sorted: std::sync::OnceLock::new() },
+            subcommand: None,
+            assigns: shared.assigns,
+            redirects: shared.redirects,
+            extra: None,
+            upstream,
+            writes,
+            text: shared.text,
+            recursive: false,
+        });
+    }
+
+    /// The names of the commands `up` of the view (a pipeline's stages before one), added to
+    /// the words: their run.
+    fn upstream_names(&mut self, up: Option<Range<usize>>) -> Span {
+        let Some(up) = up else { return Span::default() };
+        let View { records, words, .. } = &mut self.out;
+        let first = words.len();
+        words.extend(records.get(up).unwrap_or_default().iter().map(|r| r.name));
+        self.out.span_from(first, self.out.words.len())
+    }
+
     /// `argv` once the lists a command may share with the command it wraps are in the view.
     /// `words`, when given, is where the view has `args` (the read's words are moved in whole).
     fn record(
@@ -610,6 +663,17 @@ impl Walker<'_> {
                 (resolved.as_str(), programs::known(&resolved), None)
             }
         };
+        // Most commands of a long script: a plain program (no wrapper, writer, subcommand,
+        // `cd` or `find`) with literal arguments read as written. Recorded apart, on a short
+        // path: the same record the rest of this function makes for it, without the steps
+        // that make nothing for such a command (a smaller frame, fewer spills).
+        if let (Some(w), None, Some(run)) = (words, first.dynamic, name_run) {
+            if known.is_plain() && args.len() <= 64 {
+                if let Some(bound) = lazy_bound(args) {
+                    return self.record_plain(run, known.id, run_of(w, 1, args.len()), bound, shared, at, upstream);
+                }
+            }
+        }
         let name_run = name_run.unwrap_or_else(|| self.out.push_chars(name));
         let mut opaque = None;
         if let Some(why) = first.dynamic {
@@ -748,15 +812,7 @@ impl Walker<'_> {
             // Sorted lean above (`parsed` is `None` only for lean and unsorted commands).
             Sorting::Done { flags: lean_flags, operands: self.operand_bits(args_span, lean_operands) }
         };
-        let upstream_names = match &upstream {
-            Some(up) => {
-                let View { records, words, .. } = &mut self.out;
-                let first = words.len();
-                words.extend(records.get(up.clone()).unwrap_or_default().iter().map(|r| r.name));
-                self.out.span_from(first, self.out.words.len())
-            }
-            None => Span::default(),
-        };
+        let upstream_names = self.upstream_names(upstream.clone());
         // What the inner scripts and process substitutions need of the words.
         let inner_ranges: smallvec::SmallVec<[Option<Range<usize>>; 2]> = if inners.is_empty() {
             smallvec::SmallVec::new()
