@@ -583,6 +583,11 @@ impl Known {
     pub fn is_plain(&self) -> bool {
         !(self.shell || self.runs || self.writer || self.subcommanded) && self.role == Role::None
     }
+
+    /// A plain program (`is_plain`) but for a subcommand: `cargo`, `npm`, `docker`, ...
+    pub fn is_plain_but_subcommanded(&self) -> bool {
+        !(self.shell || self.runs || self.writer) && self.subcommanded && self.role == Role::None
+    }
 }
 
 /// A program the walker reads in its own way.

@@ -626,6 +626,78 @@ impl Walker<'_> {
         });
     }
 
+    /// `record` for a plain program but for its subcommand (`Known::is_plain_but_subcommanded`)
+    /// whose arguments are few enough to sort lean: its subcommand is its first operand.
+    #[inline(never)]
+    fn record_subcommanded(
+        &mut self,
+        plain: Plain,
+        args: &[Arg<'_>],
+        shared: Shared,
+        at: &At,
+        upstream: Option<Range<usize>>,
+    ) {
+        let (flags, operand_bits) = self.sort_lean(plain.known.spec, args, plain.args);
+        let first = operand_bits.trailing_zeros() as usize;
+        let subcommand = match args.get(first) {
+            Some(a) if operand_bits != 0 && a.dynamic.is_none() => {
+                let run = self.out.words.get(plain.args.start as usize + first).copied();
+                Some(run.unwrap_or_else(|| self.out.push_chars(a.text)))
+            }
+            _ => None,
+        };
+        let first_write = self.out.paths.len();
+        if !shared.redirects.is_empty() {
+            self.redirect_writes(shared.redirects, at);
+        }
+        let writes = self.out.span_from(first_write, self.out.paths.len());
+        let operands = self.operand_bits(plain.args, operand_bits);
+        let upstream = self.upstream_names(upstream);
+        let via = self.out.push_words(at.via.iter().map(Str::as_str));
+        self.out.records.push(Record {
+            args: plain.args,
+            via,
+            name: plain.name,
+            program: plain.known.id,
+            sorting: Sorting::Done { flags, operands },
+            subcommand,
+            assigns: shared.assigns,
+            redirects: shared.redirects,
+            extra: None,
+            upstream,
+            writes,
+            text: shared.text,
+            recursive: false,
+        });
+        self.out.note_last();
+    }
+
+    /// Sorts a command's arguments (`args`, the words `args_span` of the view) as a lean
+    /// command's are: its flags added to the view's words (a letter of an argument is a run of
+    /// its text), its operands a bit per argument.
+    fn sort_lean(&mut self, spec: Option<&'static programs::Spec>, args: &[Arg<'_>], args_span: Span) -> (Span, u64) {
+        let start = self.out.words.len();
+        let out = &mut self.out;
+        let mut operands = 0u64;
+        programs::sort_args(
+            spec,
+            args,
+            |f, k| {
+                // A letter of its argument is that run of the argument's text.
+                let s = match (args.get(k), out.words.get(args_span.start as usize + k).copied()) {
+                    (Some(a), Some(run)) => out.run_or_copy(f, a.text, run.start as usize),
+                    _ => out.push_chars(f),
+                };
+                out.words.push(s);
+            },
+            |_, _| {},
+            |i| {
+                operands |= 1u64.checked_shl(u32::try_from(i).unwrap_or(64)).unwrap_or(0);
+            },
+        );
+        (self.out.span_from(start, self.out.words.len()), operands)
+    }
+
     /// The names of the commands `up` of the view (a pipeline's stages before one), added to
     /// the words: their run.
     fn upstream_names(&mut self, up: Option<Range<usize>>) -> Span {
@@ -667,11 +739,16 @@ impl Walker<'_> {
         // `cd` or `find`) with literal arguments read as written. Recorded apart, on a short
         // path: the same record the rest of this function makes for it, without the steps
         // that make nothing for such a command (a smaller frame, fewer spills).
+        // Next most: such a program but for a subcommand (`cargo test`, `npm run`), which
+        // has its arguments sorted now.
         if let (Some(w), None, Some(run)) = (words, first.dynamic, name_run) {
             if known.is_plain() && args.len() <= 64 {
                 if let Some(bound) = lazy_bound(args) {
                     return self.record_plain(run, known.id, run_of(w, 1, args.len()), bound, shared, at, upstream);
                 }
+            } else if known.is_plain_but_subcommanded() && args.len() <= 64 {
+                let plain = Plain { name: run, known, args: run_of(w, 1, args.len()) };
+                return self.record_subcommanded(plain, args, shared, at, upstream);
             }
         }
         let name_run = name_run.unwrap_or_else(|| self.out.push_chars(name));
@@ -701,25 +778,7 @@ impl Walker<'_> {
         let parsed = if unsorted.is_some() {
             None
         } else if lean {
-            let start = self.out.words.len();
-            let out = &mut self.out;
-            programs::sort_args(
-                known.spec,
-                args,
-                |f, k| {
-                    // A letter of its argument is that run of the argument's text.
-                    let s = match (args.get(k), out.words.get(args_span.start as usize + k).copied()) {
-                        (Some(a), Some(run)) => out.run_or_copy(f, a.text, run.start as usize),
-                        _ => out.push_chars(f),
-                    };
-                    out.words.push(s);
-                },
-                |_, _| {},
-                |i| {
-                    lean_operands |= 1u64.checked_shl(u32::try_from(i).unwrap_or(64)).unwrap_or(0);
-                },
-            );
-            lean_flags = self.out.span_from(start, self.out.words.len());
+            (lean_flags, lean_operands) = self.sort_lean(known.spec, args, args_span);
             None
         } else {
             Some(programs::parse_args(known.spec, args))
@@ -1079,6 +1138,14 @@ fn lazy_bound(args: &[Arg<'_>]) -> Option<u32> {
         }
     }
     u32::try_from(bound).ok()
+}
+
+/// A command `record` takes a short path for: its name's run, what is known of it, and the
+/// run of its arguments in the view's words.
+struct Plain {
+    name: Span,
+    known: programs::Known,
+    args: Span,
 }
 
 /// Words `i..i + n` of `span`.
