@@ -16,6 +16,8 @@ mod plain;
 pub mod programs;
 mod view;
 
+pub use view::AMBIGUOUS_ARITHMETIC;
+
 /// The short strings of a view: program names, operators, redirection targets. Most are a
 /// few bytes, and a `CompactString` keeps up to 24 of them inline.
 pub type Str = compact_str::CompactString;
@@ -609,8 +611,9 @@ pub fn brush_left_a_word_unread(v: &View) -> bool {
 /// plain reader's view stands: brush-parser left a word unread (`brush_left_a_word_unread`;
 /// in the script or in one nested in it, which `view` reads with the plain reader when
 /// brush-parser reads the outer script), it was not asked because more than nine digits come
-/// before a `<` or `>` somewhere in the text, or it rejected a plain script with a here-document
-/// inside a command substitution whose body
+/// before a `<` or `>` somewhere in the text or too many `$((` are not closed by `))` (text
+/// that only looks like either, `"1234567890>"`, `'$((x) )'`, is the plain reader's to read),
+/// or it rejected a plain script with a here-document inside a command substitution whose body
 /// holds quoting or an expansion character. Bash reads that body as text; brush-parser's
 /// tokenizer reads its `'`, `"`, `$[`, `$(` ... and pairs them with quotes after the
 /// substitution (`"$(cat <<'EOF'` / `x $[y'z` / `EOF` / `)'w"`: bash prints `x $[y'z'w`,
@@ -625,7 +628,7 @@ pub fn brush_misread(script: &str, brush: &View) -> bool {
     }
     // Text that looks like a descriptor past nine digits keeps a script from brush-parser
     // (`"1234567890>"`, quoted); the plain reader reads it, and leaves a real one to it.
-    if brush.opaque.iter().any(|o| o == view::HUGE_DESCRIPTOR) {
+    if brush.opaque.iter().any(|o| o == view::HUGE_DESCRIPTOR || o == view::AMBIGUOUS_ARITHMETIC) {
         return true;
     }
     let rejected = || brush.opaque.iter().any(|o| o.starts_with(view::REJECTED));

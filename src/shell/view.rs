@@ -20,6 +20,18 @@ pub(super) const REJECTED: &str = "the shell parser rejects it: ";
 /// `>` somewhere in it (`huge_descriptor`).
 pub(super) const HUGE_DESCRIPTOR: &str = "a file descriptor number too large";
 
+/// Why a script with more than `MAX_AMBIGUOUS_ARITHMETIC` `$((` not closed by `))` is opaque
+/// (`ambiguous_arithmetic`).
+pub const AMBIGUOUS_ARITHMETIC: &str = "too many `$((` that are not arithmetic to read in time";
+
+/// `$((` that `))` does not close (`$((x) )`, `$((x)`): brush-parser's word parser reads each
+/// as arithmetic to the end of the text, fails, and reads it again as a command substitution,
+/// so the time doubles or triples with each one (twenty `$((x) )` in a double-quoted word took
+/// 0.9 s, ten `$((x)$((x) )` in a here-document 139 s: found by fuzzing). Bash reads them as
+/// substitutions of a subshell; scripts rarely hold more than one. Four cost under a
+/// millisecond (tests/it/shell.rs, `budgets_hold`).
+pub const MAX_AMBIGUOUS_ARITHMETIC: usize = 4;
+
 /// Budgets: past any of them the rest is opaque, never a hang or a crash.
 pub const MAX_DEPTH: usize = 8;
 pub const MAX_COMMANDS: usize = 512;
@@ -150,6 +162,11 @@ impl Walker<'_> {
             // refuses one past its own limit. The plain reader leaves such a redirection to
             // brush-parser, and reads the text that only looks like one (`"1234567890>"`).
             return self.opaque(HUGE_DESCRIPTOR);
+        }
+        if ambiguous_arithmetic(text) > MAX_AMBIGUOUS_ARITHMETIC {
+            // The plain reader leaves every `$((` to brush-parser (and reads one that only
+            // looks like it, `'$((x) )'`, as text).
+            return self.opaque(AMBIGUOUS_ARITHMETIC);
         }
         let parsed = std::panic::catch_unwind(|| {
             let tokens = brush_parser::uncached_tokenize_str(text, &brush_parser::TokenizerOptions::default())
@@ -1422,6 +1439,49 @@ fn huge_descriptor(text: &str) -> bool {
     })
 }
 
+/// How many `$((` in `text` are not closed by `))` (`MAX_AMBIGUOUS_ARITHMETIC`), counted
+/// without regard to quoting (a false alarm only makes the script opaque) and only up to one
+/// past the limit. Each `$((` is followed to its close: nesting is bounded before this runs
+/// (`refusal`), so the scans are at most `MAX_NESTING` passes over the text.
+fn ambiguous_arithmetic(text: &str) -> usize {
+    let b = text.as_bytes();
+    let mut n = 0;
+    for at in memchr::memmem::find_iter(b, b"$((") {
+        if !closes_as_arithmetic(b.get(at + 3..).unwrap_or_default()) {
+            n += 1;
+            if n > MAX_AMBIGUOUS_ARITHMETIC {
+                break;
+            }
+        }
+    }
+    n
+}
+
+/// Whether the text after a `$((` closes it as arithmetic: the `)` that closes it comes right
+/// after the one that closes its inner `(`.
+fn closes_as_arithmetic(rest: &[u8]) -> bool {
+    let mut depth = 2usize;
+    // The byte before is the `)` that took the depth from 2 to 1.
+    let mut inner_closed = false;
+    for &c in rest {
+        match c {
+            b'(' => {
+                depth += 1;
+                inner_closed = false;
+            }
+            b')' => {
+                depth -= 1;
+                if depth == 0 {
+                    return inner_closed;
+                }
+                inner_closed = depth == 1;
+            }
+            _ => inner_closed = false,
+        }
+    }
+    false
+}
+
 /// Whether some `<<` (not `<<<`) is followed, past an optional `-` and blanks, by a control
 /// character (brush-parser reads `\r` and `\f` there as no delimiter), or, when the script
 /// has a command substitution, by an operator or the end instead of a delimiter word, by
@@ -1580,6 +1640,24 @@ mod tests {
             }
         }
         (max, stack.len() + crossed)
+    }
+
+    #[test]
+    fn arithmetic_closes_with_two_adjacent_parentheses() {
+        for (rest, closes) in [
+            ("1))", true),
+            (" (1 + 2) * $((3)) ))", true),
+            ("x)))", true),
+            ("x) )", false),
+            ("x)", false),
+            ("x", false),
+            ("(x) ) )", false),
+            ("cd /tmp && ls) | wc)", false),
+        ] {
+            assert_eq!(super::closes_as_arithmetic(rest.as_bytes()), closes, "{rest:?}");
+        }
+        assert_eq!(super::ambiguous_arithmetic("echo $((1)) $((x) ) $((y)"), 2);
+        assert_eq!(super::ambiguous_arithmetic(&"$((x) ".repeat(100)), super::MAX_AMBIGUOUS_ARITHMETIC + 1);
     }
 
     fn huge_descriptor_naive(text: &str) -> bool {

@@ -277,6 +277,29 @@ fn budgets_hold() {
         assert!(fak::shell::brush_misread(s, &fak::shell::view_by_brush(s, "/w", "/h")), "{s:?}");
     }
     assert_eq!(v("printf %s 'a1234567890>b' >out").writes(), ["/workspace/repo/out"]);
+    // `$((` that `))` does not close: brush-parser's time doubles or triples with each (twenty
+    // `$((x) )` in a double-quoted word took 0.9 s, ten `$((x)$((x) )` in a here-document
+    // 139 s; the fuzzer found the class). Past four the script is opaque before brush-parser
+    // sees it.
+    let ambiguous = [
+        format!("echo \"{}\"", "$((x) ) ".repeat(20)),
+        format!("git commit -m \"$(cat <<'EOF'\n{}\nEOF\n)\"", "$((x)$((x) )".repeat(10)),
+        format!("cat <<E\n{}\nE", "$((\"x) ".repeat(10)),
+        format!("echo {}", "$((a) | b) ".repeat(5)),
+    ];
+    for s in &ambiguous {
+        assert_eq!(v(s).opaque, [fak::shell::AMBIGUOUS_ARITHMETIC], "{s:?}");
+    }
+    // Arithmetic that `))` closes, nested or not, is read however much of it there is; so
+    // are four substitutions of a subshell written `$((`, as bash reads them.
+    let arithmetic = "echo $(( (1 + 2) * $((3)) )) $((i+1)) ".repeat(40);
+    assert!(v(&arithmetic).opaque.is_empty(), "{:?}", v(&arithmetic));
+    let four = v(&"echo $((cd /tmp && rm -rf x) ) ".repeat(4));
+    assert!(four.opaque.is_empty() && four.commands().filter(|c| c.name() == "rm").count() == 4, "{four:?}");
+    // Text that only looks like it is the plain reader's to read.
+    let quoted = format!("echo '{}'", "$((x) ) ".repeat(20));
+    assert!(v(&quoted).opaque.is_empty() && fak::shell::is_plain(&quoted), "{quoted:?}");
+    assert!(fak::shell::brush_misread(&quoted, &fak::shell::view_by_brush(&quoted, "/w", "/h")));
     // brush-parser's tokenizer panicked on this (fuzzing found it; fak caught the panic and
     // called the script opaque); the vendored copy returns an error instead
     // (vendor/brush-parser/PATCHED.md), and the script is still opaque.
