@@ -290,6 +290,17 @@ fn budgets_hold() {
     for s in &ambiguous {
         assert_eq!(v(s).opaque, [fak::shell::AMBIGUOUS_ARITHMETIC], "{s:?}");
     }
+    // brush-parser itself reads such pieces once at each place now (its vendored copy memoises
+    // them: vendor/brush-parser/PATCHED.md, 3.); these took from 76 ms to hours before.
+    let pieces = [
+        format!("git commit -m \"$(cat <<'EOF'\n{}\nEOF\n)\"", "$(\")".repeat(32)),
+        format!("cat <<EOF\n{}\nEOF", "$[\"]".repeat(32)),
+        format!("echo \"{}\"", "$((x) ) ".repeat(4)),
+    ];
+    for s in &pieces {
+        let brush = fak::shell::view_by_brush(s, "/w", "/h");
+        assert!(brush.opaque.is_empty(), "{s:?}: {brush:?}");
+    }
     // Arithmetic that `))` closes, nested or not, is read however much of it there is; so
     // are four substitutions of a subshell written `$((`, as bash reads them.
     let arithmetic = "echo $(( (1 + 2) * $((3)) )) $((i+1)) ".repeat(40);

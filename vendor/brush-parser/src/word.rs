@@ -773,12 +773,14 @@ peg::parser! {
             // Finally, match unquoted literal text.
             unquoted_literal_text(<stop_condition()>, in_command)
 
+        #[cache] // PATCHED for fak: memoised (see PATCHED.md)
         rule dollar_sign_word_piece() -> WordPiece =
             arithmetic_expansion() /
             legacy_arithmetic_expansion() /
             command_substitution() /
             parameter_expansion()
 
+        #[cache] // PATCHED for fak: memoised (see PATCHED.md)
         rule double_quoted_word_piece() -> WordPiece =
             arithmetic_expansion() /
             legacy_arithmetic_expansion() /
@@ -787,6 +789,7 @@ peg::parser! {
             double_quoted_escape_sequence() /
             double_quoted_text()
 
+        #[cache] // PATCHED for fak: memoised (see PATCHED.md)
         rule double_quoted_sequence() -> Vec<WordPieceWithSource> =
             "\"" i:double_quoted_sequence_inner()* "\"" { i }
 
@@ -1066,6 +1069,7 @@ peg::parser! {
         rule variable_name() -> &'input str =
             $(!['0'..='9'] ['_' | '0'..='9' | 'a'..='z' | 'A'..='Z']+)
 
+        #[cache] // PATCHED for fak: memoised (see PATCHED.md)
         pub(crate) rule command_substitution() -> WordPiece =
             "$(" c:command() ")" { WordPiece::CommandSubstitution(c.to_owned()) } /
             "`" c:backquoted_command() "`" { WordPiece::BackquotedCommandSubstitution(c) }
@@ -1086,9 +1090,11 @@ peg::parser! {
             "\\\\" { "\\\\" } /
             s:$([^'`']) { s }
 
+        #[cache] // PATCHED for fak: memoised (see PATCHED.md)
         rule arithmetic_expansion() -> WordPiece =
             "$((" e:$(arithmetic_word(<"))">)) "))" { WordPiece::ArithmeticExpression(ast::UnexpandedArithmeticExpr { value: e.to_owned() } ) }
 
+        #[cache] // PATCHED for fak: memoised (see PATCHED.md)
         rule legacy_arithmetic_expansion() -> WordPiece =
             "$[" e:$(arithmetic_word(<"]">)) "]" { WordPiece::ArithmeticExpression(ast::UnexpandedArithmeticExpr { value: e.to_owned() } ) }
 
