@@ -626,8 +626,9 @@ pub fn brush_misread(script: &str, brush: &View) -> bool {
     if brush_left_a_word_unread(brush) {
         return true;
     }
-    // Text that looks like a descriptor past nine digits keeps a script from brush-parser
-    // (`"1234567890>"`, quoted); the plain reader reads it, and leaves a real one to it.
+    // Text that looks like a descriptor past nine digits or like `$((` not closed by `))`
+    // keeps a script from brush-parser (`"1234567890>"`, `'$((x) )'`, quoted); the plain
+    // reader reads it, and leaves a real one to it.
     if brush.opaque.iter().any(|o| o == view::HUGE_DESCRIPTOR || o == view::AMBIGUOUS_ARITHMETIC) {
         return true;
     }
