@@ -497,9 +497,13 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
         self.w.out.words.push(span);
         let index = self.cur.args.len();
         if index == 0 {
-            if w.equals && is_assignment(s.get(w.raw_start..w.raw_end)?) {
+            let raw = s.get(w.raw_start..w.raw_end)?;
+            if w.equals && is_assignment(raw) {
                 self.cur.assigns += 1;
                 return Some(()); // the commands of its substitutions belong to no word
+            }
+            if w.equals && names_a_subscript(raw) {
+                return None; // `a[i]=x`, `a[]=x`: an array element (or bash's error); brush-parser reads it
             }
             if is_reserved(w.arg.text) {
                 return None;
@@ -650,6 +654,9 @@ impl<'s, 'r, 'c> Reader<'s, 'r, 'c> {
             if seen & EQUALS != 0 && is_assignment(text) {
                 cur.assigns += 1;
                 return Some(true);
+            }
+            if seen & EQUALS != 0 && names_a_subscript(text) {
+                return None; // an array element's assignment: brush-parser reads it
             }
             if is_reserved(text) {
                 return None;
@@ -1034,6 +1041,16 @@ fn is_assignment(raw: &str) -> bool {
     }
     let name = b.iter().position(|c| !(c.is_ascii_alphanumeric() || *c == b'_')).unwrap_or(b.len());
     matches!(b.get(name..), Some([b'=', ..] | [b'+', b'=', ..]))
+}
+
+/// `NAME[...`: in command position with an `=`, an array element's assignment.
+fn names_a_subscript(raw: &str) -> bool {
+    let b = raw.as_bytes();
+    if !b.first().is_some_and(|c| c.is_ascii_alphabetic() || *c == b'_') {
+        return false;
+    }
+    let name = b.iter().position(|c| !(c.is_ascii_alphanumeric() || *c == b'_')).unwrap_or(b.len());
+    b.get(name) == Some(&b'[')
 }
 
 #[cfg(test)]

@@ -382,6 +382,10 @@ fn the_plain_reader_sees_what_brush_sees() {
         "FOO=1 BAR=\"a b\" cargo test -- --nocapture",
         "A+=x",
         "X=1",
+        // An array element's assignment, and bash's "bad array subscript" (the shell_view fuzz
+        // target): the plain reader leaves both to brush-parser.
+        "a[1]=x ls",
+        "I[]=/\"5\"",
         ">out.txt",
         "echo hi >out 2>>err <in 3<>rw >|clob &>all &>>all2 2>&1 >&2 1>&- 0<&3",
         "echo x >&f",
