@@ -468,6 +468,13 @@ impl<'a> Input<'a> {
     }
 }
 
+/// What follows the home directory in `~`, `~/x`, `$HOME/x` or `${HOME}/x` (`path(o)` reads
+/// them as the shell does, as the views read a command's paths); `None` for any other text.
+fn home_relative(s: &str) -> Option<&str> {
+    let rest = s.strip_prefix("${HOME}").or_else(|| s.strip_prefix("$HOME")).or_else(|| s.strip_prefix('~'))?;
+    (rest.is_empty() || rest.starts_with('/')).then_some(rest)
+}
+
 #[derive(Debug)]
 pub(crate) enum EvalError {
     /// Over `BUDGET.max_steps`.
@@ -835,12 +842,21 @@ impl<'a> Scope<'a> {
             },
             Value::Path(inner) => {
                 let x = self.value(inner);
+                let home = self.input.trace.home.as_str();
+                let ws = self.input.workspace_key();
                 match &x {
-                    V::J(Json::String(s)) => V::S(crate::path::canonical_in(s, self.input.workspace_key())),
-                    V::S(Cow::Borrowed(s)) => V::S(crate::path::canonical_in(s, self.input.workspace_key())),
-                    V::S(Cow::Owned(s)) => {
-                        V::S(Cow::Owned(crate::path::canonical_in(s, self.input.workspace_key()).into_owned()))
-                    }
+                    V::J(Json::String(s)) => match home_relative(s) {
+                        Some(rest) => V::S(Cow::Owned(crate::path::canonical(&format!("{home}{rest}"), "/"))),
+                        None => V::S(crate::path::canonical_in(s, ws)),
+                    },
+                    V::S(Cow::Borrowed(s)) => match home_relative(s) {
+                        Some(rest) => V::S(Cow::Owned(crate::path::canonical(&format!("{home}{rest}"), "/"))),
+                        None => V::S(crate::path::canonical_in(s, ws)),
+                    },
+                    V::S(Cow::Owned(s)) => V::S(Cow::Owned(match home_relative(s) {
+                        Some(rest) => crate::path::canonical(&format!("{home}{rest}"), "/"),
+                        None => crate::path::canonical_in(s, ws).into_owned(),
+                    })),
                     _ => V::Absent,
                 }
             }

@@ -123,7 +123,20 @@ pub(crate) static SPECS: &[Spec] = &[
         long: &["iterations=", "remove", "zero", "size="],
         ..spec(&["shred"])
     },
-    Spec { short: &[('w', "write"), ('l', "list")], ..spec(&["gofmt"]) },
+    Spec { short: &[('w', "write"), ('l', "list")], ..spec(&["gofmt", "goimports"]) },
+    Spec { short_value: "pidoBDFrVYzg", ..spec(&["patch"]) },
+    Spec {
+        short: &[('R', "recursive"), ('m', "modify")],
+        short_value: "mMxX",
+        long: &["modify=", "modify-file=", "remove=", "remove-file=", "set=", "set-file=", "recursive"],
+        ..spec(&["setfacl"])
+    },
+    Spec {
+        short: &[('o', "output")],
+        short_value: "otSTk",
+        long: &["output=", "field-separator=", "key=", "buffer-size=", "temporary-directory="],
+        ..spec(&["sort"])
+    },
     Spec { short: &[('w', "write"), ('c', "check")], long: &["write", "check"], ..spec(&["prettier"]) },
     Spec {
         short: &[('r', "recursive"), ('a', "archive")],
@@ -142,7 +155,14 @@ pub(crate) static SPECS: &[Spec] = &[
         ..spec(&["rsync"])
     },
     Spec {
-        short: &[('d', "data"), ('F', "form"), ('T', "upload-file"), ('o', "output"), ('X', "request")],
+        short: &[
+            ('d', "data"),
+            ('F', "form"),
+            ('T', "upload-file"),
+            ('o', "output"),
+            ('X', "request"),
+            ('O', "remote-name"),
+        ],
         short_value: "dFToXHAeuUxKbcEwrmY",
         long: &[
             "data=",
@@ -198,6 +218,11 @@ pub(crate) static SPECS: &[Spec] = &[
         ..spec(&["base64", "base32", "basenc"])
     },
     Spec { short: &[('r', "revert")], short_value: "cglos", ..spec(&["xxd"]) },
+    // The options that take a value, so that an identity file (`-i ~/.ssh/id_ed25519`) or a
+    // config is not an operand: using a key to log in does not send it.
+    Spec { short_value: "BbcDEeFIiJLlmOoPpQRSWw", permute: false, ..spec(&["ssh"]) },
+    Spec { short_value: "cDFiJloPSX", ..spec(&["scp"]) },
+    Spec { short_value: "BbcDFiJloPRSsX", ..spec(&["sftp"]) },
     Spec {
         short: &[('x', "extract"), ('c', "create"), ('C', "directory"), ('f', "file")],
         short_value: "CfT",
@@ -344,7 +369,13 @@ pub(crate) enum Inner<'a> {
     Code(Script<'a>),
 }
 
-const SHELLS: &[&str] = &["sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "yash", "fish", "busybox-sh"];
+const SHELLS: &[&str] =
+    &["sh", "bash", "zsh", "dash", "ksh", "mksh", "ash", "yash", "fish", "busybox-sh", "csh", "tcsh", "rbash"];
+/// Whether `name` is an interpreter fak knows (`python3`, `perl`, `node`, ...).
+pub(crate) fn is_interpreter(name: &str) -> bool {
+    INTERPRETERS.contains(&name)
+}
+
 const INTERPRETERS: &[&str] = &[
     "python",
     "python2",
@@ -395,6 +426,22 @@ const RUNNERS: &[&str] = &[
     "find",
     "iex",
     "invoke-expression",
+    "strace",
+    "ltrace",
+    "flock",
+    "chroot",
+    "unshare",
+    "runuser",
+    "script",
+    "tmux",
+    "screen",
+    "at",
+    "batch",
+    "sg",
+    "awk",
+    "gawk",
+    "mawk",
+    "nawk",
 ];
 
 /// Programs that write files named in their arguments (`view::writes_of` says which).
@@ -427,6 +474,13 @@ pub(crate) const WRITERS: &[&str] = &[
     "tar",
     "unzip",
     "git",
+    "curl",
+    "wget",
+    "sort",
+    "goimports",
+    "patch",
+    "scp",
+    "setfacl",
 ];
 
 /// Programs whose first operand is a subcommand (`npm run`, `cargo test`); git's is found
@@ -791,6 +845,30 @@ fn rest<'a>(args: &[Arg<'a>], from: usize) -> Vec<Arg<'a>> {
     args.get(from..).map(<[Arg<'a>]>::to_vec).unwrap_or_default()
 }
 
+/// The value of a `-c`-like option anywhere in the arguments (`-c CMD`, `--command=CMD`,
+/// `--command CMD`).
+fn option_value<'a>(args: &[Arg<'a>], short: &str, long: &str) -> Option<Arg<'a>> {
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a.dynamic.is_some() {
+            continue;
+        }
+        // `-c CMD`, and a cluster that ends with it (`script -qc CMD`).
+        let cluster = a.text.len() > short.len()
+            && a.text.starts_with('-')
+            && !a.text.starts_with("--")
+            && a.text.ends_with(short.trim_start_matches('-'))
+            && a.text.bytes().skip(1).all(|b| b.is_ascii_alphabetic());
+        if a.text == short || a.text == long || cluster {
+            return it.next().copied();
+        }
+        if let Some(v) = a.text.strip_prefix(long).and_then(|v| v.strip_prefix('=')) {
+            return Some(Arg::lit(v));
+        }
+    }
+    None
+}
+
 /// Joins words into one script, as `eval` and `ssh` do.
 fn joined<'a>(args: &[Arg<'a>]) -> Script<'a> {
     let text = args.iter().map(|a| a.text).collect::<Vec<_>>().join(" ");
@@ -930,6 +1008,66 @@ pub(crate) fn inner<'a>(name: &str, args: &[Arg<'a>]) -> Vec<Inner<'a>> {
             argv_from(i + 1) // the duration, then the command
         }
         "time" => argv_from(skip_options(args, "of", &["output", "format"], true).1),
+        // Tracers run the command they are given.
+        "strace" | "ltrace" => argv_from(
+            skip_options(
+                args,
+                "abeEIoOpPsSuUXnLA",
+                &["output", "signal", "trace", "user", "attach", "string-limit", "env", "summary-sort-by"],
+                true,
+            )
+            .1,
+        ),
+        // `flock [options] FILE COMMAND...` or `flock FILE -c COMMAND`.
+        "flock" => match option_value(args, "-c", "--command") {
+            Some(c) => vec![Inner::Script(c.into())],
+            None => argv_from(skip_options(args, "wE", &["timeout", "wait", "conflict-exit-code"], true).1 + 1),
+        },
+        "chroot" => argv_from(skip_options(args, "", &["userspec", "groups", "skip-chdir"], true).1 + 1),
+        "unshare" => argv_from(skip_options(args, "SGRw", &["setuid", "setgid", "root", "wd"], true).1),
+        // `runuser -u USER -- COMMAND` or `runuser USER -c COMMAND`; `sg GROUP -c COMMAND`.
+        "runuser" | "sg" => match option_value(args, "-c", "--command") {
+            Some(c) => vec![Inner::Script(c.into())],
+            None if name == "runuser" => {
+                argv_from(skip_options(args, "ugGw", &["user", "group", "supp-group", "whitelist-environment"], true).1)
+            }
+            None => argv_from(1),
+        },
+        // `script -c COMMAND [FILE]` runs the command in a new terminal.
+        "script" => option_value(args, "-c", "--command").map(|c| vec![Inner::Script(c.into())]).unwrap_or_default(),
+        // `tmux new-session -d 'CMD'`, `tmux new-window CMD`, `tmux split-window CMD`,
+        // `tmux run-shell CMD`: the words after the options are a shell command.
+        "tmux" => {
+            let (_, i) = skip_options(args, "LSf", &[], true);
+            match args.get(i).map(|a| a.text) {
+                Some(
+                    "new-session" | "new" | "new-window" | "neww" | "split-window" | "splitw" | "respawn-pane"
+                    | "respawnp" | "respawn-window" | "respawnw" | "run-shell" | "run",
+                ) => {
+                    let rest = args.get(i + 1..).unwrap_or_default();
+                    let (_, j) = skip_options(rest, "censtxyFlpTB", &[], true);
+                    let cmd = rest.get(j..).unwrap_or_default();
+                    if cmd.is_empty() {
+                        Vec::new()
+                    } else {
+                        vec![Inner::Script(joined(cmd))]
+                    }
+                }
+                _ => Vec::new(),
+            }
+        }
+        "screen" => argv_from(skip_options(args, "SceEhpTtXl", &[], true).1),
+        // `at` and `batch` read the commands to run later from standard input.
+        "at" | "batch" => vec![Inner::Stdin],
+        // awk's program is its code (`system("...")` runs a shell), unless it comes from `-f`.
+        "awk" | "gawk" | "mawk" | "nawk" => {
+            let (flags, i) = skip_options(args, "Fvf", &["field-separator", "assign", "file"], true);
+            if flags.iter().any(|f| f == "f" || f == "file") {
+                Vec::new()
+            } else {
+                args.get(i).map(|c| vec![Inner::Code((*c).into())]).unwrap_or_default()
+            }
+        }
         "stdbuf" => argv_from(skip_options(args, "ioe", &["input", "output", "error"], true).1),
         "setsid" | "taskset-free" => argv_from(skip_options(args, "", &[], true).1),
         "xargs" => {
@@ -1080,7 +1218,12 @@ fn interpreter_inner<'a>(name: &str, args: &[Arg<'a>]) -> Vec<Inner<'a>> {
             return args.get(i).map(|c| vec![Inner::Code((*c).into())]).unwrap_or_default();
         }
         // Perl and Python clusters: `perl -pi -e`, `python3 -Bc`.
-        if t.starts_with('-') && !t.starts_with("--") && t.len() > 2 && a.dynamic.is_none() {
+        if t.starts_with('-')
+            && !t.starts_with("--")
+            && t.len() > 2
+            && a.dynamic.is_none()
+            && t.bytes().skip(1).all(|b| b.is_ascii_alphabetic())
+        {
             let last = t.chars().last().unwrap_or(' ');
             if (name == "perl" && (last == 'e' || last == 'E')) || (name.starts_with("python") && last == 'c') {
                 return args.get(i).map(|c| vec![Inner::Code((*c).into())]).unwrap_or_default();
@@ -1102,6 +1245,71 @@ fn interpreter_inner<'a>(name: &str, args: &[Arg<'a>]) -> Vec<Inner<'a>> {
     } else {
         vec![Inner::Stdin]
     }
+}
+
+/// The shell commands a program's code hands to a shell or runs as a process, when they are
+/// written as string literals: `os.system("rm -rf ~")`, `subprocess.run("git push",
+/// shell=True)`, `subprocess.run(["rm", "-rf", "/home/dev"])` (the list's words quoted back
+/// into one command), `system("...")` in Perl, Ruby, PHP and awk, Node's `execSync("...")`,
+/// backquotes and `%x(...)` in Ruby and Perl. A command built at run time is not found: the
+/// code is still `c.code`, which rules read too. Written here because no crate reads the
+/// calls of six languages; the regexes only look for literal arguments of known calls.
+pub(crate) fn code_commands(code: &str) -> Vec<String> {
+    use std::sync::LazyLock;
+    static CALL: LazyLock<Option<regex::Regex>> = LazyLock::new(|| {
+        regex::Regex::new(
+            r#"(?x)
+            (?: \bos\s*\.\s*(?:system|popen|exec[lv]p?e?)
+              | \bsubprocess\s*\.\s*(?:run|call|check_call|check_output|Popen|getoutput|getstatusoutput)
+              | \bcommands\s*\.\s*getoutput | \bpty\s*\.\s*spawn
+              | \bsystem | \bchild_process\s*\.\s*exec\w* | \bexec(?:Sync|FileSync|File)\b | \bspawn(?:Sync)?
+              | \bshell_exec | \bpassthru
+              | \bpopen | \bproc_open | \bIO\s*\.\s*popen | \bOpen3\s*\.\s*\w+ | \bKernel\s*\.\s*(?:system|exec|spawn)
+              | \bRuntime\s*\.\s*getRuntime\s*\(\s*\)\s*\.\s*exec
+            ) \s*\(?\s* (?:[rbfu]{0,2})
+            (?: "((?:[^"\\]|\\.)*)" | '((?:[^'\\]|\\.)*)' | \[([^\]]*)\] )
+            (\s*,\s*\[([^\]]*)\])?
+            "#,
+        )
+        .ok()
+    });
+    static QUOTED: LazyLock<Option<regex::Regex>> =
+        LazyLock::new(|| regex::Regex::new(r#""((?:[^"\\]|\\.)*)"|'((?:[^'\\]|\\.)*)'"#).ok());
+    static BACKQUOTE: LazyLock<Option<regex::Regex>> =
+        LazyLock::new(|| regex::Regex::new(r#"`([^`]+)`|%x\(([^)]*)\)|%x\{([^}]*)\}|\bqx\s*[({]([^)}]*)[)}]"#).ok());
+    let (Some(call), Some(quoted), Some(backquote)) = (&*CALL, &*QUOTED, &*BACKQUOTE) else {
+        return Vec::new();
+    };
+    let unescape =
+        |s: &str| s.replace("\\\\", "\u{0}").replace("\\\"", "\"").replace("\\'", "'").replace('\u{0}', "\\");
+    // A list of string literals as one command, each word quoted for the shell.
+    let words = |list: &str| -> Option<String> {
+        let ws: Vec<String> = quoted
+            .captures_iter(list)
+            .filter_map(|c| c.get(1).or_else(|| c.get(2)))
+            .map(|m| format!("'{}'", unescape(m.as_str()).replace('\'', "'\\''")))
+            .collect();
+        (!ws.is_empty()).then(|| ws.join(" "))
+    };
+    let mut out = Vec::new();
+    for c in call.captures_iter(code) {
+        if let Some(s) = c.get(1).or_else(|| c.get(2)) {
+            // `execFile("rm", ["-rf", "/"])`: a program, then its arguments.
+            match c.get(5).and_then(|l| words(l.as_str())) {
+                Some(rest) => out.push(format!("'{}' {rest}", unescape(s.as_str()).replace('\'', "'\\''"))),
+                None => out.push(unescape(s.as_str())),
+            }
+        } else if let Some(list) = c.get(3).and_then(|l| words(l.as_str())) {
+            out.push(list);
+        }
+    }
+    for c in backquote.captures_iter(code) {
+        if let Some(m) = (1..=4).find_map(|i| c.get(i)) {
+            out.push(m.as_str().to_string());
+        }
+    }
+    out.truncate(16);
+    out
 }
 
 /// `NAME=value`, as the shell recognises an assignment word.
@@ -1136,6 +1344,20 @@ pub const DOWNLOADERS: &[&str] = &[
     "links",
 ];
 
+/// Whether text spells bytes as escapes (`\x72`, `\0162`, `\162`, `\u0072`) at least twice.
+fn escaped_bytes(t: &str) -> bool {
+    let b = t.as_bytes();
+    let mut n = 0;
+    for (i, w) in b.windows(2).enumerate() {
+        if let [b'\\', b'x' | b'u' | b'U' | b'0'..=b'7'] = w {
+            if b.get(i + 2).is_some_and(u8::is_ascii_hexdigit) {
+                n += 1;
+            }
+        }
+    }
+    n >= 2
+}
+
 /// Whether a command (name and parsed arguments) decodes an opaque payload.
 pub fn is_decoder(name: &str, args: &[Arg<'_>]) -> bool {
     let has = |f: &str| args.iter().any(|a| a.text == f);
@@ -1149,6 +1371,14 @@ pub fn is_decoder(name: &str, args: &[Arg<'_>]) -> bool {
         "openssl" => has("-d") || has("base64") && has("-d"),
         "uudecode" | "gunzip" | "zcat" | "bunzip2" | "xz" | "unxz" | "rev" => true,
         "gzip" | "bzip2" | "zstd" => has("-d") || has("--decompress") || has("-dc"),
+        // A translation (`tr 'a-z' 'n-za-m'`, rot13) rewrites what it is fed; `tr -d '\r'`
+        // only deletes.
+        "tr" => args.iter().filter(|a| !a.text.starts_with('-')).count() >= 2,
+        // Bytes spelled as escapes: `printf '\x72\x6d'`, `echo -e '\0162'`.
+        "printf" | "echo" => {
+            (name == "printf" || args.iter().any(|a| a.text.starts_with("-e") || a.text == "-ne"))
+                && args.iter().any(|a| escaped_bytes(a.text))
+        }
         _ => false,
     }
 }

@@ -921,7 +921,8 @@ impl Walker<'_> {
         });
         // Noted where it was written (a record built apart is copied once more).
         self.out.note_last();
-        let runs_more = !inners.is_empty() || known.shell || known.role == Role::Source;
+        let runs_more =
+            !inners.is_empty() || known.shell || known.role == Role::Source || programs::is_interpreter(name);
         if !runs_more {
             return;
         }
@@ -958,6 +959,15 @@ impl Walker<'_> {
                             self.mark(index, &format!("a {kind} payload is run by `{name}`"));
                         }
                     }
+                    // Commands the code hands to a shell (`os.system("rm -rf ~")`,
+                    // `subprocess.run(["git", "push"])`, Ruby's backquotes) are commands too.
+                    for script in programs::code_commands(&a.text) {
+                        let mut v = via.clone();
+                        if let Some(last) = v.last_mut() {
+                            last.push_str(" code");
+                        }
+                        self.script(&script, v, at.cwd.clone(), at.depth + 1);
+                    }
                     if let Some(c) = self.out.records.get_mut(index) {
                         c.extra().code = Some(a.text.into_owned());
                         self.out.some |= super::SOME_CODE;
@@ -967,7 +977,7 @@ impl Walker<'_> {
             }
         }
         // `bash <(curl ...)`, `source <(curl ...)`: a script from a process substitution.
-        if known.shell || known.role == Role::Source {
+        if known.shell || known.role == Role::Source || programs::is_interpreter(name) {
             for (a, r) in args.iter().zip(ranges) {
                 if a.dynamic == Some("process substitution") {
                     if let Some(kind) = payload(self, r) {
@@ -1026,7 +1036,8 @@ impl Walker<'_> {
             .command(index)
             .and_then(|c| c.redirects().iter().rev().find(|r| r.op == "<<" || r.op == "<<<"))
             .and_then(|r| r.body.clone());
-        let shell = programs::is_shell(name);
+        // `at` and `batch` read a shell script from standard input, as a shell does.
+        let shell = programs::is_shell(name) || name == "at" || name == "batch";
         if let Some(b) = body {
             if b.dynamic.is_some() {
                 self.mark(index, &format!("`{name}` runs a here-document that comes from {}", b.dynamic.unwrap_or("")));
@@ -1088,10 +1099,15 @@ fn abs(home: &str, p: &str, cwd: &str) -> String {
     let expanded;
     let p = if p == "~" || p == "$HOME" || p == "${HOME}" {
         home
+    } else if p == "$PWD" || p == "${PWD}" {
+        cwd
     } else if let Some(rest) =
         p.strip_prefix("~/").or_else(|| p.strip_prefix("$HOME/")).or_else(|| p.strip_prefix("${HOME}/"))
     {
         expanded = format!("{home}/{rest}");
+        &expanded
+    } else if let Some(rest) = p.strip_prefix("$PWD/").or_else(|| p.strip_prefix("${PWD}/")) {
+        expanded = format!("{cwd}/{rest}");
         &expanded
     } else {
         p
@@ -1312,10 +1328,23 @@ fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed<'_>, args: &[Ar
     let last = || ops.last().cloned().into_iter().collect::<Vec<_>>();
     match name {
         "tee" | "truncate" | "shred" | "touch" | "rm" | "rmdir" | "unlink" | "mkdir" | "rustfmt" | "black"
-        | "chattr" => ops,
+        | "chattr" | "setfacl" => ops,
         "cp" | "ln" | "install" => match p.value("target-directory") {
             Some(t) => vec![Str::from(t.text)],
             None if p.has("directory") && name == "install" => ops,
+            // Into a directory (`cp -r /tmp/kernel internal/`): each source's name inside it.
+            None if ops.len() >= 2 && ops.last().is_some_and(|d| d.ends_with('/')) => {
+                let dir = ops.last().cloned().unwrap_or_default();
+                let into = ops.iter().take(ops.len() - 1).filter_map(|s| {
+                    let name = s
+                        .trim_end_matches('/')
+                        .rsplit('/')
+                        .next()
+                        .filter(|n| !n.is_empty() && *n != "." && *n != "..")?;
+                    Some(Str::from(format!("{dir}{name}")))
+                });
+                std::iter::once(dir.clone()).chain(into).collect()
+            }
             None if ops.len() >= 2 => last(),
             None => Vec::new(),
         },
@@ -1325,7 +1354,7 @@ fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed<'_>, args: &[Ar
             None if ops.len() >= 2 => ops,
             None => Vec::new(),
         },
-        "rsync" => last().into_iter().filter(|t| !t.contains(':')).collect(),
+        "rsync" | "scp" => last().into_iter().filter(|t| !t.contains(':')).collect(),
         "chmod" | "chown" | "chgrp" => {
             if p.value("reference").is_some() {
                 ops
@@ -1346,7 +1375,21 @@ fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed<'_>, args: &[Ar
             code_at.map(|i| args.iter().skip(i + 2).map(|a| Str::from(a.text)).collect()).unwrap_or_default()
         }
         "dd" => ops.iter().filter_map(|o| o.strip_prefix("of=").map(Str::from)).collect(),
-        "gofmt" | "prettier" if p.has("write") => ops,
+        "gofmt" | "goimports" | "prettier" if p.has("write") => ops,
+        // Downloads: `-o FILE`, or the URL's last name (`curl -O`, `wget` without `-O`).
+        "curl" => match p.value("output") {
+            Some(o) => vec![Str::from(o.text)],
+            None if p.has("remote-name") => ops.iter().filter_map(|u| url_file_name(u)).map(Str::from).collect(),
+            None => Vec::new(),
+        },
+        "wget" => match p.value("output-document") {
+            Some(o) if o.text == "-" => Vec::new(),
+            Some(o) => vec![Str::from(o.text)],
+            None => ops.iter().filter_map(|u| url_file_name(u)).map(Str::from).collect(),
+        },
+        "sort" => p.value("output").map(|o| vec![Str::from(o.text)]).unwrap_or_default(),
+        // `patch [options] FILE [PATCHFILE]`: without a FILE the names come from the patch.
+        "patch" => ops.into_iter().take(1).collect(),
         "clang-format" if p.has("i") => ops,
         "tar" if p.has("extract") || p.has("get") || old_style_tar(args) => {
             p.value("directory").map(|d| vec![Str::from(d.text)]).unwrap_or_default()
@@ -1356,15 +1399,31 @@ fn writes_of(name: &str, sub: Option<&str>, p: &programs::Parsed<'_>, args: &[Ar
     }
 }
 
+/// The name a download of `url` is saved under: its path's last name, without the query.
+fn url_file_name(url: &str) -> Option<&str> {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let path = rest.split(['?', '#']).next()?;
+    let (_, name) = path.rsplit_once('/')?;
+    (!name.is_empty() && name != "." && name != "..").then_some(name)
+}
+
 /// The files git writes by subcommand (`git checkout -- F`, `git restore F`): read from its
 /// arguments, not from a `Parsed` (git's arguments go the lean way in `record`).
 fn git_writes(sub: Option<&str>, args: &[Arg<'_>]) -> Vec<Str> {
     match sub {
-        Some("checkout") => args
-            .iter()
-            .position(|a| a.text == "--")
-            .map(|i| args.iter().skip(i + 1).map(|a| Str::from(a.text)).collect())
-            .unwrap_or_default(),
+        Some("checkout") => match args.iter().position(|a| a.text == "--") {
+            Some(i) => args.iter().skip(i + 1).map(|a| Str::from(a.text)).collect(),
+            // `git checkout main src/x.rs`: after the tree, paths (a lone operand may be a branch).
+            None => {
+                let ops: Vec<&Arg<'_>> = args
+                    .iter()
+                    .skip_while(|a| a.text.to_lowercase() != "checkout")
+                    .skip(1)
+                    .filter(|a| !a.text.starts_with('-'))
+                    .collect();
+                ops.iter().skip(1).map(|a| Str::from(a.text)).collect()
+            }
+        },
         Some("restore" | "rm" | "mv") => args
             .iter()
             .skip_while(|a| a.text.to_lowercase() != sub.unwrap_or(""))
