@@ -553,3 +553,55 @@ fn detectors_find_what_the_line_by_line_definition_finds() {
         .prop_map(|parts| parts.into_iter().map(|(f, n, t)| format!("{}{t}", f.repeat(n))).collect::<String>());
     runner(48).run(&long, |t| check(&t).map_err(TestCaseError::fail)).unwrap();
 }
+
+/// The project's own labelled calls and results (tests/data/corpus/own-*.jsonl): cases of the
+/// shared corpus's kinds it does not have — more wrappers, spellings, interpreter one-liners,
+/// download-then-run, everyday commands that must stay allowed, injections in more voices,
+/// more kinds of secret and more look-alikes — each decided as labelled, no deviation allowed.
+fn own_cases(name: &str) -> Vec<(String, String, String)> {
+    let text = std::fs::read_to_string(util::data(&format!("corpus/{name}"))).unwrap();
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let j: Json = serde_json::from_str(l).unwrap();
+            let expect = match j["expect"].as_str().unwrap_or_default() {
+                "ADMIT" => "ALLOW",
+                other => other,
+            };
+            (j["id"].as_str().unwrap_or_default().to_string(), expect.to_string(), l.to_string())
+        })
+        .collect()
+}
+
+fn assert_own_labels(name: &str, at_least: usize) {
+    let cases = own_cases(name);
+    assert!(cases.len() >= at_least, "{name} has {} cases", cases.len());
+    let dir = tempfile::tempdir().unwrap();
+    let verdicts = preflight_batch(cases.iter().map(|(_, _, l)| l.as_str()), dir.path());
+    assert_eq!(verdicts.len(), cases.len(), "one verdict per case");
+    let wrong: Vec<String> = cases
+        .iter()
+        .zip(&verdicts)
+        .filter(|((_, expect, _), v)| v["verdict"].as_str() != Some(expect.as_str()))
+        .map(|((id, expect, line), v)| {
+            format!(
+                "{id}: expected {expect}, got {} by {} {}: {}",
+                v["verdict"],
+                v["by"]["rule"],
+                v["kinds"],
+                line.chars().take(160).collect::<String>()
+            )
+        })
+        .collect();
+    assert!(wrong.is_empty(), "{} of {name} decided against their label:\n  {}", wrong.len(), wrong.join("\n  "));
+}
+
+#[test]
+fn own_calls_get_their_label() {
+    assert_own_labels("own-calls.jsonl", 500);
+}
+
+#[test]
+fn own_results_get_their_label() {
+    assert_own_labels("own-results.jsonl", 100);
+}
