@@ -582,7 +582,9 @@ pub fn view(script: &str, cwd: &str, home: &str) -> View {
         ..View::default()
     };
     let mut w = view::Walker { home, out, plain: true };
-    w.script(script, Vec::new(), crate::path::normalize(cwd, "/").into(), 0);
+    let cwd = crate::path::normalize(cwd, "/");
+    w.script(script, Vec::new(), cwd.as_str().into(), 0);
+    w.fetched_then_run(&cwd);
     w.out
 }
 
@@ -591,7 +593,9 @@ pub fn view(script: &str, cwd: &str, home: &str) -> View {
 #[doc(hidden)]
 pub fn view_by_brush(script: &str, cwd: &str, home: &str) -> View {
     let mut w = view::Walker { home, out: View::default(), plain: false };
-    w.script(script, Vec::new(), crate::path::normalize(cwd, "/").into(), 0);
+    let cwd = crate::path::normalize(cwd, "/");
+    w.script(script, Vec::new(), cwd.as_str().into(), 0);
+    w.fetched_then_run(&cwd);
     w.out
 }
 

@@ -1084,6 +1084,53 @@ impl Walker<'_> {
         self.opaque(why.to_string());
     }
 
+    /// `curl -o i.sh URL && bash i.sh`, `base64 -d > x.sh; . x.sh`, `wget URL; ./i.sh`: a
+    /// command that runs a file another command of the script downloaded or decoded. What it
+    /// runs is as unseen as `curl URL | sh`'s payload, so it is opaque. (A rule could not say
+    /// this without quantifying over commands twice and their files twice, which the step
+    /// bound refuses for a long script.) Relative names are read against the script's
+    /// directory.
+    pub(crate) fn fetched_then_run(&mut self, cwd: &str) {
+        let fetched: Vec<(String, &'static str)> = (0..self.out.records.len())
+            .filter_map(|i| self.out.command(i))
+            .filter_map(|c| {
+                let kind = if programs::DOWNLOADERS.contains(&c.name()) {
+                    "downloaded"
+                } else {
+                    let args: Vec<Arg<'_>> = c.args().iter().map(Arg::lit).collect();
+                    if !programs::is_decoder(c.name(), &args) {
+                        return None;
+                    }
+                    "decoded"
+                };
+                Some(c.writes().iter().map(move |w| (w.clone(), kind)).collect::<Vec<_>>())
+            })
+            .flatten()
+            .collect();
+        if fetched.is_empty() {
+            return;
+        }
+        let home = self.home;
+        let place = |p: &str| crate::path::canonical(&abs(home, p, cwd), "/");
+        let mut marks = Vec::new();
+        for i in 0..self.out.records.len() {
+            let Some(c) = self.out.command(i) else { continue };
+            let name = c.name();
+            let runner = programs::is_shell(name) || name == "source" || name == "." || programs::is_interpreter(name);
+            let ran = if runner {
+                c.operands().iter().next().map(place)
+            } else {
+                c.text().split_whitespace().next().filter(|w| w.contains('/')).map(place)
+            };
+            if let Some((_, kind)) = ran.and_then(|r| fetched.iter().find(|(w, _)| *w == r)) {
+                marks.push((i, format!("a {kind} file is run by `{name}`")));
+            }
+        }
+        for (i, why) in marks {
+            self.mark(i, &why);
+        }
+    }
+
     /// A path as the command sees it (`abs`).
     fn abs(&self, p: &str, at: &At) -> String {
         abs(self.home, p, &at.cwd)

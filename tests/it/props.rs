@@ -390,12 +390,12 @@ fn regression_blank_line_before_a_test() {
 /// the whole decision, so whether it runs out depends on which rules are evaluated, and in
 /// what order. With prefilters, `heavy` is skipped (`args.command` lacks "zzz") and the call
 /// is allowed; without them (and in the reference) its quantifiers run first and exhaust the
-/// budget (710 × 710 items × 2 steps > 1,000,000 steps): DENY OVERSIZE by heavy.
+/// budget (1420 × 1420 items × 2 steps > 4,000,000 steps): DENY OVERSIZE by heavy.
 #[test]
 fn regression_budget_does_not_depend_on_prefilters() {
     let src = "allow ok on mcp_x;\n\
                deny heavy on mcp_x when any(e in args.edits: any(f in args.edits: f == \"0\")) and args.command contains \"zzz\";\n";
-    let edits = vec![json!("x"); 710];
+    let edits = vec![json!("x"); 1420];
     decide3(src, "mcp_x", json!({"command": "hello", "edits": edits}));
 }
 
@@ -407,7 +407,7 @@ fn regression_budget_does_not_depend_on_prefilters() {
 fn regression_budget_does_not_depend_on_rule_order() {
     let src = "deny a-deny on mcp_x;\n\
                allow b-heavy on mcp_x when any(e in args.edits: any(f in args.edits: f == \"0\"));\n";
-    let edits = vec![json!("x"); 710];
+    let edits = vec![json!("x"); 1420];
     decide3(src, "mcp_x", json!({"edits": edits}));
 }
 
